@@ -1,0 +1,222 @@
+"""Campaigns on disk and in the database.
+
+On disk a campaign is one directory: `campaign.toml` (the steps) and one MJML file per step,
+plus shared layouts and partials (files starting with `_`). `dripcare campaign import DIR`
+reads that format, so a clinic can add its own treatment types the way the defaults are made.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dripcare.config import get_settings
+from dripcare.email_context import sample_context
+from dripcare.errors import NotFound, UserError
+from dripcare.models import Campaign, CampaignTemplate, Clinic, Step
+from dripcare.rendering import RenderError, TemplateSet, render_full
+from dripcare.scheduling import StepTiming, parse_local_time
+
+MANIFEST = "campaign.toml"
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    key: str
+    offset_days: int
+    offset_hours: int
+    offset_minutes: int
+    send_time: str | None
+    subject: str
+    preheader: str
+    template: str
+    checkin: bool
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    slug: str
+    name: str
+    treatment: str
+    description: str
+    variables: dict[str, Any]
+    steps: list[StepSpec]
+    sources: dict[str, str] = field(repr=False)
+
+
+def timing_of(step: Step) -> StepTiming:
+    send_time = parse_local_time(step.send_time) if step.send_time else None
+    return StepTiming(step.offset_days, step.offset_hours, step.offset_minutes, send_time)
+
+
+def load_campaign_dir(directory: Path) -> CampaignSpec:
+    """Read and validate a campaign directory; every step must render with sample data."""
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise UserError(f"{directory} is not a campaign directory: it has no {MANIFEST}")
+    try:
+        manifest = tomllib.loads(manifest_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{manifest_path}: {exc}") from exc
+    sources = {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.mjml"))}
+    spec = CampaignSpec(
+        slug=_required(manifest, "slug", manifest_path),
+        name=_required(manifest, "name", manifest_path),
+        treatment=manifest.get("treatment") or _required(manifest, "slug", manifest_path),
+        description=manifest.get("description", ""),
+        variables=dict(manifest.get("variables", {})),
+        steps=[
+            _step_spec(raw, manifest_path, n) for n, raw in enumerate(manifest.get("steps", []), 1)
+        ],
+        sources=sources,
+    )
+    _validate(spec, manifest_path)
+    return spec
+
+
+def _required(table: dict[str, Any], key: str, where: Path) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise UserError(f"{where}: '{key}' is missing or empty")
+    return value.strip()
+
+
+def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
+    label = f"{where}: step {number}"
+    offset = raw.get("offset", {})
+    unknown = set(offset) - {"days", "hours", "minutes"}
+    if unknown:
+        raise UserError(f"{label}: offset takes days, hours and minutes, not {sorted(unknown)}")
+    values = {f"offset_{k}": offset.get(k, 0) for k in ("days", "hours", "minutes")}
+    if any(not isinstance(v, int) or v < 0 for v in values.values()):
+        raise UserError(f"{label}: offset values must be whole numbers ≥ 0, got {offset}")
+    send_time = raw.get("send_time")
+    if send_time is not None:
+        try:
+            parse_local_time(send_time)
+        except ValueError as exc:
+            raise UserError(f"{label}: {exc}") from exc
+    return StepSpec(
+        key=_required(raw, "key", where),
+        send_time=send_time,
+        subject=_required(raw, "subject", where),
+        preheader=raw.get("preheader", ""),
+        template=_required(raw, "template", where),
+        checkin=bool(raw.get("checkin", False)),
+        **values,
+    )
+
+
+def _validate(spec: CampaignSpec, where: Path) -> None:
+    if not spec.steps:
+        raise UserError(f"{where}: a campaign needs at least one [[steps]] entry")
+    keys = [s.key for s in spec.steps]
+    duplicated = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicated:
+        raise UserError(f"{where}: step keys must be unique; repeated: {', '.join(duplicated)}")
+    templates = TemplateSet.from_sources(spec.sources)
+    for step in spec.steps:
+        if step.template not in spec.sources:
+            raise UserError(f"{where}: step {step.key!r} names {step.template}, which is missing")
+        try:
+            render_full(
+                templates,
+                step.template,
+                step.subject,
+                step.preheader,
+                sample_context(spec.variables, step),
+            )
+        except RenderError as exc:
+            raise UserError(f"{where}: step {step.key!r} does not render: {exc}") from exc
+
+
+def import_campaign(session: Session, clinic: Clinic, spec: CampaignSpec) -> Campaign:
+    """Create or update the clinic's campaign; steps are matched by key, messages keep theirs."""
+    campaign = session.scalar(
+        select(Campaign).where(Campaign.clinic_id == clinic.id, Campaign.slug == spec.slug)
+    )
+    if campaign is None:
+        campaign = Campaign(clinic_id=clinic.id, slug=spec.slug, version=0)
+        session.add(campaign)
+    campaign.name, campaign.treatment = spec.name, spec.treatment
+    campaign.description, campaign.variables = spec.description, spec.variables
+    campaign.version = (campaign.version or 0) + 1
+    _sync_templates(campaign, spec.sources)
+    _sync_steps(campaign, spec.steps)
+    session.flush()
+    return campaign
+
+
+def _sync_templates(campaign: Campaign, sources: dict[str, str]) -> None:
+    existing = {t.name: t for t in campaign.templates}
+    for name, source in sources.items():
+        if name in existing:
+            existing[name].source = source
+        else:
+            campaign.templates.append(CampaignTemplate(name=name, source=source))
+    campaign.templates[:] = [t for t in campaign.templates if t.name in sources]
+
+
+def _sync_steps(campaign: Campaign, specs: list[StepSpec]) -> None:
+    """Steps no longer in the manifest are deactivated, not deleted: sent messages refer to them."""
+    existing = {s.key: s for s in campaign.steps}
+    for position, spec in enumerate(specs, 1):
+        step = existing.get(spec.key)
+        if step is None:
+            step = Step(key=spec.key)
+            campaign.steps.append(step)
+        step.position, step.active = position, True
+        step.offset_days, step.offset_hours = spec.offset_days, spec.offset_hours
+        step.offset_minutes = spec.offset_minutes
+        step.send_time, step.subject, step.preheader = spec.send_time, spec.subject, spec.preheader
+        step.template, step.checkin = spec.template, spec.checkin
+    wanted = {s.key for s in specs}
+    for step in existing.values():
+        if step.key not in wanted:
+            step.active = False
+
+
+def default_campaign_dirs() -> list[Path]:
+    root = get_settings().templates_dir
+    return sorted(p.parent for p in root.glob(f"*/{MANIFEST}"))
+
+
+def install_defaults(session: Session, clinic: Clinic) -> list[Campaign]:
+    """Give a new clinic the shipped campaigns, so it can enroll patients at once."""
+    return [import_campaign(session, clinic, load_campaign_dir(d)) for d in default_campaign_dirs()]
+
+
+def list_campaigns(session: Session, clinic_id: int) -> list[Campaign]:
+    return list(
+        session.scalars(
+            select(Campaign).where(Campaign.clinic_id == clinic_id).order_by(Campaign.slug)
+        )
+    )
+
+
+def find_campaign(session: Session, clinic_id: int, slug: str) -> Campaign:
+    campaign = session.scalar(
+        select(Campaign).where(Campaign.clinic_id == clinic_id, Campaign.slug == slug)
+    )
+    if campaign is None:
+        known = session.scalars(select(Campaign.slug).where(Campaign.clinic_id == clinic_id)).all()
+        choices = ", ".join(known) or "none yet; import one with `dripcare campaign import DIR`"
+        raise NotFound(f"clinic {clinic_id} has no campaign {slug!r} (known: {choices})")
+    return campaign
+
+
+_template_sets: dict[tuple[int, int], TemplateSet] = {}
+
+
+def template_set(campaign: Campaign) -> TemplateSet:
+    """The campaign's compiled templates, cached per version (the version bumps on each edit)."""
+    key = (campaign.id, campaign.version)
+    if key not in _template_sets:
+        sources = {t.name: t.source for t in campaign.templates}
+        _template_sets[key] = TemplateSet.from_sources(sources)
+    return _template_sets[key]

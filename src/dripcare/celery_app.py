@@ -1,0 +1,43 @@
+"""The Celery application: Redis in production, an embedded SQLite broker by default.
+
+The broker only ever carries work that is due now (a batch to send, a dispatcher tick);
+future emails wait in the database, never as `eta` tasks.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from dripcare.config import get_settings
+
+DISPATCH_QUEUE = "dispatch"
+SEND_QUEUE = "send"
+
+
+def create_app() -> Celery:
+    settings = get_settings()
+    app = Celery("dripcare", include=["dripcare.tasks"])
+    app.conf.update(
+        broker_url=settings.broker_url,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=SEND_QUEUE,
+        task_routes={"dripcare.dispatch": {"queue": DISPATCH_QUEUE}},
+        beat_schedule={
+            "dispatch-due-messages": {
+                "task": "dripcare.dispatch",
+                "schedule": settings.dispatch_interval,
+                "options": {"expires": settings.dispatch_interval * 3},
+            }
+        },
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+    )
+    return app
+
+
+app = create_app()

@@ -1,0 +1,466 @@
+"""The `dripcare` command. Scripts call it: output is stable and `--json` is machine-readable.
+
+Every command runs in one transaction (nothing half-written on error) and reports bad input
+as one line on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from dripcare import campaigns, enrollments
+from dripcare.config import get_settings
+from dripcare.db import session_scope
+from dripcare.errors import UserError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def user_errors(func: F) -> F:
+    """Turn a domain `UserError` into one clear line and exit status 2."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            _fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def emit(as_json: bool, data: Any, text: str) -> None:
+    click.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+@click.group()
+@click.version_option(package_name="dripcare")
+def main() -> None:
+    """dripcare: timed aftercare emails after a clinic treatment."""
+
+
+# ---- database ---------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the latest version."""
+    from dripcare.migrations import upgrade
+
+    upgrade()
+    click.echo(f"database is up to date ({_safe_url(get_settings().database_url)})")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# ---- clinics and campaigns ---------------------------------------------------------------------
+
+
+@main.group()
+def clinic() -> None:
+    """Clinics."""
+
+
+@clinic.command("create")
+@click.option("--name", required=True)
+@click.option("--sender", required=True, help="From address, e.g. care@clinic.example")
+@click.option("--phone", required=True)
+@click.option("--timezone", required=True, help="IANA zone, e.g. Europe/London")
+@click.option("--brand-color", default="#0f766e", show_default=True)
+@click.option("--logo-url", default="")
+@click.option("--opening-hours", default="Monday to Friday, 9am to 5pm", show_default=True)
+@click.option("--after-hours", default="", help="What to do when the clinic is closed.")
+@click.option("--emergency-number", default="911", show_default=True)
+@json_option
+@user_errors
+def clinic_create(as_json: bool, **fields: str) -> None:
+    """Create a clinic; the default campaigns (e.g. microneedling) are installed for it."""
+    from dripcare.clinics import create_clinic
+
+    with session_scope() as session:
+        created = create_clinic(session, **fields)
+        data = {
+            "id": created.id,
+            "name": created.name,
+            "campaigns": [c.slug for c in campaigns.list_campaigns(session, created.id)],
+        }
+    emit(
+        as_json,
+        data,
+        f"clinic {data['id']} created: {data['name']} (campaigns: {', '.join(data['campaigns'])})",
+    )
+
+
+@clinic.command("list")
+@json_option
+def clinic_list(as_json: bool) -> None:
+    """List clinics."""
+    from dripcare.clinics import list_clinics
+
+    with session_scope() as session:
+        rows = [
+            {"id": c.id, "name": c.name, "sender": c.sender_email, "timezone": c.timezone}
+            for c in list_clinics(session)
+        ]
+    emit(
+        as_json,
+        rows,
+        "\n".join(f"{r['id']}\t{r['name']}\t{r['sender']}\t{r['timezone']}" for r in rows)
+        or "no clinics yet",
+    )
+
+
+@main.group()
+def campaign() -> None:
+    """Campaigns (email sequences per treatment)."""
+
+
+@campaign.command("import")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--clinic", "clinic_id", type=int, required=True)
+@json_option
+@user_errors
+def campaign_import(directory: Path, clinic_id: int, as_json: bool) -> None:
+    """Import (or update) a campaign directory: campaign.toml + one MJML file per step."""
+    if not directory.is_dir():
+        raise UserError(f"{directory} is not a directory")
+    spec = campaigns.load_campaign_dir(directory)
+    with session_scope() as session:
+        imported = campaigns.import_campaign(
+            session, enrollments.get_clinic(session, clinic_id), spec
+        )
+        data = {
+            "id": imported.id,
+            "slug": imported.slug,
+            "version": imported.version,
+            "steps": [s.key for s in imported.steps if s.active],
+        }
+    emit(
+        as_json,
+        data,
+        f"campaign {data['slug']} (id {data['id']}) at version {data['version']}"
+        f" with {len(data['steps'])} steps",
+    )
+
+
+@campaign.command("list")
+@click.option("--clinic", "clinic_id", type=int, required=True)
+@json_option
+@user_errors
+def campaign_list(clinic_id: int, as_json: bool) -> None:
+    """List a clinic's campaigns and their steps."""
+    with session_scope() as session:
+        enrollments.get_clinic(session, clinic_id)
+        rows = [
+            {
+                "slug": c.slug,
+                "name": c.name,
+                "version": c.version,
+                "steps": [s.key for s in c.steps if s.active],
+            }
+            for c in campaigns.list_campaigns(session, clinic_id)
+        ]
+    emit(
+        as_json,
+        rows,
+        "\n".join(f"{r['slug']}\tv{r['version']}\t{' '.join(r['steps'])}" for r in rows)
+        or "no campaigns",
+    )
+
+
+# ---- enrollments ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--clinic", "clinic_id", type=int, required=True)
+@click.option("--email", required=True)
+@click.option("--first-name", default="")
+@click.option("--last-name", default="")
+@click.option(
+    "--treatment",
+    "campaign_slug",
+    default="microneedling",
+    show_default=True,
+    help="Campaign slug.",
+)
+@click.option("--treated-at", required=True, help="ISO date or date-time, e.g. 2026-11-24T14:30")
+@click.option("--timezone", default=None, help="Patient's IANA zone (default: the clinic's).")
+@click.option("--external-id", default=None, help="Your booking id; makes re-sending safe.")
+@json_option
+@user_errors
+def enroll(
+    clinic_id: int,
+    email: str,
+    first_name: str,
+    last_name: str,
+    campaign_slug: str,
+    treated_at: str,
+    timezone: str | None,
+    external_id: str | None,
+    as_json: bool,
+) -> None:
+    """Enroll a patient's treatment: schedules the whole aftercare sequence."""
+    request = enrollments.EnrollRequest(
+        clinic_id=clinic_id,
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        campaign=campaign_slug,
+        treated_at=treated_at,
+        timezone=timezone,
+        external_id=external_id,
+    )
+    with session_scope() as session:
+        result = enrollments.enroll(session, request, get_settings())
+        data = _timeline_data(session, result.enrollment)
+        data |= {"created": result.created, "superseded": result.superseded}
+    verb = "enrolled" if result.created else "already enrolled (nothing changed)"
+    emit(as_json, data, f"{verb}: enrollment {data['id']}\n{_timeline_text(data)}")
+
+
+@main.command()
+@click.argument("enrollment_id", type=int)
+@json_option
+@user_errors
+def cancel(enrollment_id: int, as_json: bool) -> None:
+    """Cancel an enrollment: every unsent message is stopped."""
+    with session_scope() as session:
+        stopped = enrollments.cancel(session, enrollments.get_enrollment(session, enrollment_id))
+    emit(
+        as_json,
+        {"id": enrollment_id, "cancelled_messages": stopped},
+        f"enrollment {enrollment_id} cancelled; {stopped} unsent messages stopped",
+    )
+
+
+@main.command()
+@click.argument("enrollment_id", type=int)
+@click.option("--treated-at", required=True)
+@json_option
+@user_errors
+def reschedule(enrollment_id: int, treated_at: str, as_json: bool) -> None:
+    """Change the treatment time; unsent messages move with it."""
+    with session_scope() as session:
+        enrollment = enrollments.get_enrollment(session, enrollment_id)
+        moved = enrollments.reschedule(session, enrollment, treated_at, get_settings())
+        data = _timeline_data(session, enrollment) | {"moved": moved}
+    emit(as_json, data, f"{moved} messages rescheduled\n{_timeline_text(data)}")
+
+
+@main.command()
+@click.argument("enrollment_id", type=int)
+@json_option
+@user_errors
+def timeline(enrollment_id: int, as_json: bool) -> None:
+    """Show an enrollment's messages: when each is due (UTC and local) and its status."""
+    with session_scope() as session:
+        data = _timeline_data(session, enrollments.get_enrollment(session, enrollment_id))
+    emit(as_json, data, _timeline_text(data))
+
+
+def _timeline_data(session: Any, enrollment: enrollments.Enrollment) -> dict[str, Any]:
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(enrollment.timezone)
+    messages = enrollments.timeline(session, enrollment)
+    return {
+        "id": enrollment.id,
+        "status": enrollment.status.value,
+        "patient_id": enrollment.patient_id,
+        "campaign": enrollment.campaign.slug,
+        "treated_at": enrollment.treated_at.isoformat(),
+        "timezone": enrollment.timezone,
+        "messages": [
+            {
+                "id": m.id,
+                "step": m.step.key,
+                "due_at": m.due_at.isoformat(),
+                "due_local": m.due_at.astimezone(zone).isoformat(),
+                "status": m.status.value,
+                "reason": m.status_reason,
+                "attempts": m.attempts,
+                "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+            }
+            for m in messages
+        ],
+    }
+
+
+def _timeline_text(data: dict[str, Any]) -> str:
+    head = (
+        f"enrollment {data['id']} ({data['campaign']}, {data['status']}), treated "
+        f"{data['treated_at']}, zone {data['timezone']}"
+    )
+    rows = [
+        f"  {m['step']:<8} {m['due_local'][:16].replace('T', ' ')} local  "
+        f"{m['status']:<9} {m['reason']}".rstrip()
+        for m in data["messages"]
+    ]
+    return "\n".join([head, *rows])
+
+
+@main.command("import-csv")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--clinic", "clinic_id", type=int, required=True)
+@json_option
+@user_errors
+def import_csv(file: Path, clinic_id: int, as_json: bool) -> None:
+    """Enroll many patients from a CSV file (email, first_name, last_name, treated_at,
+    timezone, treatment, external_id). Bad rows are reported; good rows go in."""
+    from dripcare.csv_import import import_file
+
+    with session_scope() as session:
+        enrollments.get_clinic(session, clinic_id)
+    with click.progressbar(
+        length=_count_lines(file), label="importing", file=sys.stderr, show_pos=True
+    ) as bar:
+        report = import_file(file, clinic_id, get_settings(), progress=bar.update)
+    data = report.as_dict()
+    lines = [
+        f"{report.created} enrolled, {report.existing} already enrolled, "
+        f"{len(report.errors)} rejected"
+    ]
+    lines += [f"  line {e.line}: {e.reason}" for e in report.errors]
+    emit(as_json, data, "\n".join(lines))
+    if report.errors:
+        sys.exit(1)
+
+
+def _count_lines(file: Path) -> int:
+    with file.open("rb") as handle:
+        return max(sum(1 for _ in handle) - 1, 0)
+
+
+# ---- operations -------------------------------------------------------------------------------
+
+
+@main.command()
+@json_option
+def status(as_json: bool) -> None:
+    """Message counts by status, and when the next one is due."""
+    from dripcare.reporting import outbox_status
+
+    with session_scope() as session:
+        counts, next_due = outbox_status(session)
+    data = {"counts": counts, "next_due_at": next_due.isoformat() if next_due else None}
+    if as_json:
+        emit(True, counts | {"next_due_at": data["next_due_at"]}, "")
+        return
+    text = "  ".join(f"{name}: {n}" for name, n in counts.items())
+    emit(False, data, f"{text}\nnext due: {data['next_due_at'] or 'nothing scheduled'}")
+
+
+@main.command()
+@click.argument("campaign_slug")
+@click.argument("step_key")
+@click.option(
+    "--clinic",
+    "clinic_id",
+    type=int,
+    default=None,
+    help="Render with this clinic's branding and campaign (default: the shipped files).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/preview"),
+    show_default=True,
+)
+@json_option
+@user_errors
+def preview(
+    campaign_slug: str, step_key: str, clinic_id: int | None, out_dir: Path, as_json: bool
+) -> None:
+    """Render one step with sample data; writes STEP.html and STEP.txt."""
+    from dripcare.previews import render_preview
+
+    rendered = render_preview(campaign_slug, step_key, clinic_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path, text_path = out_dir / f"{step_key}.html", out_dir / f"{step_key}.txt"
+    html_path.write_text(rendered.html, encoding="utf-8")
+    text_path.write_text(rendered.text, encoding="utf-8")
+    data = {"subject": rendered.subject, "html": str(html_path), "text": str(text_path)}
+    emit(as_json, data, f"subject: {rendered.subject}\nwrote {html_path} and {text_path}")
+
+
+@main.command()
+@click.option("--loop", is_flag=True, help="Keep dispatching every DRIPCARE_DISPATCH_INTERVAL.")
+@json_option
+@user_errors
+def send(loop: bool, as_json: bool) -> None:
+    """Send what is due now in this process, without Celery (cron-style, or for debugging)."""
+    from dripcare.delivery import send_due
+    from dripcare.transports import transport_from_url
+
+    settings = get_settings()
+    while True:
+        result = send_due(
+            session_scope, settings, transport_from_url(settings.smtp_url, settings.smtp_timeout)
+        )
+        emit(as_json, result, "  ".join(f"{k}: {v}" for k, v in result.items()))
+        if not loop:
+            return
+        import time
+
+        time.sleep(get_settings().dispatch_interval)
+
+
+# ---- processes --------------------------------------------------------------------------------
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--concurrency", "-c", type=int, default=None, help="Worker processes.")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(concurrency: int | None, celery_args: tuple[str, ...]) -> None:
+    """Run a Celery worker (send batches and dispatcher ticks). Run as many as you like."""
+    from dripcare.celery_app import DISPATCH_QUEUE, SEND_QUEUE, app
+
+    argv = ["worker", "--loglevel=INFO", f"--queues={DISPATCH_QUEUE},{SEND_QUEUE}"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    app.worker_main([*argv, *celery_args])
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def beat(celery_args: tuple[str, ...]) -> None:
+    """Run the scheduler that starts a dispatcher tick every DRIPCARE_DISPATCH_INTERVAL."""
+    from dripcare.celery_app import app
+
+    Path("var").mkdir(exist_ok=True)
+    app.start(["beat", "--loglevel=INFO", "--schedule=var/celerybeat-schedule", *celery_args])
+
+
+@main.command()
+@click.option("--no-demo", is_flag=True, help="Do not seed the demo clinic and patients.")
+def dev(no_demo: bool) -> None:
+    """Everything in one process on the embedded default: SQLite, embedded broker, worker and
+    beat, emails written to ./var/outbox/ as .eml files."""
+    from dripcare.devserver import run_dev
+
+    run_dev(seed=not no_demo)

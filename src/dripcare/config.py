@@ -1,0 +1,69 @@
+"""Settings, read once from `DRIPCARE_*` environment variables (or a `.env` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dripcare.scheduling import QuietHours
+
+DEV_SECRET = "dev-only-not-secret"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can tune; the defaults run the embedded, no-services setup."""
+
+    model_config = SettingsConfigDict(env_prefix="DRIPCARE_", env_file=".env", extra="ignore")
+
+    env: str = Field("development", description="development | production")
+    secret_key: str = DEV_SECRET
+    database_url: str = "sqlite:///var/dripcare.db"
+    broker_url: str = "sqla+sqlite:///var/broker.db"
+    smtp_url: str = Field(
+        "capture://var/outbox",
+        description="smtp://user:pass@host:587?starttls=true, smtps://…, capture://DIR, console://",
+    )
+    base_url: str = "http://localhost:8000"
+    unsubscribe_mailbox: str = Field("", description="mailto target; default unsubscribe@<domain>")
+
+    dispatch_interval: float = 10.0
+    batch_size: int = 100
+    max_per_tick: int = 5000
+    lease_seconds: int = 300
+    late_grace_hours: float = 24.0
+    quiet_hours: str = "21:00-08:00"
+
+    max_attempts: int = 8
+    retry_base_seconds: float = 60.0
+    retry_max_seconds: float = 3600.0
+    smtp_timeout: float = 30.0
+
+    templates_dir: Path = Path(__file__).resolve().parents[2] / "templates" / "emails"
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _valid_quiet_hours(cls, value: str) -> str:
+        QuietHours.parse(value)
+        return value
+
+    @property
+    def quiet(self) -> QuietHours:
+        return QuietHours.parse(self.quiet_hours)
+
+    def check_production_safety(self) -> None:
+        """Refuse the development secret outside development: its tokens are forgeable."""
+        if self.env != "development" and self.secret_key == DEV_SECRET:
+            raise RuntimeError(
+                "DRIPCARE_SECRET_KEY is the development default; set a long random value "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
+            )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    settings = Settings()
+    settings.check_production_safety()
+    return settings

@@ -1,0 +1,126 @@
+"""Bulk enrollment from a CSV file: every row on its own, so a bad row never blocks good ones.
+
+Rows go in with a savepoint each and a commit every CHUNK rows; re-running the same file is
+safe because enrolling is idempotent (external_id, or patient + campaign + treated_at).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dripcare.config import Settings
+from dripcare.db import session_scope
+from dripcare.enrollments import EnrollRequest, enroll
+from dripcare.errors import UserError
+
+CHUNK = 200
+REQUIRED = ("email", "treated_at")
+KNOWN = ("email", "first_name", "last_name", "treated_at", "timezone", "treatment", "external_id")
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    existing: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "created": self.created,
+            "existing": self.existing,
+            "rejected": [{"line": e.line, "reason": e.reason} for e in self.errors],
+        }
+
+
+def import_file(
+    path: Path, clinic_id: int, settings: Settings, progress: Callable[[int], Any] = lambda n: None
+) -> ImportReport:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        _check_header(reader.fieldnames, path)
+        rows = ((reader.line_num, _clean(row)) for row in reader)
+        return import_rows(rows, clinic_id, settings, progress)
+
+
+def _check_header(fieldnames: Any, path: Path) -> None:
+    names = {(n or "").strip().lower() for n in fieldnames or []}
+    missing = [n for n in REQUIRED if n not in names]
+    if missing:
+        raise UserError(
+            f"{path}: the header row lacks {', '.join(missing)}; expected columns: "
+            f"{', '.join(KNOWN)} (extra columns are ignored)"
+        )
+
+
+def _clean(row: dict[str | None, Any]) -> dict[str, str]:
+    return {
+        (k or "").strip().lower(): (v or "").strip() if isinstance(v, str) else ""
+        for k, v in row.items()
+        if k
+    }
+
+
+def import_rows(
+    rows: Any, clinic_id: int, settings: Settings, progress: Callable[[int], Any]
+) -> ImportReport:
+    report = ImportReport()
+    chunk: list[tuple[int, dict[str, str]]] = []
+    for item in rows:
+        chunk.append(item)
+        if len(chunk) >= CHUNK:
+            _import_chunk(chunk, clinic_id, settings, report)
+            progress(len(chunk))
+            chunk = []
+    if chunk:
+        _import_chunk(chunk, clinic_id, settings, report)
+        progress(len(chunk))
+    return report
+
+
+def _import_chunk(
+    chunk: list[tuple[int, dict[str, str]]],
+    clinic_id: int,
+    settings: Settings,
+    report: ImportReport,
+) -> None:
+    with session_scope() as session:
+        for line, row in chunk:
+            savepoint = session.begin_nested()
+            try:
+                result = enroll(session, _request(row, clinic_id), settings)
+                savepoint.commit()
+            except UserError as exc:
+                savepoint.rollback()
+                report.errors.append(RowError(line, str(exc)))
+                continue
+            if result.created:
+                report.created += 1
+            else:
+                report.existing += 1
+
+
+def _request(row: dict[str, str], clinic_id: int) -> EnrollRequest:
+    if not row.get("email"):
+        raise UserError("email is empty")
+    if not row.get("treated_at"):
+        raise UserError("treated_at is empty")
+    return EnrollRequest(
+        clinic_id=clinic_id,
+        email=row["email"],
+        treated_at=row["treated_at"],
+        first_name=row.get("first_name", ""),
+        last_name=row.get("last_name", ""),
+        campaign=row.get("treatment") or "microneedling",
+        timezone=row.get("timezone") or None,
+        external_id=row.get("external_id") or None,
+    )

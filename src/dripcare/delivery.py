@@ -1,0 +1,413 @@
+"""Sending one claimed batch: render, compose, hand to the transport, record the outcome.
+
+Three short transactions and no transaction open across SMTP:
+1. take the batch from `queued` to `sending` under our lease token (attempt recorded);
+2. outside any transaction, send every message over one connection;
+3. write all outcomes at once, each guarded by the lease token, so a worker whose lease was
+   recovered by the dispatcher cannot overwrite the newer claim.
+A row already `sent` is never selected again; a crash between the server's 250 and step 3
+resends with the same Message-ID after the lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Integer, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from dripcare.campaigns import template_set
+from dripcare.composing import Envelope, compose
+from dripcare.config import Settings
+from dripcare.dispatch import claim_due, recover_expired
+from dripcare.email_context import build_context, clinic_context, format_date
+from dripcare.links import links_for
+from dripcare.models import (
+    Campaign,
+    Clinic,
+    DeliveryAttempt,
+    Enrollment,
+    Message,
+    MessageStatus,
+    Patient,
+    Step,
+    Suppression,
+    UTCDateTime,
+    utcnow,
+)
+from dripcare.rendering import Renderer, RenderError
+from dripcare.transports import ConnectionFailure, PermanentError, TransientError, Transport
+
+log = logging.getLogger(__name__)
+
+SessionScope = Callable[[], AbstractContextManager[Session]]
+_renderer = Renderer()
+
+
+@dataclass
+class Job:
+    """Everything needed to send one message, loaded in one query, free of the session."""
+
+    pk: int
+    message_id: str
+    attempts: int
+    to: str
+    clinic: Clinic
+    campaign: Campaign
+    step: Step
+    enrollment: Enrollment
+    patient: Patient
+    suppressed: str | None = None
+
+
+@dataclass
+class Outcome:
+    pk: int
+    status: MessageStatus
+    reason: str = ""
+    error: str = ""
+    code: int | None = None
+    due_at: datetime | None = None
+    version: int | None = None
+
+
+@dataclass
+class BatchResult:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    lost_lease: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def send_batch(
+    scope: SessionScope,
+    token: str,
+    message_ids: list[int],
+    transport: Transport,
+    settings: Settings,
+    now: Callable[[], datetime] = utcnow,
+) -> BatchResult:
+    with scope() as session:
+        jobs = _start(session, token, message_ids, settings, now())
+    outcomes = _deliver(jobs, transport, settings, now)
+    with scope() as session:
+        return _finish(session, token, outcomes, jobs, now())
+
+
+def _start(
+    session: Session, token: str, ids: list[int], settings: Settings, now: datetime
+) -> list[Job]:
+    """Move our claimed rows to `sending`; rows cancelled or re-claimed meanwhile drop out."""
+    owned = session.scalars(
+        update(Message)
+        .where(
+            Message.id.in_(ids),
+            Message.lease_token == token,
+            Message.status == MessageStatus.QUEUED,
+        )
+        .values(
+            status=MessageStatus.SENDING,
+            attempts=Message.attempts + 1,
+            lease_until=now + timedelta(seconds=settings.lease_seconds),
+            updated_at=now,
+        )
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if not owned:
+        return []
+    rows = session.execute(
+        select(
+            Message.id,
+            Message.message_id,
+            Message.attempts,
+            Patient,
+            Clinic,
+            Campaign,
+            Step,
+            Enrollment,
+        )
+        .join(Enrollment, Message.enrollment_id == Enrollment.id)
+        .join(Patient, Enrollment.patient_id == Patient.id)
+        .join(Clinic, Message.clinic_id == Clinic.id)
+        .join(Step, Message.step_id == Step.id)
+        .join(Campaign, Step.campaign_id == Campaign.id)
+        .where(Message.id.in_(owned))
+        .order_by(Message.id)
+    ).all()
+    jobs = [
+        Job(pk, mid, attempts, patient.email, clinic, campaign, step, enrollment, patient)
+        for pk, mid, attempts, patient, clinic, campaign, step, enrollment in rows
+    ]
+    for campaign in {job.campaign.id: job.campaign for job in jobs}.values():
+        template_set(campaign)  # loads the sources while the session is open; cached per version
+    _mark_suppressed(session, jobs)
+    return jobs
+
+
+def _mark_suppressed(session: Session, jobs: list[Job]) -> None:
+    pairs = {(job.clinic.id, job.to) for job in jobs}
+    if not pairs:
+        return
+    found = session.execute(
+        select(Suppression.clinic_id, Suppression.email, Suppression.reason).where(
+            Suppression.email.in_({email for _, email in pairs}),
+            Suppression.clinic_id.in_({clinic for clinic, _ in pairs}),
+        )
+    ).all()
+    reasons = {(clinic, email): reason for clinic, email, reason in found}
+    for job in jobs:
+        job.suppressed = reasons.get((job.clinic.id, job.to))
+
+
+def build_email(job: Job, settings: Settings, when: datetime) -> bytes:
+    """Render and compose one message (also used by previews and the benchmark baseline)."""
+    clinic, campaign, step = job.clinic, job.campaign, job.step
+    links = links_for(settings, job.pk, clinic.sender_email)
+    context = build_context(
+        clinic=clinic_context(clinic),
+        emergency_number=clinic.emergency_number,
+        care={**campaign.variables, **(clinic.settings or {}).get("care", {})},
+        step=step,
+        first_name=job.patient.first_name,
+        last_name=job.patient.last_name,
+        treatment_name=campaign.treatment.replace("-", " ").capitalize(),
+        treatment_date=format_date(job.enrollment.treated_at, job.enrollment.timezone),
+        links=links.as_context(),
+    )
+    rendered = _renderer.render(
+        template_set(campaign), step.template, step.subject, step.preheader, context
+    )
+    envelope = Envelope(
+        from_name=clinic.name,
+        from_addr=clinic.sender_email,
+        to_addr=job.to,
+        subject=rendered.subject,
+        message_id=job.message_id,
+        date=when,
+        list_unsubscribe=(links.unsubscribe, links.unsubscribe_mailto),
+    )
+    return compose(envelope, rendered.text, rendered.html)
+
+
+def _deliver(
+    jobs: list[Job], transport: Transport, settings: Settings, now: Callable[[], datetime]
+) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    pending = [job for job in jobs if not _skip(job, outcomes)]
+    if not pending:
+        return outcomes
+    try:
+        with transport:
+            for index, job in enumerate(pending):
+                try:
+                    outcomes.append(_send_one(job, transport, settings, now))
+                except ConnectionFailure as exc:
+                    log.warning(
+                        "SMTP unreachable, deferring %d messages: %s", len(pending) - index, exc
+                    )
+                    outcomes.extend(
+                        _defer(j, settings, now(), str(exc), None, count=False)
+                        for j in pending[index:]
+                    )
+                    break
+    except ConnectionFailure as exc:  # raised while closing; every outcome is already known
+        log.warning("SMTP connection closed with an error: %s", exc)
+    return outcomes
+
+
+def _skip(job: Job, outcomes: list[Outcome]) -> bool:
+    if job.suppressed is None:
+        return False
+    outcomes.append(
+        Outcome(job.pk, MessageStatus.CANCELLED, reason=f"address suppressed: {job.suppressed}")
+    )
+    return True
+
+
+def _send_one(
+    job: Job, transport: Transport, settings: Settings, now: Callable[[], datetime]
+) -> Outcome:
+    version = job.campaign.version
+    try:
+        data = build_email(job, settings, now())
+    except RenderError as exc:
+        return Outcome(
+            job.pk, MessageStatus.FAILED, reason="template error", error=str(exc), version=version
+        )
+    except Exception as exc:  # one bad message must not sink its batch (and loop on recovery)
+        log.exception("could not build message %s", job.pk)
+        return Outcome(
+            job.pk,
+            MessageStatus.FAILED,
+            reason="could not build the email",
+            error=f"{type(exc).__name__}: {exc}",
+            version=version,
+        )
+    try:
+        transport.send(job.clinic.sender_email, job.to, data, job.message_id)
+    except ConnectionFailure:
+        raise
+    except TransientError as exc:
+        return _defer(job, settings, now(), str(exc), exc.code, count=True)
+    except PermanentError as exc:
+        return Outcome(
+            job.pk,
+            MessageStatus.FAILED,
+            reason="rejected by the mail server",
+            error=str(exc),
+            code=exc.code,
+            version=version,
+        )
+    return Outcome(job.pk, MessageStatus.SENT, version=version)
+
+
+def _defer(
+    job: Job, settings: Settings, at: datetime, error: str, code: int | None, *, count: bool
+) -> Outcome:
+    """Try again later with exponential backoff and jitter.
+
+    Only the message's own temporary refusals count towards max_attempts: while the server is
+    unreachable every message waits, however long the outage lasts.
+    """
+    if count and job.attempts >= settings.max_attempts:
+        return Outcome(
+            job.pk,
+            MessageStatus.FAILED,
+            reason="gave up after temporary failures",
+            error=error,
+            code=code,
+        )
+    delay = min(
+        settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(job.attempts - 1, 0)
+    )
+    delay *= random.uniform(0.75, 1.25)
+    return Outcome(
+        job.pk,
+        MessageStatus.SCHEDULED,
+        reason="temporary failure; will retry",
+        error=error,
+        code=code,
+        due_at=at + timedelta(seconds=delay),
+    )
+
+
+_COUNTERS = {
+    MessageStatus.SENT: "sent",
+    MessageStatus.SCHEDULED: "deferred",
+    MessageStatus.FAILED: "failed",
+    MessageStatus.CANCELLED: "cancelled",
+}
+
+
+def _finish(
+    session: Session, token: str, outcomes: list[Outcome], jobs: list[Job], now: datetime
+) -> BatchResult:
+    result = BatchResult(outcomes=outcomes)
+    if not outcomes:
+        return result
+    _write_outcomes(session, token, outcomes, now)
+    session.execute(
+        insert(DeliveryAttempt),
+        [
+            {
+                "message_id": o.pk,
+                "at": now,
+                "outcome": o.status.value,
+                "smtp_code": o.code,
+                "detail": o.error or o.reason,
+            }
+            for o in outcomes
+        ],
+    )
+    by_pk = {job.pk: job for job in jobs}
+    _suppress(
+        session,
+        [(by_pk[o.pk], o) for o in outcomes if o.status == MessageStatus.FAILED and o.code],
+        now,
+    )
+    for outcome in outcomes:
+        name = _COUNTERS[outcome.status]
+        setattr(result, name, getattr(result, name) + 1)
+    return result
+
+
+def _write_outcomes(session: Session, token: str, outcomes: list[Outcome], now: datetime) -> None:
+    table = Message.__table__
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.lease_token == token)
+        .values(
+            status=bindparam("b_status"),
+            status_reason=bindparam("b_reason"),
+            last_error=bindparam("b_error"),
+            due_at=func.coalesce(bindparam("b_due", type_=UTCDateTime()), table.c.due_at),
+            sent_at=bindparam("b_sent", type_=UTCDateTime()),
+            campaign_version=func.coalesce(
+                bindparam("b_version", type_=Integer()), table.c.campaign_version
+            ),
+            lease_token=None,
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+    params = [
+        {
+            "b_id": o.pk,
+            "b_status": o.status.value,
+            "b_reason": o.reason,
+            "b_error": o.error,
+            "b_due": o.due_at,
+            "b_version": o.version,
+            "b_sent": now if o.status == MessageStatus.SENT else None,
+        }
+        for o in outcomes
+    ]
+    session.connection().execute(statement, params)
+
+
+def _suppress(session: Session, failures: Iterable[tuple[Job, Outcome]], now: datetime) -> None:
+    """A permanent refusal puts the address on the clinic's list; later sends respect it."""
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    for job, outcome in failures:
+        rows[(job.clinic.id, job.to)] = {
+            "clinic_id": job.clinic.id,
+            "email": job.to,
+            "source": "bounce",
+            "reason": f"hard bounce: {outcome.error}"[:300],
+            "created_at": now,
+        }
+    if not rows:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(Suppression).on_conflict_do_nothing(
+        index_elements=["clinic_id", "email"]
+    )
+    session.execute(statement, list(rows.values()))
+
+
+def send_due(scope: SessionScope, settings: Settings, transport: Transport) -> dict[str, int]:
+    """Claim and send everything due now in this process, batch after batch (no Celery)."""
+    lease = timedelta(seconds=settings.lease_seconds)
+    totals = {"recovered": 0, "sent": 0, "deferred": 0, "failed": 0, "cancelled": 0}
+    with scope() as session:
+        totals["recovered"] = recover_expired(session)
+    while True:
+        with scope() as session:
+            claim = claim_due(session, limit=settings.batch_size, lease=lease)
+        if claim is None:
+            return totals
+        result = send_batch(scope, claim.token, claim.message_ids, transport, settings)
+        for name in ("sent", "deferred", "failed", "cancelled"):
+            totals[name] += getattr(result, name)
+        if result.deferred and not result.sent:
+            return totals  # the server is refusing everything; try again on the next run

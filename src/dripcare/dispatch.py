@@ -1,0 +1,115 @@
+"""Claiming due messages for sending, and recovering claims whose worker went away.
+
+A claim is one statement: it moves up to N due rows from `scheduled` to `queued` under a fresh
+lease token and returns their ids. On PostgreSQL the inner SELECT takes the rows with
+`FOR UPDATE SKIP LOCKED`, so any number of dispatchers (a second beat, a manual run) claim
+disjoint rows. SQLite renders no FOR UPDATE; there the connection's `BEGIN IMMEDIATE`
+serialises writers, so a claim still sees no row that another claim took.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from dripcare.models import Message, MessageStatus, utcnow
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A batch of message ids owned by one lease token until `lease_until`."""
+
+    token: str
+    message_ids: list[int]
+    lease_until: datetime
+
+
+def claim_due(
+    session: Session, *, limit: int, lease: timedelta, now: datetime | None = None
+) -> Claim | None:
+    """Take up to `limit` due messages, oldest first; None when nothing is due."""
+    now = now or utcnow()
+    token = uuid.uuid4().hex
+    # Served by the partial index ix_messages_due_scheduled (status = 'scheduled').
+    due = (
+        select(Message.id)
+        .where(Message.status == MessageStatus.SCHEDULED, Message.due_at <= now)
+        .order_by(Message.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    ids = session.scalars(
+        update(Message)
+        .where(Message.id.in_(due))
+        .values(
+            status=MessageStatus.QUEUED, lease_token=token, lease_until=now + lease, updated_at=now
+        )
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if not ids:
+        return None
+    return Claim(token, sorted(ids), now + lease)
+
+
+def recover_expired(session: Session, now: datetime | None = None) -> int:
+    """Give expired claims back to the queue. A row left `sending` may have reached the server
+    before its worker died; it is sent again with the same Message-ID, never lost."""
+    now = now or utcnow()
+    # Served by the partial index ix_messages_lease_inflight.
+    result = session.execute(
+        update(Message)
+        .where(
+            Message.status.in_([MessageStatus.QUEUED, MessageStatus.SENDING]),
+            Message.lease_until < now,
+        )
+        .values(
+            status=MessageStatus.SCHEDULED,
+            lease_token=None,
+            lease_until=None,
+            status_reason="lease expired; requeued",
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class TickResult:
+    recovered: int
+    claimed: int
+    batches: int
+
+
+def dispatch_tick(
+    session_scope: Callable[[], object],
+    enqueue: Callable[[Claim], None],
+    *,
+    batch_size: int,
+    max_per_tick: int,
+    lease: timedelta,
+) -> TickResult:
+    """One dispatcher pass: recover leases, then claim batches and hand each to `enqueue`.
+
+    Each claim is committed before it is enqueued, so a worker never sees an uncommitted
+    claim; if enqueueing fails the lease simply expires and the rows are claimed again.
+    """
+    with session_scope() as session:  # type: ignore[attr-defined]
+        recovered = recover_expired(session)
+    claimed = batches = 0
+    while claimed < max_per_tick:
+        with session_scope() as session:  # type: ignore[attr-defined]
+            claim = claim_due(session, limit=min(batch_size, max_per_tick - claimed), lease=lease)
+        if claim is None:
+            break
+        enqueue(claim)
+        claimed += len(claim.message_ids)
+        batches += 1
+    return TickResult(recovered, claimed, batches)

@@ -1,0 +1,101 @@
+"""The variables a template sees. Only plain data: the sandbox gets no objects with methods."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from dripcare.models import Clinic
+
+
+class StepLike(Protocol):
+    key: str
+    offset_days: int
+    subject: str
+    preheader: str
+    checkin: bool
+
+
+def format_date(moment: datetime, zone: str) -> str:
+    local = moment.astimezone(ZoneInfo(zone))
+    return f"{local:%A} {local.day} {local:%B %Y}"
+
+
+def clinic_context(clinic: Clinic) -> dict[str, Any]:
+    return {
+        "name": clinic.name,
+        "phone": clinic.phone,
+        "phone_uri": "tel:" + "".join(ch for ch in clinic.phone if ch.isdigit() or ch == "+"),
+        "opening_hours": clinic.opening_hours,
+        "after_hours": clinic.after_hours or f"call {clinic.phone} and follow the message",
+        "brand_color": clinic.brand_color,
+        "logo_url": clinic.logo_url,
+    }
+
+
+def step_context(step: StepLike) -> dict[str, Any]:
+    return {
+        "key": step.key,
+        "day": step.offset_days,
+        "subject": step.subject,
+        "preheader": step.preheader,
+        "checkin": step.checkin,
+    }
+
+
+def build_context(
+    *,
+    clinic: dict[str, Any],
+    emergency_number: str,
+    care: dict[str, Any],
+    step: StepLike,
+    first_name: str,
+    last_name: str,
+    treatment_name: str,
+    treatment_date: str,
+    links: dict[str, str],
+) -> dict[str, Any]:
+    return {
+        "patient": {"first_name": first_name, "last_name": last_name},
+        "clinic": clinic,
+        "emergency_number": emergency_number,
+        "treatment": {"name": treatment_name, "date": treatment_date},
+        "care": care,
+        "step": step_context(step),
+        "links": links,
+    }
+
+
+SAMPLE_CLINIC = {
+    "name": "Riverside Skin Clinic",
+    "phone": "+1 555 010 0100",
+    "phone_uri": "tel:+15550100100",
+    "opening_hours": "Monday to Friday, 9am to 5pm",
+    "after_hours": "call +1 555 010 0199 and follow the message",
+    "brand_color": "#0f766e",
+    "logo_url": "",
+}
+
+
+def sample_context(
+    care: dict[str, Any], step: StepLike, clinic: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Realistic sample data for previews and for checking that a template renders."""
+    base = "https://dripcare.example/x/sample"
+    return build_context(
+        clinic=clinic or SAMPLE_CLINIC,
+        emergency_number="911",
+        care=care,
+        step=step,
+        first_name="Alex",
+        last_name="Sample",
+        treatment_name="Microneedling",
+        treatment_date="Tuesday 24 November 2026",
+        links={
+            "unsubscribe": f"{base}/unsubscribe",
+            "preferences": f"{base}/preferences",
+            "checkin_ok": f"{base}/checkin/ok",
+            "checkin_worried": f"{base}/checkin/worried",
+        },
+    )

@@ -1,0 +1,329 @@
+"""Enrolling a treatment, and everything that later changes its sequence.
+
+Enrolling writes every message of the sequence at once (the outbox): cancel, reschedule and
+supersede are then updates of unsent rows, which the send path re-checks under its claim.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError
+from email_validator import validate_email as _validate_email
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from dripcare.campaigns import find_campaign, timing_of
+from dripcare.config import Settings
+from dripcare.errors import NotFound, UserError
+from dripcare.models import (
+    Campaign,
+    Clinic,
+    Enrollment,
+    EnrollmentStatus,
+    Message,
+    MessageStatus,
+    Patient,
+    utcnow,
+)
+from dripcare.scheduling import compute_due_at
+
+EARLIEST_TREATMENT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_AHEAD = timedelta(days=366)
+DATE_ONLY_TIME = time(12, 0)
+REASON_LATE = "due more than the grace period before enrollment"
+RESCHEDULABLE = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SKIPPED)
+
+
+@dataclass
+class EnrollRequest:
+    clinic_id: int
+    email: str
+    treated_at: str | datetime
+    first_name: str = ""
+    last_name: str = ""
+    campaign: str = "microneedling"
+    timezone: str | None = None
+    external_id: str | None = None
+    locale: str = "en"
+
+
+@dataclass
+class EnrollResult:
+    enrollment: Enrollment
+    created: bool
+    superseded: list[int] = field(default_factory=list)
+
+
+# ---- validation -------------------------------------------------------------------------------
+
+
+def normalize_email(text: str) -> str:
+    """The address as we will send to it; a clear error for anything that is not one."""
+    try:
+        info = _validate_email(text.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise UserError(f"invalid email address {text!r}: {exc}") from exc
+    if info.ascii_email is None:
+        raise UserError(f"email address {text!r} needs SMTPUTF8, which dripcare does not send")
+    local, _, domain = info.ascii_email.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise UserError(
+            f"unknown time zone {name!r}; use an IANA name such as Europe/London or America/Chicago"
+        ) from exc
+    return name
+
+
+def parse_treated_at(value: str | datetime, zone: str, now: datetime) -> datetime:
+    """ISO date-time (with or without offset; without means the patient's zone) or a date.
+
+    A date alone means noon local time: the day's first email then goes out that afternoon.
+    """
+    moment = value if isinstance(value, datetime) else _parse_iso(value.strip())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(zone))
+    moment = moment.astimezone(UTC)
+    if moment < EARLIEST_TREATMENT or moment > now + LATEST_AHEAD:
+        raise UserError(
+            f"treated_at {value!s} is out of range: it must be after 2000-01-01 and "
+            "at most a year from now"
+        )
+    return moment
+
+
+def _parse_iso(text: str) -> datetime:
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), DATE_ONLY_TIME)
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UserError(
+            f"treated_at {text!r} is not an ISO date or date-time "
+            "(e.g. 2026-11-24 or 2026-11-24T14:30 or 2026-11-24T14:30+01:00)"
+        ) from exc
+
+
+# ---- enrolling --------------------------------------------------------------------------------
+
+
+def get_clinic(session: Session, clinic_id: int) -> Clinic:
+    clinic = session.get(Clinic, clinic_id)
+    if clinic is None:
+        raise NotFound(f"no clinic with id {clinic_id}; list them with `dripcare clinic list`")
+    return clinic
+
+
+def enroll(
+    session: Session, req: EnrollRequest, settings: Settings, now: datetime | None = None
+) -> EnrollResult:
+    """Idempotent per (clinic, external_id), and per (patient, campaign, treated_at) without one."""
+    now = now or utcnow()
+    clinic = get_clinic(session, req.clinic_id)
+    campaign = find_campaign(session, clinic.id, req.campaign)
+    email = normalize_email(req.email)
+    zone_override = check_timezone(req.timezone) if req.timezone else None
+    external_id = (req.external_id or "").strip() or None
+    if external_id:
+        existing = session.scalar(
+            select(Enrollment).where(
+                Enrollment.clinic_id == clinic.id, Enrollment.external_id == external_id
+            )
+        )
+        if existing is not None:
+            return EnrollResult(existing, created=False)
+    patient = _upsert_patient(session, clinic, email, req, zone_override)
+    zone = zone_override or patient.timezone or clinic.timezone
+    treated_at = parse_treated_at(req.treated_at, zone, now)
+    same = session.scalar(
+        select(Enrollment).where(
+            Enrollment.patient_id == patient.id,
+            Enrollment.campaign_id == campaign.id,
+            Enrollment.treated_at == treated_at,
+            Enrollment.status == EnrollmentStatus.ACTIVE,
+        )
+    )
+    if same is not None:
+        return EnrollResult(same, created=False)
+    enrollment = Enrollment(
+        clinic_id=clinic.id,
+        patient_id=patient.id,
+        campaign_id=campaign.id,
+        treatment=campaign.treatment,
+        treated_at=treated_at,
+        timezone=zone,
+        external_id=external_id,
+        status=EnrollmentStatus.ACTIVE,
+    )
+    session.add(enrollment)
+    session.flush()
+    superseded = _supersede_older(session, enrollment)
+    materialize(session, enrollment, campaign, clinic, settings, now)
+    return EnrollResult(enrollment, created=True, superseded=superseded)
+
+
+def _upsert_patient(
+    session: Session, clinic: Clinic, email: str, req: EnrollRequest, zone: str | None
+) -> Patient:
+    patient = session.scalar(
+        select(Patient).where(Patient.clinic_id == clinic.id, Patient.email == email)
+    )
+    if patient is None:
+        patient = Patient(clinic_id=clinic.id, email=email, locale=req.locale)
+        session.add(patient)
+    patient.first_name = req.first_name.strip() or patient.first_name or ""
+    patient.last_name = req.last_name.strip() or patient.last_name or ""
+    patient.timezone = zone or patient.timezone
+    session.flush()
+    return patient
+
+
+def _supersede_older(session: Session, newer: Enrollment) -> list[int]:
+    """No two overlapping sequences for the same treatment: the new one replaces the old."""
+    older = session.scalars(
+        select(Enrollment).where(
+            Enrollment.patient_id == newer.patient_id,
+            Enrollment.treatment == newer.treatment,
+            Enrollment.status == EnrollmentStatus.ACTIVE,
+            Enrollment.id != newer.id,
+        )
+    ).all()
+    for old in older:
+        old.status = EnrollmentStatus.SUPERSEDED
+        old.superseded_by_id = newer.id
+        _stop_unsent(
+            session, old.id, MessageStatus.CANCELLED, f"superseded by enrollment {newer.id}"
+        )
+    return [old.id for old in older]
+
+
+def materialize(
+    session: Session,
+    enrollment: Enrollment,
+    campaign: Campaign,
+    clinic: Clinic,
+    settings: Settings,
+    now: datetime,
+) -> list[Message]:
+    """One outbox row per active step, each with its own fixed Message-ID."""
+    domain = clinic.sender_email.rpartition("@")[2] or "dripcare.local"
+    messages = []
+    for step in campaign.steps:
+        if not step.active:
+            continue
+        message = Message(
+            clinic_id=clinic.id,
+            enrollment_id=enrollment.id,
+            step_id=step.id,
+            message_id=f"<{uuid.uuid4().hex}@{domain}>",
+            attempts=0,
+        )
+        _place(message, step_due(enrollment, step, settings), now, settings)
+        messages.append(message)
+    session.add_all(messages)
+    session.flush()
+    return messages
+
+
+def step_due(enrollment: Enrollment, step: object, settings: Settings) -> datetime:
+    return compute_due_at(
+        enrollment.treated_at,
+        timing_of(step),  # type: ignore[arg-type]
+        ZoneInfo(enrollment.timezone),
+        settings.quiet,
+    )
+
+
+def _place(message: Message, due_at: datetime, now: datetime, settings: Settings) -> None:
+    """Schedule, or skip when it is already too late for this email to make sense."""
+    message.due_at = due_at
+    message.lease_token, message.lease_until = None, None
+    if due_at < now - timedelta(hours=settings.late_grace_hours):
+        message.status, message.status_reason = MessageStatus.SKIPPED, REASON_LATE
+    else:
+        message.status, message.status_reason = MessageStatus.SCHEDULED, ""
+
+
+# ---- changing a sequence ----------------------------------------------------------------------
+
+
+def get_enrollment(
+    session: Session, enrollment_id: int, clinic_id: int | None = None
+) -> Enrollment:
+    enrollment = session.get(Enrollment, enrollment_id)
+    if enrollment is None or (clinic_id is not None and enrollment.clinic_id != clinic_id):
+        raise NotFound(f"no enrollment with id {enrollment_id}")
+    return enrollment
+
+
+def cancel(
+    session: Session, enrollment: Enrollment, reason: str = "cancelled", now: datetime | None = None
+) -> int:
+    """Stop every unsent message; returns how many were stopped. Idempotent."""
+    if enrollment.status == EnrollmentStatus.ACTIVE:
+        enrollment.status = EnrollmentStatus.CANCELLED
+        enrollment.cancelled_at = now or utcnow()
+    return _stop_unsent(session, enrollment.id, MessageStatus.CANCELLED, reason)
+
+
+def _stop_unsent(session: Session, enrollment_id: int, status: MessageStatus, reason: str) -> int:
+    """One UPDATE: a message claimed but not yet sending loses its lease and is not sent."""
+    result = session.execute(
+        update(Message)
+        .where(
+            Message.enrollment_id == enrollment_id,
+            Message.status.in_([MessageStatus.SCHEDULED, MessageStatus.QUEUED]),
+        )
+        .values(
+            status=status,
+            status_reason=reason,
+            lease_token=None,
+            lease_until=None,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.expire_all()
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+def reschedule(
+    session: Session,
+    enrollment: Enrollment,
+    treated_at: str | datetime,
+    settings: Settings,
+    now: datetime | None = None,
+) -> int:
+    """Move the treatment time; unsent messages get new due times. Sent ones stay as they were."""
+    now = now or utcnow()
+    if enrollment.status != EnrollmentStatus.ACTIVE:
+        raise UserError(f"enrollment {enrollment.id} is {enrollment.status}; it cannot be moved")
+    enrollment.treated_at = parse_treated_at(treated_at, enrollment.timezone, now)
+    moved = 0
+    for message in session.scalars(
+        select(Message).where(
+            Message.enrollment_id == enrollment.id, Message.status.in_(RESCHEDULABLE)
+        )
+    ):
+        if message.status == MessageStatus.SKIPPED and message.status_reason != REASON_LATE:
+            continue
+        _place(message, step_due(enrollment, message.step, settings), now, settings)
+        moved += 1
+    session.flush()
+    return moved
+
+
+def timeline(session: Session, enrollment: Enrollment) -> list[Message]:
+    return list(
+        session.scalars(
+            select(Message).where(Message.enrollment_id == enrollment.id).order_by(Message.due_at)
+        )
+    )

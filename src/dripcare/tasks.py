@@ -1,0 +1,51 @@
+"""Celery tasks: thin wrappers; the work is in `dispatch` and `delivery`."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from dripcare import delivery
+from dripcare.celery_app import app
+from dripcare.config import get_settings
+from dripcare.db import session_scope
+from dripcare.dispatch import Claim, dispatch_tick
+from dripcare.transports import transport_from_url
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name="dripcare.dispatch", ignore_result=True, acks_late=False)
+def dispatch() -> dict[str, int]:
+    """Recover expired leases and hand due messages to send tasks, one task per batch."""
+    settings = get_settings()
+    result = dispatch_tick(
+        session_scope,
+        _enqueue,
+        batch_size=settings.batch_size,
+        max_per_tick=settings.max_per_tick,
+        lease=timedelta(seconds=settings.lease_seconds),
+    )
+    if result.claimed >= settings.max_per_tick:
+        dispatch.delay()  # more is due: keep going instead of waiting for the next beat
+    if result.claimed or result.recovered:
+        log.info("dispatch: %s", result)
+    return {"recovered": result.recovered, "claimed": result.claimed, "batches": result.batches}
+
+
+def _enqueue(claim: Claim) -> None:
+    send_batch.delay(claim.token, claim.message_ids)
+
+
+@app.task(name="dripcare.send_batch", ignore_result=True, acks_late=True)
+def send_batch(token: str, message_ids: list[int]) -> dict[str, Any]:
+    settings = get_settings()
+    transport = transport_from_url(settings.smtp_url, settings.smtp_timeout)
+    result = delivery.send_batch(session_scope, token, message_ids, transport, settings)
+    return {
+        "sent": result.sent,
+        "deferred": result.deferred,
+        "failed": result.failed,
+        "cancelled": result.cancelled,
+    }

@@ -1,0 +1,217 @@
+"""Where composed emails go: a real SMTP server, a directory of .eml files, or the console.
+
+A transport is opened once per batch (one SMTP connection for many messages) and reports
+each failure as transient (try later), permanent (never retry this address) or a connection
+failure (the server is unreachable; the whole batch waits, no message is blamed).
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import ssl
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from dripcare.errors import UserError
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TransientError(DeliveryError):
+    """The server said 'not now' (4xx) for this message."""
+
+
+class PermanentError(DeliveryError):
+    """The server refused this message for good (5xx): bad address, policy."""
+
+
+class ConnectionFailure(TransientError):
+    """The server could not be reached or dropped the connection."""
+
+
+class Transport(Protocol):
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def send(self, sender: str, recipient: str, data: bytes, message_id: str) -> None: ...
+
+
+class SMTPTransport:
+    """One connection per `with` block; reconnects once if the server drops it between mails."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        ssl_on_connect: bool = False,
+        starttls: bool = False,
+        username: str = "",
+        password: str = "",
+        timeout: float = 30.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.ssl_on_connect, self.starttls = ssl_on_connect, starttls
+        self.username, self.password = username, password
+        self.timeout = timeout
+        self._conn: smtplib.SMTP | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _connect(self) -> smtplib.SMTP:
+        try:
+            if self.ssl_on_connect:
+                conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                    self.host,
+                    self.port,
+                    timeout=self.timeout,
+                    context=ssl.create_default_context(),
+                )
+            else:
+                conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                if self.starttls:
+                    conn.starttls(context=ssl.create_default_context())
+            if self.username:
+                conn.login(self.username, self.password)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise ConnectionFailure(f"SMTP login refused: {_reply(exc)}", exc.smtp_code) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ConnectionFailure(
+                f"cannot reach SMTP server {self.host}:{self.port}: {exc}"
+            ) from exc
+        return conn
+
+    def send(self, sender: str, recipient: str, data: bytes, message_id: str) -> None:
+        if self._conn is None:
+            self._conn = self._connect()
+        try:
+            self._send_once(sender, recipient, data)
+        except (smtplib.SMTPServerDisconnected, ConnectionError):
+            self.close()
+            self._conn = self._connect()
+            self._send_once(sender, recipient, data)
+
+    def _send_once(self, sender: str, recipient: str, data: bytes) -> None:
+        assert self._conn is not None
+        try:
+            self._conn.sendmail(sender, [recipient], data)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = exc.recipients[recipient]
+            raise _classify(code, reply.decode(errors="replace")) from exc
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            self._reset()
+            raise _classify(exc.smtp_code, _reply(exc)) from exc
+        except TimeoutError as exc:
+            self.close()
+            raise ConnectionFailure(f"SMTP server timed out: {exc}") from exc
+
+    def _reset(self) -> None:
+        try:
+            if self._conn is not None:
+                self._conn.rset()
+        except (OSError, smtplib.SMTPException):
+            self.close()
+
+    def close(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self._conn.quit()
+        except (OSError, smtplib.SMTPException):
+            self._conn.close()
+        self._conn = None
+
+
+def _reply(exc: smtplib.SMTPResponseException) -> str:
+    error = exc.smtp_error
+    text = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
+    return f"{exc.smtp_code} {text}"
+
+
+def _classify(code: int, reply: str) -> DeliveryError:
+    text = reply if reply.startswith(str(code)) else f"{code} {reply}"
+    return PermanentError(text, code) if 500 <= code < 600 else TransientError(text, code)
+
+
+class CaptureTransport:
+    """Writes each message to DIR/<message-id>.eml: a resend overwrites, it never duplicates."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def __enter__(self) -> Self:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def send(self, sender: str, recipient: str, data: bytes, message_id: str) -> None:
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", message_id.strip("<>"))
+        target = self.directory / f"{name}.eml"
+        partial = target.with_suffix(".eml.part")
+        partial.write_bytes(data)
+        partial.replace(target)
+
+
+class ConsoleTransport:
+    """Prints a one-line summary per message (for trying things out)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def send(self, sender: str, recipient: str, data: bytes, message_id: str) -> None:
+        subject = next((line for line in data.split(b"\r\n") if line.startswith(b"Subject:")), b"")
+        print(
+            f"email {message_id} to {recipient}: {subject.decode(errors='replace')}",
+            file=sys.stdout,
+            flush=True,
+        )
+
+
+def transport_from_url(url: str, timeout: float = 30.0) -> Transport:
+    """smtp://user:pass@host:587?starttls=true, smtps://host:465, capture://DIR, console://."""
+    parts = urlsplit(url)
+    if parts.scheme in ("smtp", "smtps"):
+        if not parts.hostname:
+            raise UserError(f"SMTP URL {url!r} has no host; use smtp://user:pass@host:587")
+        query = parse_qs(parts.query)
+        starttls = query.get("starttls", ["false"])[0].lower() in ("1", "true", "yes")
+        return SMTPTransport(
+            parts.hostname,
+            parts.port or (465 if parts.scheme == "smtps" else 25),
+            ssl_on_connect=parts.scheme == "smtps",
+            starttls=starttls,
+            username=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            timeout=timeout,
+        )
+    if parts.scheme == "capture":
+        return CaptureTransport(Path(parts.netloc + parts.path))
+    if parts.scheme == "console":
+        return ConsoleTransport()
+    raise UserError(
+        f"unknown DRIPCARE_SMTP_URL scheme {parts.scheme!r}; "
+        "use smtp://, smtps://, capture://DIR or console://"
+    )
