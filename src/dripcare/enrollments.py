@@ -62,15 +62,16 @@ class EnrollResult:
 
 
 def normalize_email(text: str) -> str:
-    """The address as we will send to it; a clear error for anything that is not one."""
+    """The address as we store and send to it; a clear error for anything that is not one."""
     try:
         info = _validate_email(text.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         raise UserError(f"invalid email address {text!r}: {exc}") from exc
     if info.ascii_email is None:
         raise UserError(f"email address {text!r} needs SMTPUTF8, which dripcare does not send")
-    local, _, domain = info.ascii_email.rpartition("@")
-    return f"{local}@{domain.lower()}"
+    # Lower-cased whole: providers treat local parts case-insensitively, and one patient
+    # typed two ways must not get two sequences.
+    return info.ascii_email.lower()
 
 
 def check_timezone(name: str) -> str:

@@ -1,0 +1,139 @@
+"""Shared fixtures: real PostgreSQL, SQLite, Redis and SMTP servers; nothing mocked.
+
+Every database test runs twice, on SQLite (the embedded default) and on PostgreSQL
+(production). Locally a service that is down skips its tests; in CI (CI=true) it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from dripcare import db
+from dripcare.config import Settings, get_settings
+from dripcare.migrations import upgrade
+from dripcare.models import Base
+from tests.smtp_server import SMTPServer
+
+PG_ADMIN_URL = os.environ.get(
+    "DRIPCARE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+PG_TEST_DB = "dripcare_test"
+REDIS_URL = os.environ.get("DRIPCARE_TEST_REDIS", "redis://127.0.0.1:6379/13")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def service_down(what: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} is not reachable; CI must run it")
+    pytest.skip(f"{what} is not reachable")
+
+
+def pg_url() -> str:
+    return sa.engine.make_url(PG_ADMIN_URL).set(database=PG_TEST_DB).render_as_string(False)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> str:
+    """A dedicated database, migrated once; tests truncate it instead of recreating it."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {PG_TEST_DB} WITH (FORCE)"))
+            conn.execute(sa.text(f"CREATE DATABASE {PG_TEST_DB}"))
+    except sa.exc.OperationalError:
+        service_down("PostgreSQL")
+    finally:
+        admin.dispose()
+    _migrate(pg_url())
+    return pg_url()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    _migrate(f"sqlite:///{path}")
+    return path
+
+
+def _migrate(url: str) -> None:
+    os.environ["DRIPCARE_DATABASE_URL"] = url
+    db.reset()
+    upgrade()
+    db.reset()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An empty, migrated database of each kind; settings point at it."""
+    if request.param == "sqlite":
+        path = tmp_path / "dripcare.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("pg_database")
+        _truncate(url)
+    configure(monkeypatch, tmp_path, DRIPCARE_DATABASE_URL=url)
+    yield url
+    db.reset()
+
+
+def _truncate(url: str) -> None:
+    engine = sa.create_engine(url)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> Settings:
+    """Point dripcare's settings at test values and forget cached engines."""
+    defaults = {
+        "DRIPCARE_SMTP_URL": f"capture://{tmp_path / 'outbox'}",
+        "DRIPCARE_BASE_URL": "https://care.test",
+        "DRIPCARE_SECRET_KEY": "test-secret",
+        "DRIPCARE_BROKER_URL": REDIS_URL,
+    }
+    for key, value in {**defaults, **env}.items():
+        monkeypatch.setenv(key, value)
+    db.reset()
+    return get_settings()
+
+
+@pytest.fixture
+def settings(database: str) -> Settings:
+    return get_settings()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.flushdb()
+    except redis.exceptions.ConnectionError:
+        service_down("Redis")
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPServer]:
+    server = SMTPServer(free_port()).start()
+    yield server
+    server.stop()

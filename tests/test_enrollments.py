@@ -1,0 +1,189 @@
+"""Enrolling, and cancel / reschedule / supersede, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from dripcare.config import Settings
+from dripcare.db import session_scope
+from dripcare.enrollments import REASON_LATE, cancel, get_enrollment, reschedule
+from dripcare.errors import NotFound, UserError
+from dripcare.models import Enrollment, EnrollmentStatus, Message, MessageStatus, Patient
+from tests.factories import enroll_result, make_clinic, make_enrollment
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+NY = ZoneInfo("America/New_York")
+
+
+def messages_of(enrollment_id: int) -> list[Message]:
+    with session_scope() as session:
+        rows = session.scalars(
+            select(Message).where(Message.enrollment_id == enrollment_id).order_by(Message.due_at)
+        ).all()
+        for row in rows:
+            _ = row.step.key
+        return list(rows)
+
+
+def count(model: type) -> int:
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_enroll_schedules_the_whole_sequence_in_local_time(settings: Settings) -> None:
+    clinic = make_clinic()
+    enrollment = make_enrollment(settings, clinic, "2026-11-24T14:30", now=NOW)
+
+    messages = messages_of(enrollment)
+
+    assert [m.step.key for m in messages] == [
+        "day-0", "day-1", "day-3", "day-7", "day-14", "day-28", "day-42"]
+    assert all(m.status == MessageStatus.SCHEDULED for m in messages)
+    local = [m.due_at.astimezone(NY) for m in messages]
+    assert local[0] == datetime(2026, 11, 24, 16, 30, tzinfo=NY)
+    assert local[1] == datetime(2026, 11, 25, 9, 0, tzinfo=NY)
+    assert local[5] == datetime(2026, 12, 22, 10, 0, tzinfo=NY)
+    assert len({m.message_id for m in messages}) == 7
+    assert all(m.message_id.endswith("@riverside.example>") for m in messages)
+
+
+def test_patient_zone_overrides_the_clinic_zone(settings: Settings) -> None:
+    clinic = make_clinic()
+    enrollment = make_enrollment(settings, clinic, "2026-11-24T10:00", now=NOW,
+                                 timezone="Europe/London")
+
+    day1 = messages_of(enrollment)[1]
+
+    assert day1.due_at == datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+def test_same_external_id_returns_the_existing_enrollment(settings: Settings) -> None:
+    clinic = make_clinic()
+    first = enroll_result(settings, clinic, "2026-11-24T14:30", NOW, external_id="bk-1")
+    again = enroll_result(settings, clinic, "2026-11-20T09:00", NOW, external_id="bk-1",
+                          email="other@example.com")
+
+    assert again.created is False
+    assert again.enrollment.id == first.enrollment.id
+    assert count(Message) == 7
+    assert count(Patient) == 1
+
+
+def test_same_treatment_twice_without_external_id_is_not_duplicated(settings: Settings) -> None:
+    clinic = make_clinic()
+    first = enroll_result(settings, clinic, "2026-11-24T14:30", NOW)
+    again = enroll_result(settings, clinic, "2026-11-24T14:30", NOW, email="PAT@Example.COM")
+
+    assert (first.created, again.created) == (True, False)
+    assert count(Enrollment) == 1
+
+
+def test_late_treatment_skips_steps_past_the_grace_period(settings: Settings) -> None:
+    clinic = make_clinic()
+    enrollment = make_enrollment(settings, clinic, NOW - timedelta(days=3, hours=2), now=NOW)
+
+    statuses = {m.step.key: (m.status, m.status_reason) for m in messages_of(enrollment)}
+
+    assert statuses["day-0"] == (MessageStatus.SKIPPED, REASON_LATE)
+    assert statuses["day-1"] == (MessageStatus.SKIPPED, REASON_LATE)
+    assert statuses["day-3"][0] == MessageStatus.SCHEDULED  # within 24 h: still useful
+    assert statuses["day-7"][0] == MessageStatus.SCHEDULED
+
+
+def test_cancel_stops_unsent_messages_and_keeps_sent_ones(settings: Settings) -> None:
+    clinic = make_clinic()
+    enrollment_id = make_enrollment(settings, clinic, "2026-11-24T14:30", now=NOW)
+    with session_scope() as session:
+        first = session.scalars(select(Message).where(Message.enrollment_id == enrollment_id)
+                                .order_by(Message.due_at)).first()
+        assert first is not None
+        first.status = MessageStatus.SENT
+
+    with session_scope() as session:
+        stopped = cancel(session, get_enrollment(session, enrollment_id))
+    with session_scope() as session:
+        again = cancel(session, get_enrollment(session, enrollment_id))
+
+    statuses = [m.status for m in messages_of(enrollment_id)]
+    assert (stopped, again) == (6, 0)
+    assert statuses == [MessageStatus.SENT] + [MessageStatus.CANCELLED] * 6
+
+
+def test_reschedule_moves_unsent_messages_with_the_treatment(settings: Settings) -> None:
+    clinic = make_clinic()
+    enrollment_id = make_enrollment(settings, clinic, "2026-11-24T14:30", now=NOW)
+    before = messages_of(enrollment_id)
+
+    with session_scope() as session:
+        moved = reschedule(session, get_enrollment(session, enrollment_id), "2026-11-26T14:30",
+                           settings, now=NOW)
+
+    after = messages_of(enrollment_id)
+    assert moved == 7
+    assert [a.due_at - b.due_at for a, b in zip(after, before, strict=True)] == [
+        timedelta(days=2)] * 7
+
+
+def test_reschedule_into_the_past_skips_and_back_restores(settings: Settings) -> None:
+    clinic = make_clinic()
+    enrollment_id = make_enrollment(settings, clinic, "2026-11-24T14:30", now=NOW)
+    with session_scope() as session:
+        reschedule(session, get_enrollment(session, enrollment_id), "2026-11-12T14:30",
+                   settings, now=NOW)
+    skipped = [m.step.key for m in messages_of(enrollment_id)
+               if m.status == MessageStatus.SKIPPED]
+    with session_scope() as session:
+        reschedule(session, get_enrollment(session, enrollment_id), "2026-11-24T14:30",
+                   settings, now=NOW)
+
+    assert skipped == ["day-0", "day-1", "day-3", "day-7"]
+    assert all(m.status == MessageStatus.SCHEDULED for m in messages_of(enrollment_id))
+
+
+def test_new_treatment_of_the_same_kind_supersedes_the_old_sequence(settings: Settings) -> None:
+    clinic = make_clinic()
+    old = make_enrollment(settings, clinic, "2026-11-01T14:30", now=NOW)
+    result = enroll_result(settings, clinic, "2026-11-24T14:30", NOW)
+
+    with session_scope() as session:
+        old_row = session.get(Enrollment, old)
+        assert old_row is not None
+        assert old_row.status == EnrollmentStatus.SUPERSEDED
+        assert old_row.superseded_by_id == result.enrollment.id
+    unsent_old = [m for m in messages_of(old) if m.status == MessageStatus.CANCELLED]
+    assert result.superseded == [old]
+    assert unsent_old and all("superseded" in m.status_reason for m in unsent_old)
+    assert all(m.status == MessageStatus.SCHEDULED for m in messages_of(result.enrollment.id))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("email", "not-an-email", "invalid email address"),
+        ("timezone", "Mars/Olympus", "unknown time zone"),
+        ("campaign", "tattoo", "has no campaign 'tattoo'"),
+        ("treated_at", "2026-13-45", "not an ISO date"),
+        ("treated_at", "1999-12-31", "out of range"),
+        ("treated_at", "2031-01-01", "out of range"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_message_and_writes_nothing(
+    settings: Settings, field: str, value: str, message: str
+) -> None:
+    clinic = make_clinic()
+    fields = {"treated_at": "2026-11-24T14:30", field: value}
+    treated_at = fields.pop("treated_at")
+
+    with pytest.raises(UserError, match=message):
+        enroll_result(settings, clinic, treated_at, NOW, **fields)
+
+    assert (count(Enrollment), count(Message), count(Patient)) == (0, 0, 0)
+
+
+def test_unknown_clinic_is_not_found(settings: Settings) -> None:
+    with pytest.raises(NotFound, match="no clinic with id 99"):
+        enroll_result(settings, 99, "2026-11-24", NOW)
