@@ -70,8 +70,9 @@ def _migrate(url: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path,
-             monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def database(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """An empty, migrated database of each kind; settings point at it."""
     if request.param == "sqlite":
         path = tmp_path / "dripcare.db"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import threading
@@ -18,14 +19,18 @@ class Recorder:
 
     messages: list[EmailMessage] = field(default_factory=list)
     rcpt_replies: dict[str, str] = field(default_factory=dict)
+    stall_at: int | None = None  # hold the n-th message until `release` (to kill a sender)
+    stalled: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     arrived: threading.Condition = field(init=False)
 
     def __post_init__(self) -> None:
         self.arrived = threading.Condition(self.lock)
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: Any) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
         reply = self.rcpt_replies.get(address)
         if reply is not None:
             return reply
@@ -37,6 +42,10 @@ class Recorder:
         with self.arrived:
             self.messages.append(parsed)  # type: ignore[arg-type]
             self.arrived.notify_all()
+            stall = len(self.messages) == self.stall_at
+        if stall:
+            self.stalled.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 60)
         return "250 OK queued"
 
     def message_ids(self) -> list[str]:
@@ -63,4 +72,5 @@ class SMTPServer:
         return self
 
     def stop(self) -> None:
+        self.recorder.release.set()
         self.controller.stop()

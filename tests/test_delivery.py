@@ -45,8 +45,9 @@ def rows(enrollment_id: int | None = None) -> list[Message]:
 
 def send_due(server: SMTPServer | None = None, port: int | None = None) -> dict[str, int]:
     settings = get_settings()
-    transport = SMTPTransport("127.0.0.1", port or (server.port if server else free_port()),
-                              timeout=5)
+    transport = SMTPTransport(
+        "127.0.0.1", port or (server.port if server else free_port()), timeout=5
+    )
     return delivery.send_due(session_scope, settings, transport)
 
 
@@ -68,7 +69,8 @@ def test_whole_sequence_arrives_in_order_at_the_right_times(
     received = smtp_server.recorder.messages
     assert [m["Message-ID"] for m in received] == [m.message_id for m in planned]
     assert [email.utils.parsedate_to_datetime(m["Date"]) for m in received] == [
-        m.due_at.replace(microsecond=0) for m in planned]
+        m.due_at.replace(microsecond=0) for m in planned
+    ]
     assert [m["Subject"] for m in received] == [m.step.subject for m in planned]
     assert all(m["To"] == "pat@example.com" for m in received)
     assert all("Dana" in m.get_body(("plain",)).get_content() for m in received)
@@ -144,8 +146,9 @@ def test_temporary_refusal_retries_with_backoff_and_keeps_the_message_id(
     assert deferred.last_error.startswith("451")
     assert received["Message-ID"] == deferred.message_id
     with session_scope() as session:
-        outcomes = session.scalars(select(DeliveryAttempt.outcome)
-                                   .order_by(DeliveryAttempt.id)).all()
+        outcomes = session.scalars(
+            select(DeliveryAttempt.outcome).order_by(DeliveryAttempt.id)
+        ).all()
     assert outcomes == ["scheduled", "sent"]
 
 
@@ -203,8 +206,9 @@ def test_cancel_after_claim_stops_the_send(settings: Settings, smtp_server: SMTP
     with session_scope() as session:
         cancel(session, get_enrollment(session, enrollment))
 
-    result = delivery.send_batch(session_scope, claim.token, claim.message_ids,
-                                 transport_from_url(smtp_server.url), settings)
+    result = delivery.send_batch(
+        session_scope, claim.token, claim.message_ids, transport_from_url(smtp_server.url), settings
+    )
 
     assert result.sent == 0
     assert smtp_server.recorder.messages == []
@@ -223,10 +227,12 @@ def test_a_worker_whose_lease_was_recovered_cannot_send_or_overwrite(
         fresh = claim_due(session, limit=10, lease=timedelta(minutes=5))
     assert fresh is not None
 
-    late = delivery.send_batch(session_scope, stale.token, stale.message_ids,
-                               transport_from_url(smtp_server.url), settings)
-    on_time = delivery.send_batch(session_scope, fresh.token, fresh.message_ids,
-                                  transport_from_url(smtp_server.url), settings)
+    late = delivery.send_batch(
+        session_scope, stale.token, stale.message_ids, transport_from_url(smtp_server.url), settings
+    )
+    on_time = delivery.send_batch(
+        session_scope, fresh.token, fresh.message_ids, transport_from_url(smtp_server.url), settings
+    )
 
     assert (late.sent, on_time.sent) == (0, 1)
     assert len(smtp_server.recorder.messages) == 1

@@ -41,7 +41,14 @@ def test_enroll_schedules_the_whole_sequence_in_local_time(settings: Settings) -
     messages = messages_of(enrollment)
 
     assert [m.step.key for m in messages] == [
-        "day-0", "day-1", "day-3", "day-7", "day-14", "day-28", "day-42"]
+        "day-0",
+        "day-1",
+        "day-3",
+        "day-7",
+        "day-14",
+        "day-28",
+        "day-42",
+    ]
     assert all(m.status == MessageStatus.SCHEDULED for m in messages)
     local = [m.due_at.astimezone(NY) for m in messages]
     assert local[0] == datetime(2026, 11, 24, 16, 30, tzinfo=NY)
@@ -53,8 +60,9 @@ def test_enroll_schedules_the_whole_sequence_in_local_time(settings: Settings) -
 
 def test_patient_zone_overrides_the_clinic_zone(settings: Settings) -> None:
     clinic = make_clinic()
-    enrollment = make_enrollment(settings, clinic, "2026-11-24T10:00", now=NOW,
-                                 timezone="Europe/London")
+    enrollment = make_enrollment(
+        settings, clinic, "2026-11-24T10:00", now=NOW, timezone="Europe/London"
+    )
 
     day1 = messages_of(enrollment)[1]
 
@@ -64,8 +72,9 @@ def test_patient_zone_overrides_the_clinic_zone(settings: Settings) -> None:
 def test_same_external_id_returns_the_existing_enrollment(settings: Settings) -> None:
     clinic = make_clinic()
     first = enroll_result(settings, clinic, "2026-11-24T14:30", NOW, external_id="bk-1")
-    again = enroll_result(settings, clinic, "2026-11-20T09:00", NOW, external_id="bk-1",
-                          email="other@example.com")
+    again = enroll_result(
+        settings, clinic, "2026-11-20T09:00", NOW, external_id="bk-1", email="other@example.com"
+    )
 
     assert again.created is False
     assert again.enrollment.id == first.enrollment.id
@@ -98,8 +107,9 @@ def test_cancel_stops_unsent_messages_and_keeps_sent_ones(settings: Settings) ->
     clinic = make_clinic()
     enrollment_id = make_enrollment(settings, clinic, "2026-11-24T14:30", now=NOW)
     with session_scope() as session:
-        first = session.scalars(select(Message).where(Message.enrollment_id == enrollment_id)
-                                .order_by(Message.due_at)).first()
+        first = session.scalars(
+            select(Message).where(Message.enrollment_id == enrollment_id).order_by(Message.due_at)
+        ).first()
         assert first is not None
         first.status = MessageStatus.SENT
 
@@ -119,26 +129,29 @@ def test_reschedule_moves_unsent_messages_with_the_treatment(settings: Settings)
     before = messages_of(enrollment_id)
 
     with session_scope() as session:
-        moved = reschedule(session, get_enrollment(session, enrollment_id), "2026-11-26T14:30",
-                           settings, now=NOW)
+        moved = reschedule(
+            session, get_enrollment(session, enrollment_id), "2026-11-26T14:30", settings, now=NOW
+        )
 
     after = messages_of(enrollment_id)
     assert moved == 7
     assert [a.due_at - b.due_at for a, b in zip(after, before, strict=True)] == [
-        timedelta(days=2)] * 7
+        timedelta(days=2)
+    ] * 7
 
 
 def test_reschedule_into_the_past_skips_and_back_restores(settings: Settings) -> None:
     clinic = make_clinic()
     enrollment_id = make_enrollment(settings, clinic, "2026-11-24T14:30", now=NOW)
     with session_scope() as session:
-        reschedule(session, get_enrollment(session, enrollment_id), "2026-11-12T14:30",
-                   settings, now=NOW)
-    skipped = [m.step.key for m in messages_of(enrollment_id)
-               if m.status == MessageStatus.SKIPPED]
+        reschedule(
+            session, get_enrollment(session, enrollment_id), "2026-11-12T14:30", settings, now=NOW
+        )
+    skipped = [m.step.key for m in messages_of(enrollment_id) if m.status == MessageStatus.SKIPPED]
     with session_scope() as session:
-        reschedule(session, get_enrollment(session, enrollment_id), "2026-11-24T14:30",
-                   settings, now=NOW)
+        reschedule(
+            session, get_enrollment(session, enrollment_id), "2026-11-24T14:30", settings, now=NOW
+        )
 
     assert skipped == ["day-0", "day-1", "day-3", "day-7"]
     assert all(m.status == MessageStatus.SCHEDULED for m in messages_of(enrollment_id))

@@ -464,3 +464,7 @@ def dev(no_demo: bool) -> None:
     from dripcare.devserver import run_dev
 
     run_dev(seed=not no_demo)
+
+
+if __name__ == "__main__":
+    main()

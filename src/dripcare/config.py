@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     batch_size: int = 100
     max_per_tick: int = 5000
     lease_seconds: int = 300
+    result_flush: int = Field(10, ge=1, description="outcomes written per commit in a batch")
     late_grace_hours: float = 24.0
     quiet_hours: str = "21:00-08:00"
 

@@ -3,17 +3,18 @@
 Three short transactions and no transaction open across SMTP:
 1. take the batch from `queued` to `sending` under our lease token (attempt recorded);
 2. outside any transaction, send every message over one connection;
-3. write all outcomes at once, each guarded by the lease token, so a worker whose lease was
-   recovered by the dispatcher cannot overwrite the newer claim.
-A row already `sent` is never selected again; a crash between the server's 250 and step 3
-resends with the same Message-ID after the lease expires.
+3. write outcomes every `result_flush` messages, each guarded by the lease token, so a worker
+   whose lease was recovered by the dispatcher cannot overwrite the newer claim.
+A row already `sent` is never selected again. A worker that dies mid-batch leaves its unflushed
+rows `sending`; after the lease expires they are sent again with the same Message-ID, so the
+duplicate window is at most `result_flush` messages, and receivers can recognise them.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -84,7 +85,6 @@ class BatchResult:
     deferred: int = 0
     failed: int = 0
     cancelled: int = 0
-    lost_lease: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
 
 
@@ -98,9 +98,32 @@ def send_batch(
 ) -> BatchResult:
     with scope() as session:
         jobs = _start(session, token, message_ids, settings, now())
-    outcomes = _deliver(jobs, transport, settings, now)
+    result = BatchResult()
+    unsaved: list[Outcome] = []
+    for outcome in _deliver(jobs, transport, settings, now):
+        unsaved.append(outcome)
+        if len(unsaved) >= settings.result_flush:
+            _save(scope, token, unsaved, jobs, now(), result)
+            unsaved = []
+    if unsaved:
+        _save(scope, token, unsaved, jobs, now(), result)
+    return result
+
+
+def _save(
+    scope: SessionScope,
+    token: str,
+    outcomes: list[Outcome],
+    jobs: list[Job],
+    when: datetime,
+    result: BatchResult,
+) -> None:
     with scope() as session:
-        return _finish(session, token, outcomes, jobs, now())
+        _finish(session, token, outcomes, jobs, when)
+    result.outcomes.extend(outcomes)
+    for outcome in outcomes:
+        name = _COUNTERS[outcome.status]
+        setattr(result, name, getattr(result, name) + 1)
 
 
 def _start(
@@ -201,37 +224,31 @@ def build_email(job: Job, settings: Settings, when: datetime) -> bytes:
 
 def _deliver(
     jobs: list[Job], transport: Transport, settings: Settings, now: Callable[[], datetime]
-) -> list[Outcome]:
-    outcomes: list[Outcome] = []
-    pending = [job for job in jobs if not _skip(job, outcomes)]
+) -> Iterator[Outcome]:
+    """Yields each message's outcome as soon as it is known."""
+    pending = [job for job in jobs if job.suppressed is None]
+    for job in jobs:
+        if job.suppressed is not None:
+            yield Outcome(
+                job.pk, MessageStatus.CANCELLED, reason=f"address suppressed: {job.suppressed}"
+            )
     if not pending:
-        return outcomes
+        return
     try:
         with transport:
             for index, job in enumerate(pending):
                 try:
-                    outcomes.append(_send_one(job, transport, settings, now))
+                    outcome = _send_one(job, transport, settings, now)
                 except ConnectionFailure as exc:
                     log.warning(
                         "SMTP unreachable, deferring %d messages: %s", len(pending) - index, exc
                     )
-                    outcomes.extend(
-                        _defer(j, settings, now(), str(exc), None, count=False)
-                        for j in pending[index:]
-                    )
-                    break
+                    for waiting in pending[index:]:
+                        yield _defer(waiting, settings, now(), str(exc), None, count=False)
+                    return
+                yield outcome
     except ConnectionFailure as exc:  # raised while closing; every outcome is already known
         log.warning("SMTP connection closed with an error: %s", exc)
-    return outcomes
-
-
-def _skip(job: Job, outcomes: list[Outcome]) -> bool:
-    if job.suppressed is None:
-        return False
-    outcomes.append(
-        Outcome(job.pk, MessageStatus.CANCELLED, reason=f"address suppressed: {job.suppressed}")
-    )
-    return True
 
 
 def _send_one(
@@ -311,10 +328,7 @@ _COUNTERS = {
 
 def _finish(
     session: Session, token: str, outcomes: list[Outcome], jobs: list[Job], now: datetime
-) -> BatchResult:
-    result = BatchResult(outcomes=outcomes)
-    if not outcomes:
-        return result
+) -> None:
     _write_outcomes(session, token, outcomes, now)
     session.execute(
         insert(DeliveryAttempt),
@@ -335,10 +349,6 @@ def _finish(
         [(by_pk[o.pk], o) for o in outcomes if o.status == MessageStatus.FAILED and o.code],
         now,
     )
-    for outcome in outcomes:
-        name = _COUNTERS[outcome.status]
-        setattr(result, name, getattr(result, name) + 1)
-    return result
 
 
 def _write_outcomes(session: Session, token: str, outcomes: list[Outcome], now: datetime) -> None:
