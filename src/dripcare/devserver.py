@@ -20,6 +20,7 @@ from dripcare.db import session_scope
 from dripcare.enrollments import EnrollRequest, enroll
 from dripcare.migrations import upgrade
 from dripcare.models import Clinic
+from dripcare.transports import CaptureTransport, transport_from_url
 
 DEMO_ZONES = (
     "Pacific/Honolulu",
@@ -82,6 +83,11 @@ def seed_demo(now: datetime | None = None) -> int | None:
         return clinic.id
 
 
+def _capture_dir(smtp_url: str) -> Path | None:
+    transport = transport_from_url(smtp_url)
+    return transport.directory if isinstance(transport, CaptureTransport) else None
+
+
 def run_dev(seed: bool = True) -> None:
     settings = get_settings()
     Path("var").mkdir(exist_ok=True)
@@ -96,13 +102,21 @@ def run_dev(seed: bool = True) -> None:
 
     from dripcare.celery_app import DISPATCH_QUEUE, SEND_QUEUE, app
 
+    outbox = _capture_dir(settings.smtp_url)
+
     @task_postrun.connect(weak=False)
     def _report(sender: Any = None, retval: Any = None, **_: Any) -> None:
-        if getattr(sender, "name", "") == "dripcare.send_batch" and isinstance(retval, dict):
-            click.echo(
-                f"sent {retval['sent']} email(s) to {settings.smtp_url} "
-                f"(deferred {retval['deferred']}, failed {retval['failed']})"
-            )
+        if getattr(sender, "name", "") != "dripcare.send_batch" or not isinstance(retval, dict):
+            return
+        where = settings.smtp_url
+        if outbox is not None:
+            where = f"{outbox}/ ({len(list(outbox.glob('*.eml')))} .eml files in all)"
+        click.echo(
+            f"sent {retval['sent']} email(s) to {where}; deferred {retval['deferred']}, "
+            f"failed {retval['failed']}"
+        )
+
+    app.conf.worker_redirect_stdouts = False
 
     app.worker_main(
         [
