@@ -43,7 +43,8 @@ from dripcare.models import (
     UTCDateTime,
     utcnow,
 )
-from dripcare.rendering import Renderer, RenderError
+from dripcare.render_cache import Renderer
+from dripcare.rendering import RenderError
 from dripcare.transports import ConnectionFailure, PermanentError, TransientError, Transport
 
 log = logging.getLogger(__name__)
