@@ -20,6 +20,7 @@ test: $(BIN)/.installed  ## the whole suite, on SQLite and PostgreSQL, with Redi
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy src
 
 format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .

@@ -103,7 +103,7 @@ def clinic_create(as_json: bool, **fields: str) -> None:
 
     with session_scope() as session:
         created = create_clinic(session, **fields)
-        data = {
+        data: dict[str, Any] = {
             "id": created.id,
             "name": created.name,
             "campaigns": [c.slug for c in campaigns.list_campaigns(session, created.id)],
@@ -153,7 +153,7 @@ def campaign_import(directory: Path, clinic_id: int, as_json: bool) -> None:
         imported = campaigns.import_campaign(
             session, enrollments.get_clinic(session, clinic_id), spec
         )
-        data = {
+        data: dict[str, Any] = {
             "id": imported.id,
             "slug": imported.slug,
             "version": imported.version,
@@ -175,7 +175,7 @@ def campaign_list(clinic_id: int, as_json: bool) -> None:
     """List a clinic's campaigns and their steps."""
     with session_scope() as session:
         enrollments.get_clinic(session, clinic_id)
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "slug": c.slug,
                 "name": c.name,

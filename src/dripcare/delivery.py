@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Integer, bindparam, func, insert, select, update
+from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -353,7 +353,7 @@ def _finish(
 
 
 def _write_outcomes(session: Session, token: str, outcomes: list[Outcome], now: datetime) -> None:
-    table = Message.__table__
+    table = cast(Table, Message.__table__)
     statement = (
         update(table)
         .where(table.c.id == bindparam("b_id"), table.c.lease_token == token)

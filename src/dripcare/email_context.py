@@ -10,11 +10,18 @@ from dripcare.models import Clinic
 
 
 class StepLike(Protocol):
-    key: str
-    offset_days: int
-    subject: str
-    preheader: str
-    checkin: bool
+    """A stored step or one read from a campaign directory."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def offset_days(self) -> int: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def preheader(self) -> str: ...
+    @property
+    def checkin(self) -> bool: ...
 
 
 def format_date(moment: datetime, zone: str) -> str:

@@ -193,9 +193,10 @@ def _template_trees(templates: TemplateSet, name: str) -> Iterator[nodes.Templat
         tree = env.parse(source)
         yield tree
         for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-            if not isinstance(node.template, nodes.Const):
+            target = getattr(node, "template", None)
+            if not isinstance(target, nodes.Const):
                 raise LookupError("a template name computed at run time cannot be checked")
-            queue.append(node.template.value)
+            queue.append(target.value)
 
 
 def _tree_prints_values_only(tree: nodes.Template) -> bool:
@@ -203,7 +204,8 @@ def _tree_prints_values_only(tree: nodes.Template) -> bool:
         id(child): node for node in tree.find_all(nodes.Node) for child in node.iter_child_nodes()
     }
     printed = {id(child) for output in tree.find_all(nodes.Output) for child in output.nodes}
-    tested = {id(_unwrap_not(node.test)) for node in tree.find_all((nodes.If, nodes.CondExpr))}
+    tests = (getattr(node, "test", None) for node in tree.find_all((nodes.If, nodes.CondExpr)))
+    tested = {id(_unwrap_not(test)) for test in tests if test is not None}
     for name in tree.find_all(nodes.Name):
         if name.name not in _NAMESPACES:
             continue

@@ -12,7 +12,6 @@ import smtplib
 import ssl
 import sys
 from pathlib import Path
-from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -68,12 +67,7 @@ class SMTPTransport:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _connect(self) -> smtplib.SMTP:
