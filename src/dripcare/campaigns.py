@@ -86,15 +86,30 @@ def _required(table: dict[str, Any], key: str, where: Path) -> str:
     return value.strip()
 
 
+STEP_FIELDS = {"key", "offset", "send_time", "subject", "preheader", "template", "checkin"}
+
+
 def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
+    """One [[steps]] entry, strictly typed: a typo must not silently change what is sent."""
     label = f"{where}: step {number}"
+    unknown_fields = sorted(set(raw) - STEP_FIELDS)
+    if unknown_fields:
+        raise UserError(
+            f"{label}: unknown field(s) {', '.join(unknown_fields)}; "
+            f"a step takes {', '.join(sorted(STEP_FIELDS))}"
+        )
     offset = raw.get("offset", {})
+    if not isinstance(offset, dict):
+        raise UserError(f"{label}: offset must be a table such as {{ days = 1 }}, got {offset!r}")
     unknown = set(offset) - {"days", "hours", "minutes"}
     if unknown:
         raise UserError(f"{label}: offset takes days, hours and minutes, not {sorted(unknown)}")
     values = {f"offset_{k}": offset.get(k, 0) for k in ("days", "hours", "minutes")}
-    if any(not isinstance(v, int) or v < 0 for v in values.values()):
+    if any(type(v) is not int or v < 0 for v in values.values()):
         raise UserError(f"{label}: offset values must be whole numbers ≥ 0, got {offset}")
+    checkin = raw.get("checkin", False)
+    if not isinstance(checkin, bool):
+        raise UserError(f"{label}: checkin must be true or false (no quotes), got {checkin!r}")
     send_time = raw.get("send_time")
     if send_time is not None:
         try:
@@ -105,9 +120,9 @@ def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
         key=_required(raw, "key", where),
         send_time=send_time,
         subject=_required(raw, "subject", where),
-        preheader=raw.get("preheader", ""),
+        preheader=str(raw.get("preheader", "")),
         template=_required(raw, "template", where),
-        checkin=bool(raw.get("checkin", False)),
+        checkin=checkin,
         **values,
     )
 

@@ -29,8 +29,8 @@ def create_clinic(
     emergency_number: str = "911",
 ) -> Clinic:
     """Create a clinic with the shipped campaigns installed, ready to enroll patients."""
-    if not name.strip():
-        raise UserError("clinic name must not be empty")
+    if not name.strip() or len(name.strip()) > 200:
+        raise UserError("clinic name must be 1 to 200 characters")
     if not any(ch.isdigit() for ch in phone):
         raise UserError(f"clinic phone {phone!r} has no digits; patients must be able to call it")
     if not _COLOR.fullmatch(brand_color):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
@@ -41,28 +42,46 @@ def clean(value: str) -> str:
     return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
 
 
-def _address(addr: str) -> str:
-    if any(ch in addr for ch in '\r\n<>,;"') or not addr.isprintable():
-        raise HeaderInjectionError(f"invalid characters in email address {addr!r}")
-    return addr
+_ADDRESS = re.compile(r"[^\x00-\x20\x7f()<>,;:\"\\\[\]@]+@[^\x00-\x20\x7f()<>,;:\"\\\[\]@]+")
+_MSG_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+", re.ASCII)
+_URL = re.compile(r"[!#-;=?-~]+", re.ASCII)  # printable ASCII except space, < and >
+_LONGEST_PLAIN_WORD = 70
+_LONGEST_NAME = 200
 
 
-def _token(value: str) -> str:
-    """Message-IDs and URLs: printable, no white space, nothing that could end a header."""
-    if not value.isprintable() or any(ch.isspace() or ch in "<>" for ch in value):
-        raise HeaderInjectionError(f"invalid characters in header value {value!r}")
+def _checked(value: str, pattern: re.Pattern[str], what: str) -> str:
+    if not pattern.fullmatch(value):
+        raise HeaderInjectionError(f"invalid {what} for an email header: {value!r}")
     return value
 
 
 def _encoded(name: str, value: str) -> str:
+    """RFC 2047 where needed: non-ASCII, text that looks encoded, or words too long to fold."""
     value = clean(value)
-    charset = "us-ascii" if value.isascii() else "utf-8"
-    return Header(value, charset, header_name=name).encode(linesep="\r\n")
+    plain = (
+        value.isascii()
+        and "=?" not in value
+        and all(len(word) <= _LONGEST_PLAIN_WORD for word in value.split())
+    )
+    return Header(value, "us-ascii" if plain else "utf-8", header_name=name).encode(linesep="\r\n")
+
+
+def _mailbox(name: str, addr: str) -> str:
+    """A single encoded word when it fits on a line (every parser reads it back the same);
+    folded encoded words only for names too long for one line."""
+    addr = _checked(addr, _ADDRESS, "email address")
+    name = clean(name)
+    if not name:
+        return addr
+    if "=?" not in name and len(name) <= _LONGEST_NAME:
+        return formataddr((name, addr), "utf-8")
+    return f"{_encoded('From', name)} <{addr}>"
 
 
 def _qp(text: str) -> bytes:
-    encoded = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True)
-    return encoded.replace(b"\n", CRLF)
+    """Quoted-printable with CRLF line ends; a lone CR never reaches the wire."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", CRLF)
 
 
 def _boundary(message_id: str) -> str:
@@ -72,17 +91,17 @@ def _boundary(message_id: str) -> str:
 
 def headers(env: Envelope) -> list[str]:
     lines = [
-        f"From: {formataddr((clean(env.from_name), _address(env.from_addr)), 'utf-8')}",
-        f"To: {_address(env.to_addr)}",
+        f"From: {_mailbox(env.from_name, env.from_addr)}",
+        f"To: {_checked(env.to_addr, _ADDRESS, 'email address')}",
         f"Subject: {_encoded('Subject', env.subject)}",
         f"Date: {format_datetime(env.date)}",
-        f"Message-ID: <{_token(env.message_id.strip('<>'))}>",
+        f"Message-ID: <{_checked(env.message_id.strip('<>'), _MSG_ID, 'Message-ID')}>",
         "MIME-Version: 1.0",
     ]
     if env.reply_to:
-        lines.append(f"Reply-To: {_address(env.reply_to)}")
+        lines.append(f"Reply-To: {_checked(env.reply_to, _ADDRESS, 'email address')}")
     if env.list_unsubscribe:
-        targets = ", ".join(f"<{_token(url)}>" for url in env.list_unsubscribe)
+        targets = ", ".join(f"<{_checked(url, _URL, 'URL')}>" for url in env.list_unsubscribe)
         lines.append(f"List-Unsubscribe: {targets}")
         lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
     return lines

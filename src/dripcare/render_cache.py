@@ -102,8 +102,15 @@ def _tidy(context: Mapping[str, Any]) -> dict[str, Any]:
     return tidy
 
 
+_TOKEN_MARK = "dctoken"
+
+
 def _token(index: int) -> str:
-    return f"dcTOKEN{index}x"
+    """Link stand-ins look like URLs, so html2text treats them as it treats the real links."""
+    namespace, _ = DYNAMIC_FIELDS[index]
+    if namespace == "links":
+        return f"https://{_TOKEN_MARK}{index}x.invalid/t"
+    return f"{_TOKEN_MARK}{index}x"
 
 
 def _prepare(
@@ -123,7 +130,7 @@ def _prepare(
     for index, (namespace, attr) in enumerate(DYNAMIC_FIELDS):
         stand_in[namespace][attr] = tokens[index]
     rendered = render_full(templates, template, subject, preheader, stand_in)
-    split = re.compile("|".join(token for token in tokens.values() if token) or "(?!)")
+    split = re.compile("|".join(re.escape(t) for t in tokens.values() if t) or "(?!)")
     index_of = {token: index for index, token in tokens.items() if token}
 
     def pieces(text: str) -> _Pieces:
@@ -199,7 +206,13 @@ def _template_trees(templates: TemplateSet, name: str) -> Iterator[nodes.Templat
             queue.append(target.value)
 
 
+# Constructs whose output can be transformed after a value was printed into it.
+_OPAQUE = (nodes.FilterBlock, nodes.AssignBlock, nodes.Macro, nodes.CallBlock, nodes.Call)
+
+
 def _tree_prints_values_only(tree: nodes.Template) -> bool:
+    if tree.find(_OPAQUE) is not None:  # type: ignore[arg-type]
+        return False
     parents = {
         id(child): node for node in tree.find_all(nodes.Node) for child in node.iter_child_nodes()
     }

@@ -18,6 +18,7 @@ from typing import Any
 import html2text
 import mjml
 from jinja2 import DictLoader, StrictUndefined, TemplateError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_OUTPUT_CHARS = 1_000_000
@@ -35,22 +36,40 @@ class Rendered:
     text: str
 
 
+class BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, plus limits on the operators that can build huge values in one step.
+
+    Jinja's sandbox blocks unsafe attributes but not `'x' * 10**9`; the output-size check
+    after rendering would come too late to save the worker's memory.
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
+                if sized and len(seq) * max(times, 0) > MAX_OUTPUT_CHARS:
+                    raise SecurityError("a repeated string or list would be too large")
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise SecurityError("exponents above 64 are not allowed in templates")
+        return super().call_binop(context, operator, left, right)
+
+
 @dataclass(frozen=True)
 class TemplateSet:
     """A campaign's template sources at one version, with the environments that render them."""
 
     key: str
-    html_env: ImmutableSandboxedEnvironment
-    text_env: ImmutableSandboxedEnvironment
+    html_env: BoundedSandbox
+    text_env: BoundedSandbox
 
     @classmethod
     def from_sources(cls, sources: Mapping[str, str]) -> TemplateSet:
         digest = hashlib.sha256(json.dumps(sorted(sources.items())).encode()).hexdigest()
         loader = DictLoader(dict(sources))
-        html_env = ImmutableSandboxedEnvironment(
-            loader=loader, autoescape=True, undefined=StrictUndefined
-        )
-        text_env = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+        html_env = BoundedSandbox(loader=loader, autoescape=True, undefined=StrictUndefined)
+        text_env = BoundedSandbox(autoescape=False, undefined=StrictUndefined)
         return cls(digest, html_env, text_env)
 
 

@@ -116,6 +116,11 @@ class SMTPTransport:
         except TimeoutError as exc:
             self.close()
             raise ConnectionFailure(f"SMTP server timed out: {exc}") from exc
+        except smtplib.SMTPServerDisconnected:
+            raise
+        except smtplib.SMTPException as exc:  # a refused greeting, an unexpected reply
+            self.close()
+            raise ConnectionFailure(f"SMTP session failed: {exc}") from exc
 
     def _reset(self) -> None:
         try:
@@ -190,11 +195,15 @@ def transport_from_url(url: str, timeout: float = 30.0) -> Transport:
     if parts.scheme in ("smtp", "smtps"):
         if not parts.hostname:
             raise UserError(f"SMTP URL {url!r} has no host; use smtp://user:pass@host:587")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise UserError(f"SMTP URL {url!r} has an invalid port: {exc}") from exc
         query = parse_qs(parts.query)
         starttls = query.get("starttls", ["false"])[0].lower() in ("1", "true", "yes")
         return SMTPTransport(
             parts.hostname,
-            parts.port or (465 if parts.scheme == "smtps" else 25),
+            port or (465 if parts.scheme == "smtps" else 25),
             ssl_on_connect=parts.scheme == "smtps",
             starttls=starttls,
             username=unquote(parts.username or ""),
