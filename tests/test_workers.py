@@ -173,10 +173,12 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 
 
 @pytest.fixture
-def process_env(worker_env: Settings, database: str) -> dict[str, str]:
-    if database.startswith("sqlite"):
-        pytest.skip("several worker processes are a PostgreSQL deployment")
+def process_env(worker_env: Settings) -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+# Several worker processes on several hosts are a PostgreSQL deployment.
+postgres_only = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 
 
 class Dispatcher(threading.Thread):
@@ -195,6 +197,7 @@ class Dispatcher(threading.Thread):
             self.halt.wait(0.2)
 
 
+@postgres_only
 def test_two_workers_and_two_dispatchers_never_send_a_message_twice(
     process_env: dict[str, str], smtp_server: SMTPServer
 ) -> None:
@@ -221,6 +224,7 @@ def test_two_workers_and_two_dispatchers_never_send_a_message_twice(
     assert sorted(received) == sorted(expected)
 
 
+@postgres_only
 def test_a_worker_killed_mid_batch_loses_nothing(
     process_env: dict[str, str], smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
