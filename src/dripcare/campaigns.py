@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from dripcare.config import get_settings
 from dripcare.email_context import sample_context
-from dripcare.errors import NotFound, UserError
+from dripcare.errors import UserError
 from dripcare.models import Campaign, CampaignTemplate, Clinic, Step
 from dripcare.rendering import RenderError, TemplateSet, render_full
 from dripcare.scheduling import StepTiming, parse_local_time
@@ -221,7 +221,8 @@ def find_campaign(session: Session, clinic_id: int, slug: str) -> Campaign:
     if campaign is None:
         known = session.scalars(select(Campaign.slug).where(Campaign.clinic_id == clinic_id)).all()
         choices = ", ".join(known) or "none yet; import one with `dripcare campaign import DIR`"
-        raise NotFound(f"clinic {clinic_id} has no campaign {slug!r} (known: {choices})")
+        # Bad input rather than a missing object: the slug is a choice among known values.
+        raise UserError(f"clinic {clinic_id} has no campaign {slug!r} (known: {choices})")
     return campaign
 
 

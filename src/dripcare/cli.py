@@ -192,6 +192,76 @@ def campaign_list(clinic_id: int, as_json: bool) -> None:
     )
 
 
+@main.group()
+def apikey() -> None:
+    """API keys for the clinic REST API."""
+
+
+@apikey.command("create")
+@click.option("--clinic", "clinic_id", type=int, required=True)
+@click.option("--name", default="", help="What the key is for, e.g. 'booking system'.")
+@json_option
+@user_errors
+def apikey_create(clinic_id: int, name: str, as_json: bool) -> None:
+    """Create a key; it is printed once and cannot be shown again."""
+    from dripcare.apikeys import create_key
+
+    with session_scope() as session:
+        enrollments.get_clinic(session, clinic_id)
+        issued = create_key(session, clinic_id, name)
+        data = {"id": issued.key.id, "clinic_id": clinic_id, "key": issued.plaintext}
+    emit(
+        as_json,
+        data,
+        f"{issued.plaintext}\n(key {data['id']} for clinic {clinic_id}; "
+        "store it now, it is not shown again)",
+    )
+
+
+@apikey.command("list")
+@click.option("--clinic", "clinic_id", type=int, required=True)
+@json_option
+def apikey_list(clinic_id: int, as_json: bool) -> None:
+    """List a clinic's keys (prefixes only)."""
+    from dripcare.apikeys import list_keys
+
+    with session_scope() as session:
+        rows = [
+            {
+                "id": k.id,
+                "prefix": k.prefix,
+                "name": k.name,
+                "created_at": k.created_at.isoformat(),
+                "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+            }
+            for k in list_keys(session, clinic_id)
+        ]
+    emit(
+        as_json,
+        rows,
+        "\n".join(
+            f"{r['id']}\tdc_{r['prefix']}_…\t{r['name']}\t"
+            f"{'revoked' if r['revoked_at'] else 'live'}"
+            for r in rows
+        )
+        or "no keys",
+    )
+
+
+@apikey.command("revoke")
+@click.argument("key_id", type=int)
+@json_option
+@user_errors
+def apikey_revoke(key_id: int, as_json: bool) -> None:
+    """Revoke a key: requests with it get 401 from now on."""
+    from dripcare.apikeys import revoke_key
+
+    with session_scope() as session:
+        key = revoke_key(session, key_id)
+        data = {"id": key.id, "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None}
+    emit(as_json, data, f"key {key_id} revoked")
+
+
 # ---- enrollments ------------------------------------------------------------------------------
 
 
@@ -454,6 +524,27 @@ def beat(celery_args: tuple[str, ...]) -> None:
 
     Path("var").mkdir(exist_ok=True)
     app.start(["beat", "--loglevel=INFO", "--schedule=var/celerybeat-schedule", *celery_args])
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="Server processes.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the clinic REST API (docs at /docs, OpenAPI at /openapi.json)."""
+    import uvicorn
+
+    # Uvicorn's access log prints query strings, which can hold patients' emails; the app
+    # logs each request itself without them.
+    uvicorn.run(
+        "dripcare.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="info",
+    )
 
 
 @main.command()

@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dripcare.campaigns import install_defaults
-from dripcare.enrollments import check_timezone, normalize_email
 from dripcare.errors import UserError
 from dripcare.models import Clinic
+from dripcare.validation import check_timezone, normalize_email
 
 _COLOR = re.compile(r"#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?")
 

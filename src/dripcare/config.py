@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     retry_max_seconds: float = 3600.0
     smtp_timeout: float = 30.0
 
+    api_rate_per_second: float = Field(100.0, gt=0, description="per API key")
+    api_rate_burst: int = Field(200, ge=1)
+    ratelimit_url: str = Field("", description="redis://… to share limits across processes")
+    api_max_body_bytes: int = 1_000_000
+
     templates_dir: Path = Path(__file__).resolve().parents[2] / "templates" / "emails"
 
     @field_validator("quiet_hours")

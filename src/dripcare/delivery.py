@@ -29,7 +29,7 @@ from dripcare.composing import Envelope, compose
 from dripcare.config import Settings
 from dripcare.dispatch import claim_due, recover_expired
 from dripcare.email_context import build_context, clinic_context, format_date
-from dripcare.links import links_for
+from dripcare.links import MessageLinks, links_for
 from dripcare.models import (
     Campaign,
     Clinic,
@@ -44,7 +44,7 @@ from dripcare.models import (
     utcnow,
 )
 from dripcare.render_cache import Renderer
-from dripcare.rendering import RenderError
+from dripcare.rendering import Rendered, RenderError
 from dripcare.transports import ConnectionFailure, PermanentError, TransientError, Transport
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,15 @@ def _start(
     ).all()
     if not owned:
         return []
+    jobs = load_jobs(session, list(owned))
+    for campaign in {job.campaign.id: job.campaign for job in jobs}.values():
+        template_set(campaign)  # loads the sources while the session is open; cached per version
+    _mark_suppressed(session, jobs)
+    return jobs
+
+
+def load_jobs(session: Session, message_pks: list[int]) -> list[Job]:
+    """Everything needed to render and send these messages, in one query."""
     rows = session.execute(
         select(
             Message.id,
@@ -165,17 +174,13 @@ def _start(
         .join(Clinic, Message.clinic_id == Clinic.id)
         .join(Step, Message.step_id == Step.id)
         .join(Campaign, Step.campaign_id == Campaign.id)
-        .where(Message.id.in_(owned))
+        .where(Message.id.in_(message_pks))
         .order_by(Message.id)
     ).all()
-    jobs = [
+    return [
         Job(pk, mid, attempts, patient.email, clinic, campaign, step, enrollment, patient)
         for pk, mid, attempts, patient, clinic, campaign, step, enrollment in rows
     ]
-    for campaign in {job.campaign.id: job.campaign for job in jobs}.values():
-        template_set(campaign)  # loads the sources while the session is open; cached per version
-    _mark_suppressed(session, jobs)
-    return jobs
 
 
 def _mark_suppressed(session: Session, jobs: list[Job]) -> None:
@@ -193,8 +198,8 @@ def _mark_suppressed(session: Session, jobs: list[Job]) -> None:
         job.suppressed = reasons.get((job.clinic.id, job.to))
 
 
-def build_email(job: Job, settings: Settings, when: datetime) -> bytes:
-    """Render and compose one message (also used by previews and the benchmark baseline)."""
+def render_job(job: Job, settings: Settings) -> tuple[Rendered, MessageLinks]:
+    """The message as this patient gets it (also shown to clinics through the API)."""
     clinic, campaign, step = job.clinic, job.campaign, job.step
     links = links_for(settings, job.pk, clinic.sender_email)
     context = build_context(
@@ -211,6 +216,13 @@ def build_email(job: Job, settings: Settings, when: datetime) -> bytes:
     rendered = _renderer.render(
         template_set(campaign), step.template, step.subject, step.preheader, context
     )
+    return rendered, links
+
+
+def build_email(job: Job, settings: Settings, when: datetime) -> bytes:
+    """Render and compose one message (also used by the benchmark baseline)."""
+    rendered, links = render_job(job, settings)
+    clinic = job.clinic
     envelope = Envelope(
         from_name=clinic.name,
         from_addr=clinic.sender_email,

@@ -9,10 +9,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from email_validator import EmailNotValidError
-from email_validator import validate_email as _validate_email
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -30,6 +28,7 @@ from dripcare.models import (
     utcnow,
 )
 from dripcare.scheduling import compute_due_at
+from dripcare.validation import check_timezone, normalize_email
 
 EARLIEST_TREATMENT = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_AHEAD = timedelta(days=366)
@@ -59,29 +58,6 @@ class EnrollResult:
 
 
 # ---- validation -------------------------------------------------------------------------------
-
-
-def normalize_email(text: str) -> str:
-    """The address as we store and send to it; a clear error for anything that is not one."""
-    try:
-        info = _validate_email(text.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise UserError(f"invalid email address {text!r}: {exc}") from exc
-    if info.ascii_email is None:
-        raise UserError(f"email address {text!r} needs SMTPUTF8, which dripcare does not send")
-    # Lower-cased whole: providers treat local parts case-insensitively, and one patient
-    # typed two ways must not get two sequences.
-    return info.ascii_email.lower()
-
-
-def check_timezone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise UserError(
-            f"unknown time zone {name!r}; use an IANA name such as Europe/London or America/Chicago"
-        ) from exc
-    return name
 
 
 def parse_treated_at(value: str | datetime, zone: str, now: datetime) -> datetime:
@@ -328,3 +304,20 @@ def timeline(session: Session, enrollment: Enrollment) -> list[Message]:
             select(Message).where(Message.enrollment_id == enrollment.id).order_by(Message.due_at)
         )
     )
+
+
+def list_enrollments(
+    session: Session,
+    clinic_id: int,
+    *,
+    status: EnrollmentStatus | None = None,
+    patient_id: int | None = None,
+    after_id: int = 0,
+    limit: int = 50,
+) -> list[Enrollment]:
+    query = select(Enrollment).where(Enrollment.clinic_id == clinic_id, Enrollment.id > after_id)
+    if status is not None:
+        query = query.where(Enrollment.status == status)
+    if patient_id is not None:
+        query = query.where(Enrollment.patient_id == patient_id)
+    return list(session.scalars(query.order_by(Enrollment.id).limit(limit)))

@@ -23,3 +23,21 @@ def outbox_status(session: Session) -> tuple[dict[str, int], datetime | None]:
 
         next_due = next_due.replace(tzinfo=UTC)
     return counts, next_due
+
+
+def list_messages(
+    session: Session,
+    clinic_id: int,
+    *,
+    status: MessageStatus | None = None,
+    since: datetime | None = None,
+    after_id: int = 0,
+    limit: int = 50,
+) -> list[Message]:
+    """A page of a clinic's messages in id order; `since` filters on the last change."""
+    query = select(Message).where(Message.clinic_id == clinic_id, Message.id > after_id)
+    if status is not None:
+        query = query.where(Message.status == status)
+    if since is not None:
+        query = query.where(Message.updated_at >= since)
+    return list(session.scalars(query.order_by(Message.id).limit(limit)))

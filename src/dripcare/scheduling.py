@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 _ONE_DAY = timedelta(days=1)
+_MAX_QUIET_PUSHES = 8
 # ASCII only: str.isdigit()/\d accept Arabic-Indic and other digits, which int() would
 # silently turn into a plausible-looking time.
 _LOCAL_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})", re.ASCII)
@@ -145,10 +146,16 @@ def _at_send_time(due: datetime, send_time: time, zone: ZoneInfo, not_before: da
 
 
 def _outside_quiet_hours(due: datetime, quiet: QuietHours, zone: ZoneInfo) -> datetime:
-    """Push out of the window; loop because a push into a DST gap can land back inside it."""
-    while quiet.contains(due.astimezone(zone).time()):
+    """Push out of the window, more than once if a push into a DST gap lands back inside it.
+
+    Bounded so that a broken window (or a QuietHours subclass) fails loudly instead of hanging
+    a worker; two pushes are the most real zones need, because gaps are months apart.
+    """
+    for _ in range(_MAX_QUIET_PUSHES):
+        if not quiet.contains(due.astimezone(zone).time()):
+            return due
         due = _next_wall_time(due, quiet.end, zone)
-    return due
+    raise RuntimeError(f"could not leave quiet hours {quiet} in {zone}; reached {due}")
 
 
 def _next_wall_time(after: datetime, at: time, zone: ZoneInfo) -> datetime:

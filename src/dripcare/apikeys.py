@@ -1,0 +1,65 @@
+"""Per-clinic API keys: `dc_<prefix>_<secret>`, shown once, stored as a SHA-256 of the secret.
+
+The secret is 32 random bytes, so a fast hash is enough (no password stretching needed); the
+public prefix finds the row without scanning, and the comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dripcare.errors import NotFound
+from dripcare.models import ApiKey, utcnow
+
+SCHEME = "dc"
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    plaintext: str  # shown to the person once, never stored
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(session: Session, clinic_id: int, name: str = "") -> IssuedKey:
+    prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    key = ApiKey(clinic_id=clinic_id, prefix=prefix, secret_hash=_digest(secret), name=name)
+    session.add(key)
+    session.flush()
+    return IssuedKey(key, f"{SCHEME}_{prefix}_{secret}")
+
+
+def authenticate(session: Session, presented: str) -> ApiKey | None:
+    """The live key matching `presented`, or None (unknown, malformed, wrong or revoked)."""
+    scheme, _, rest = presented.partition("_")
+    prefix, _, secret = rest.partition("_")
+    if scheme != SCHEME or not prefix or not secret:
+        return None
+    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if key is None or key.revoked_at is not None:
+        return None
+    return key if hmac.compare_digest(key.secret_hash, _digest(secret)) else None
+
+
+def list_keys(session: Session, clinic_id: int) -> list[ApiKey]:
+    return list(
+        session.scalars(select(ApiKey).where(ApiKey.clinic_id == clinic_id).order_by(ApiKey.id))
+    )
+
+
+def revoke_key(session: Session, key_id: int) -> ApiKey:
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"no API key with id {key_id}; see `dripcare apikey list --clinic ID`")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    return key

@@ -1,0 +1,178 @@
+"""/api/v1/enrollments: the same domain functions as the CLI, one clinic's view."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from fastapi import APIRouter
+from sqlalchemy.orm import Session
+
+from dripcare.config import get_settings
+from dripcare.enrollments import (
+    DATE_ONLY_TIME,
+    EnrollRequest,
+    cancel,
+    enroll,
+    get_enrollment,
+    list_enrollments,
+    reschedule,
+    timeline,
+)
+from dripcare.errors import UserError
+from dripcare.models import Enrollment, EnrollmentStatus
+from dripcare.patients import get_patient
+from dripcare.web.deps import ClinicDep, IdempotencyKey, SessionDep
+from dripcare.web.errors import COMMON_RESPONSES, NOT_FOUND
+from dripcare.web.idempotency import respond
+from dripcare.web.pagination import Cursor, Limit, page_of
+from dripcare.web.schemas import (
+    BulkEnrollmentIn,
+    BulkItemResult,
+    BulkOut,
+    EnrollmentIn,
+    EnrollmentOut,
+    EnrollmentPatch,
+    Page,
+)
+from dripcare.web.serialize import enrollment_out
+
+router = APIRouter(prefix="/enrollments", tags=["enrollments"], responses=COMMON_RESPONSES)
+
+
+def _treated_at(value: date | datetime) -> str | datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.combine(value, DATE_ONLY_TIME).isoformat()
+
+
+def _request(session: Session, clinic: int, payload: EnrollmentIn) -> EnrollRequest:
+    if isinstance(payload.patient, int):
+        patient = get_patient(session, clinic, payload.patient)
+        email, first, last, locale = (
+            patient.email,
+            patient.first_name,
+            patient.last_name,
+            patient.locale,
+        )
+        zone = payload.timezone
+    else:
+        email, first, last = (
+            payload.patient.email,
+            payload.patient.first_name,
+            payload.patient.last_name,
+        )
+        locale = payload.patient.locale
+        zone = payload.timezone or payload.patient.timezone
+    return EnrollRequest(
+        clinic_id=clinic,
+        email=email,
+        first_name=first,
+        last_name=last,
+        campaign=payload.campaign,
+        treated_at=_treated_at(payload.treated_at),
+        timezone=zone,
+        external_id=payload.external_id,
+        locale=locale,
+    )
+
+
+def _out(session: Session, enrollment: Enrollment) -> EnrollmentOut:
+    return enrollment_out(enrollment, timeline(session, enrollment))
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=EnrollmentOut,
+    responses={200: {"model": EnrollmentOut, "description": "Enrolled already"}, **NOT_FOUND},
+)
+def create(
+    payload: EnrollmentIn,
+    clinic: ClinicDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+):  # type: ignore[no-untyped-def]
+    """Enroll a treatment: every email of the sequence is scheduled at once and returned.
+
+    Posting the same `external_id` again returns the existing enrollment with status 200.
+    A new treatment of the same kind for the same patient replaces the older sequence.
+    """
+
+    def run() -> tuple[int, EnrollmentOut]:
+        result = enroll(session, _request(session, clinic, payload), get_settings())
+        return (201 if result.created else 200), _out(session, result.enrollment)
+
+    return respond(session, clinic, idempotency_key, "POST /enrollments", payload, run)
+
+
+@router.post(":bulk", response_model=BulkOut)
+def create_many(
+    payload: BulkEnrollmentIn,
+    clinic: ClinicDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+):  # type: ignore[no-untyped-def]
+    """Enroll many at once. Each item succeeds or fails on its own; results keep the order."""
+
+    def run() -> tuple[int, BulkOut]:
+        return 200, BulkOut(
+            data=[_one(session, clinic, index, item) for index, item in enumerate(payload.items)]
+        )
+
+    return respond(session, clinic, idempotency_key, "POST /enrollments:bulk", payload, run)
+
+
+def _one(session: Session, clinic: int, index: int, item: EnrollmentIn) -> BulkItemResult:
+    savepoint = session.begin_nested()
+    try:
+        result = enroll(session, _request(session, clinic, item), get_settings())
+        savepoint.commit()
+    except UserError as exc:
+        savepoint.rollback()
+        return BulkItemResult(index=index, status="error", error=str(exc))
+    return BulkItemResult(
+        index=index,
+        status="created" if result.created else "existing",
+        enrollment=_out(session, result.enrollment),
+    )
+
+
+@router.get("", response_model=Page[EnrollmentOut])
+def search(
+    clinic: ClinicDep,
+    session: SessionDep,
+    cursor: Cursor = None,
+    status: EnrollmentStatus | None = None,
+    patient_id: int | None = None,
+    limit: Limit = 50,
+) -> Page[EnrollmentOut]:
+    rows = list_enrollments(
+        session, clinic, status=status, patient_id=patient_id, after_id=cursor or 0, limit=limit + 1
+    )
+    return page_of([_out(session, e) for e in rows], limit)
+
+
+@router.get("/{enrollment_id}", response_model=EnrollmentOut, responses=NOT_FOUND)
+def read(enrollment_id: int, clinic: ClinicDep, session: SessionDep) -> EnrollmentOut:
+    """The timeline: every message with its due time (UTC and local) and status."""
+    return _out(session, get_enrollment(session, enrollment_id, clinic))
+
+
+@router.post("/{enrollment_id}/cancel", response_model=EnrollmentOut, responses=NOT_FOUND)
+def cancel_one(enrollment_id: int, clinic: ClinicDep, session: SessionDep) -> EnrollmentOut:
+    """Stop every unsent message. Cancelling twice is harmless."""
+    enrollment = get_enrollment(session, enrollment_id, clinic)
+    cancel(session, enrollment)
+    session.commit()
+    return _out(session, enrollment)
+
+
+@router.patch("/{enrollment_id}", response_model=EnrollmentOut, responses=NOT_FOUND)
+def update(
+    enrollment_id: int, payload: EnrollmentPatch, clinic: ClinicDep, session: SessionDep
+) -> EnrollmentOut:
+    """Move the treatment time; unsent messages move with it, sent ones stay as they were."""
+    enrollment = get_enrollment(session, enrollment_id, clinic)
+    reschedule(session, enrollment, _treated_at(payload.treated_at), get_settings())
+    session.commit()
+    return _out(session, enrollment)

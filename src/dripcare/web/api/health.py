@@ -1,0 +1,68 @@
+"""Liveness and readiness for load balancers and orchestrators (no API key needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from kombu import Connection
+from sqlalchemy import text
+
+from dripcare.config import get_settings
+from dripcare.db import get_engine
+from dripcare.migrations import alembic_config
+from dripcare.web.schemas import Health
+
+router = APIRouter(tags=["health"])
+UNHEALTHY: dict[int | str, dict[str, Any]] = {
+    503: {"model": Health, "description": "A dependency is down"}
+}
+
+
+def _database() -> str:
+    try:
+        with get_engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure is an answer here, not an error
+        return f"error: {type(exc).__name__}"
+    return "ok"
+
+
+def _broker() -> str:
+    try:
+        with Connection(get_settings().broker_url, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+    return "ok"
+
+
+def _schema() -> str:
+    try:
+        with get_engine().connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return "ok" if current == head else f"error: schema at {current}, code expects {head}"
+
+
+def _answer(database: str, broker: str) -> JSONResponse:
+    healthy = database == "ok" and broker == "ok"
+    body = Health(status="ok" if healthy else "error", database=database, broker=broker)
+    return JSONResponse(body.model_dump(), 200 if healthy else 503)
+
+
+@router.get("/healthz", response_model=Health, responses=UNHEALTHY)
+def healthz() -> JSONResponse:
+    """The database and the broker answer."""
+    return _answer(_database(), _broker())
+
+
+@router.get("/readyz", response_model=Health, responses=UNHEALTHY)
+def readyz() -> JSONResponse:
+    """Ready for traffic: the database schema is at the version this code expects."""
+    return _answer(_schema(), _broker())

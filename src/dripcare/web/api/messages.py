@@ -1,0 +1,80 @@
+"""/api/v1/messages: what was and will be sent, with each delivery attempt."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from dripcare.config import get_settings
+from dripcare.delivery import load_jobs, render_job
+from dripcare.errors import NotFound
+from dripcare.models import DeliveryAttempt, Message, MessageStatus
+from dripcare.rendering import RenderError
+from dripcare.reporting import list_messages
+from dripcare.web.deps import ClinicDep, SessionDep
+from dripcare.web.errors import COMMON_RESPONSES, NOT_FOUND
+from dripcare.web.pagination import Cursor, Limit, page_of
+from dripcare.web.schemas import Delivery, MessageOut, MessageSummary, Page
+from dripcare.web.serialize import message_summary
+
+Since = Annotated[
+    datetime | None,
+    Query(description="Only messages changed at or after this time (UTC without an offset)"),
+]
+
+router = APIRouter(prefix="/messages", tags=["messages"], responses=COMMON_RESPONSES)
+
+
+@router.get("", response_model=Page[MessageSummary])
+def search(
+    clinic: ClinicDep,
+    session: SessionDep,
+    cursor: Cursor = None,
+    status: MessageStatus | None = None,
+    since: Since = None,
+    limit: Limit = 50,
+) -> Page[MessageSummary]:
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    rows = list_messages(
+        session, clinic, status=status, since=since, after_id=cursor or 0, limit=limit + 1
+    )
+    return page_of([message_summary(m, m.enrollment.timezone) for m in rows], limit)
+
+
+@router.get("/{message_id}", response_model=MessageOut, responses=NOT_FOUND)
+def read(message_id: int, clinic: ClinicDep, session: SessionDep) -> MessageOut:
+    """One message: the subject as the patient sees it, and every delivery attempt."""
+    message = session.get(Message, message_id)
+    if message is None or message.clinic_id != clinic:
+        raise NotFound(f"no message with id {message_id}")
+    attempts = session.scalars(
+        select(DeliveryAttempt)
+        .where(DeliveryAttempt.message_id == message.id)
+        .order_by(DeliveryAttempt.id)
+    ).all()
+    summary = message_summary(message, message.enrollment.timezone)
+    return MessageOut(
+        **summary.model_dump(),
+        enrollment_id=message.enrollment_id,
+        patient_id=message.enrollment.patient_id,
+        subject=_subject(session, message.id),
+        message_id=message.message_id,
+        last_error=message.last_error,
+        deliveries=[
+            Delivery(at=a.at, outcome=a.outcome, smtp_code=a.smtp_code, detail=a.detail)
+            for a in attempts
+        ],
+    )
+
+
+def _subject(session: SessionDep, message_pk: int) -> str:
+    (job,) = load_jobs(session, [message_pk])
+    try:
+        rendered, _ = render_job(job, get_settings())
+    except RenderError as exc:
+        return f"(cannot render: {exc})"
+    return rendered.subject

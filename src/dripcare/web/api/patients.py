@@ -1,0 +1,64 @@
+"""/api/v1/patients"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from dripcare.patients import PatientChanges, create_patient, find_by_email, get_patient
+from dripcare.patients import update_patient as apply_changes
+from dripcare.web.deps import ClinicDep, IdempotencyKey, SessionDep
+from dripcare.web.errors import COMMON_RESPONSES, NOT_FOUND
+from dripcare.web.idempotency import respond
+from dripcare.web.schemas import Page, PatientIn, PatientOut, PatientPatch
+from dripcare.web.serialize import patient_out
+
+router = APIRouter(prefix="/patients", tags=["patients"], responses=COMMON_RESPONSES)
+
+
+@router.post("", status_code=201, response_model=PatientOut)
+def create(
+    payload: PatientIn,
+    clinic: ClinicDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+):  # type: ignore[no-untyped-def]
+    """Create a patient. An email is one patient per clinic."""
+
+    def run() -> tuple[int, PatientOut]:
+        patient = create_patient(session, clinic, PatientChanges(**payload.model_dump()))
+        return 201, patient_out(patient)
+
+    return respond(session, clinic, idempotency_key, "POST /patients", payload, run)
+
+
+@router.get("", response_model=Page[PatientOut])
+def search(
+    clinic: ClinicDep,
+    session: SessionDep,
+    email: Annotated[str, Query(max_length=320, description="The patient's email")],
+) -> Page[PatientOut]:
+    """Find a patient by email (there is at most one per clinic)."""
+    patient = find_by_email(session, clinic, email)
+    data = [patient_out(patient)] if patient else []
+    return Page[PatientOut](data=data, has_more=False, next_cursor=None)
+
+
+@router.get("/{patient_id}", response_model=PatientOut, responses=NOT_FOUND)
+def read(patient_id: int, clinic: ClinicDep, session: SessionDep) -> PatientOut:
+    return patient_out(get_patient(session, clinic, patient_id))
+
+
+@router.patch("/{patient_id}", response_model=PatientOut, responses=NOT_FOUND)
+def update(
+    patient_id: int, payload: PatientPatch, clinic: ClinicDep, session: SessionDep
+) -> PatientOut:
+    """Change email, names, time zone or locale. Already scheduled emails keep their times."""
+    patient = apply_changes(
+        session,
+        get_patient(session, clinic, patient_id),
+        PatientChanges(**payload.model_dump(exclude_unset=True)),
+    )
+    session.commit()
+    return patient_out(patient)

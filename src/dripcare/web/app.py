@@ -1,0 +1,45 @@
+"""The web application: the clinic REST API under /api/v1 (OpenAPI at /openapi.json)."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from fastapi import APIRouter, FastAPI
+
+from dripcare.config import get_settings
+from dripcare.web import errors
+from dripcare.web.api import enrollments, health, messages, patients
+from dripcare.web.middleware import BodySizeLimit, RequestLog
+from dripcare.web.ratelimit import make_limiter
+
+DESCRIPTION = """
+Enroll patients' treatments and follow their aftercare emails.
+
+Authenticate with a clinic API key (`dripcare apikey create --clinic ID`) as
+`Authorization: Bearer <key>`. Every object belongs to one clinic: another clinic's ids
+answer 404. POSTs accept an `Idempotency-Key` header; retries with the same key get the
+first answer.
+"""
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    app = FastAPI(
+        title="dripcare",
+        version=version("dripcare"),
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.limiter = make_limiter(settings)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(RequestLog)
+    errors.install(app)
+    v1 = APIRouter(prefix="/api/v1")
+    for module in (patients, enrollments, messages):
+        v1.include_router(module.router)
+    v1.include_router(health.router)
+    app.include_router(v1)
+    app.include_router(health.router, include_in_schema=False)
+    return app

@@ -1,0 +1,31 @@
+"""Domain errors as HTTP answers: 404 for what is not (or not yours), 422 for bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from dripcare.errors import NotFound, UserError
+from dripcare.web.schemas import ErrorOut, ValidationErrorOut
+
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key"},
+    422: {"model": ValidationErrorOut, "description": "Invalid input, field by field"},
+    429: {"model": ErrorOut, "description": "Rate limit reached; see Retry-After"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No such object for this clinic"},
+}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, 404)
+
+    @app.exception_handler(UserError)
+    async def _bad_input(request: Request, exc: UserError) -> JSONResponse:
+        item = {"loc": ["body"], "msg": str(exc), "type": "value_error"}
+        return JSONResponse({"detail": [item]}, 422)

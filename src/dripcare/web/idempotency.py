@@ -1,0 +1,78 @@
+"""Idempotency-Key on POSTs: a retry with the same key gets the first answer, not a second write.
+
+The stored answer is written in the same transaction as the change it describes, so either
+both exist or neither does; two concurrent first attempts meet on the unique key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import HTTPException
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dripcare.models import IdempotentRequest
+
+Handler = Callable[[], tuple[int, Any]]
+
+
+def respond(
+    session: Session, clinic_id: int, key: str | None, route: str, payload: BaseModel, run: Handler
+) -> JSONResponse:
+    """Run the handler once per key; commit; answer (or replay the stored answer)."""
+    if not key:
+        status, body = run()
+        session.commit()
+        return JSONResponse(jsonable_encoder(body), status)
+    fingerprint = hashlib.sha256(f"{route}\n{payload.model_dump_json()}".encode()).hexdigest()
+    stored = _stored(session, clinic_id, key)
+    if stored is not None:
+        return _replay(stored, fingerprint)
+    status, body = run()
+    encoded = jsonable_encoder(body)
+    session.add(
+        IdempotentRequest(
+            clinic_id=clinic_id,
+            key=key,
+            fingerprint=fingerprint,
+            status_code=status,
+            body=json.dumps(encoded),
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent request with the same key committed first
+        session.rollback()
+        stored = _stored(session, clinic_id, key)
+        if stored is None:
+            raise
+        return _replay(stored, fingerprint)
+    return JSONResponse(encoded, status)
+
+
+def _stored(session: Session, clinic_id: int, key: str) -> IdempotentRequest | None:
+    return session.scalar(
+        select(IdempotentRequest).where(
+            IdempotentRequest.clinic_id == clinic_id, IdempotentRequest.key == key
+        )
+    )
+
+
+def _replay(stored: IdempotentRequest, fingerprint: str) -> JSONResponse:
+    if stored.fingerprint != fingerprint:
+        raise HTTPException(
+            422,
+            "this Idempotency-Key was used with a different request; "
+            "use a new key for a new request",
+        )
+    return JSONResponse(
+        json.loads(stored.body), stored.status_code, headers={"Idempotent-Replayed": "true"}
+    )

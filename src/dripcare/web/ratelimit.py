@@ -1,0 +1,80 @@
+"""Requests per API key: a token bucket per key, in this process or shared through Redis.
+
+With several API processes, point DRIPCARE_RATELIMIT_URL at Redis so they share one budget
+per key; without it each process keeps its own (fine for one process, the embedded default).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Protocol
+
+import redis
+
+from dripcare.config import Settings
+
+
+class Limiter(Protocol):
+    def acquire(self, key: str) -> float:
+        """0 when the request may go ahead, else the seconds to wait before retrying."""
+        ...
+
+
+class MemoryLimiter:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str) -> float:
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self._buckets[key] = (tokens - 1, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+
+# A token bucket kept in one Redis hash, updated atomically.
+_BUCKET = """
+local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + (now - at) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
+return tostring(wait)
+"""
+
+
+class RedisLimiter:
+    def __init__(self, url: str, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._client = redis.Redis.from_url(url)
+        self._script = self._client.register_script(_BUCKET)
+
+    def acquire(self, key: str) -> float:
+        wait = self._script(
+            keys=[f"dripcare:ratelimit:{key}"], args=[self.rate, self.burst, time.time()]
+        )
+        return float(wait)
+
+
+def make_limiter(settings: Settings) -> Limiter:
+    if settings.ratelimit_url:
+        return RedisLimiter(
+            settings.ratelimit_url, settings.api_rate_per_second, settings.api_rate_burst
+        )
+    return MemoryLimiter(settings.api_rate_per_second, settings.api_rate_burst)
+
+
+def retry_after_header(wait: float) -> str:
+    return str(max(1, math.ceil(wait)))

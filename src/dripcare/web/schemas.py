@@ -1,0 +1,150 @@
+"""Request and response bodies of the REST API. Unknown fields are refused."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PatientIn(Strict):
+    email: str = Field(max_length=320, examples=["ana@example.com"])
+    first_name: str = Field("", max_length=100)
+    last_name: str = Field("", max_length=100)
+    timezone: str | None = Field(
+        None,
+        max_length=64,
+        examples=["Europe/London"],
+        description="IANA zone; the clinic's when absent",
+    )
+    locale: str = Field("en", max_length=16)
+
+
+class PatientPatch(Strict):
+    email: str | None = Field(None, max_length=320)
+    first_name: str | None = Field(None, max_length=100)
+    last_name: str | None = Field(None, max_length=100)
+    timezone: str | None = Field(None, max_length=64)
+    locale: str | None = Field(None, max_length=16)
+
+
+class PatientOut(BaseModel):
+    object: Literal["patient"] = "patient"
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    timezone: str | None
+    locale: str
+    created_at: datetime
+
+
+class EnrollmentIn(Strict):
+    patient: int | PatientIn = Field(
+        description="An existing patient's id, or a patient to create or update by email"
+    )
+    campaign: str = Field("microneedling", max_length=64)
+    treated_at: date | datetime = Field(
+        description="A date (noon local time), or a date-time; without an offset it is in "
+        "the patient's time zone",
+        examples=["2026-11-24T14:30:00-05:00"],
+    )
+    timezone: str | None = Field(None, max_length=64)
+    external_id: str | None = Field(
+        None, max_length=200, description="Your booking id: posting it again is safe"
+    )
+
+
+class EnrollmentPatch(Strict):
+    treated_at: date | datetime
+
+
+class BulkEnrollmentIn(Strict):
+    items: list[EnrollmentIn] = Field(min_length=1, max_length=500)
+
+
+class MessageSummary(BaseModel):
+    object: Literal["message"] = "message"
+    id: int
+    step: str
+    status: str
+    status_reason: str
+    due_at: datetime = Field(description="UTC")
+    due_local: datetime = Field(description="In the patient's time zone")
+    attempts: int
+    sent_at: datetime | None
+
+
+class EnrollmentOut(BaseModel):
+    object: Literal["enrollment"] = "enrollment"
+    id: int
+    patient_id: int
+    campaign: str
+    status: str
+    treated_at: datetime
+    timezone: str
+    external_id: str | None
+    created_at: datetime
+    messages: list[MessageSummary]
+
+
+class Delivery(BaseModel):
+    at: datetime
+    outcome: str
+    smtp_code: int | None
+    detail: str
+
+
+class MessageOut(MessageSummary):
+    enrollment_id: int
+    patient_id: int
+    subject: str = Field(description="As the patient sees it")
+    message_id: str = Field(description="The Message-ID header, the same on every attempt")
+    last_error: str
+    deliveries: list[Delivery]
+
+
+class Page(BaseModel, Generic[T]):
+    object: Literal["list"] = "list"
+    data: list[T]
+    has_more: bool
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    detail: list[ErrorItem]
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class BulkItemResult(BaseModel):
+    index: int
+    status: Literal["created", "existing", "error"]
+    enrollment: EnrollmentOut | None = None
+    error: str | None = None
+
+
+class BulkOut(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[BulkItemResult]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "error"]
+    database: str
+    broker: str

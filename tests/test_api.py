@@ -1,0 +1,349 @@
+"""The clinic REST API, as a clinic's developer uses it, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import time_machine
+import uvicorn
+from fastapi.testclient import TestClient
+
+from dripcare.apikeys import create_key, revoke_key
+from dripcare.config import Settings
+from dripcare.db import session_scope
+from dripcare.web.app import create_app
+from tests.conftest import configure, free_port
+from tests.factories import make_clinic
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+ENROLL = {
+    "patient": {"email": "ana@example.com", "first_name": "Ana"},
+    "treated_at": "2026-11-24T14:30:00-05:00",
+    "external_id": "bk-1",
+}
+
+
+def new_key(clinic_id: int) -> str:
+    with session_scope() as session:
+        return create_key(session, clinic_id, "test").plaintext
+
+
+class Clinic:
+    """A clinic's view of the API: a client that sends its key."""
+
+    def __init__(self, client: TestClient, name: str, sender: str) -> None:
+        self.id = make_clinic(name=name, sender=sender)
+        self.key = new_key(self.id)
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {self.key}"}
+
+    def get(self, path: str, **kw: object) -> httpx.Response:
+        return self.client.get(f"/api/v1{path}", headers=self.headers, **kw)  # type: ignore[arg-type]
+
+    def post(self, path: str, json: object = None, **kw: object) -> httpx.Response:
+        headers = {**self.headers, **kw.pop("headers", {})}  # type: ignore[dict-item]
+        return self.client.post(f"/api/v1{path}", json=json, headers=headers, **kw)  # type: ignore[arg-type]
+
+    def patch(self, path: str, json: object) -> httpx.Response:
+        return self.client.patch(f"/api/v1{path}", json=json, headers=self.headers)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with time_machine.travel(NOW, tick=True), TestClient(create_app()) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def clinic_a(client: TestClient) -> Clinic:
+    return Clinic(client, "Clinic A", "care@a.example")
+
+
+@pytest.fixture
+def clinic_b(client: TestClient) -> Clinic:
+    return Clinic(client, "Clinic B", "care@b.example")
+
+
+def test_enroll_see_the_timeline_reschedule_and_cancel(clinic_a: Clinic) -> None:
+    created = clinic_a.post("/enrollments", ENROLL)
+    enrollment = created.json()
+    moved = clinic_a.patch(f"/enrollments/{enrollment['id']}", {"treated_at": "2026-11-25"})
+    cancelled = clinic_a.post(f"/enrollments/{enrollment['id']}/cancel")
+
+    assert created.status_code == 201
+    assert [m["step"] for m in enrollment["messages"]] == [
+        "day-0",
+        "day-1",
+        "day-3",
+        "day-7",
+        "day-14",
+        "day-28",
+        "day-42",
+    ]
+    assert enrollment["messages"][1]["due_at"] == "2026-11-25T14:00:00Z"
+    assert enrollment["messages"][1]["due_local"] == "2026-11-25T09:00:00-05:00"
+    assert moved.status_code == 200
+    assert moved.json()["messages"][1]["due_local"] == "2026-11-26T09:00:00-05:00"
+    assert {m["status"] for m in cancelled.json()["messages"]} == {"cancelled"}
+    assert clinic_a.get(f"/enrollments/{enrollment['id']}").json()["status"] == "cancelled"
+
+
+def test_reposting_an_external_id_returns_the_existing_enrollment(clinic_a: Clinic) -> None:
+    first = clinic_a.post("/enrollments", ENROLL)
+    again = clinic_a.post("/enrollments", ENROLL)
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert len(clinic_a.get("/enrollments").json()["data"]) == 1
+
+
+def test_idempotency_key_replays_the_first_answer(clinic_a: Clinic) -> None:
+    body = {**ENROLL, "external_id": None}
+    first = clinic_a.post("/enrollments", body, headers={"Idempotency-Key": "k1"})
+    replay = clinic_a.post("/enrollments", body, headers={"Idempotency-Key": "k1"})
+    misuse = clinic_a.post(
+        "/enrollments", {**body, "treated_at": "2026-11-20"}, headers={"Idempotency-Key": "k1"}
+    )
+
+    assert (first.status_code, replay.status_code) == (201, 201)
+    assert replay.json() == first.json()
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert misuse.status_code == 422 and "different request" in misuse.json()["detail"]
+
+
+def test_enroll_an_existing_patient_by_id_in_their_zone(clinic_a: Clinic) -> None:
+    patient = clinic_a.post(
+        "/patients", {"email": "Bo@Example.com", "first_name": "Bo", "timezone": "Europe/London"}
+    ).json()
+    found = clinic_a.get("/patients", params={"email": "bo@example.com"}).json()
+    enrollment = clinic_a.post(
+        "/enrollments", {"patient": patient["id"], "treated_at": "2026-11-24T10:00"}
+    ).json()
+
+    assert patient["email"] == "bo@example.com"
+    assert found["data"][0]["id"] == patient["id"]
+    assert enrollment["timezone"] == "Europe/London"
+    assert enrollment["messages"][1]["due_at"] == "2026-11-25T09:00:00Z"
+
+
+def test_patch_patient_and_duplicate_email_is_refused(clinic_a: Clinic) -> None:
+    one = clinic_a.post("/patients", {"email": "one@example.com"}).json()
+    clinic_a.post("/patients", {"email": "two@example.com"})
+
+    renamed = clinic_a.patch(f"/patients/{one['id']}", {"first_name": "Uno"})
+    clash = clinic_a.patch(f"/patients/{one['id']}", {"email": "two@example.com"})
+    again = clinic_a.post("/patients", {"email": "one@example.com"})
+
+    assert renamed.json()["first_name"] == "Uno"
+    assert clash.status_code == 422 and "another patient" in clash.json()["detail"][0]["msg"]
+    assert again.status_code == 422 and "exists already" in again.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({**ENROLL, "colour": "blue"}, "extra"),
+        ({**ENROLL, "patient": {"email": "nope"}}, "invalid email address"),
+        ({**ENROLL, "timezone": "Mars/Base"}, "unknown time zone"),
+        ({**ENROLL, "campaign": "laser"}, "has no campaign 'laser'"),
+        ({**ENROLL, "treated_at": "yesterday"}, "treated_at"),
+        ({**ENROLL, "treated_at": "1990-01-01"}, "out of range"),
+    ],
+)
+def test_bad_input_is_422_with_a_field_level_message(
+    clinic_a: Clinic, body: dict, needle: str
+) -> None:
+    response = clinic_a.post("/enrollments", body)
+
+    assert response.status_code == 422
+    assert needle in str(response.json()["detail"])
+    assert clinic_a.get("/enrollments").json()["data"] == []
+
+
+def test_bulk_is_atomic_per_row(clinic_a: Clinic) -> None:
+    items = [
+        ENROLL,
+        {**ENROLL, "patient": {"email": "bad"}, "external_id": "x"},
+        {**ENROLL, "patient": {"email": "cy@example.com"}, "external_id": "bk-3"},
+        ENROLL,
+    ]
+
+    response = clinic_a.post("/enrollments:bulk", {"items": items})
+
+    statuses = [r["status"] for r in response.json()["data"]]
+    assert response.status_code == 200
+    assert statuses == ["created", "error", "created", "existing"]
+    assert "invalid email address" in response.json()["data"][1]["error"]
+    assert len(clinic_a.get("/enrollments").json()["data"]) == 2
+
+
+def test_list_enrollments_pages_with_a_cursor_and_filters(clinic_a: Clinic) -> None:
+    for n in range(5):
+        clinic_a.post(
+            "/enrollments",
+            {**ENROLL, "external_id": f"e{n}", "patient": {"email": f"p{n}@example.com"}},
+        )
+    first = clinic_a.get("/enrollments", params={"limit": 2}).json()
+    second = clinic_a.get(
+        "/enrollments", params={"limit": 2, "cursor": first["next_cursor"]}
+    ).json()
+    last = clinic_a.get("/enrollments", params={"limit": 2, "cursor": second["next_cursor"]}).json()
+    patient_id = first["data"][0]["patient_id"]
+    mine = clinic_a.get("/enrollments", params={"patient_id": patient_id}).json()
+
+    ids = [e["id"] for page in (first, second, last) for e in page["data"]]
+    assert len(ids) == 5 and len(set(ids)) == 5
+    assert (first["has_more"], last["has_more"], last["next_cursor"]) == (True, False, None)
+    assert [e["patient_id"] for e in mine["data"]] == [patient_id]
+    assert clinic_a.get("/enrollments", params={"status": "cancelled"}).json()["data"] == []
+
+
+def test_messages_list_and_detail_with_subject_and_history(clinic_a: Clinic) -> None:
+    clinic_a.post("/enrollments", ENROLL)
+
+    page = clinic_a.get("/messages", params={"status": "scheduled", "limit": 3}).json()
+    detail = clinic_a.get(f"/messages/{page['data'][0]['id']}").json()
+    later = clinic_a.get("/messages", params={"since": "2030-01-01T00:00:00Z"}).json()
+
+    assert len(page["data"]) == 3 and page["has_more"] is True
+    assert detail["subject"] == "Caring for your skin today"
+    assert detail["message_id"].startswith("<") and detail["deliveries"] == []
+    assert later["data"] == []
+
+
+def test_no_key_a_wrong_key_or_a_revoked_key_is_401(client: TestClient, clinic_a: Clinic) -> None:
+    with session_scope() as session:
+        issued = create_key(session, clinic_a.id)
+    with session_scope() as session:
+        revoke_key(session, issued.key.id)
+
+    missing = client.get("/api/v1/enrollments")
+    wrong = client.get("/api/v1/enrollments", headers={"Authorization": "Bearer dc_x_y"})
+    revoked = client.get(
+        "/api/v1/enrollments", headers={"Authorization": f"Bearer {issued.plaintext}"}
+    )
+
+    assert [r.status_code for r in (missing, wrong, revoked)] == [401, 401, 401]
+    assert missing.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_tenant_isolation_on_every_endpoint(clinic_a: Clinic, clinic_b: Clinic) -> None:
+    enrollment = clinic_a.post("/enrollments", ENROLL).json()
+    patient_id, message_id = enrollment["patient_id"], enrollment["messages"][0]["id"]
+    e = enrollment["id"]
+
+    attempts = {
+        "GET patient": clinic_b.get(f"/patients/{patient_id}"),
+        "PATCH patient": clinic_b.patch(f"/patients/{patient_id}", {"first_name": "X"}),
+        "GET enrollment": clinic_b.get(f"/enrollments/{e}"),
+        "PATCH enrollment": clinic_b.patch(f"/enrollments/{e}", {"treated_at": "2026-11-25"}),
+        "POST cancel": clinic_b.post(f"/enrollments/{e}/cancel"),
+        "GET message": clinic_b.get(f"/messages/{message_id}"),
+        "POST enrollment for A's patient": clinic_b.post(
+            "/enrollments", {"patient": patient_id, "treated_at": "2026-11-24"}
+        ),
+    }
+    lists = {
+        "patients by email": clinic_b.get("/patients", params={"email": "ana@example.com"}),
+        "enrollments": clinic_b.get("/enrollments"),
+        "enrollments of A's patient": clinic_b.get(
+            "/enrollments", params={"patient_id": patient_id}
+        ),
+        "messages": clinic_b.get("/messages"),
+    }
+
+    assert {name: r.status_code for name, r in attempts.items()} == dict.fromkeys(attempts, 404)
+    assert all("ana" not in r.text for r in attempts.values())
+    assert {name: r.json()["data"] for name, r in lists.items()} == {key: [] for key in lists}
+    untouched = clinic_a.get(f"/enrollments/{e}").json()
+    assert untouched["status"] == "active" and untouched["treated_at"].startswith("2026-11-24")
+
+
+def test_oversized_body_is_413(clinic_a: Clinic) -> None:
+    response = clinic_a.post("/enrollments:bulk", {"items": [ENROLL] * 20000})
+
+    assert response.status_code == 413
+
+
+def test_rate_limit_answers_429_with_retry_after(
+    database: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(
+        monkeypatch,
+        tmp_path,
+        DRIPCARE_DATABASE_URL=database,  # type: ignore[arg-type]
+        DRIPCARE_API_RATE_PER_SECOND="0.01",
+        DRIPCARE_API_RATE_BURST="3",
+    )
+    with TestClient(create_app()) as client:
+        clinic = Clinic(client, "Busy", "care@busy.example")
+        statuses = [clinic.get("/enrollments").status_code for _ in range(4)]
+        limited = clinic.get("/enrollments")
+
+    assert statuses == [200, 200, 200, 429]
+    assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    for path in ("/healthz", "/readyz", "/api/v1/healthz"):
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.text)
+        assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def test_openapi_and_docs_are_served(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+
+    assert "/api/v1/enrollments/{enrollment_id}/cancel" in spec["paths"]
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert client.get("/docs").status_code == 200
+
+
+# ---- a real server ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    ready = threading.Event()
+    for _ in range(200):
+        if server.started:
+            break
+        ready.wait(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_a_real_server_enrolls_as_the_readme_shows(live_server: str) -> None:
+    clinic_id = make_clinic()
+    key = new_key(clinic_id)
+    treated = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+
+    with httpx.Client(base_url=live_server, headers={"Authorization": f"Bearer {key}"}) as http:
+        created = http.post(
+            "/api/v1/enrollments",
+            json={
+                "patient": {"email": "ana@example.com", "first_name": "Ana"},
+                "treated_at": treated,
+                "external_id": "booking-123",
+            },
+        )
+        timeline = http.get(f"/api/v1/enrollments/{created.json()['id']}")
+        health = http.get("/healthz")
+
+    assert created.status_code == 201
+    assert timeline.json()["external_id"] == "booking-123"
+    assert len(timeline.json()["messages"]) == 7
+    assert health.json()["status"] == "ok"
