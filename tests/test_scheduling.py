@@ -519,6 +519,15 @@ def test_quiet_push_in_lord_howe_repeated_half_hour() -> None:
     assert result == utc(2026, 4, 4, 15, 20)
 
 
+def test_a_window_that_never_ends_fails_loudly_instead_of_hanging() -> None:
+    class AlwaysQuiet(QuietHours):
+        def contains(self, local: time) -> bool:
+            return True
+
+    with pytest.raises(RuntimeError, match="could not leave quiet hours"):
+        compute_due_at(utc(2026, 6, 10, 12), StepTiming(), NEW_YORK, AlwaysQuiet(time(1), time(2)))
+
+
 # --- properties -------------------------------------------------------------------------------
 
 # Sorted so the strategy (and any failure it reports) is the same on every machine; "localtime"
@@ -571,8 +580,18 @@ class Scenario:
 minute_times = st.builds(time, st.integers(0, 23), st.integers(0, 59))
 
 
+timings = st.builds(
+    StepTiming,
+    days=st.integers(0, 3) | st.integers(0, 60),
+    hours=st.integers(0, 3) | st.integers(0, 72),
+    minutes=st.integers(0, 10) | st.integers(0, 180),
+)
+
+
 @st.composite
-def _random_start(draw: st.DrawFn) -> tuple[datetime, ZoneInfo, st.SearchStrategy[time]]:
+def _random_start(
+    draw: st.DrawFn, timing: StepTiming
+) -> tuple[datetime, ZoneInfo, st.SearchStrategy[time]]:
     zone = ZoneInfo(draw(st.sampled_from(ZONE_NAMES)))
     treated = draw(
         st.datetimes(
@@ -587,12 +606,15 @@ def _random_start(draw: st.DrawFn) -> tuple[datetime, ZoneInfo, st.SearchStrateg
 
 @st.composite
 def _start_near_transition(
-    draw: st.DrawFn,
+    draw: st.DrawFn, timing: StepTiming
 ) -> tuple[datetime, ZoneInfo, st.SearchStrategy[time]]:
     name = draw(st.sampled_from(AWKWARD_ZONE_NAMES))
     zone = ZoneInfo(name)
     instant = draw(st.sampled_from(_transitions(name)))
-    treated = instant + timedelta(minutes=draw(st.integers(-3 * 24 * 60, 24 * 60)))
+    # aim either the treatment or the offset it reaches at the transition, give or take
+    jitter = timedelta(minutes=draw(st.integers(-180, 180) | st.integers(-3 * 1440, 1440)))
+    offset = timedelta(days=timing.days, hours=timing.hours, minutes=timing.minutes)
+    treated = instant + jitter - draw(st.sampled_from([timedelta(0), offset]))
     # wall times within two hours of the transition, as read on the clock just before it
     before = (instant - timedelta(seconds=1)).astimezone(zone).replace(tzinfo=None)
     near = st.integers(-120, 120).map(lambda m: (before + timedelta(minutes=m)).time())
@@ -601,13 +623,9 @@ def _start_near_transition(
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
-    treated, zone, wall_times = draw(_random_start() | _start_near_transition())
-    timing = StepTiming(
-        days=draw(st.integers(0, 3) | st.integers(0, 60)),
-        hours=draw(st.integers(0, 3) | st.integers(0, 72)),
-        minutes=draw(st.integers(0, 180)),
-        send_time=draw(st.none() | wall_times),
-    )
+    timing = draw(timings)
+    treated, zone, wall_times = draw(_random_start(timing) | _start_near_transition(timing))
+    timing = replace(timing, send_time=draw(st.none() | wall_times))
     quiet = draw(
         st.none()
         | st.just(DEFAULT_QUIET_HOURS)
@@ -628,6 +646,17 @@ def _exists(day: date, at: time, zone: ZoneInfo) -> bool:
     naive = datetime.combine(day, at)
     round_trip = naive.replace(tzinfo=zone).astimezone(UTC).astimezone(zone)
     return round_trip.replace(tzinfo=None) == naive
+
+
+def _in_window(at: time, quiet: QuietHours) -> bool:
+    """Independent of QuietHours.contains: position within the window, counted from its start."""
+
+    def micros(t: time) -> int:
+        return ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond
+
+    day = 24 * 3600 * 1_000_000
+    length = (micros(quiet.end) - micros(quiet.start)) % day
+    return (micros(at) - micros(quiet.start)) % day < length
 
 
 def _moved_by_gap(wall: datetime, at: time, zone: ZoneInfo) -> bool:
@@ -663,7 +692,7 @@ def test_result_is_utc_aware_and_not_before_treatment(s: Scenario) -> None:
 def test_result_is_never_inside_quiet_hours(s: Scenario) -> None:
     result = _due(s)
     if s.quiet is not None:
-        assert not s.quiet.contains(result.astimezone(s.zone).time())
+        assert not _in_window(result.astimezone(s.zone).time(), s.quiet)
 
 
 @PROPERTY_SETTINGS
@@ -674,10 +703,45 @@ def test_quiet_push_only_delays_and_lands_on_the_end(s: Scenario) -> None:
     assert result >= unquiet
     if result != unquiet:
         assert s.quiet is not None
-        assert s.quiet.contains(unquiet.astimezone(s.zone).time())
+        assert _in_window(unquiet.astimezone(s.zone).time(), s.quiet)
         assert result - unquiet < timedelta(days=2)
         wall = result.astimezone(s.zone)
         assert wall.time() == s.quiet.end or _moved_by_gap(wall, s.quiet.end, s.zone)
+
+
+@st.composite
+def _in_repeated_hour(draw: st.DrawFn) -> tuple[datetime, ZoneInfo, QuietHours, int]:
+    """Treated during the second pass of a fall-back, with quiet hours ending later in it."""
+    name = draw(st.sampled_from(AWKWARD_ZONE_NAMES))
+    zone = ZoneInfo(name)
+    fall_backs = [t for t in _transitions(name) if _offset_change(t, zone) < timedelta(0)]
+    instant = draw(st.sampled_from(fall_backs))
+    repeated = int(-_offset_change(instant, zone).total_seconds()) // 60
+    into = draw(st.integers(0, repeated - 2))
+    until_end = draw(st.integers(1, repeated - 1 - into))
+    treated = instant + timedelta(minutes=into)
+    wall = treated.astimezone(zone).replace(tzinfo=None)
+    start = wall - timedelta(minutes=draw(st.integers(1, 600)))
+    quiet = QuietHours(start.time(), (wall + timedelta(minutes=until_end)).time())
+    return treated, zone, quiet, until_end
+
+
+def _offset_change(instant: datetime, zone: ZoneInfo) -> timedelta:
+    after = instant.astimezone(zone).utcoffset()
+    before = (instant - timedelta(seconds=1)).astimezone(zone).utcoffset()
+    assert after is not None and before is not None
+    return after - before
+
+
+@PROPERTY_SETTINGS
+@given(case=_in_repeated_hour())
+def test_quiet_end_in_repeated_hour_is_its_next_reading(
+    case: tuple[datetime, ZoneInfo, QuietHours, int],
+) -> None:
+    # the first reading of `end` is already in the past: taking it would send before treatment
+    treated, zone, quiet, until_end = case
+    result = compute_due_at(treated, StepTiming(), zone, quiet)
+    assert result == treated + timedelta(minutes=until_end)
 
 
 @PROPERTY_SETTINGS
@@ -697,9 +761,19 @@ def test_send_time_is_kept_unless_it_is_in_a_gap(s: Scenario) -> None:
     result = _due(s, quiet=None)
     wall = result.astimezone(s.zone)
     assert wall.time() == send_time or _moved_by_gap(wall, send_time, s.zone)
-    # snapped to the offset's date, or the next one if that preceded the treatment
+    # on the local date the offset reaches, or the day after if that preceded the treatment
     plain = _due(s, quiet=None, timing=replace(s.timing, send_time=None))
-    assert result - plain < timedelta(days=2)
+    day = plain.astimezone(s.zone).date()
+    readings = [local_to_utc(day + timedelta(days=k), send_time, s.zone) for k in range(3)]
+    assert result == next(r for r in readings if r >= s.treated)
+
+
+@PROPERTY_SETTINGS
+@given(at=st.times(), quiet=st.builds(QuietHours, st.times(), st.times()))
+def test_quiet_hours_contains_matches_an_independent_definition(
+    at: time, quiet: QuietHours
+) -> None:
+    assert quiet.contains(at) is _in_window(at, quiet)
 
 
 @PROPERTY_SETTINGS
