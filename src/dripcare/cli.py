@@ -549,12 +549,13 @@ def serve(host: str, port: int, workers: int) -> None:
 
 @main.command()
 @click.option("--no-demo", is_flag=True, help="Do not seed the demo clinic and patients.")
-def dev(no_demo: bool) -> None:
+@click.option("--port", default=8000, show_default=True, type=int, help="Port of the API.")
+def dev(no_demo: bool, port: int) -> None:
     """Everything in one process on the embedded default: SQLite, embedded broker, worker and
     beat, emails written to ./var/outbox/ as .eml files."""
     from dripcare.devserver import run_dev
 
-    run_dev(seed=not no_demo)
+    run_dev(seed=not no_demo, port=port)
 
 
 if __name__ == "__main__":

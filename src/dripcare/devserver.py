@@ -6,6 +6,9 @@ Celery worker with beat embedded, and every email written to ./var/outbox/ as an
 
 from __future__ import annotations
 
+import socket
+import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from zoneinfo import ZoneInfo
 import click
 from sqlalchemy import select
 
+from dripcare.apikeys import create_key
 from dripcare.clinics import create_clinic
 from dripcare.config import get_settings
 from dripcare.db import session_scope
@@ -45,7 +49,13 @@ def daytime_zone(now: datetime) -> str:
     return "UTC"  # unreachable with the list above, which covers every hour of the day
 
 
-def seed_demo(now: datetime | None = None) -> int | None:
+@dataclass(frozen=True)
+class Demo:
+    clinic_id: int
+    api_key: str  # shown once, like any key
+
+
+def seed_demo(now: datetime | None = None) -> Demo | None:
     """A demo clinic and patients with back-dated treatments; None if a clinic exists already."""
     now = now or datetime.now(UTC)
     settings = get_settings()
@@ -80,7 +90,7 @@ def seed_demo(now: datetime | None = None) -> int | None:
                 settings,
                 now,
             )
-        return clinic.id
+        return Demo(clinic.id, create_key(session, clinic.id, "demo").plaintext)
 
 
 def _capture_dir(smtp_url: str) -> Path | None:
@@ -88,16 +98,40 @@ def _capture_dir(smtp_url: str) -> Path | None:
     return transport.directory if isinstance(transport, CaptureTransport) else None
 
 
-def run_dev(seed: bool = True) -> None:
+def serve_api_in_background(host: str, port: int) -> bool:
+    """The REST API beside the worker, so `make run` shows everything; False if the port is
+    taken (the rest of dripcare runs anyway)."""
+    import uvicorn
+
+    from dripcare.web.app import create_app
+
+    with socket.socket() as probe:
+        if probe.connect_ex((host, port)) == 0:
+            return False
+    config = uvicorn.Config(
+        create_app(), host=host, port=port, log_level="warning", access_log=False
+    )
+    threading.Thread(target=uvicorn.Server(config).run, daemon=True, name="api").start()
+    return True
+
+
+def run_dev(seed: bool = True, host: str = "127.0.0.1", port: int = 8000) -> None:
     settings = get_settings()
     Path("var").mkdir(exist_ok=True)
     upgrade()
-    if seed and (clinic_id := seed_demo()) is not None:
-        click.echo(f"seeded demo clinic {clinic_id} with 4 patients (back-dated treatments)")
+    if seed and (demo := seed_demo()) is not None:
+        click.echo(
+            f"seeded demo clinic {demo.clinic_id} with 4 patients (back-dated treatments)"
+            f"\ndemo API key (shown once): {demo.api_key}"
+        )
     click.echo(
         f"database: {settings.database_url}\nbroker:   {settings.broker_url}\n"
         f"emails:   {settings.smtp_url}  (every {settings.dispatch_interval:g}s)"
     )
+    if serve_api_in_background(host, port):
+        click.echo(f"API:      http://{host}:{port}/docs")
+    else:
+        click.echo(f"API:      not started, port {port} is in use (try --port)")
     from celery.signals import task_postrun
 
     from dripcare.celery_app import DISPATCH_QUEUE, SEND_QUEUE, app
