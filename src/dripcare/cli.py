@@ -532,10 +532,15 @@ def beat(celery_args: tuple[str, ...]) -> None:
 @click.option("--workers", default=1, show_default=True, type=int, help="Server processes.")
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the clinic REST API (docs at /docs, OpenAPI at /openapi.json)."""
+    import copy
+
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     # Uvicorn's access log prints query strings, which can hold patients' emails; the app
-    # logs each request itself without them.
+    # logs each request itself without them, through uvicorn's handler.
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["dripcare"] = {"handlers": ["default"], "level": "INFO"}
     uvicorn.run(
         "dripcare.web.app:create_app",
         factory=True,
@@ -544,6 +549,7 @@ def serve(host: str, port: int, workers: int) -> None:
         workers=workers,
         access_log=False,
         log_level="info",
+        log_config=log_config,
     )
 
 
