@@ -9,16 +9,19 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import uvicorn
 
 from dripcare import db
 from dripcare.config import Settings, get_settings
 from dripcare.migrations import upgrade
 from dripcare.models import Base
+from dripcare.web.app import create_app
 from tests.smtp_server import SMTPServer
 
 PG_ADMIN_URL = os.environ.get(
@@ -138,3 +141,23 @@ def smtp_server() -> Iterator[SMTPServer]:
     server = SMTPServer(free_port()).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    ready = threading.Event()
+    for _ in range(200):
+        if server.started:
+            break
+        ready.wait(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

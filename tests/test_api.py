@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 import time_machine
-import uvicorn
 from fastapi.testclient import TestClient
 
 from dripcare.apikeys import create_key, revoke_key
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.web.app import create_app
-from tests.conftest import configure, free_port
+from tests.conftest import configure
 from tests.factories import make_clinic
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -304,26 +302,6 @@ def test_openapi_and_docs_are_served(client: TestClient) -> None:
 
 
 # ---- a real server ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def live_server(settings: Settings) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    ready = threading.Event()
-    for _ in range(200):
-        if server.started:
-            break
-        ready.wait(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 def test_a_real_server_enrolls_as_the_readme_shows(live_server: str) -> None:

@@ -500,6 +500,26 @@ def send(loop: bool, as_json: bool) -> None:
         time.sleep(get_settings().dispatch_interval)
 
 
+@main.command()
+@json_option
+@user_errors
+def inbound(as_json: bool) -> None:
+    """Process one email sent to the unsubscribe mailbox (RFC 5322 message on stdin).
+
+    Wire it to your mail server, e.g. a Postfix alias: `unsubscribe: "|dripcare inbound"`.
+    """
+    from dripcare.inbound import process_unsubscribe_mail
+
+    result = process_unsubscribe_mail(sys.stdin.buffer.read(), get_settings())
+    data = {
+        "unsubscribed": result is not None,
+        "cancelled_messages": result.cancelled if result else 0,
+    }
+    if result is None:
+        raise UserError("no valid unsubscribe token in that message; nothing changed")
+    emit(as_json, data, f"unsubscribed; {result.cancelled} unsent messages cancelled")
+
+
 # ---- processes --------------------------------------------------------------------------------
 
 

@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from dripcare import suppression
 from dripcare.campaigns import template_set
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings
@@ -400,22 +400,14 @@ def _write_outcomes(session: Session, token: str, outcomes: list[Outcome], now: 
 
 def _suppress(session: Session, failures: Iterable[tuple[Job, Outcome]], now: datetime) -> None:
     """A permanent refusal puts the address on the clinic's list; later sends respect it."""
-    rows: dict[tuple[int, str], dict[str, Any]] = {}
-    for job, outcome in failures:
-        rows[(job.clinic.id, job.to)] = {
-            "clinic_id": job.clinic.id,
-            "email": job.to,
-            "source": "bounce",
-            "reason": f"hard bounce: {outcome.error}"[:300],
-            "created_at": now,
-        }
-    if not rows:
-        return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(Suppression).on_conflict_do_nothing(
-        index_elements=["clinic_id", "email"]
+    suppression.add(
+        session,
+        [
+            suppression.Entry(job.clinic.id, job.to, f"hard bounce: {outcome.error}", "bounce")
+            for job, outcome in failures
+        ],
+        now,
     )
-    session.execute(statement, list(rows.values()))
 
 
 def send_due(scope: SessionScope, settings: Settings, transport: Transport) -> dict[str, int]:

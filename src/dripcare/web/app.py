@@ -10,6 +10,7 @@ from dripcare.config import get_settings
 from dripcare.web import errors
 from dripcare.web.api import enrollments, health, messages, patients
 from dripcare.web.middleware import BodySizeLimit, RequestLog
+from dripcare.web.pages import unsubscribe
 from dripcare.web.ratelimit import make_limiter
 
 DESCRIPTION = """
@@ -42,4 +43,5 @@ def create_app() -> FastAPI:
     v1.include_router(health.router)
     app.include_router(v1)
     app.include_router(health.router, include_in_schema=False)
+    app.include_router(unsubscribe.router)
     return app

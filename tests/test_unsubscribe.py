@@ -1,0 +1,193 @@
+"""Unsubscribing: RFC 8058 one-click over real HTTP, the page, the mailto route, and what the
+dispatcher does afterwards."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from dripcare import delivery
+from dripcare.config import Settings, get_settings
+from dripcare.db import session_scope
+from dripcare.dispatch import claim_due
+from dripcare.links import links_for, make_token
+from dripcare.models import Message, MessageStatus, Suppression
+from dripcare.transports import SMTPTransport
+from tests.factories import make_clinic, make_enrollment
+from tests.smtp_server import SMTPServer
+
+DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def daytime() -> Iterator[None]:
+    with time_machine.travel(DAYTIME, tick=True):
+        yield
+
+
+def first_sent_links(settings: Settings, smtp_server: SMTPServer) -> tuple[str, str]:
+    """Enroll, send the day-0 email for real, and read its List-Unsubscribe targets."""
+    clinic = make_clinic()
+    make_enrollment(settings, clinic, DAYTIME - timedelta(hours=3))
+    transport = SMTPTransport("127.0.0.1", smtp_server.port)
+    delivery.send_due(session_scope, get_settings(), transport)
+    header = smtp_server.recorder.messages[0]["List-Unsubscribe"]
+    https, mailto = (part.strip(" <>") for part in header.split(","))
+    return https, mailto
+
+
+def messages() -> list[Message]:
+    with session_scope() as session:
+        return list(session.scalars(select(Message).order_by(Message.due_at)))
+
+
+def test_one_click_post_unsubscribes_and_the_next_email_is_not_sent(
+    settings: Settings, smtp_server: SMTPServer, live_server: str
+) -> None:
+    https, _ = first_sent_links(settings, smtp_server)
+    url = https.replace("https://care.test", live_server)
+
+    response = httpx.post(
+        url,
+        content="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    again = httpx.post(url, content="List-Unsubscribe=One-Click")
+    with time_machine.travel(DAYTIME + timedelta(days=1, hours=2)):
+        later = delivery.send_due(
+            session_scope, get_settings(), SMTPTransport("127.0.0.1", smtp_server.port)
+        )
+
+    assert (response.status_code, again.status_code) == (200, 200)
+    assert later["sent"] == 0
+    assert len(smtp_server.recorder.messages) == 1
+    statuses = [(m.status, m.status_reason) for m in messages()]
+    assert statuses[0][0] == MessageStatus.SENT
+    assert set(statuses[1:]) == {(MessageStatus.CANCELLED, "unsubscribed")}
+    with session_scope() as session:
+        (entry,) = session.scalars(select(Suppression)).all()
+        assert (entry.email, entry.source, entry.reason) == (
+            "pat@example.com",
+            "one-click",
+            "unsubscribed",
+        )
+
+
+def test_a_message_queued_before_the_unsubscribe_is_cancelled_not_sent(
+    settings: Settings, smtp_server: SMTPServer, live_server: str
+) -> None:
+    https, _ = first_sent_links(settings, smtp_server)
+    with session_scope() as session:  # day-1 becomes due and is claimed, not yet sent
+        day1 = session.scalars(
+            select(Message).where(Message.status == "scheduled").order_by(Message.due_at)
+        ).first()
+        assert day1 is not None
+        day1.due_at = DAYTIME - timedelta(minutes=1)
+    with session_scope() as session:
+        claim = claim_due(session, limit=10, lease=timedelta(minutes=5))
+    assert claim is not None
+
+    httpx.post(
+        https.replace("https://care.test", live_server), content="List-Unsubscribe=One-Click"
+    )
+    result = delivery.send_batch(
+        session_scope,
+        claim.token,
+        claim.message_ids,
+        SMTPTransport("127.0.0.1", smtp_server.port),
+        get_settings(),
+    )
+
+    assert result.sent == 0
+    assert len(smtp_server.recorder.messages) == 1
+
+
+def test_the_page_asks_first_and_its_button_unsubscribes(
+    settings: Settings, smtp_server: SMTPServer, live_server: str
+) -> None:
+    https, _ = first_sent_links(settings, smtp_server)
+    url = https.replace("https://care.test", live_server)
+
+    page = httpx.get(url)
+    with session_scope() as session:
+        before = session.scalars(select(Suppression)).all()
+    done = httpx.post(url, data={"List-Unsubscribe": "One-Click"}, headers={"Accept": "text/html"})
+
+    assert page.status_code == 200 and "Stop emails from Riverside Skin Clinic?" in page.text
+    assert '<form method="post"' in page.text
+    assert before == []
+    assert "You are unsubscribed" in done.text
+    with session_scope() as session:
+        assert session.scalars(select(Suppression.source)).all() == ["web"]
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # altered signature
+        lambda t: make_token_for(999),  # a real signature for a message that does not exist
+        lambda t: "MQ.forged",  # guessed
+        lambda t: t.split(".")[0] + ".",  # signature removed
+    ],
+)
+def test_forged_or_altered_tokens_get_a_404_page(
+    settings: Settings, smtp_server: SMTPServer, live_server: str, mangle: object
+) -> None:
+    https, _ = first_sent_links(settings, smtp_server)
+    token = https.rsplit("/", 1)[1]
+    bad = mangle(token)  # type: ignore[operator]
+
+    got, posted = httpx.get(f"{live_server}/u/{bad}"), httpx.post(f"{live_server}/u/{bad}")
+
+    assert (got.status_code, posted.status_code) == (404, 404)
+    assert "This link does not work" in got.text and "Traceback" not in got.text
+    with session_scope() as session:
+        assert session.scalars(select(Suppression)).all() == []
+
+
+def make_token_for(pk: int) -> str:
+    return make_token(get_settings(), pk)
+
+
+def test_tokens_name_no_patient_data(settings: Settings) -> None:
+    links = links_for(settings, 42, "care@riverside.example")
+
+    assert "example.com" not in links.unsubscribe and "pat" not in links.unsubscribe
+    assert links.unsubscribe != links_for(settings, 43, "care@riverside.example").unsubscribe
+
+
+def test_mail_to_the_unsubscribe_mailbox_is_processed_by_dripcare_inbound(
+    settings: Settings, smtp_server: SMTPServer
+) -> None:
+    _, mailto = first_sent_links(settings, smtp_server)
+    subject = mailto.split("subject=")[1].replace("%20", " ")
+    raw = (
+        f"From: pat@example.com\r\nTo: unsubscribe@riverside.example\r\n"
+        f"Subject: {subject}\r\n\r\nplease stop\r\n"
+    ).encode()
+
+    done = subprocess.run(
+        [sys.executable, "-m", "dripcare.cli", "inbound", "--json"],
+        input=raw,
+        capture_output=True,
+        check=False,
+    )
+    junk = subprocess.run(
+        [sys.executable, "-m", "dripcare.cli", "inbound"],
+        input=b"Subject: hello\r\n\r\nhi\r\n",
+        capture_output=True,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert b'"unsubscribed": true' in done.stdout
+    assert junk.returncode == 2 and b"no valid unsubscribe token" in junk.stderr
+    with session_scope() as session:
+        assert session.scalars(select(Suppression.source)).all() == ["mailto"]
