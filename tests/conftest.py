@@ -30,6 +30,9 @@ PG_ADMIN_URL = os.environ.get(
 PG_TEST_DB = "dripcare_test"
 REDIS_URL = os.environ.get("DRIPCARE_TEST_REDIS", "redis://127.0.0.1:6379/13")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# The Celery app reads its broker once, on first use; every test that touches it (a worker,
+# or a page that queues an alert) must agree on this one.
+os.environ["DRIPCARE_BROKER_URL"] = REDIS_URL
 
 
 def service_down(what: str) -> None:

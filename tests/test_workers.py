@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -145,8 +146,19 @@ def seed_due(count: int) -> list[str]:
         return [f"<m{e}@riverside.example>" for e in enrollments]
 
 
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_stray_workers() -> Iterator[None]:
+    """A worker left running would take the next test's tasks with its own settings."""
+    yield
+    while _started:
+        stop(_started.pop(), signal.SIGKILL)
+
+
 def start_worker_process(env: dict[str, str], pool: str, concurrency: int) -> subprocess.Popen:
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -162,8 +174,10 @@ def start_worker_process(env: dict[str, str], pool: str, concurrency: int) -> su
         env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
+    _started.append(process)
+    return process
 
 
 def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:

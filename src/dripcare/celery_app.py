@@ -26,13 +26,21 @@ def create_app() -> Celery:
         task_acks_late=True,
         worker_prefetch_multiplier=1,
         task_default_queue=SEND_QUEUE,
-        task_routes={"dripcare.dispatch": {"queue": DISPATCH_QUEUE}},
+        task_routes={
+            "dripcare.dispatch": {"queue": DISPATCH_QUEUE},
+            "dripcare.deliver_alerts": {"queue": DISPATCH_QUEUE},
+        },
         beat_schedule={
             "dispatch-due-messages": {
                 "task": "dripcare.dispatch",
                 "schedule": settings.dispatch_interval,
                 "options": {"expires": settings.dispatch_interval * 3},
-            }
+            },
+            "deliver-clinic-alerts": {
+                "task": "dripcare.deliver_alerts",
+                "schedule": settings.dispatch_interval,
+                "options": {"expires": settings.dispatch_interval * 3},
+            },
         },
         worker_hijack_root_logger=False,
         timezone="UTC",

@@ -95,6 +95,9 @@ def clinic() -> None:
 @click.option("--opening-hours", default="Monday to Friday, 9am to 5pm", show_default=True)
 @click.option("--after-hours", default="", help="What to do when the clinic is closed.")
 @click.option("--emergency-number", default="911", show_default=True)
+@click.option("--alert-email", default="", help="Where red-flag check-ins go (default: sender).")
+@click.option("--webhook-url", default="", help="Also POST red-flag check-ins here (JSON).")
+@click.option("--webhook-secret", default="", help="Signs webhook bodies (HMAC-SHA256).")
 @json_option
 @user_errors
 def clinic_create(as_json: bool, **fields: str) -> None:

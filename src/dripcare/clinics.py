@@ -27,6 +27,9 @@ def create_clinic(
     opening_hours: str = "Monday to Friday, 9am to 5pm",
     after_hours: str = "",
     emergency_number: str = "911",
+    alert_email: str = "",
+    webhook_url: str = "",
+    webhook_secret: str = "",
 ) -> Clinic:
     """Create a clinic with the shipped campaigns installed, ready to enroll patients."""
     if not name.strip() or len(name.strip()) > 200:
@@ -35,6 +38,8 @@ def create_clinic(
         raise UserError(f"clinic phone {phone!r} has no digits; patients must be able to call it")
     if not _COLOR.fullmatch(brand_color):
         raise UserError(f"brand colour {brand_color!r} must be a hex colour such as #0f766e")
+    if webhook_url and not webhook_url.startswith(("https://", "http://")):
+        raise UserError("webhook URL must start with https:// (or http:// on a private network)")
     if logo_url and not logo_url.startswith("https://"):
         raise UserError("logo URL must start with https:// (mail clients block other images)")
     clinic = Clinic(
@@ -47,6 +52,9 @@ def create_clinic(
         opening_hours=opening_hours,
         after_hours=after_hours,
         emergency_number=emergency_number.strip(),
+        alert_email=normalize_email(alert_email) if alert_email else "",
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
         settings={},
     )
     session.add(clinic)

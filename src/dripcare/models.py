@@ -99,6 +99,9 @@ class Clinic(Base):
     opening_hours: Mapped[str] = mapped_column(String(200), default="Monday to Friday, 9am to 5pm")
     after_hours: Mapped[str] = mapped_column(String(300), default="")
     emergency_number: Mapped[str] = mapped_column(String(20), default="911")
+    alert_email: Mapped[str] = mapped_column(String(320), default="")
+    webhook_url: Mapped[str] = mapped_column(String(500), default="")
+    webhook_secret: Mapped[str] = mapped_column(String(100), default="")
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -306,3 +309,53 @@ class IdempotentRequest(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CheckInLevel(enum.StrEnum):
+    FINE = "fine"  # "healing as expected"
+    EXPECTED = "expected"  # worried, but nothing on the red-flag list
+    URGENT = "urgent"  # call the clinic today
+    EMERGENCY = "emergency"  # emergency services now
+
+
+class CheckIn(Base):
+    """A patient's answer to "How is your skin today?" from a check-in email."""
+
+    __tablename__ = "check_ins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    level: Mapped[CheckInLevel] = mapped_column(_enum(CheckInLevel))
+    answers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertStatus(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class ClinicAlert(Base):
+    """An outbox row for telling a clinic about a red-flag check-in: by email or webhook.
+
+    Like patient emails, alerts are rows first and deliveries second, so a crash, an SMTP
+    outage or a webhook returning 500 delays an alert but never loses or doubles it.
+    """
+
+    __tablename__ = "clinic_alerts"
+    __table_args__ = (UniqueConstraint("check_in_id", "channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    check_in_id: Mapped[int] = mapped_column(ForeignKey("check_ins.id"))
+    channel: Mapped[str] = mapped_column(String(16))  # email | webhook
+    status: Mapped[AlertStatus] = mapped_column(_enum(AlertStatus), default=AlertStatus.PENDING)
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_until: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]

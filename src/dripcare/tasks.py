@@ -6,7 +6,9 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from dripcare import delivery
+import httpx
+
+from dripcare import alerts, delivery
 from dripcare.celery_app import app
 from dripcare.config import get_settings
 from dripcare.db import session_scope
@@ -49,3 +51,12 @@ def send_batch(token: str, message_ids: list[int]) -> dict[str, Any]:
         "failed": result.failed,
         "cancelled": result.cancelled,
     }
+
+
+@app.task(name="dripcare.deliver_alerts", ignore_result=True, acks_late=True)
+def deliver_alerts() -> dict[str, int]:
+    """Tell clinics about red-flag check-ins (email, webhook); retried until acknowledged."""
+    settings = get_settings()
+    transport = transport_from_url(settings.smtp_url, settings.smtp_timeout)
+    with httpx.Client(timeout=10) as http:
+        return alerts.deliver_due(session_scope, transport, http)

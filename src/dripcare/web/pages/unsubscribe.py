@@ -23,12 +23,12 @@ router = APIRouter(include_in_schema=False)
 pages = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 
 
-def _message(session: SessionDep, token: str) -> Message | None:
+def message_for(session: SessionDep, token: str) -> Message | None:
     pk = read_token(get_settings(), token)
     return session.get(Message, pk) if pk is not None else None
 
 
-def _not_found(request: Request) -> HTMLResponse:
+def not_found(request: Request) -> HTMLResponse:
     return pages.TemplateResponse(request, "not_found.html", {"clinic_name": ""}, status_code=404)
 
 
@@ -40,18 +40,18 @@ def _clinic(session: SessionDep, message: Message) -> dict[str, str]:
 
 @router.get("/u/{token}", response_class=HTMLResponse)
 def confirm(request: Request, token: str, session: SessionDep) -> HTMLResponse:
-    message = _message(session, token)
+    message = message_for(session, token)
     if message is None:
-        return _not_found(request)
+        return not_found(request)
     return pages.TemplateResponse(request, "unsubscribe.html", _clinic(session, message))
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
 def one_click(request: Request, token: str, session: SessionDep) -> HTMLResponse:
     """Unsubscribes at once, whatever the body: the token alone names the recipient."""
-    message = _message(session, token)
+    message = message_for(session, token)
     if message is None:
-        return _not_found(request)
+        return not_found(request)
     source = "web" if "text/html" in request.headers.get("accept", "") else "one-click"
     unsubscribe_by_message(session, message.id, source)
     session.commit()

@@ -1,0 +1,206 @@
+"""Delivering clinic alerts (red-flag check-ins) by email and webhook, until acknowledged.
+
+Alerts are outbox rows claimed with a lease like patient emails. An email alert has a fixed
+Message-ID and a webhook carries a fixed event id, so the rare resend after a crash can be
+recognised by the receiver. A webhook counts as delivered on any 2xx answer; anything else is
+retried with backoff, without limit, because a missed red flag is the one thing that must
+not happen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from html import escape
+from typing import Any
+
+import httpx
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from dripcare.checkins import RED_FLAGS
+from dripcare.composing import Envelope, compose
+from dripcare.models import (
+    AlertStatus,
+    CheckIn,
+    Clinic,
+    ClinicAlert,
+    Enrollment,
+    Patient,
+    utcnow,
+)
+from dripcare.transports import DeliveryError, Transport
+
+log = logging.getLogger(__name__)
+SessionScope = Callable[[], AbstractContextManager[Session]]
+RETRY_BASE_SECONDS, RETRY_MAX_SECONDS = 30.0, 900.0
+_FLAG_TEXT = {flag.code: flag.text for flag in RED_FLAGS}
+
+
+def claim_due(
+    session: Session, limit: int, lease: timedelta, now: datetime | None = None
+) -> tuple[str, list[int]]:
+    now = now or utcnow()
+    token = uuid.uuid4().hex
+    due = (
+        select(ClinicAlert.id)
+        .where(
+            ClinicAlert.status == AlertStatus.PENDING,
+            ClinicAlert.due_at <= now,
+            or_(ClinicAlert.lease_until.is_(None), ClinicAlert.lease_until < now),
+        )
+        .order_by(ClinicAlert.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    ids = session.scalars(
+        update(ClinicAlert)
+        .where(ClinicAlert.id.in_(due))
+        .values(lease_token=token, lease_until=now + lease)
+        .returning(ClinicAlert.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return token, list(ids)
+
+
+def deliver_due(
+    scope: SessionScope,
+    transport: Transport,
+    http: httpx.Client,
+    lease: timedelta = timedelta(minutes=5),
+) -> dict[str, int]:
+    """Deliver every alert that is due; returns how many were delivered and deferred."""
+    totals = {"delivered": 0, "deferred": 0}
+    while True:
+        with scope() as session:
+            token, ids = claim_due(session, 50, lease)
+        if not ids:
+            return totals
+        for alert_id in ids:
+            ok = _deliver_one(scope, alert_id, token, transport, http)
+            totals["delivered" if ok else "deferred"] += 1
+
+
+def _deliver_one(
+    scope: SessionScope, alert_id: int, token: str, transport: Transport, http: httpx.Client
+) -> bool:
+    with scope() as session:
+        alert, event = _load(session, alert_id)
+    error = ""
+    try:
+        if alert.channel == "email":
+            _send_email(alert, event, transport)
+        else:
+            _post_webhook(alert, event, http)
+    except (DeliveryError, httpx.HTTPError, WebhookRefused) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning("clinic alert %s via %s not delivered: %s", alert_id, alert.channel, error)
+    with scope() as session:
+        _record(session, alert_id, token, error)
+    return not error
+
+
+class WebhookRefused(Exception):
+    pass
+
+
+def _load(session: Session, alert_id: int) -> tuple[ClinicAlert, dict[str, Any]]:
+    alert, check_in, enrollment, patient, clinic = session.execute(
+        select(ClinicAlert, CheckIn, Enrollment, Patient, Clinic)
+        .join(CheckIn, ClinicAlert.check_in_id == CheckIn.id)
+        .join(Enrollment, CheckIn.enrollment_id == Enrollment.id)
+        .join(Patient, Enrollment.patient_id == Patient.id)
+        .join(Clinic, ClinicAlert.clinic_id == Clinic.id)
+        .where(ClinicAlert.id == alert_id)
+    ).one()
+    event = {
+        "id": f"alert_{alert.id}",
+        "type": "check_in.red_flag",
+        "created_at": check_in.created_at.isoformat(),
+        "data": {
+            "check_in_id": check_in.id,
+            "level": check_in.level.value,
+            "answers": [{"code": c, "text": _FLAG_TEXT[c]} for c in check_in.answers],
+            "enrollment_id": enrollment.id,
+            "patient_id": patient.id,
+            "message_id": check_in.message_id,
+            "treated_at": enrollment.treated_at.isoformat(),
+        },
+    }
+    # Only the email, which goes to the clinic's own address, names the patient.
+    event["_email"] = {"clinic": clinic, "patient": patient}
+    return alert, event
+
+
+def _send_email(alert: ClinicAlert, event: dict[str, Any], transport: Transport) -> None:
+    clinic: Clinic = event["_email"]["clinic"]
+    patient: Patient = event["_email"]["patient"]
+    data = event["data"]
+    level = "EMERGENCY" if data["level"] == "emergency" else "Call today"
+    name = f"{patient.first_name} {patient.last_name}".strip() or "(no name)"
+    lines = [
+        f"{level}: a patient reported red-flag symptoms in a check-in.",
+        "",
+        f"Patient: {name} <{patient.email}> (patient {patient.id}, "
+        f"enrollment {data['enrollment_id']})",
+        f"Treated: {data['treated_at']}",
+        f"Reported: {event['created_at']}",
+        "",
+        "They ticked:",
+        *(f"- {answer['text']}" for answer in data["answers"]),
+        "",
+        "The patient was told to call you now"
+        + (" and to call the emergency number." if data["level"] == "emergency" else "."),
+    ]
+    text = "\n".join(lines) + "\n"
+    domain = clinic.sender_email.rpartition("@")[2]
+    envelope = Envelope(
+        from_name=f"{clinic.name} (dripcare)",
+        from_addr=clinic.sender_email,
+        to_addr=clinic.alert_email or clinic.sender_email,
+        subject=f"[{level}] red-flag check-in, patient {patient.id}",
+        message_id=f"<alert-{alert.id}@{domain}>",
+        date=utcnow(),
+    )
+    html = f'<pre style="font: 15px/1.5 sans-serif; white-space: pre-wrap">{escape(text)}</pre>'
+    with transport:
+        transport.send(
+            clinic.sender_email,
+            envelope.to_addr,
+            compose(envelope, text, html),
+            envelope.message_id,
+        )
+
+
+def _post_webhook(alert: ClinicAlert, event: dict[str, Any], http: httpx.Client) -> None:
+    clinic: Clinic = event["_email"]["clinic"]
+    body = json.dumps({k: v for k, v in event.items() if not k.startswith("_")}).encode()
+    headers = {"Content-Type": "application/json", "Dripcare-Event-Id": event["id"]}
+    if clinic.webhook_secret:
+        signature = hmac.new(clinic.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+        headers["Dripcare-Signature"] = f"sha256={signature}"
+    response = http.post(clinic.webhook_url, content=body, headers=headers)
+    if not response.is_success:
+        raise WebhookRefused(f"HTTP {response.status_code}")
+
+
+def _record(session: Session, alert_id: int, token: str, error: str) -> None:
+    alert = session.get(ClinicAlert, alert_id)
+    if alert is None or alert.lease_token != token:
+        return  # the lease ran out and someone else owns the alert now
+    alert.attempts += 1
+    alert.lease_token, alert.lease_until = None, None
+    if not error:
+        alert.status, alert.delivered_at, alert.last_error = AlertStatus.DELIVERED, utcnow(), ""
+        return
+    delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (alert.attempts - 1))
+    alert.due_at = utcnow() + timedelta(seconds=delay * random.uniform(0.75, 1.25))
+    alert.last_error = error[:1000]

@@ -1,0 +1,191 @@
+"""Symptom check-ins from the email buttons, and the clinic alerts they raise."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from dripcare import alerts
+from dripcare.config import Settings, get_settings
+from dripcare.db import session_scope
+from dripcare.links import make_token
+from dripcare.models import AlertStatus, CheckIn, ClinicAlert, Message
+from dripcare.transports import SMTPTransport
+from tests.conftest import free_port
+from tests.factories import make_clinic, make_enrollment
+from tests.smtp_server import SMTPServer
+
+DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def daytime() -> Iterator[None]:
+    with time_machine.travel(DAYTIME, tick=True):
+        yield
+
+
+class Webhook:
+    """A clinic's webhook endpoint that fails the first `failures` deliveries with 500."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures, self.requests = failures, []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.requests.append((dict(self.headers), json.loads(body)))
+                failing = len(outer.requests) <= outer.failures
+                self.send_response(500 if failing else 204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/dripcare"
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook(failures=2)
+    yield hook
+    hook.server.shutdown()
+
+
+def checkin_token(settings: Settings, **clinic: str) -> str:
+    clinic_id = make_clinic(**clinic)
+    enrollment = make_enrollment(settings, clinic_id, DAYTIME - timedelta(days=1, hours=2))
+    with session_scope() as session:
+        day1 = session.scalars(
+            select(Message).where(Message.enrollment_id == enrollment).order_by(Message.due_at)
+        ).all()[1]
+        return make_token(get_settings(), day1.id)
+
+
+def check_ins() -> list[CheckIn]:
+    with session_scope() as session:
+        return list(session.scalars(select(CheckIn)))
+
+
+def clinic_alerts() -> list[ClinicAlert]:
+    with session_scope() as session:
+        return list(session.scalars(select(ClinicAlert).order_by(ClinicAlert.id)))
+
+
+def test_healing_as_expected_is_recorded_only_by_the_button(
+    settings: Settings, live_server: str
+) -> None:
+    token = checkin_token(settings)
+
+    page = httpx.get(f"{live_server}/c/{token}/ok")
+    recorded_by_opening = check_ins()
+    done = httpx.post(f"{live_server}/c/{token}/ok")
+
+    assert page.status_code == 200 and "Yes, healing as expected" in page.text
+    assert recorded_by_opening == []  # mail scanners open links; that must record nothing
+    assert done.status_code == 200 and "Thank you" in done.text
+    assert [c.level for c in check_ins()] == ["fine"]
+    assert clinic_alerts() == []
+
+
+def test_worried_without_red_flags_gets_the_expected_course(
+    settings: Settings, live_server: str
+) -> None:
+    token = checkin_token(settings)
+
+    form = httpx.get(f"{live_server}/c/{token}/worried")
+    answer = httpx.post(f"{live_server}/c/{token}/worried", data={})
+
+    assert form.text.count('type="checkbox"') == 10
+    assert '<label for="f-airway">' in form.text
+    assert "Redness and swelling usually ease within 1 to 2 days." in answer.text
+    assert [c.level for c in check_ins()] == ["expected"]
+    assert clinic_alerts() == []
+
+
+def test_urgent_answers_say_call_the_clinic_now_and_alert_it(
+    settings: Settings, live_server: str
+) -> None:
+    token = checkin_token(settings)
+
+    answer = httpx.post(
+        f"{live_server}/c/{token}/worried", data={"symptom": ["blisters", "not-a-code"]}
+    )
+
+    assert "Call Riverside Skin Clinic now" in answer.text
+    assert 'href="tel:+15550100100"' in answer.text
+    assert "We have told Riverside Skin Clinic" in answer.text
+    (check_in,) = check_ins()
+    assert (check_in.level, check_in.answers) == ("urgent", ["blisters"])
+    assert [(a.channel, a.status) for a in clinic_alerts()] == [("email", AlertStatus.PENDING)]
+
+
+def test_emergency_answers_put_the_emergency_instruction_first(
+    settings: Settings, live_server: str
+) -> None:
+    token = checkin_token(settings, emergency_number="999")
+
+    answer = httpx.post(f"{live_server}/c/{token}/worried", data={"symptom": ["airway", "worse"]})
+
+    text = answer.text
+    assert text.index("Call 999 now") < text.index("We have told")
+    assert 'href="tel:999"' in text
+    assert [c.level for c in check_ins()] == ["emergency"]
+
+
+def test_a_red_flag_alerts_the_clinic_exactly_once_per_channel_despite_webhook_failures(
+    settings: Settings, live_server: str, smtp_server: SMTPServer, webhook: Webhook
+) -> None:
+    token = checkin_token(
+        settings,
+        alert_email="nurse@riverside.example",
+        webhook_url=webhook.url,
+        webhook_secret="s3cret",
+    )
+    httpx.post(f"{live_server}/c/{token}/worried", data={"symptom": ["spreading"]})
+    transport = SMTPTransport("127.0.0.1", smtp_server.port)
+
+    rounds = []
+    with httpx.Client(timeout=5) as http:
+        for hour in range(5):  # each round an hour later: past any retry backoff
+            with time_machine.travel(datetime.now(UTC) + timedelta(hours=hour), tick=True):
+                rounds.append(alerts.deliver_due(session_scope, transport, http))
+
+    (mail,) = smtp_server.recorder.messages
+    assert mail["To"] == "nurse@riverside.example"
+    assert mail["Subject"].startswith("[EMERGENCY] red-flag check-in")
+    assert "Redness spreading quickly" in mail.get_body(("plain",)).get_content()
+    assert [r["delivered"] for r in rounds] == [1, 0, 1, 0, 0]
+    assert len(webhook.requests) == 3  # 500, 500, then acknowledged
+    event_ids = {headers["Dripcare-Event-Id"] for headers, _ in webhook.requests}
+    assert len(event_ids) == 1
+    headers, body = webhook.requests[-1]
+    assert body["type"] == "check_in.red_flag" and body["data"]["level"] == "emergency"
+    assert headers["Dripcare-Signature"].startswith("sha256=")
+    assert "pat@example.com" not in json.dumps(body)  # webhooks carry ids, not patient data
+    assert {a.status for a in clinic_alerts()} == {AlertStatus.DELIVERED}
+
+
+def test_forged_check_in_links_get_a_404_page(settings: Settings, live_server: str) -> None:
+    checkin_token(settings)
+
+    responses = [
+        httpx.get(f"{live_server}/c/MQ.nope/ok"),
+        httpx.post(f"{live_server}/c/MQ.nope/worried", data={"symptom": "airway"}),
+    ]
+
+    assert [r.status_code for r in responses] == [404, 404]
+    assert check_ins() == []
