@@ -191,3 +191,61 @@ def test_mail_to_the_unsubscribe_mailbox_is_processed_by_dripcare_inbound(
     assert junk.returncode == 2 and b"no valid unsubscribe token" in junk.stderr
     with session_scope() as session:
         assert session.scalars(select(Suppression.source)).all() == ["mailto"]
+
+
+# ---- preferences ------------------------------------------------------------------------------
+
+
+def preferences_url(settings: Settings, smtp_server: SMTPServer, live_server: str) -> str:
+    https, _ = first_sent_links(settings, smtp_server)
+    return https.replace("https://care.test/u/", f"{live_server}/p/")
+
+
+def test_preferences_stop_just_this_treatment(
+    settings: Settings, smtp_server: SMTPServer, live_server: str
+) -> None:
+    url = preferences_url(settings, smtp_server, live_server)
+
+    page = httpx.get(url)
+    done = httpx.post(url, data={"action": "stop-treatment"})
+
+    assert "Stop emails about this treatment" in page.text
+    assert "no more emails about this treatment" in done.text
+    assert {(m.status, m.status_reason) for m in messages()[1:]} == {
+        (MessageStatus.CANCELLED, "stopped by the patient")
+    }
+    with session_scope() as session:
+        assert session.scalars(select(Suppression)).all() == []  # other treatments still email
+
+
+def test_preferences_stop_all_then_resubscribe_brings_the_sequence_back(
+    settings: Settings, smtp_server: SMTPServer, live_server: str
+) -> None:
+    url = preferences_url(settings, smtp_server, live_server)
+
+    stopped = httpx.post(url, data={"action": "stop-all"})
+    cancelled = [m.status for m in messages()[1:]]
+    back = httpx.post(url, data={"action": "resubscribe"})
+
+    assert "Get aftercare emails again" in stopped.text
+    assert set(cancelled) == {MessageStatus.CANCELLED}
+    assert "you will get aftercare emails again" in back.text
+    assert {m.status for m in messages()[1:]} == {MessageStatus.SCHEDULED}
+    with session_scope() as session:
+        assert session.scalars(select(Suppression)).all() == []
+    with time_machine.travel(DAYTIME + timedelta(days=1, hours=2)):
+        later = delivery.send_due(
+            session_scope, get_settings(), SMTPTransport("127.0.0.1", smtp_server.port)
+        )
+    assert later["sent"] == 1
+
+
+def test_preferences_refuse_an_unknown_action(
+    settings: Settings, smtp_server: SMTPServer, live_server: str
+) -> None:
+    url = preferences_url(settings, smtp_server, live_server)
+
+    response = httpx.post(url, data={"action": "delete-everything"})
+
+    assert response.status_code == 422
+    assert {m.status for m in messages()[1:]} == {MessageStatus.SCHEDULED}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -89,6 +89,45 @@ def _cancel_unsent(session: Session, patient_id: int, reason: str) -> int:
             lease_until=None,
             updated_at=utcnow(),
         )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+def is_suppressed(session: Session, clinic_id: int, email: str) -> bool:
+    return (
+        session.scalar(
+            select(Suppression.id).where(
+                Suppression.clinic_id == clinic_id, Suppression.email == email
+            )
+        )
+        is not None
+    )
+
+
+def resubscribe(session: Session, clinic_id: int, patient: Patient, now: datetime) -> int:
+    """Lift the suppression; emails cancelled by the unsubscribe that are still ahead come back.
+
+    A hard bounce is lifted too: the patient says the address works. Returns how many emails
+    were put back on the schedule.
+    """
+    session.execute(
+        delete(Suppression).where(
+            Suppression.clinic_id == clinic_id, Suppression.email == patient.email
+        )
+    )
+    enrollment_ids = select(Enrollment.id).where(
+        Enrollment.patient_id == patient.id, Enrollment.status == "active"
+    )
+    result = session.execute(
+        update(Message)
+        .where(
+            Message.enrollment_id.in_(enrollment_ids),
+            Message.status == MessageStatus.CANCELLED,
+            Message.status_reason == "unsubscribed",
+            Message.due_at > now,
+        )
+        .values(status=MessageStatus.SCHEDULED, status_reason="", updated_at=now)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ from dripcare.config import get_settings
 from dripcare.web import errors
 from dripcare.web.api import enrollments, health, messages, patients
 from dripcare.web.middleware import BodySizeLimit, RequestLog
-from dripcare.web.pages import checkin, unsubscribe
+from dripcare.web.pages import checkin, preferences, unsubscribe
 from dripcare.web.ratelimit import make_limiter
 
 DESCRIPTION = """
@@ -45,4 +45,5 @@ def create_app() -> FastAPI:
     app.include_router(health.router, include_in_schema=False)
     app.include_router(unsubscribe.router)
     app.include_router(checkin.router)
+    app.include_router(preferences.router)
     return app

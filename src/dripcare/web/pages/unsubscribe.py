@@ -43,7 +43,8 @@ def confirm(request: Request, token: str, session: SessionDep) -> HTMLResponse:
     message = message_for(session, token)
     if message is None:
         return not_found(request)
-    return pages.TemplateResponse(request, "unsubscribe.html", _clinic(session, message))
+    context = _clinic(session, message) | {"preferences_url": f"/p/{token}"}
+    return pages.TemplateResponse(request, "unsubscribe.html", context)
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)

@@ -1,0 +1,71 @@
+"""The preferences page: stop this treatment's emails, stop all emails, or resubscribe."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse
+
+from dripcare import suppression
+from dripcare.email_context import format_date
+from dripcare.enrollments import cancel
+from dripcare.models import Clinic, Enrollment, EnrollmentStatus, Message, Patient, utcnow
+from dripcare.web.deps import SessionDep
+from dripcare.web.pages.unsubscribe import message_for, not_found, pages
+
+router = APIRouter(include_in_schema=False)
+Action = Literal["stop-treatment", "stop-all", "resubscribe"]
+DONE = {
+    "stop-treatment": "Done: no more emails about this treatment.",
+    "stop-all": "Done: no more emails from this clinic.",
+    "resubscribe": "Done: you will get aftercare emails again.",
+}
+
+
+def _view(request: Request, session: SessionDep, message: Message, done: str = "") -> Any:
+    enrollment = session.get(Enrollment, message.enrollment_id)
+    clinic = session.get(Clinic, message.clinic_id)
+    assert enrollment is not None and clinic is not None
+    patient = session.get(Patient, enrollment.patient_id)
+    assert patient is not None
+    return pages.TemplateResponse(
+        request,
+        "preferences.html",
+        {
+            "clinic_name": clinic.name,
+            "clinic_phone": clinic.phone,
+            "done": done,
+            "treatment": enrollment.treatment.replace("-", " "),
+            "treated_on": format_date(enrollment.treated_at, enrollment.timezone),
+            "sequence_active": enrollment.status == EnrollmentStatus.ACTIVE,
+            "suppressed": suppression.is_suppressed(session, clinic.id, patient.email),
+        },
+    )
+
+
+@router.get("/p/{token}", response_class=HTMLResponse)
+def show(request: Request, token: str, session: SessionDep) -> HTMLResponse:
+    message = message_for(session, token)
+    return not_found(request) if message is None else _view(request, session, message)
+
+
+@router.post("/p/{token}", response_class=HTMLResponse)
+def change(
+    request: Request, token: str, session: SessionDep, action: Annotated[Action, Form()]
+) -> HTMLResponse:
+    message = message_for(session, token)
+    if message is None:
+        return not_found(request)
+    enrollment = session.get(Enrollment, message.enrollment_id)
+    assert enrollment is not None
+    if action == "stop-treatment":
+        cancel(session, enrollment, reason="stopped by the patient")
+    elif action == "stop-all":
+        suppression.unsubscribe_by_message(session, message.id, "preferences")
+    else:
+        patient = session.get(Patient, enrollment.patient_id)
+        assert patient is not None
+        suppression.resubscribe(session, message.clinic_id, patient, utcnow())
+    session.commit()
+    return _view(request, session, message, DONE[action])
