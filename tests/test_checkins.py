@@ -189,3 +189,30 @@ def test_forged_check_in_links_get_a_404_page(settings: Settings, live_server: s
 
     assert [r.status_code for r in responses] == [404, 404]
     assert check_ins() == []
+
+
+def test_clinics_see_check_ins_through_the_api_and_only_their_own(
+    settings: Settings, live_server: str
+) -> None:
+    from dripcare.apikeys import create_key
+
+    token = checkin_token(settings)
+    httpx.post(f"{live_server}/c/{token}/worried", data={"symptom": ["rash"]})
+    httpx.post(f"{live_server}/c/{token}/ok")
+    other = make_clinic(name="Other", sender="care@other.example")
+    with session_scope() as session:
+        (check_in,) = [c for c in session.scalars(select(CheckIn)) if c.level == "urgent"]
+        own_key = create_key(session, check_in.clinic_id).plaintext
+        other_key = create_key(session, other).plaintext
+
+    def listing(key: str, **params: str) -> list[dict]:
+        response = httpx.get(
+            f"{live_server}/api/v1/check-ins",
+            params=params,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        return response.json()["data"]
+
+    assert [c["level"] for c in listing(own_key)] == ["urgent", "fine"]
+    assert listing(own_key, level="urgent")[0]["answers"] == ["rash"]
+    assert listing(other_key) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dripcare.errors import UserError
@@ -149,3 +150,20 @@ def days_since_treatment(session: Session, message: Message) -> int:
     enrollment = session.get(Enrollment, message.enrollment_id)
     assert enrollment is not None
     return max((utcnow() - enrollment.treated_at).days, 0)
+
+
+def list_check_ins(
+    session: Session,
+    clinic_id: int,
+    *,
+    level: CheckInLevel | None = None,
+    enrollment_id: int | None = None,
+    after_id: int = 0,
+    limit: int = 50,
+) -> list[CheckIn]:
+    query = select(CheckIn).where(CheckIn.clinic_id == clinic_id, CheckIn.id > after_id)
+    if level is not None:
+        query = query.where(CheckIn.level == level)
+    if enrollment_id is not None:
+        query = query.where(CheckIn.enrollment_id == enrollment_id)
+    return list(session.scalars(query.order_by(CheckIn.id).limit(limit)))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI
 
 from dripcare.config import get_settings
 from dripcare.web import errors
-from dripcare.web.api import enrollments, health, messages, patients
+from dripcare.web.api import checkins, enrollments, health, messages, patients
 from dripcare.web.middleware import BodySizeLimit, RequestLog
 from dripcare.web.pages import checkin, preferences, unsubscribe
 from dripcare.web.ratelimit import make_limiter
@@ -38,7 +38,7 @@ def create_app() -> FastAPI:
     app.add_middleware(RequestLog)
     errors.install(app)
     v1 = APIRouter(prefix="/api/v1")
-    for module in (patients, enrollments, messages):
+    for module in (patients, enrollments, messages, checkins):
         v1.include_router(module.router)
     v1.include_router(health.router)
     app.include_router(v1)

@@ -148,3 +148,13 @@ class Health(BaseModel):
     status: Literal["ok", "error"]
     database: str
     broker: str
+
+
+class CheckInOut(BaseModel):
+    object: Literal["check_in"] = "check_in"
+    id: int
+    enrollment_id: int
+    message_id: int
+    level: Literal["fine", "expected", "urgent", "emergency"]
+    answers: list[str] = Field(description="Codes of the red flags the patient ticked")
+    created_at: datetime
