@@ -27,8 +27,10 @@ from tests.smtp_server import SMTPServer
 PG_ADMIN_URL = os.environ.get(
     "DRIPCARE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-PG_TEST_DB = "dripcare_test"
-REDIS_URL = os.environ.get("DRIPCARE_TEST_REDIS", "redis://127.0.0.1:6379/13")
+# Per test session, so that two suites running at once (two developers' checkouts, a helper
+# script) never drop each other's database or take each other's Celery tasks.
+PG_TEST_DB = f"dripcare_test_{os.getpid()}"
+REDIS_URL = os.environ.get("DRIPCARE_TEST_REDIS", f"redis://127.0.0.1:6379/{1 + os.getpid() % 13}")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # The Celery app reads its broker once, on first use; every test that touches it (a worker,
 # or a page that queues an alert) must agree on this one.
@@ -46,7 +48,7 @@ def pg_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_database() -> str:
+def pg_database() -> Iterator[str]:
     """A dedicated database, migrated once; tests truncate it instead of recreating it."""
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
@@ -58,7 +60,12 @@ def pg_database() -> str:
     finally:
         admin.dispose()
     _migrate(pg_url())
-    return pg_url()
+    yield pg_url()
+    db.reset()
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {PG_TEST_DB} WITH (FORCE)"))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")

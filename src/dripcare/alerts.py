@@ -22,11 +22,12 @@ from html import escape
 from typing import Any
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from dripcare.checkins import RED_FLAGS
 from dripcare.composing import Envelope, compose
+from dripcare.dispatch import claim_rows
 from dripcare.models import (
     AlertStatus,
     CheckIn,
@@ -49,25 +50,17 @@ def claim_due(
 ) -> tuple[str, list[int]]:
     now = now or utcnow()
     token = uuid.uuid4().hex
-    due = (
-        select(ClinicAlert.id)
-        .where(
+    ids = claim_rows(
+        session,
+        ClinicAlert,
+        [
             ClinicAlert.status == AlertStatus.PENDING,
             ClinicAlert.due_at <= now,
             or_(ClinicAlert.lease_until.is_(None), ClinicAlert.lease_until < now),
-        )
-        .order_by(ClinicAlert.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
+        ],
+        limit,
+        {"lease_token": token, "lease_until": now + lease},
     )
-    ids = session.scalars(
-        update(ClinicAlert)
-        .where(ClinicAlert.id.in_(due))
-        .values(lease_token=token, lease_until=now + lease)
-        .returning(ClinicAlert.id)
-        .execution_options(synchronize_session=False)
-    ).all()
     return token, list(ids)
 
 

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -29,6 +30,31 @@ class Claim:
     lease_until: datetime
 
 
+def claim_rows(
+    session: Session, model: Any, conditions: list[Any], limit: int, values: dict[str, Any]
+) -> list[int]:
+    """One statement: lock up to `limit` matching rows, oldest due first, skipping rows another
+    claimer holds (PostgreSQL), set `values` on them and return their ids. The outboxes for
+    patients' emails and for clinic alerts both claim this way."""
+    due = (
+        select(model.id)
+        .where(*conditions)
+        .order_by(model.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return list(
+        session.scalars(
+            update(model)
+            .where(model.id.in_(due))
+            .values(**values)
+            .returning(model.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
 def claim_due(
     session: Session, *, limit: int, lease: timedelta, now: datetime | None = None
 ) -> Claim | None:
@@ -36,23 +62,18 @@ def claim_due(
     now = now or utcnow()
     token = uuid.uuid4().hex
     # Served by the partial index ix_messages_due_scheduled (status = 'scheduled').
-    due = (
-        select(Message.id)
-        .where(Message.status == MessageStatus.SCHEDULED, Message.due_at <= now)
-        .order_by(Message.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
+    ids = claim_rows(
+        session,
+        Message,
+        [Message.status == MessageStatus.SCHEDULED, Message.due_at <= now],
+        limit,
+        {
+            "status": MessageStatus.QUEUED,
+            "lease_token": token,
+            "lease_until": now + lease,
+            "updated_at": now,
+        },
     )
-    ids = session.scalars(
-        update(Message)
-        .where(Message.id.in_(due))
-        .values(
-            status=MessageStatus.QUEUED, lease_token=token, lease_until=now + lease, updated_at=now
-        )
-        .returning(Message.id)
-        .execution_options(synchronize_session=False)
-    ).all()
     if not ids:
         return None
     return Claim(token, sorted(ids), now + lease)

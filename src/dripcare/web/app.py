@@ -10,7 +10,7 @@ from dripcare.config import get_settings
 from dripcare.web import errors
 from dripcare.web.api import checkins, enrollments, health, messages, patients
 from dripcare.web.middleware import BodySizeLimit, RequestLog
-from dripcare.web.pages import checkin, preferences, unsubscribe
+from dripcare.web.pages import checkin, common, preferences, unsubscribe
 from dripcare.web.ratelimit import make_limiter
 
 DESCRIPTION = """
@@ -37,6 +37,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestLog)
     errors.install(app)
+    common.install(app)
     v1 = APIRouter(prefix="/api/v1")
     for module in (patients, enrollments, messages, checkins):
         v1.include_router(module.router)

@@ -12,7 +12,7 @@ from dripcare import checkins
 from dripcare.email_context import clinic_context
 from dripcare.models import CheckIn, Clinic, Message
 from dripcare.web.deps import SessionDep
-from dripcare.web.pages.unsubscribe import message_for, not_found, pages
+from dripcare.web.pages.common import TokenMessage, pages
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,30 +32,25 @@ def _context(session: SessionDep, message: Message, **extra: Any) -> dict[str, A
 
 
 @router.get("/c/{token}/ok", response_class=HTMLResponse)
-def fine_page(request: Request, token: str, session: SessionDep) -> HTMLResponse:
-    message = message_for(session, token)
-    if message is None:
-        return not_found(request)
+def fine_page(
+    request: Request, token: str, session: SessionDep, message: TokenMessage
+) -> HTMLResponse:
     return pages.TemplateResponse(
         request, "checkin_ok.html", _context(session, message, worried_url=f"/c/{token}/worried")
     )
 
 
 @router.post("/c/{token}/ok", response_class=HTMLResponse)
-def fine(request: Request, token: str, session: SessionDep) -> HTMLResponse:
-    message = message_for(session, token)
-    if message is None:
-        return not_found(request)
+def fine(request: Request, token: str, session: SessionDep, message: TokenMessage) -> HTMLResponse:
     return _answer(
         request, session, message, checkins.record(session, message, worried=False, codes=[])
     )
 
 
 @router.get("/c/{token}/worried", response_class=HTMLResponse)
-def worried_page(request: Request, token: str, session: SessionDep) -> HTMLResponse:
-    message = message_for(session, token)
-    if message is None:
-        return not_found(request)
+def worried_page(
+    request: Request, token: str, session: SessionDep, message: TokenMessage
+) -> HTMLResponse:
     return pages.TemplateResponse(
         request, "checkin_worried.html", _context(session, message, flags=checkins.RED_FLAGS)
     )
@@ -66,11 +61,9 @@ def worried(
     request: Request,
     token: str,
     session: SessionDep,
+    message: TokenMessage,
     symptom: Annotated[list[str] | None, Form()] = None,
 ) -> HTMLResponse:
-    message = message_for(session, token)
-    if message is None:
-        return not_found(request)
     known = {flag.code for flag in checkins.RED_FLAGS}
     codes = [code for code in symptom or [] if code in known]
     return _answer(

@@ -12,7 +12,7 @@ from dripcare.email_context import format_date
 from dripcare.enrollments import cancel
 from dripcare.models import Clinic, Enrollment, EnrollmentStatus, Message, Patient, utcnow
 from dripcare.web.deps import SessionDep
-from dripcare.web.pages.unsubscribe import message_for, not_found, pages
+from dripcare.web.pages.common import TokenMessage, pages
 
 router = APIRouter(include_in_schema=False)
 Action = Literal["stop-treatment", "stop-all", "resubscribe"]
@@ -45,18 +45,18 @@ def _view(request: Request, session: SessionDep, message: Message, done: str = "
 
 
 @router.get("/p/{token}", response_class=HTMLResponse)
-def show(request: Request, token: str, session: SessionDep) -> HTMLResponse:
-    message = message_for(session, token)
-    return not_found(request) if message is None else _view(request, session, message)
+def show(request: Request, token: str, session: SessionDep, message: TokenMessage) -> HTMLResponse:
+    return _view(request, session, message)
 
 
 @router.post("/p/{token}", response_class=HTMLResponse)
 def change(
-    request: Request, token: str, session: SessionDep, action: Annotated[Action, Form()]
+    request: Request,
+    token: str,
+    session: SessionDep,
+    message: TokenMessage,
+    action: Annotated[Action, Form()],
 ) -> HTMLResponse:
-    message = message_for(session, token)
-    if message is None:
-        return not_found(request)
     enrollment = session.get(Enrollment, message.enrollment_id)
     assert enrollment is not None
     if action == "stop-treatment":

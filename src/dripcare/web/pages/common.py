@@ -1,0 +1,40 @@
+"""What the patient pages share: the templates, and the message a link's token names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from dripcare.config import get_settings
+from dripcare.links import read_token
+from dripcare.models import Message
+from dripcare.web.deps import SessionDep
+
+pages = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
+
+
+class LinkNotFound(Exception):
+    """A forged, damaged or stale token: a friendly 404 page, never a trace."""
+
+
+def message_from_token(token: str, session: SessionDep) -> Message:
+    pk = read_token(get_settings(), token)
+    message = session.get(Message, pk) if pk is not None else None
+    if message is None:
+        raise LinkNotFound
+    return message
+
+
+TokenMessage = Annotated[Message, Depends(message_from_token)]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LinkNotFound)
+    async def _not_found(request: Request, exc: LinkNotFound) -> HTMLResponse:
+        return pages.TemplateResponse(
+            request, "not_found.html", {"clinic_name": ""}, status_code=404
+        )
