@@ -92,7 +92,7 @@ def test_healing_as_expected_is_recorded_only_by_the_button(
 
     page = httpx.get(f"{live_server}/c/{token}/ok")
     recorded_by_opening = check_ins()
-    done = httpx.post(f"{live_server}/c/{token}/ok")
+    done = httpx.post(f"{live_server}/c/{token}/ok", follow_redirects=True)
 
     assert page.status_code == 200 and "Yes, healing as expected" in page.text
     assert recorded_by_opening == []  # mail scanners open links; that must record nothing
@@ -107,7 +107,7 @@ def test_worried_without_red_flags_gets_the_expected_course(
     token = checkin_token(settings)
 
     form = httpx.get(f"{live_server}/c/{token}/worried")
-    answer = httpx.post(f"{live_server}/c/{token}/worried", data={})
+    answer = httpx.post(f"{live_server}/c/{token}/worried", data={}, follow_redirects=True)
 
     assert form.text.count('type="checkbox"') == 10
     assert '<label for="f-airway">' in form.text
@@ -122,7 +122,9 @@ def test_urgent_answers_say_call_the_clinic_now_and_alert_it(
     token = checkin_token(settings)
 
     answer = httpx.post(
-        f"{live_server}/c/{token}/worried", data={"symptom": ["blisters", "not-a-code"]}
+        f"{live_server}/c/{token}/worried",
+        data={"symptom": ["blisters", "not-a-code"]},
+        follow_redirects=True,
     )
 
     assert "Call Riverside Skin Clinic now" in answer.text
@@ -138,7 +140,11 @@ def test_emergency_answers_put_the_emergency_instruction_first(
 ) -> None:
     token = checkin_token(settings, emergency_number="999")
 
-    answer = httpx.post(f"{live_server}/c/{token}/worried", data={"symptom": ["airway", "worse"]})
+    answer = httpx.post(
+        f"{live_server}/c/{token}/worried",
+        data={"symptom": ["airway", "worse"]},
+        follow_redirects=True,
+    )
 
     text = answer.text
     assert text.index("Call 999 now") < text.index("We have told")
@@ -155,7 +161,9 @@ def test_a_red_flag_alerts_the_clinic_exactly_once_per_channel_despite_webhook_f
         webhook_url=webhook.url,
         webhook_secret="s3cret",
     )
-    httpx.post(f"{live_server}/c/{token}/worried", data={"symptom": ["spreading"]})
+    httpx.post(
+        f"{live_server}/c/{token}/worried", data={"symptom": ["spreading"]}, follow_redirects=True
+    )
     transport = SMTPTransport("127.0.0.1", smtp_server.port)
 
     rounds = []
@@ -197,8 +205,10 @@ def test_clinics_see_check_ins_through_the_api_and_only_their_own(
     from dripcare.apikeys import create_key
 
     token = checkin_token(settings)
-    httpx.post(f"{live_server}/c/{token}/worried", data={"symptom": ["rash"]})
-    httpx.post(f"{live_server}/c/{token}/ok")
+    httpx.post(
+        f"{live_server}/c/{token}/worried", data={"symptom": ["rash"]}, follow_redirects=True
+    )
+    httpx.post(f"{live_server}/c/{token}/ok", follow_redirects=True)
     other = make_clinic(name="Other", sender="care@other.example")
     with session_scope() as session:
         (check_in,) = [c for c in session.scalars(select(CheckIn)) if c.level == "urgent"]
@@ -216,3 +226,17 @@ def test_clinics_see_check_ins_through_the_api_and_only_their_own(
     assert [c["level"] for c in listing(own_key)] == ["urgent", "fine"]
     assert listing(own_key, level="urgent")[0]["answers"] == ["rash"]
     assert listing(other_key) == []
+
+
+def test_reloading_the_answer_page_records_nothing_again(
+    settings: Settings, live_server: str
+) -> None:
+    token = checkin_token(settings)
+
+    posted = httpx.post(f"{live_server}/c/{token}/worried", data={"symptom": ["rash"]})
+    answer_url = f"{live_server}{posted.headers['location']}"
+    first, reload = httpx.get(answer_url), httpx.get(answer_url)
+
+    assert posted.status_code == 303
+    assert "Call Riverside Skin Clinic now" in first.text and reload.text == first.text
+    assert len(check_ins()) == 1 and len(clinic_alerts()) == 1

@@ -40,7 +40,7 @@ RED_FLAGS = (
     ),
     RedFlag(
         "spreading",
-        "Redness spreading quickly, or a fever of 38 °C (100.4 °F) or more, "
+        "Redness spreading quickly, or a fever of 38 °C (100.4 °F) or more, "
         "vomiting, a fast heartbeat or fast breathing",
         CheckInLevel.EMERGENCY,
     ),

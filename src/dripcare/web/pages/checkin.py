@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from dripcare import checkins
 from dripcare.email_context import clinic_context
 from dripcare.models import CheckIn, Clinic, Message
 from dripcare.web.deps import SessionDep
-from dripcare.web.pages.common import TokenMessage, pages
+from dripcare.web.pages.common import LinkNotFound, TokenMessage, pages
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,7 +25,7 @@ def _context(session: SessionDep, message: Message, **extra: Any) -> dict[str, A
         "clinic_name": clinic.name,
         "clinic_phone": clinic.phone,
         "clinic_phone_uri": info["phone_uri"],
-        "after_hours": clinic.after_hours,
+        "after_hours": info["after_hours"],
         "emergency_number": clinic.emergency_number,
         **extra,
     }
@@ -40,11 +40,9 @@ def fine_page(
     )
 
 
-@router.post("/c/{token}/ok", response_class=HTMLResponse)
-def fine(request: Request, token: str, session: SessionDep, message: TokenMessage) -> HTMLResponse:
-    return _answer(
-        request, session, message, checkins.record(session, message, worried=False, codes=[])
-    )
+@router.post("/c/{token}/ok")
+def fine(token: str, session: SessionDep, message: TokenMessage) -> RedirectResponse:
+    return _recorded(token, session, checkins.record(session, message, worried=False, codes=[]))
 
 
 @router.get("/c/{token}/worried", response_class=HTMLResponse)
@@ -56,32 +54,44 @@ def worried_page(
     )
 
 
-@router.post("/c/{token}/worried", response_class=HTMLResponse)
+@router.post("/c/{token}/worried")
 def worried(
-    request: Request,
     token: str,
     session: SessionDep,
     message: TokenMessage,
     symptom: Annotated[list[str] | None, Form()] = None,
-) -> HTMLResponse:
+) -> RedirectResponse:
     known = {flag.code for flag in checkins.RED_FLAGS}
     codes = [code for code in symptom or [] if code in known]
-    return _answer(
-        request, session, message, checkins.record(session, message, worried=True, codes=codes)
-    )
+    return _recorded(token, session, checkins.record(session, message, worried=True, codes=codes))
 
 
-def _answer(
-    request: Request, session: SessionDep, message: Message, check_in: CheckIn
-) -> HTMLResponse:
+def _recorded(token: str, session: SessionDep, check_in: CheckIn) -> RedirectResponse:
+    """Commit, alert, then redirect (303): reloading the answer page records nothing again."""
     session.commit()
     if check_in.level in (checkins.CheckInLevel.URGENT, checkins.CheckInLevel.EMERGENCY):
         _alert_now()
+    return RedirectResponse(f"/c/{token}/answer/{check_in.id}", status_code=303)
+
+
+@router.get("/c/{token}/answer/{check_in_id}", response_class=HTMLResponse)
+def answer(
+    request: Request, token: str, check_in_id: int, session: SessionDep, message: TokenMessage
+) -> HTMLResponse:
+    check_in = session.get(CheckIn, check_in_id)
+    if check_in is None or check_in.message_id != message.id:
+        raise LinkNotFound
     expected = checkins.expected_course(checkins.days_since_treatment(session, message))
     return pages.TemplateResponse(
         request,
         "checkin_result.html",
-        _context(session, message, level=check_in.level.value, expected=expected),
+        _context(
+            session,
+            message,
+            level=check_in.level.value,
+            expected=expected,
+            worried_url=f"/c/{token}/worried",
+        ),
     )
 
 
