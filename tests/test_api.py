@@ -110,7 +110,7 @@ def test_idempotency_key_replays_the_first_answer(clinic_a: Clinic) -> None:
     assert (first.status_code, replay.status_code) == (201, 201)
     assert replay.json() == first.json()
     assert replay.headers["Idempotent-Replayed"] == "true"
-    assert misuse.status_code == 422 and "different request" in misuse.json()["detail"]
+    assert misuse.status_code == 409 and "different request" in misuse.json()["detail"]
 
 
 def test_enroll_an_existing_patient_by_id_in_their_zone(clinic_a: Clinic) -> None:

@@ -66,9 +66,12 @@ def parse_treated_at(value: str | datetime, zone: str, now: datetime) -> datetim
     A date alone means noon local time: the day's first email then goes out that afternoon.
     """
     moment = value if isinstance(value, datetime) else _parse_iso(value.strip())
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(zone))
-    moment = moment.astimezone(UTC)
+    try:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(zone))
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        moment = datetime.max.replace(tzinfo=UTC)  # years away either way: out of range below
     if moment < EARLIEST_TREATMENT or moment > now + LATEST_AHEAD:
         raise UserError(
             f"treated_at {value!s} is out of range: it must be after 2000-01-01 and "

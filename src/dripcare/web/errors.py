@@ -11,9 +11,14 @@ from dripcare.errors import NotFound, UserError
 from dripcare.web.schemas import ErrorOut, ValidationErrorOut
 
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body is not valid JSON"},
+    413: {"model": ErrorOut, "description": "The body is too large"},
     401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key"},
     422: {"model": ValidationErrorOut, "description": "Invalid input, field by field"},
     429: {"model": ErrorOut, "description": "Rate limit reached; see Retry-After"},
+}
+IDEMPOTENT_POST: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "Idempotency-Key reused for a different request"},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No such object for this clinic"},

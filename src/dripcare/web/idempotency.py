@@ -69,7 +69,7 @@ def _stored(session: Session, clinic_id: int, key: str) -> IdempotentRequest | N
 def _replay(stored: IdempotentRequest, fingerprint: str) -> JSONResponse:
     if stored.fingerprint != fingerprint:
         raise HTTPException(
-            422,
+            409,
             "this Idempotency-Key was used with a different request; "
             "use a new key for a new request",
         )

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Query
+from fastapi import Path, Query
 
 from dripcare.web.schemas import Page
 
 T = TypeVar("T")
 
+MAX_ID = 2_147_483_647  # the database's integer: larger ids cannot exist
+
 Cursor = Annotated[
     int | None,
-    Query(ge=0, description="`next_cursor` of the previous page; omit for the first page"),
+    Query(
+        ge=0, le=MAX_ID, description="`next_cursor` of the previous page; omit for the first page"
+    ),
 ]
+IdFilter = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]

@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 T = TypeVar("T")
 
 
 class Strict(BaseModel):
+    """Request bodies: unknown fields and NUL characters (which PostgreSQL cannot store) are
+    refused with 422."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if _has_nul(data):
+            raise ValueError("text must not contain NUL characters")
+        return data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 class PatientIn(Strict):
@@ -47,7 +67,7 @@ class PatientOut(BaseModel):
 
 
 class EnrollmentIn(Strict):
-    patient: int | PatientIn = Field(
+    patient: Annotated[int, Field(ge=1, le=2_147_483_647)] | PatientIn = Field(
         description="An existing patient's id, or a patient to create or update by email"
     )
     campaign: str = Field("microneedling", max_length=64)

@@ -8,7 +8,7 @@ from dripcare.checkins import list_check_ins
 from dripcare.models import CheckInLevel
 from dripcare.web.deps import ClinicDep, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES
-from dripcare.web.pagination import Cursor, Limit, page_of
+from dripcare.web.pagination import Cursor, IdFilter, Limit, page_of
 from dripcare.web.schemas import CheckInOut, Page
 
 router = APIRouter(prefix="/check-ins", tags=["check-ins"], responses=COMMON_RESPONSES)
@@ -20,7 +20,7 @@ def search(
     session: SessionDep,
     cursor: Cursor = None,
     level: CheckInLevel | None = None,
-    enrollment_id: int | None = None,
+    enrollment_id: IdFilter = None,
     limit: Limit = 50,
 ) -> Page[CheckInOut]:
     """Newest last; poll with `cursor`, or filter `level=urgent` / `level=emergency`."""

@@ -22,9 +22,9 @@ from dripcare.errors import UserError
 from dripcare.models import Enrollment, EnrollmentStatus
 from dripcare.patients import get_patient
 from dripcare.web.deps import ClinicDep, IdempotencyKey, SessionDep
-from dripcare.web.errors import COMMON_RESPONSES, NOT_FOUND
+from dripcare.web.errors import COMMON_RESPONSES, IDEMPOTENT_POST, NOT_FOUND
 from dripcare.web.idempotency import respond
-from dripcare.web.pagination import Cursor, Limit, page_of
+from dripcare.web.pagination import Cursor, Id, IdFilter, Limit, page_of
 from dripcare.web.schemas import (
     BulkEnrollmentIn,
     BulkItemResult,
@@ -84,7 +84,11 @@ def _out(session: Session, enrollment: Enrollment) -> EnrollmentOut:
     "",
     status_code=201,
     response_model=EnrollmentOut,
-    responses={200: {"model": EnrollmentOut, "description": "Enrolled already"}, **NOT_FOUND},
+    responses={
+        200: {"model": EnrollmentOut, "description": "Enrolled already"},
+        **NOT_FOUND,
+        **IDEMPOTENT_POST,
+    },
 )
 def create(
     payload: EnrollmentIn,
@@ -105,7 +109,7 @@ def create(
     return respond(session, clinic, idempotency_key, "POST /enrollments", payload, run)
 
 
-@router.post(":bulk", response_model=BulkOut)
+@router.post(":bulk", response_model=BulkOut, responses=IDEMPOTENT_POST)
 def create_many(
     payload: BulkEnrollmentIn,
     clinic: ClinicDep,
@@ -143,7 +147,7 @@ def search(
     session: SessionDep,
     cursor: Cursor = None,
     status: EnrollmentStatus | None = None,
-    patient_id: int | None = None,
+    patient_id: IdFilter = None,
     limit: Limit = 50,
 ) -> Page[EnrollmentOut]:
     rows = list_enrollments(
@@ -153,13 +157,13 @@ def search(
 
 
 @router.get("/{enrollment_id}", response_model=EnrollmentOut, responses=NOT_FOUND)
-def read(enrollment_id: int, clinic: ClinicDep, session: SessionDep) -> EnrollmentOut:
+def read(enrollment_id: Id, clinic: ClinicDep, session: SessionDep) -> EnrollmentOut:
     """The timeline: every message with its due time (UTC and local) and status."""
     return _out(session, get_enrollment(session, enrollment_id, clinic))
 
 
 @router.post("/{enrollment_id}/cancel", response_model=EnrollmentOut, responses=NOT_FOUND)
-def cancel_one(enrollment_id: int, clinic: ClinicDep, session: SessionDep) -> EnrollmentOut:
+def cancel_one(enrollment_id: Id, clinic: ClinicDep, session: SessionDep) -> EnrollmentOut:
     """Stop every unsent message. Cancelling twice is harmless."""
     enrollment = get_enrollment(session, enrollment_id, clinic)
     cancel(session, enrollment)
@@ -169,7 +173,7 @@ def cancel_one(enrollment_id: int, clinic: ClinicDep, session: SessionDep) -> En
 
 @router.patch("/{enrollment_id}", response_model=EnrollmentOut, responses=NOT_FOUND)
 def update(
-    enrollment_id: int, payload: EnrollmentPatch, clinic: ClinicDep, session: SessionDep
+    enrollment_id: Id, payload: EnrollmentPatch, clinic: ClinicDep, session: SessionDep
 ) -> EnrollmentOut:
     """Move the treatment time; unsent messages move with it, sent ones stay as they were."""
     enrollment = get_enrollment(session, enrollment_id, clinic)

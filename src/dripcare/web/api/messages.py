@@ -16,7 +16,7 @@ from dripcare.rendering import RenderError
 from dripcare.reporting import list_messages
 from dripcare.web.deps import ClinicDep, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, NOT_FOUND
-from dripcare.web.pagination import Cursor, Limit, page_of
+from dripcare.web.pagination import Cursor, Id, Limit, page_of
 from dripcare.web.schemas import Delivery, MessageOut, MessageSummary, Page
 from dripcare.web.serialize import message_summary
 
@@ -24,6 +24,8 @@ Since = Annotated[
     datetime | None,
     Query(description="Only messages changed at or after this time (UTC without an offset)"),
 ]
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 router = APIRouter(prefix="/messages", tags=["messages"], responses=COMMON_RESPONSES)
 
@@ -37,8 +39,9 @@ def search(
     since: Since = None,
     limit: Limit = 50,
 ) -> Page[MessageSummary]:
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
+    if since is not None:
+        # Nothing changed before dripcare existed; clamping keeps extreme dates storable.
+        since = max(since if since.tzinfo else since.replace(tzinfo=UTC), EPOCH)
     rows = list_messages(
         session, clinic, status=status, since=since, after_id=cursor or 0, limit=limit + 1
     )
@@ -46,7 +49,7 @@ def search(
 
 
 @router.get("/{message_id}", response_model=MessageOut, responses=NOT_FOUND)
-def read(message_id: int, clinic: ClinicDep, session: SessionDep) -> MessageOut:
+def read(message_id: Id, clinic: ClinicDep, session: SessionDep) -> MessageOut:
     """One message: the subject as the patient sees it, and every delivery attempt."""
     message = session.get(Message, message_id)
     if message is None or message.clinic_id != clinic:

@@ -9,15 +9,16 @@ from fastapi import APIRouter, Query
 from dripcare.patients import PatientChanges, create_patient, find_by_email, get_patient
 from dripcare.patients import update_patient as apply_changes
 from dripcare.web.deps import ClinicDep, IdempotencyKey, SessionDep
-from dripcare.web.errors import COMMON_RESPONSES, NOT_FOUND
+from dripcare.web.errors import COMMON_RESPONSES, IDEMPOTENT_POST, NOT_FOUND
 from dripcare.web.idempotency import respond
+from dripcare.web.pagination import Id
 from dripcare.web.schemas import Page, PatientIn, PatientOut, PatientPatch
 from dripcare.web.serialize import patient_out
 
 router = APIRouter(prefix="/patients", tags=["patients"], responses=COMMON_RESPONSES)
 
 
-@router.post("", status_code=201, response_model=PatientOut)
+@router.post("", status_code=201, response_model=PatientOut, responses=IDEMPOTENT_POST)
 def create(
     payload: PatientIn,
     clinic: ClinicDep,
@@ -46,13 +47,13 @@ def search(
 
 
 @router.get("/{patient_id}", response_model=PatientOut, responses=NOT_FOUND)
-def read(patient_id: int, clinic: ClinicDep, session: SessionDep) -> PatientOut:
+def read(patient_id: Id, clinic: ClinicDep, session: SessionDep) -> PatientOut:
     return patient_out(get_patient(session, clinic, patient_id))
 
 
 @router.patch("/{patient_id}", response_model=PatientOut, responses=NOT_FOUND)
 def update(
-    patient_id: int, payload: PatientPatch, clinic: ClinicDep, session: SessionDep
+    patient_id: Id, payload: PatientPatch, clinic: ClinicDep, session: SessionDep
 ) -> PatientOut:
     """Change email, names, time zone or locale. Already scheduled emails keep their times."""
     patient = apply_changes(
