@@ -540,38 +540,13 @@ def load_jobs() -> list:
     from dripcare import delivery
     from dripcare.campaigns import template_set
     from dripcare.db import session_scope
-    from dripcare.models import Campaign, Clinic, Enrollment, Message, MessageStatus, Patient, Step
+    from dripcare.models import Message, MessageStatus
 
     with session_scope() as session:
         due = select(Message.id).where(Message.status == MessageStatus.SCHEDULED)
         pks = list(session.scalars(due.order_by(Message.due_at)))
-        if hasattr(delivery, "load_jobs"):
-            by_pk = {job.pk: job for job in delivery.load_jobs(session, pks)}
-            jobs = [by_pk[pk] for pk in pks]
-        else:  # the same query, for a send path without load_jobs()
-            rows = session.execute(
-                select(
-                    Message.id,
-                    Message.message_id,
-                    Message.attempts,
-                    Patient,
-                    Clinic,
-                    Campaign,
-                    Step,
-                    Enrollment,
-                )
-                .join(Enrollment, Message.enrollment_id == Enrollment.id)
-                .join(Patient, Enrollment.patient_id == Patient.id)
-                .join(Clinic, Message.clinic_id == Clinic.id)
-                .join(Step, Message.step_id == Step.id)
-                .join(Campaign, Step.campaign_id == Campaign.id)
-                .where(Message.id.in_(pks))
-                .order_by(Message.due_at)
-            ).all()
-            jobs = [
-                delivery.Job(pk, mid, n, patient.email, clinic, campaign, step, enrol, patient)
-                for pk, mid, n, patient, clinic, campaign, step, enrol in rows
-            ]
+        by_pk = {job.pk: job for job in delivery.load_jobs(session, pks)}
+        jobs = [by_pk[pk] for pk in pks]
         for campaign in {job.campaign.id: job.campaign for job in jobs}.values():
             template_set(campaign)  # loads the template sources while the session is open
     return jobs
