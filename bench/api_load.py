@@ -9,10 +9,12 @@ One run, in this order (see bench/README.md, "API load benchmark"):
 3. throughput: N `POST /api/v1/enrollments` (each a new patient inline and a full 7-message
    sequence) from C concurrent clients in this process; clock from the first send to the last
    answer; every answer must be 201;
-4. latency: open loop at R requests/s for S seconds (each send scheduled at t0 + i/R, whether
-   or not earlier answers came back), again new enrollments; the latency of a request counts
-   from its scheduled send time, so a client that falls behind cannot hide server stalls;
-5. checks: the database holds exactly the enrollments and 7x messages that were answered 201.
+4. latency: open loop at R requests/s for S seconds (request i is due at t0 + i/R, whether or
+   not earlier answers came back; `--connections` senders take them in order, as wrk2 does),
+   again new enrollments by default; a request's latency counts from its due time, so a
+   server that falls behind shows in the figures instead of slowing the sender down;
+5. checks: the database holds exactly the enrollments (and 7 messages each) answered 201, plus
+   at most the requests that timed out on this side.
 
 CPU seconds per process group (server, PostgreSQL, this process, anything else) are read from
 /proc around each timed phase. `--py-spy DIR` records the server processes with py-spy during
@@ -681,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             cpu = meter.stop()
+            if args.latency_request == "get-enrollment":
+                created += 1  # the enrollment it reads
             if args.latency_request == "enroll":
                 created += answers.get(201, 0)
                 # a request that timed out here may still have committed there

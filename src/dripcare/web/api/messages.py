@@ -41,7 +41,11 @@ def search(
 ) -> Page[MessageSummary]:
     if since is not None:
         # Nothing changed before dripcare existed; clamping keeps extreme dates storable.
-        since = max(since if since.tzinfo else since.replace(tzinfo=UTC), EPOCH)
+        aware = since if since.tzinfo else since.replace(tzinfo=UTC)
+        try:
+            since = max(aware.astimezone(UTC), EPOCH)
+        except OverflowError:  # beyond year 9999 in UTC: nothing can have changed since
+            since = datetime.max.replace(tzinfo=UTC)
     rows = list_messages(
         session, clinic, status=status, since=since, after_id=cursor or 0, limit=limit + 1
     )
