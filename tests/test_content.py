@@ -19,8 +19,7 @@ from dripcare.campaigns import CampaignSpec, StepSpec, load_campaign_dir
 from dripcare.email_context import SAMPLE_CLINIC, sample_context
 from dripcare.errors import UserError
 from dripcare.rendering import Rendered, TemplateSet, render_full
-
-CAMPAIGN_DIR = Path(__file__).resolve().parents[1] / "templates" / "emails" / "microneedling"
+from tests.campaign_fixtures import CAMPAIGN_DIR, step_named
 
 # §6: key, days, send time, check-in.
 SEQUENCE = [
@@ -99,20 +98,6 @@ OTHER_CLINIC = {
 }
 
 TEMPLATE_SYNTAX = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
-
-
-@pytest.fixture(scope="module")
-def spec() -> CampaignSpec:
-    return load_campaign_dir(CAMPAIGN_DIR)
-
-
-@pytest.fixture(scope="module")
-def templates(spec: CampaignSpec) -> TemplateSet:
-    return TemplateSet.from_sources(spec.sources)
-
-
-def step_named(spec: CampaignSpec, key: str) -> StepSpec:
-    return next(step for step in spec.steps if step.key == key)
 
 
 def render_step(

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 import dripcare.render_cache as render_cache
-from dripcare.campaigns import CampaignSpec, StepSpec, load_campaign_dir
+from dripcare.campaigns import CampaignSpec
 from dripcare.email_context import SAMPLE_CLINIC, build_context
 from dripcare.render_cache import Renderer
 from dripcare.rendering import Rendered, RenderError, TemplateSet, render_full
-
-CAMPAIGN_DIR = Path(__file__).resolve().parents[1] / "templates" / "emails" / "microneedling"
+from tests.campaign_fixtures import step_named
 
 EMERGENCY_LINE = "Swelling of lips, tongue or throat, or trouble breathing: call {number} now."
 # An HTML tag; "<https://...>" and "<tel:...>" (html2text's protected links) do not match.
@@ -43,20 +41,6 @@ BODY = (
     "<p>{}</p>"
     "</mj-text></mj-column></mj-section></mj-body></mjml>"
 )
-
-
-@pytest.fixture(scope="module")
-def spec() -> CampaignSpec:
-    return load_campaign_dir(CAMPAIGN_DIR)
-
-
-@pytest.fixture(scope="module")
-def templates(spec: CampaignSpec) -> TemplateSet:
-    return TemplateSet.from_sources(spec.sources)
-
-
-def step_named(spec: CampaignSpec, key: str) -> StepSpec:
-    return next(step for step in spec.steps if step.key == key)
 
 
 def make_context(
