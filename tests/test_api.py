@@ -325,3 +325,13 @@ def test_a_real_server_enrolls_as_the_readme_shows(live_server: str) -> None:
     assert timeline.json()["external_id"] == "booking-123"
     assert len(timeline.json()["messages"]) == 7
     assert health.json()["status"] == "ok"
+
+
+def test_the_enroll_answer_is_the_stored_timeline(clinic_a: Clinic) -> None:
+    """The 201 is built from the rows just written; a later GET reads them back."""
+    created = clinic_a.post("/enrollments", ENROLL)
+    stored = clinic_a.get(f"/enrollments/{created.json()['id']}")
+
+    assert created.status_code == 201
+    assert created.json() == stored.json()
+    assert [m["step"] for m in created.json()["messages"]][:2] == ["day-0", "day-1"]
