@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -255,18 +256,24 @@ class CampaignPlan:
     steps: tuple[PlannedStep, ...]
 
 
-_plans: dict[tuple[str, int, int], CampaignPlan] = {}
+_plans: dict[tuple[str, int, int, datetime], CampaignPlan] = {}
 
 
-def campaign_plan(session: Session, campaign_id: int, version: int) -> CampaignPlan:
-    """Cached per (database, campaign, version): steps change only with a version bump."""
-    key = (str(session.get_bind().engine.url), campaign_id, version)
+def campaign_plan(
+    session: Session, campaign_id: int, version: int, updated_at: datetime
+) -> CampaignPlan:
+    """Cached per database, campaign and version: steps change only with a version bump.
+
+    The update time is part of the key too, so a database that was emptied and filled
+    again (ids and versions start over) never meets a plan of its previous life.
+    """
+    key = (str(session.get_bind().engine.url), campaign_id, version, updated_at)
     plan = _plans.get(key)
     if plan is None:
         campaign = session.get_one(Campaign, campaign_id)
         steps = tuple(PlannedStep(s.id, s.key, timing_of(s)) for s in campaign.steps if s.active)
         plan = CampaignPlan(campaign.id, campaign.slug, campaign.treatment, campaign.version, steps)
-        _plans[(key[0], campaign_id, campaign.version)] = plan
+        _plans[(key[0], campaign_id, campaign.version, campaign.updated_at)] = plan
     return plan
 
 

@@ -196,6 +196,7 @@ def _look_up(
             Clinic.sender_email,
             Campaign.id.label("campaign_id"),
             Campaign.version,
+            Campaign.updated_at,
             (same_external_id if external_id else null()).label("existing_id"),
             Patient.id.label("patient_id"),
             Patient.first_name,
@@ -217,7 +218,7 @@ def _look_up(
         clinic_id,
         row.timezone,
         row.sender_email,
-        campaign_plan(session, row.campaign_id, row.version),
+        campaign_plan(session, row.campaign_id, row.version, row.updated_at),
         row.existing_id,
         patient,
     )

@@ -45,7 +45,7 @@ def current_clinic(
         raise HTTPException(
             401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
         )
-    wait = request.app.state.limiter.acquire(str(key.id))
+    wait = request.app.state.limiter.acquire(str(key.key_id))
     if wait > 0:
         raise HTTPException(
             429,
