@@ -67,13 +67,18 @@ def _create_engine(url: str) -> Engine:
     )
 
 
-@contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
+def new_session(url: str | None = None) -> Session:
+    """A session bound to the database; it connects on first use, not here."""
     url = url or get_settings().database_url
     if url not in _makers:
         _makers[url] = sessionmaker(get_engine(url), expire_on_commit=False)
-    session = _makers[url]()
+    return _makers[url]()
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error."""
+    session = new_session(url)
     try:
         yield session
         session.commit()

@@ -298,11 +298,12 @@ def materialize(
         }
         for step, place in placed
     ]
-    inserted = insert(Message).returning(Message.id, sort_by_parameter_order=True)
-    ids = session.connection().execute(inserted, rows).scalars().all()
+    # RETURNING in any order, matched by step: cheaper than asking the database to keep order
+    inserted = insert(Message).returning(Message.step_id, Message.id)
+    ids = {step_id: id for step_id, id in session.connection().execute(inserted, rows)}
     return [
-        ScheduledMessage(id, step.key, place.due_at, place.status, place.status_reason)
-        for id, (step, place) in zip(ids, placed, strict=True)
+        ScheduledMessage(ids[step.id], step.key, place.due_at, place.status, place.status_reason)
+        for step, place in placed
     ]
 
 
