@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -20,27 +20,14 @@ from dripcare.dispatch import claim_due
 from dripcare.links import links_for, make_token
 from dripcare.models import Message, MessageStatus, Suppression
 from dripcare.transports import SMTPTransport
-from tests.factories import make_clinic, make_enrollment
+from tests.factories import DAYTIME, first_sent_links, send_due
 from tests.smtp_server import SMTPServer
-
-DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
 def daytime() -> Iterator[None]:
     with time_machine.travel(DAYTIME, tick=True):
         yield
-
-
-def first_sent_links(settings: Settings, smtp_server: SMTPServer) -> tuple[str, str]:
-    """Enroll, send the day-0 email for real, and read its List-Unsubscribe targets."""
-    clinic = make_clinic()
-    make_enrollment(settings, clinic, DAYTIME - timedelta(hours=3))
-    transport = SMTPTransport("127.0.0.1", smtp_server.port)
-    delivery.send_due(session_scope, get_settings(), transport)
-    header = smtp_server.recorder.messages[0]["List-Unsubscribe"]
-    https, mailto = (part.strip(" <>") for part in header.split(","))
-    return https, mailto
 
 
 def messages() -> list[Message]:
@@ -60,10 +47,7 @@ def test_one_click_post_unsubscribes_and_the_next_email_is_not_sent(
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     again = httpx.post(url, content="List-Unsubscribe=One-Click")
-    with time_machine.travel(DAYTIME + timedelta(days=1, hours=2)):
-        later = delivery.send_due(
-            session_scope, get_settings(), SMTPTransport("127.0.0.1", smtp_server.port)
-        )
+    later = send_due(smtp_server, days_later=1)
 
     assert (response.status_code, again.status_code) == (200, 200)
     assert later["sent"] == 0
@@ -233,10 +217,7 @@ def test_preferences_stop_all_then_resubscribe_brings_the_sequence_back(
     assert {m.status for m in messages()[1:]} == {MessageStatus.SCHEDULED}
     with session_scope() as session:
         assert session.scalars(select(Suppression)).all() == []
-    with time_machine.travel(DAYTIME + timedelta(days=1, hours=2)):
-        later = delivery.send_due(
-            session_scope, get_settings(), SMTPTransport("127.0.0.1", smtp_server.port)
-        )
+    later = send_due(smtp_server, days_later=1)
     assert later["sent"] == 1
 
 
