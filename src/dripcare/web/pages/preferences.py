@@ -66,6 +66,6 @@ def change(
     else:
         patient = session.get(Patient, enrollment.patient_id)
         assert patient is not None
-        suppression.resubscribe(session, message.clinic_id, patient, utcnow())
+        suppression.resubscribe(session, message.clinic_id, patient, utcnow(), message.id)
     session.commit()
     return _view(request, session, message, DONE[action])
