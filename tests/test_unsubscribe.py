@@ -14,12 +14,12 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from dripcare import delivery
+from dripcare import delivery, enrollments
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.dispatch import claim_due
 from dripcare.links import links_for, make_token
-from dripcare.models import Message, MessageStatus, SubscriptionEvent, Suppression
+from dripcare.models import Enrollment, Message, MessageStatus, SubscriptionEvent, Suppression
 from dripcare.transports import SMTPTransport
 from tests.factories import DAYTIME, first_sent_links, send_due, unsubscribe_targets
 from tests.smtp_server import SMTPServer
@@ -201,6 +201,54 @@ def test_preferences_stop_just_this_treatment(
     }
     with session_scope() as session:
         assert session.scalars(select(Suppression)).all() == []  # other treatments still email
+
+
+def test_preferences_resume_a_treatment_the_patient_stopped(
+    settings: Settings, smtp_server: SMTPServer, live_server: str
+) -> None:
+    url = preferences_url(settings, smtp_server, live_server)
+    stopped = httpx.post(url, data={"action": "stop-treatment"})
+
+    resumed = httpx.post(url, data={"action": "resume-treatment"})
+    later = send_due(smtp_server, days_later=1)
+
+    assert "Get emails about this treatment again" in stopped.text
+    assert "you will get emails about this treatment again" in resumed.text
+    assert "Stop emails about this treatment" in resumed.text
+    assert later["sent"] == 1
+    assert {m.status for m in messages()[2:]} == {MessageStatus.SCHEDULED}
+
+
+def test_preferences_cannot_resume_a_sequence_the_clinic_cancelled(
+    settings: Settings, smtp_server: SMTPServer, live_server: str
+) -> None:
+    url = preferences_url(settings, smtp_server, live_server)
+    with session_scope() as session:
+        (enrollment,) = session.scalars(select(Enrollment)).all()
+        enrollments.cancel(session, enrollment)
+
+    page = httpx.get(url)
+    forced = httpx.post(url, data={"action": "resume-treatment"})
+
+    assert "are stopped" in page.text and "resume-treatment" not in page.text
+    assert "cannot be restarted here" in forced.text
+    assert {(m.status, m.status_reason) for m in messages()[1:]} == {
+        (MessageStatus.CANCELLED, "cancelled")
+    }
+
+
+def test_the_unsubscribed_page_leads_back_to_the_preferences(
+    settings: Settings, smtp_server: SMTPServer, live_server: str
+) -> None:
+    https, _ = first_sent_links(settings, smtp_server)
+    url = https.replace("https://care.test", live_server)
+
+    done = httpx.post(url, content="List-Unsubscribe=One-Click")
+    back = re.search(r'<a href="([^"]+)">Get aftercare emails\s+again</a>', done.text)
+    assert back is not None
+    page = httpx.get(live_server + back.group(1))
+
+    assert page.status_code == 200 and "Get aftercare emails again" in page.text
 
 
 def test_preferences_stop_all_then_resubscribe_brings_the_sequence_back(

@@ -15,8 +15,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
+from dripcare.enrollments import restore_cancelled
 from dripcare.models import (
     Enrollment,
+    EnrollmentStatus,
     Message,
     MessageStatus,
     Patient,
@@ -207,17 +209,6 @@ def resubscribe(
         recipient = _Recipient(clinic_id, patient.email, patient.id)
         _record(session, recipient, message_pk, SubscriptionChange.RESUBSCRIBED, source)
     enrollment_ids = select(Enrollment.id).where(
-        Enrollment.patient_id == patient.id, Enrollment.status == "active"
+        Enrollment.patient_id == patient.id, Enrollment.status == EnrollmentStatus.ACTIVE
     )
-    result = session.execute(
-        update(Message)
-        .where(
-            Message.enrollment_id.in_(enrollment_ids),
-            Message.status == MessageStatus.CANCELLED,
-            Message.status_reason == "unsubscribed",
-            Message.due_at > now,
-        )
-        .values(status=MessageStatus.SCHEDULED, status_reason="", updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    return restore_cancelled(session, enrollment_ids, "unsubscribed", now)

@@ -26,16 +26,20 @@ REPLAYED = (
 )
 
 
-def _clinic(session: SessionDep, message: Message) -> dict[str, str]:
+def _context(session: SessionDep, token: str, message: Message) -> dict[str, str]:
     clinic = session.get(Clinic, message.clinic_id)
     assert clinic is not None
-    return {"clinic_name": clinic.name, "clinic_phone": clinic.phone}
+    return {
+        "clinic_name": clinic.name,
+        "clinic_phone": clinic.phone,
+        "preferences_url": f"/p/{token}",
+    }
 
 
 def _confirm_page(
     request: Request, token: str, session: SessionDep, message: Message, notice: str = ""
 ) -> HTMLResponse:
-    context = _clinic(session, message) | {"preferences_url": f"/p/{token}", "notice": notice}
+    context = _context(session, token, message) | {"notice": notice}
     return pages.TemplateResponse(request, "unsubscribe.html", context)
 
 
@@ -66,4 +70,4 @@ def one_click(
     session.commit()
     if done is not None and done.replay:
         return _confirm_page(request, token, session, message, REPLAYED)
-    return pages.TemplateResponse(request, "unsubscribed.html", _clinic(session, message))
+    return pages.TemplateResponse(request, "unsubscribed.html", _context(session, token, message))
