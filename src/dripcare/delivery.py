@@ -201,7 +201,7 @@ def _mark_suppressed(session: Session, jobs: list[Job]) -> None:
 def render_job(job: Job, settings: Settings) -> tuple[Rendered, MessageLinks]:
     """The message as this patient gets it (also shown to clinics through the API)."""
     clinic, campaign, step = job.clinic, job.campaign, job.step
-    links = links_for(settings, job.pk, clinic.sender_email)
+    links = links_for(settings, job.pk, clinic.sender_email, job.patient.link_epoch or 0)
     context = build_context(
         clinic=clinic_context(clinic),
         emergency_number=clinic.emergency_number,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, null, or_, select, update
+from sqlalchemy import Select, insert, null, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from dripcare.campaigns import CampaignPlan, campaign_plan, timing_of, unknown_campaign
@@ -35,6 +35,7 @@ LATEST_AHEAD = timedelta(days=366)
 DATE_ONLY_TIME = time(12, 0)
 REASON_LATE = "due more than the grace period before enrollment"
 RESCHEDULABLE = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SKIPPED)
+STOPPED_BY_PATIENT = "stopped by the patient"
 
 
 @dataclass
@@ -357,6 +358,54 @@ def cancel(
         enrollment.status = EnrollmentStatus.CANCELLED
         enrollment.cancelled_at = now or utcnow()
     return _stop_unsent(session, enrollment.id, MessageStatus.CANCELLED, reason)
+
+
+def resumable(session: Session, enrollment: Enrollment) -> bool:
+    """Stopped by the patient on the preferences page, and not since replaced by a newer
+    sequence for the same treatment (resuming it would send two)."""
+    if enrollment.status != EnrollmentStatus.CANCELLED:
+        return False
+    stopped = select(Message.id).where(
+        Message.enrollment_id == enrollment.id, Message.status_reason == STOPPED_BY_PATIENT
+    )
+    newer = select(Enrollment.id).where(
+        Enrollment.patient_id == enrollment.patient_id,
+        Enrollment.treatment == enrollment.treatment,
+        Enrollment.status == EnrollmentStatus.ACTIVE,
+    )
+    return session.scalar(stopped.limit(1)) is not None and session.scalar(newer.limit(1)) is None
+
+
+def resume(session: Session, enrollment: Enrollment, now: datetime | None = None) -> int:
+    """Undo the patient's own stop: its emails still ahead come back; a clinic's cancel stays.
+
+    Returns how many emails were put back on the schedule.
+    """
+    if not resumable(session, enrollment):
+        return 0
+    enrollment.status = EnrollmentStatus.ACTIVE
+    enrollment.cancelled_at = None
+    session.flush()
+    ids = select(Enrollment.id).where(Enrollment.id == enrollment.id)
+    return restore_cancelled(session, ids, STOPPED_BY_PATIENT, now or utcnow())
+
+
+def restore_cancelled(
+    session: Session, enrollment_ids: Select[int], reason: str, now: datetime
+) -> int:
+    """Put back the emails of these enrollments that `reason` cancelled and are still ahead."""
+    result = session.execute(
+        update(Message)
+        .where(
+            Message.enrollment_id.in_(enrollment_ids),
+            Message.status == MessageStatus.CANCELLED,
+            Message.status_reason == reason,
+            Message.due_at > now,
+        )
+        .values(status=MessageStatus.SCHEDULED, status_reason="", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0  # type: ignore[attr-defined]
 
 
 def _stop_unsent(session: Session, enrollment_id: int, status: MessageStatus, reason: str) -> int:
