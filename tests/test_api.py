@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -265,6 +266,22 @@ def test_oversized_body_is_413(clinic_a: Clinic) -> None:
     response = clinic_a.post("/enrollments:bulk", {"items": [ENROLL] * 20000})
 
     assert response.status_code == 413
+
+
+def test_oversized_body_streamed_without_a_length_is_413(clinic_a: Clinic) -> None:
+    chunk = b'{"items": [' + b", ".join([json.dumps(ENROLL).encode()] * 1000) + b", "
+
+    def body() -> Iterator[bytes]:
+        yield from [chunk] * 20
+
+    response = clinic_a.client.post(
+        "/api/v1/enrollments:bulk",
+        content=body(),
+        headers={**clinic_a.headers, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 413
+    assert "detail" in response.json()
 
 
 def test_rate_limit_answers_429_with_retry_after(

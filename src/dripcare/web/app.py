@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from dripcare.config import get_settings
 from dripcare.web import errors
 from dripcare.web.api import checkins, enrollments, health, messages, patients
-from dripcare.web.middleware import BodySizeLimit, RequestLog
+from dripcare.web.middleware import RequestLog
 from dripcare.web.pages import checkin, common, preferences, unsubscribe
 from dripcare.web.ratelimit import make_limiter
 
@@ -32,9 +32,9 @@ def create_app() -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        max_body_size=settings.api_max_body_bytes,  # 413 whether announced or streamed
     )
     app.state.limiter = make_limiter(settings)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestLog)
     errors.install(app)
     common.install(app)
