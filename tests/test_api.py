@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -328,6 +329,12 @@ def test_no_free_database_connection_is_503_with_retry_after(
     assert busy.headers["Retry-After"] == "1"
     assert "retry" in busy.json()["detail"]
     assert free.status_code == 200
+
+
+def test_start_up_objects_are_kept_out_of_the_collector(settings: Settings) -> None:
+    gc.unfreeze()
+    with TestClient(create_app()):
+        assert gc.get_freeze_count() > 1000
 
 
 def test_health_and_readiness(client: TestClient) -> None:
