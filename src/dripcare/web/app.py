@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 
 from dripcare.config import get_settings
 from dripcare.web import errors
-from dripcare.web.admin import auth, campaigns, home, views
+from dripcare.web.admin import auth, branding, campaigns, home, outbox, views
 from dripcare.web.api import checkins, enrollments, health, messages, patients
 from dripcare.web.middleware import BodySizeLimit, RequestLog
 from dripcare.web.pages import checkin, common, preferences, unsubscribe
@@ -50,6 +50,6 @@ def create_app() -> FastAPI:
     app.include_router(checkin.router)
     app.include_router(preferences.router)
     views.install(app)
-    for page_group in (home, auth, campaigns):
+    for page_group in (home, auth, campaigns, outbox, branding):
         app.include_router(page_group.router, prefix="/admin", include_in_schema=False)
     return app

@@ -8,19 +8,34 @@ posting only here.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from dripcare.checkins import flag_text
 from dripcare.web.admin.deps import AdminContext, AdminNotFound, CsrfFailed, NoClinic, NotSignedIn
 
 WEB = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=WEB / "templates")
+
+
+def local_time(moment: datetime | None, zone: str) -> str:
+    """A UTC time as the person in `zone` reads it: 'Wed 25 Nov 2026, 09:00 EST'."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(ZoneInfo(zone))
+    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname()}"
+
+
+templates.env.filters["local_time"] = local_time
+templates.env.globals["flag_text"] = flag_text
 ADMIN_CSP = (
     "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; "
     "frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; "
