@@ -200,3 +200,16 @@ def test_one_address_trying_many_emails_is_throttled(email: str) -> None:
     answer = AdminBrowser().sign_in(email, PASSWORD)
 
     assert answer.status_code == 429
+
+
+def test_the_dev_servers_demo_admin_can_sign_in_over_plain_http(admin_now: datetime) -> None:
+    from dripcare.devserver import DEMO_ADMIN, seed_demo
+
+    demo = seed_demo()
+    assert demo is not None
+    browser = AdminBrowser("http://127.0.0.1:8000")
+
+    answer = browser.sign_in(DEMO_ADMIN, demo.admin_password)
+
+    assert answer.status_code == 303
+    assert "Demo Skin Clinic" in browser.get("/admin/branding").text
