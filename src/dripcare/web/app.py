@@ -24,6 +24,9 @@ answer 404. POSTs accept an `Idempotency-Key` header; retries with the same key 
 first answer.
 """
 
+# The admin's routers, each mounted under /admin (one module per group of pages).
+ADMIN_PAGE_GROUPS = (home, auth, campaigns, outbox, branding)
+
 
 def create_app() -> FastAPI:
     settings = get_settings()
@@ -50,6 +53,6 @@ def create_app() -> FastAPI:
     app.include_router(checkin.router)
     app.include_router(preferences.router)
     views.install(app)
-    for page_group in (home, auth, campaigns, outbox, branding):
+    for page_group in ADMIN_PAGE_GROUPS:
         app.include_router(page_group.router, prefix="/admin", include_in_schema=False)
     return app
