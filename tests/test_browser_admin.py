@@ -16,7 +16,7 @@ from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import Clinic
 from tests.admin_fixtures import PASSWORD, ClinicWithHistory, clinic_with_history
-from tests.test_browser import browser, shot  # noqa: F401  (browser is a fixture)
+from tests.browser_fixtures import shot
 
 try:
     from playwright.sync_api import Browser, Page, expect
@@ -35,7 +35,7 @@ def riverside(settings: Settings, admin_now: datetime) -> ClinicWithHistory:
     return clinic_with_history(settings, "Riverside Skin Clinic", "Ana", "riverside")
 
 
-def new_page(browser: Browser, viewport: dict[str, int], phone: bool) -> Iterator[Page]:  # noqa: F811
+def new_page(browser: Browser, viewport: dict[str, int], phone: bool) -> Iterator[Page]:
     context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
     context.set_default_timeout(10_000)
     try:
@@ -45,7 +45,7 @@ def new_page(browser: Browser, viewport: dict[str, int], phone: bool) -> Iterato
 
 
 @pytest.fixture(params=["1280", "375"])
-def width_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[tuple[str, Page]]:  # noqa: F811
+def width_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[tuple[str, Page]]:
     phone = request.param == "375"
     for page in new_page(browser, PHONE if phone else DESKTOP, phone):
         yield request.param, page
