@@ -115,6 +115,18 @@ def test_every_form_post_without_a_valid_token_is_refused(
     assert "Changed" not in browser.get("/admin/branding").text
 
 
+def test_scripts_may_send_the_token_as_a_header(
+    browser_for: Callable[..., AdminBrowser], email: str
+) -> None:
+    browser = browser_for(email)
+    token = csrf_of(browser.get("/admin/branding"))
+
+    answer = browser.client.post("/admin/sign-out", headers={"X-CSRF-Token": token})
+
+    assert answer.status_code == 303
+    assert browser.get("/admin/branding").status_code == 303  # signed out
+
+
 def test_another_sessions_token_does_not_pass(
     browser_for: Callable[..., AdminBrowser], email: str
 ) -> None:
