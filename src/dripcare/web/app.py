@@ -1,4 +1,5 @@
-"""The web application: the clinic REST API under /api/v1 (OpenAPI at /openapi.json)."""
+"""The web application: the clinic REST API under /api/v1 (OpenAPI at /openapi.json), the
+patients' pages, and the admin under /admin."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 
 from dripcare.config import get_settings
 from dripcare.web import errors
+from dripcare.web.admin import auth, branding, campaigns, home, outbox, views
 from dripcare.web.api import checkins, enrollments, health, messages, patients
 from dripcare.web.middleware import RequestLog
 from dripcare.web.pages import checkin, common, preferences, unsubscribe
@@ -24,6 +26,9 @@ Authenticate with a clinic API key (`dripcare apikey create --clinic ID`) as
 answer 404. POSTs accept an `Idempotency-Key` header; retries with the same key get the
 first answer.
 """
+
+# The admin's routers, each mounted under /admin (one module per group of pages).
+ADMIN_PAGE_GROUPS = (home, auth, campaigns, outbox, branding)
 
 
 @asynccontextmanager
@@ -59,4 +64,7 @@ def create_app() -> FastAPI:
     app.include_router(unsubscribe.router)
     app.include_router(checkin.router)
     app.include_router(preferences.router)
+    views.install(app)
+    for page_group in ADMIN_PAGE_GROUPS:
+        app.include_router(page_group.router, prefix="/admin", include_in_schema=False)
     return app
