@@ -170,15 +170,25 @@ def test_bulk_is_atomic_per_row(clinic_a: Clinic) -> None:
         {**ENROLL, "patient": {"email": "bad"}, "external_id": "x"},
         {**ENROLL, "patient": {"email": "cy@example.com"}, "external_id": "bk-3"},
         ENROLL,
+        {
+            **ENROLL,
+            "patient": {"email": "late@example.com"},
+            "external_id": "bk-4",
+            "treated_at": "1999-12-31",
+        },
+        {**ENROLL, "patient": 4242, "external_id": "bk-5"},
     ]
 
     response = clinic_a.post("/enrollments:bulk", {"items": items})
 
     statuses = [r["status"] for r in response.json()["data"]]
     assert response.status_code == 200
-    assert statuses == ["created", "error", "created", "existing"]
+    assert statuses == ["created", "error", "created", "existing", "error", "error"]
     assert "invalid email address" in response.json()["data"][1]["error"]
+    assert "out of range" in response.json()["data"][4]["error"]
+    assert "no patient with id 4242" in response.json()["data"][5]["error"]
     assert len(clinic_a.get("/enrollments").json()["data"]) == 2
+    assert clinic_a.get("/patients", params={"email": "late@example.com"}).json()["data"] == []
 
 
 def test_list_enrollments_pages_with_a_cursor_and_filters(clinic_a: Clinic) -> None:

@@ -156,9 +156,11 @@ def enroll(
     found = _look_up(session, req.clinic_id, req.campaign, email, external_id)
     if found.existing_id is not None:
         return EnrollResult(session.get_one(Enrollment, found.existing_id), created=False)
-    patient_id, patient_zone = _upsert_patient(session, found, email, req, zone_override)
-    zone = patient_zone or found.clinic_timezone
+    known_zone = found.patient.timezone if found.patient else None
+    zone = zone_override or known_zone or found.clinic_timezone
     treated_at = parse_treated_at(req.treated_at, zone, now)
+    # Every check is above this line: a refused request writes nothing (bulk relies on it).
+    patient_id = _upsert_patient(session, found, email, req, zone_override)
     plan = found.plan
     active = [] if found.patient is None else _active_enrollments(session, patient_id, plan)
     for same in active:
@@ -225,8 +227,8 @@ def _look_up(
 
 def _upsert_patient(
     session: Session, found: _Found, email: str, req: EnrollRequest, zone: str | None
-) -> tuple[int, str | None]:
-    """The clinic's patient with this email, updated or created: (id, time zone)."""
+) -> int:
+    """The clinic's patient with this email, updated or created."""
     given = {
         "first_name": req.first_name.strip(),
         "last_name": req.last_name.strip(),
@@ -236,13 +238,13 @@ def _upsert_patient(
     if known is None:
         values = {"clinic_id": found.clinic_id, "email": email, "locale": req.locale, **given}
         created = insert(Patient).values(**values).returning(Patient.id)
-        return session.connection().execute(created).scalar_one(), zone
+        return int(session.connection().execute(created).scalar_one())
     changes = {
         name: value for name, value in given.items() if value and value != getattr(known, name)
     }
     if changes:
         session.execute(update(Patient).where(Patient.id == known.id).values(**changes))
-    return known.id, zone or known.timezone
+    return known.id
 
 
 def _insert_enrollment(session: Session, **values: object) -> Enrollment:

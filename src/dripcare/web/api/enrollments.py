@@ -136,12 +136,10 @@ def create_many(
 
 
 def _one(session: Session, clinic: int, index: int, item: EnrollmentIn) -> BulkItemResult:
-    savepoint = session.begin_nested()
+    """No savepoint is needed: enroll refuses bad input before it writes anything."""
     try:
         result = enroll(session, _request(session, clinic, item), get_settings())
-        savepoint.commit()
     except UserError as exc:
-        savepoint.rollback()
         return BulkItemResult(index=index, status="error", error=str(exc))
     return BulkItemResult(
         index=index,
