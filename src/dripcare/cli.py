@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dripcare import campaigns, enrollments
+from dripcare import campaign_versions, campaigns, enrollments
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.errors import UserError
@@ -153,7 +153,7 @@ def campaign_import(directory: Path, clinic_id: int, as_json: bool) -> None:
         raise UserError(f"{directory} is not a directory")
     spec = campaigns.load_campaign_dir(directory)
     with session_scope() as session:
-        imported = campaigns.import_campaign(
+        imported = campaign_versions.import_campaign(
             session, enrollments.get_clinic(session, clinic_id), spec
         )
         data: dict[str, Any] = {
