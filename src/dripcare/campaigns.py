@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from dripcare.campaign_spec import CampaignSpec, StepSpec
 from dripcare.config import get_settings
@@ -159,8 +159,15 @@ def list_campaigns(session: Session, clinic_id: int) -> list[Campaign]:
 
 
 def find_campaign(session: Session, clinic_id: int, slug: str) -> Campaign:
-    campaign = session.scalar(
-        select(Campaign).where(Campaign.clinic_id == clinic_id, Campaign.slug == slug)
+    """The campaign with its steps, in one query (every enrollment needs both)."""
+    campaign = (
+        session.scalars(
+            select(Campaign)
+            .where(Campaign.clinic_id == clinic_id, Campaign.slug == slug)
+            .options(joinedload(Campaign.steps))
+        )
+        .unique()
+        .one_or_none()
     )
     if campaign is None:
         known = session.scalars(select(Campaign.slug).where(Campaign.clinic_id == clinic_id)).all()

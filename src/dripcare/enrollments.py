@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, insert, or_, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from dripcare.campaigns import find_campaign, timing_of
 from dripcare.config import Settings
@@ -56,6 +56,7 @@ class EnrollResult:
     enrollment: Enrollment
     created: bool
     superseded: list[int] = field(default_factory=list)
+    messages: list[Message] | None = None  # the new sequence, when created (saves a re-read)
 
 
 # ---- validation -------------------------------------------------------------------------------
@@ -106,7 +107,11 @@ def get_clinic(session: Session, clinic_id: int) -> Clinic:
 def enroll(
     session: Session, req: EnrollRequest, settings: Settings, now: datetime | None = None
 ) -> EnrollResult:
-    """Idempotent per (clinic, external_id), and per (patient, campaign, treated_at) without one."""
+    """Idempotent per (clinic, external_id), and per (patient, campaign, treated_at) without one.
+
+    This is the API's hot path: a new patient costs one query each for the campaign, the
+    external id and the patient, then three inserts (patient, enrollment, messages).
+    """
     now = now or utcnow()
     clinic = get_clinic(session, req.clinic_id)
     campaign = find_campaign(session, clinic.id, req.campaign)
@@ -121,23 +126,17 @@ def enroll(
         )
         if existing is not None:
             return EnrollResult(existing, created=False)
-    patient = _upsert_patient(session, clinic, email, req, zone_override)
+    patient, new_patient = _upsert_patient(session, clinic, email, req, zone_override)
     zone = zone_override or patient.timezone or clinic.timezone
     treated_at = parse_treated_at(req.treated_at, zone, now)
-    same = session.scalar(
-        select(Enrollment).where(
-            Enrollment.patient_id == patient.id,
-            Enrollment.campaign_id == campaign.id,
-            Enrollment.treated_at == treated_at,
-            Enrollment.status == EnrollmentStatus.ACTIVE,
-        )
-    )
-    if same is not None:
-        return EnrollResult(same, created=False)
+    active = [] if new_patient else _active_enrollments(session, patient.id, campaign)
+    for same in active:
+        if same.campaign_id == campaign.id and same.treated_at == treated_at:
+            return EnrollResult(same, created=False)
     enrollment = Enrollment(
         clinic_id=clinic.id,
         patient_id=patient.id,
-        campaign_id=campaign.id,
+        campaign=campaign,
         treatment=campaign.treatment,
         treated_at=treated_at,
         timezone=zone,
@@ -146,17 +145,20 @@ def enroll(
     )
     session.add(enrollment)
     session.flush()
-    superseded = _supersede_older(session, enrollment)
-    materialize(session, enrollment, campaign, clinic, settings, now)
-    return EnrollResult(enrollment, created=True, superseded=superseded)
+    older = [e for e in active if e.treatment == enrollment.treatment]
+    superseded = _supersede(session, older, enrollment)
+    messages = materialize(session, enrollment, campaign, clinic, settings, now)
+    return EnrollResult(enrollment, created=True, superseded=superseded, messages=messages)
 
 
 def _upsert_patient(
     session: Session, clinic: Clinic, email: str, req: EnrollRequest, zone: str | None
-) -> Patient:
+) -> tuple[Patient, bool]:
+    """The clinic's patient with this email, updated or created; and whether it is new."""
     patient = session.scalar(
         select(Patient).where(Patient.clinic_id == clinic.id, Patient.email == email)
     )
+    created = patient is None
     if patient is None:
         patient = Patient(clinic_id=clinic.id, email=email, locale=req.locale)
         session.add(patient)
@@ -164,19 +166,27 @@ def _upsert_patient(
     patient.last_name = req.last_name.strip() or patient.last_name or ""
     patient.timezone = zone or patient.timezone
     session.flush()
-    return patient
+    return patient, created
 
 
-def _supersede_older(session: Session, newer: Enrollment) -> list[int]:
-    """No two overlapping sequences for the same treatment: the new one replaces the old."""
-    older = session.scalars(
-        select(Enrollment).where(
-            Enrollment.patient_id == newer.patient_id,
-            Enrollment.treatment == newer.treatment,
-            Enrollment.status == EnrollmentStatus.ACTIVE,
-            Enrollment.id != newer.id,
+def _active_enrollments(session: Session, patient_id: int, campaign: Campaign) -> list[Enrollment]:
+    """The patient's active sequences this enrollment may repeat or replace, in one query."""
+    return list(
+        session.scalars(
+            select(Enrollment).where(
+                Enrollment.patient_id == patient_id,
+                Enrollment.status == EnrollmentStatus.ACTIVE,
+                or_(
+                    Enrollment.treatment == campaign.treatment,
+                    Enrollment.campaign_id == campaign.id,
+                ),
+            )
         )
-    ).all()
+    )
+
+
+def _supersede(session: Session, older: list[Enrollment], newer: Enrollment) -> list[int]:
+    """No two overlapping sequences for the same treatment: the new one replaces the old."""
     for old in older:
         old.status = EnrollmentStatus.SUPERSEDED
         old.superseded_by_id = newer.id
@@ -197,28 +207,16 @@ def materialize(
     settings: Settings,
     now: datetime,
 ) -> list[Message]:
-    """One outbox row per active step, each with its own fixed Message-ID."""
-    messages = []
-    for step in campaign.steps:
-        if not step.active:
-            continue
-        message = _new_message(clinic, enrollment, step)
-        _place(message, step_due(enrollment, step, settings), now, settings)
-        messages.append(message)
-    session.add_all(messages)
-    session.flush()
-    return messages
-
-
-def _new_message(clinic: Clinic, enrollment: Enrollment, step: Step) -> Message:
-    domain = clinic.sender_email.rpartition("@")[2] or "dripcare.local"
-    return Message(
-        clinic_id=clinic.id,
-        enrollment_id=enrollment.id,
-        step_id=step.id,
-        message_id=f"<{uuid.uuid4().hex}@{domain}>",
-        attempts=0,
-    )
+    """One outbox row per active step, each with its own fixed Message-ID; one INSERT."""
+    rows = [
+        _message_row(clinic, enrollment, step, step_due(enrollment, step, settings), now, settings)
+        for step in campaign.steps
+        if step.active
+    ]
+    if not rows:
+        return []
+    inserted = insert(Message).returning(Message, sort_by_parameter_order=True)
+    return list(session.scalars(inserted, rows))
 
 
 def step_due(enrollment: Enrollment, step: object, settings: Settings) -> datetime:
@@ -230,14 +228,40 @@ def step_due(enrollment: Enrollment, step: object, settings: Settings) -> dateti
     )
 
 
-def _place(message: Message, due_at: datetime, now: datetime, settings: Settings) -> None:
+def _message_row(
+    clinic: Clinic,
+    enrollment: Enrollment,
+    step: Step,
+    due_at: datetime,
+    now: datetime,
+    settings: Settings,
+) -> dict[str, object]:
+    domain = clinic.sender_email.rpartition("@")[2] or "dripcare.local"
+    return {
+        "clinic_id": clinic.id,
+        "enrollment_id": enrollment.id,
+        "step_id": step.id,
+        "message_id": f"<{uuid.uuid4().hex}@{domain}>",
+        "attempts": 0,
+        **_placement(due_at, now, settings),
+    }
+
+
+def _placement(due_at: datetime, now: datetime, settings: Settings) -> dict[str, object]:
     """Schedule, or skip when it is already too late for this email to make sense."""
-    message.due_at = due_at
-    message.lease_token, message.lease_until = None, None
-    if due_at < now - timedelta(hours=settings.late_grace_hours):
-        message.status, message.status_reason = MessageStatus.SKIPPED, REASON_LATE
-    else:
-        message.status, message.status_reason = MessageStatus.SCHEDULED, ""
+    late = due_at < now - timedelta(hours=settings.late_grace_hours)
+    return {
+        "due_at": due_at,
+        "lease_token": None,
+        "lease_until": None,
+        "status": MessageStatus.SKIPPED if late else MessageStatus.SCHEDULED,
+        "status_reason": REASON_LATE if late else "",
+    }
+
+
+def _place(message: Message, due_at: datetime, now: datetime, settings: Settings) -> None:
+    for name, value in _placement(due_at, now, settings).items():
+        setattr(message, name, value)
 
 
 # ---- changing a sequence ----------------------------------------------------------------------
@@ -390,22 +414,24 @@ def _add_steps(
     have = set(
         session.scalars(select(Message.step_id).where(Message.enrollment_id == enrollment.id))
     )
-    count = 0
+    rows = []
     for step in steps:
         due = step_due(enrollment, step, settings)
-        if step.id in have or due < now:
-            continue
-        message = _new_message(clinic, enrollment, step)
-        _place(message, due, now, settings)
-        session.add(message)
-        count += 1
-    return count
+        if step.id not in have and due >= now:
+            rows.append(_message_row(clinic, enrollment, step, due, now, settings))
+    if rows:
+        session.execute(insert(Message), rows)
+    return len(rows)
 
 
 def timeline(session: Session, enrollment: Enrollment) -> list[Message]:
+    """The sequence in sending order, each message with its step."""
     return list(
         session.scalars(
-            select(Message).where(Message.enrollment_id == enrollment.id).order_by(Message.due_at)
+            select(Message)
+            .where(Message.enrollment_id == enrollment.id)
+            .options(joinedload(Message.step))
+            .order_by(Message.due_at, Message.id)
         )
     )
 

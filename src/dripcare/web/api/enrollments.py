@@ -11,6 +11,7 @@ from dripcare.config import get_settings
 from dripcare.enrollments import (
     DATE_ONLY_TIME,
     EnrollRequest,
+    EnrollResult,
     cancel,
     enroll,
     get_enrollment,
@@ -80,6 +81,14 @@ def _out(session: Session, enrollment: Enrollment) -> EnrollmentOut:
     return enrollment_out(enrollment, timeline(session, enrollment))
 
 
+def _result_out(session: Session, result: EnrollResult) -> EnrollmentOut:
+    """A new sequence is answered from the rows just written, without reading them back."""
+    if result.messages is None:
+        return _out(session, result.enrollment)
+    in_order = sorted(result.messages, key=lambda m: (m.due_at, m.id))
+    return enrollment_out(result.enrollment, in_order)
+
+
 @router.post(
     "",
     status_code=201,
@@ -104,7 +113,7 @@ def create(
 
     def run() -> tuple[int, EnrollmentOut]:
         result = enroll(session, _request(session, clinic, payload), get_settings())
-        return (201 if result.created else 200), _out(session, result.enrollment)
+        return (201 if result.created else 200), _result_out(session, result)
 
     return respond(session, clinic, idempotency_key, "POST /enrollments", payload, run)
 
@@ -137,7 +146,7 @@ def _one(session: Session, clinic: int, index: int, item: EnrollmentIn) -> BulkI
     return BulkItemResult(
         index=index,
         status="created" if result.created else "existing",
-        enrollment=_out(session, result.enrollment),
+        enrollment=_result_out(session, result),
     )
 
 
