@@ -122,23 +122,28 @@ def history(session: Session, campaign: Campaign) -> list[CampaignVersion]:
 
 
 def diff(session: Session, campaign: Campaign, old: int, new: int) -> str:
-    """A unified diff of two versions: settings of every step, then each template file."""
-    before = _as_lines(spec_of(get_version(session, campaign, old)))
-    after = _as_lines(spec_of(get_version(session, campaign, new)))
-    return "".join(difflib.unified_diff(before, after, f"version {old}", f"version {new}", n=2))
+    """A unified diff of two versions: the steps' settings, then each template file."""
+    before = spec_of(get_version(session, campaign, old))
+    after = spec_of(get_version(session, campaign, new))
+    parts = [_unified(_settings_lines(before), _settings_lines(after), old, new, "steps")]
+    for name in sorted(before.sources.keys() | after.sources.keys()):
+        old_lines = before.sources.get(name, "").splitlines(keepends=True)
+        new_lines = after.sources.get(name, "").splitlines(keepends=True)
+        parts.append(_unified(old_lines, new_lines, old, new, name))
+    return "".join(parts)
 
 
-def _as_lines(spec: CampaignSpec) -> list[str]:
+def _unified(before: list[str], after: list[str], old: int, new: int, name: str) -> str:
+    lines = difflib.unified_diff(before, after, f"version {old}/{name}", f"version {new}/{name}")
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def _settings_lines(spec: CampaignSpec) -> list[str]:
     lines = [f"variables = {json.dumps(spec.variables, sort_keys=True)}\n"]
+    fields = ("offset_days", "offset_hours", "offset_minutes", "send_time", "subject")
     for step in spec.steps:
-        lines.append(f"\n[step {step.key}]\n")
-        for name in ("offset_days", "offset_hours", "offset_minutes", "send_time"):
-            lines.append(f"{name} = {getattr(step, name)!r}\n")
-        for name in ("subject", "preheader", "template", "checkin"):
-            lines.append(f"{name} = {getattr(step, name)!r}\n")
-    for name, source in sorted(spec.sources.items()):
-        lines.append(f"\n[file {name}]\n")
-        lines.extend(line if line.endswith("\n") else line + "\n" for line in source.splitlines())
+        for name in (*fields, "preheader", "template", "checkin"):
+            lines.append(f"{step.key}: {name} = {getattr(step, name)!r}\n")
     return lines
 
 
