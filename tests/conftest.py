@@ -31,7 +31,10 @@ PG_ADMIN_URL = os.environ.get(
 # script) never drop each other's database or take each other's Celery tasks.
 PG_TEST_DB = f"dripcare_test_{os.getpid()}"
 REDIS_URL = os.environ.get("DRIPCARE_TEST_REDIS", f"redis://127.0.0.1:6379/{1 + os.getpid() % 13}")
-pytest_plugins = ["tests.campaign_fixtures"]  # the shipped campaign, for rendering tests
+pytest_plugins = [
+    "tests.campaign_fixtures",  # the shipped campaign, for rendering tests
+    "tests.admin_fixtures",  # admin users and signed-in admin browsers
+]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # The Celery app reads its broker once, on first use; every test that touches it (a worker,
 # or a page that queues an alert) must agree on this one.

@@ -1,7 +1,7 @@
 """campaign versions
 
 Revision ID: e9cd8e9fd485
-Revises: d2f38bb18927
+Revises: b993c5825180
 Create Date: 2026-11-25 07:16:53.160683
 
 """
@@ -18,7 +18,7 @@ import dripcare.models
 
 # revision identifiers, used by Alembic.
 revision: str = "e9cd8e9fd485"
-down_revision: str | Sequence[str] | None = "d2f38bb18927"
+down_revision: str | Sequence[str] | None = "b993c5825180"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

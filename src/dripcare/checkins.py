@@ -167,3 +167,9 @@ def list_check_ins(
     if enrollment_id is not None:
         query = query.where(CheckIn.enrollment_id == enrollment_id)
     return list(session.scalars(query.order_by(CheckIn.id).limit(limit)))
+
+
+def flag_text(code: str) -> str:
+    """The words the patient ticked, for the clinic to read."""
+    flag = _BY_CODE.get(code)
+    return flag.text if flag else code

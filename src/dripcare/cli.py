@@ -6,52 +6,27 @@ as one line on stderr with exit status 2.
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from dripcare import campaign_versions, campaigns, enrollments
+from dripcare.cli_admin import admin
+from dripcare.cli_common import emit, json_option, user_errors
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.errors import UserError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
-
-
-def user_errors(func: F) -> F:
-    """Turn a domain `UserError` into one clear line and exit status 2."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except UserError as exc:
-            _fail(str(exc))
-
-    return wrapper  # type: ignore[return-value]
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-
-
-def emit(as_json: bool, data: Any, text: str) -> None:
-    click.echo(json.dumps(data, indent=2, default=str) if as_json else text)
 
 
 @click.group()
 @click.version_option(package_name="dripcare")
 def main() -> None:
     """dripcare: timed aftercare emails after a clinic treatment."""
+
+
+main.add_command(admin)  # `dripcare admin …`, in its own module
 
 
 # ---- database ---------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, fields
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,6 +15,69 @@ from dripcare.models import Clinic
 from dripcare.validation import check_timezone, normalize_email
 
 _COLOR = re.compile(r"#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?")
+_URL_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f\"'<>\\`]")
+
+
+class InvalidFields(UserError):
+    """Several fields at once, each with its own message (a form shows them beside the fields)."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__("; ".join(problems.values()))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Branding:
+    """What patients see of a clinic in every email: name, colour, logo, phone, sender."""
+
+    name: str
+    phone: str
+    brand_color: str
+    logo_url: str
+    sender_email: str
+
+    def checked(self) -> Branding:
+        """These values cleaned up for storing; InvalidFields names every field that is wrong."""
+        problems: dict[str, str] = {}
+        name, phone = self.name.strip(), self.phone.strip()
+        if not name or len(name) > 200 or any(ch in name for ch in "\r\n"):
+            problems["name"] = "clinic name must be 1 to 200 characters on one line"
+        if not any(ch.isdigit() for ch in phone) or len(phone) > 40:
+            problems["phone"] = (
+                f"clinic phone {phone!r} must have digits (at most 40 characters); "
+                "patients must be able to call it"
+            )
+        color = self.brand_color.strip()
+        if not _COLOR.fullmatch(color):
+            problems["brand_color"] = f"brand colour {color!r} must be a hex colour such as #0f766e"
+        logo = self.logo_url.strip()
+        if logo and (problem := logo_url_problem(logo)):
+            problems["logo_url"] = problem
+        sender = self.sender_email
+        try:
+            sender = normalize_email(sender)
+        except UserError as exc:
+            problems["sender_email"] = str(exc)
+        if problems:
+            raise InvalidFields(problems)
+        return Branding(name, phone, color.lower(), logo, sender)
+
+    def apply(self, clinic: Clinic) -> None:
+        for field in fields(self):
+            setattr(clinic, field.name, getattr(self, field.name))
+
+
+def logo_url_problem(url: str) -> str | None:
+    """Why this logo URL cannot go in an email, or None. Mail clients block non-https images."""
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return "logo URL must start with https:// (mail clients block other images)"
+    if not parts.hostname or parts.username or _URL_FORBIDDEN.search(url) or len(url) > 500:
+        return (
+            "logo URL must be a plain https address of an image, such as "
+            "https://clinic.example/logo.png (no spaces or quotes, at most 500 characters)"
+        )
+    return None
 
 
 def create_clinic(
@@ -32,23 +97,11 @@ def create_clinic(
     webhook_secret: str = "",
 ) -> Clinic:
     """Create a clinic with the shipped campaigns installed, ready to enroll patients."""
-    if not name.strip() or len(name.strip()) > 200:
-        raise UserError("clinic name must be 1 to 200 characters")
-    if not any(ch.isdigit() for ch in phone):
-        raise UserError(f"clinic phone {phone!r} has no digits; patients must be able to call it")
-    if not _COLOR.fullmatch(brand_color):
-        raise UserError(f"brand colour {brand_color!r} must be a hex colour such as #0f766e")
+    branding = Branding(name, phone, brand_color, logo_url, sender).checked()
     if webhook_url and not webhook_url.startswith(("https://", "http://")):
         raise UserError("webhook URL must start with https:// (or http:// on a private network)")
-    if logo_url and not logo_url.startswith("https://"):
-        raise UserError("logo URL must start with https:// (mail clients block other images)")
     clinic = Clinic(
-        name=name.strip(),
-        sender_email=normalize_email(sender),
-        phone=phone.strip(),
         timezone=check_timezone(timezone),
-        brand_color=brand_color,
-        logo_url=logo_url,
         opening_hours=opening_hours,
         after_hours=after_hours,
         emergency_number=emergency_number.strip(),
@@ -57,6 +110,7 @@ def create_clinic(
         webhook_secret=webhook_secret,
         settings={},
     )
+    branding.apply(clinic)
     session.add(clinic)
     session.flush()
     install_defaults(session, clinic)
@@ -65,3 +119,7 @@ def create_clinic(
 
 def list_clinics(session: Session) -> list[Clinic]:
     return list(session.scalars(select(Clinic).order_by(Clinic.id)))
+
+
+def branding_of(clinic: Clinic) -> Branding:
+    return Branding(**{field.name: getattr(clinic, field.name) for field in fields(Branding)})

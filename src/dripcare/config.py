@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     ratelimit_url: str = Field("", description="redis://… to share limits across processes")
     api_max_body_bytes: int = 1_000_000
 
+    admin_session_hours: float = Field(12.0, gt=0, description="an admin sign-in lasts this long")
+    cookie_secure: bool | None = Field(
+        None,
+        description="Secure flag on admin cookies; unset: on, except over http to localhost",
+    )
+    login_max_failures: int = Field(5, ge=1, description="per email, in login_window_minutes")
+    login_max_failures_per_address: int = Field(20, ge=1, description="per client address")
+    login_window_minutes: int = Field(15, ge=1)
+
     templates_dir: Path = Path(__file__).resolve().parents[2] / "templates" / "emails"
 
     @field_validator("quiet_hours")

@@ -6,6 +6,7 @@ Celery worker with beat embedded, and every email written to ./var/outbox/ as an
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 import click
 from sqlalchemy import select
 
+from dripcare.admins import create_admin_user
 from dripcare.apikeys import create_key
 from dripcare.clinics import create_clinic
 from dripcare.config import get_settings
@@ -49,10 +51,14 @@ def daytime_zone(now: datetime) -> str:
     return "UTC"  # unreachable with the list above, which covers every hour of the day
 
 
+DEMO_ADMIN = "admin@demo-clinic.example"
+
+
 @dataclass(frozen=True)
 class Demo:
     clinic_id: int
     api_key: str  # shown once, like any key
+    admin_password: str  # for DEMO_ADMIN; shown once too
 
 
 def seed_demo(now: datetime | None = None) -> Demo | None:
@@ -90,7 +96,11 @@ def seed_demo(now: datetime | None = None) -> Demo | None:
                 settings,
                 now,
             )
-        return Demo(clinic.id, create_key(session, clinic.id, "demo").plaintext)
+        password = secrets.token_urlsafe(12)
+        create_admin_user(
+            session, email=DEMO_ADMIN, password=password, clinic_id=clinic.id, platform=False
+        )
+        return Demo(clinic.id, create_key(session, clinic.id, "demo").plaintext, password)
 
 
 def _capture_dir(smtp_url: str) -> Path | None:
@@ -123,13 +133,15 @@ def run_dev(seed: bool = True, host: str = "127.0.0.1", port: int = 8000) -> Non
         click.echo(
             f"seeded demo clinic {demo.clinic_id} with 4 patients (back-dated treatments)"
             f"\ndemo API key (shown once): {demo.api_key}"
+            f"\nadmin sign-in (shown once): {DEMO_ADMIN} / {demo.admin_password}"
+            f"  at http://{host}:{port}/admin"
         )
     click.echo(
         f"database: {settings.database_url}\nbroker:   {settings.broker_url}\n"
         f"emails:   {settings.smtp_url}  (every {settings.dispatch_interval:g}s)"
     )
     if serve_api_in_background(host, port):
-        click.echo(f"API:      http://{host}:{port}/docs")
+        click.echo(f"API:      http://{host}:{port}/docs\nadmin:    http://{host}:{port}/admin")
     else:
         click.echo(f"API:      not started, port {port} is in use (try --port)")
     from celery.signals import task_postrun

@@ -384,3 +384,49 @@ class ClinicAlert(Base):
     lease_token: Mapped[str | None] = mapped_column(String(36))
     lease_until: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
+
+
+class AdminUser(Base):
+    """A person who signs in to the admin: one clinic's admin, or a platform admin (all clinics)."""
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id"), index=True)
+    is_platform_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+
+class AdminSession(Base):
+    """A signed-in browser. Only a SHA-256 of the cookie's random token is kept, so a leaked
+    table signs nobody in; sign-out and expiry end it on the server, whatever the cookie says."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    clinic_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clinics.id")
+    )  # a platform admin's pick
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[AdminUser] = relationship()
+
+
+class LoginFailure(Base):
+    """One failed sign-in, counted per email and per client address to throttle guessing."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(340))  # "email:<address>" or "addr:<client address>"
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from dripcare.models import Message, MessageStatus
+from dripcare.models import (
+    FINAL,
+    Campaign,
+    CheckIn,
+    CheckInLevel,
+    ClinicAlert,
+    Enrollment,
+    Message,
+    MessageStatus,
+    Patient,
+    Step,
+)
+
+UPCOMING = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING)
+RED_FLAG_LEVELS = (CheckInLevel.URGENT, CheckInLevel.EMERGENCY)
 
 
 def outbox_status(session: Session) -> tuple[dict[str, int], datetime | None]:
@@ -41,3 +57,106 @@ def list_messages(
     if since is not None:
         query = query.where(Message.updated_at >= since)
     return list(session.scalars(query.order_by(Message.id).limit(limit)))
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One message as the admin lists it: who, which email, when (in the patient's zone)."""
+
+    message: Message
+    patient: Patient
+    step: Step
+    campaign: Campaign
+    zone: str
+
+
+@dataclass(frozen=True)
+class PatientFilter:
+    """Narrow the outbox to one patient (by id) or to patients whose email or name contains
+    `text` (case-insensitive)."""
+
+    patient_id: int | None = None
+    text: str = ""
+
+
+def _outbox_query(clinic_id: int, statuses: Sequence[MessageStatus], who: PatientFilter) -> Select:
+    query = (
+        select(Message, Patient, Step, Campaign, Enrollment.timezone)
+        .join(Enrollment, Message.enrollment_id == Enrollment.id)
+        .join(Patient, Enrollment.patient_id == Patient.id)
+        .join(Step, Message.step_id == Step.id)
+        .join(Campaign, Step.campaign_id == Campaign.id)
+        .where(Message.clinic_id == clinic_id, Message.status.in_(statuses))
+    )
+    if who.patient_id is not None:
+        query = query.where(Patient.id == who.patient_id)
+    if text := who.text.strip().lower():
+        query = query.where(
+            or_(
+                *(
+                    func.lower(column).contains(text, autoescape=True)
+                    for column in (Patient.email, Patient.first_name, Patient.last_name)
+                )
+            )
+        )
+    return query
+
+
+def upcoming_messages(
+    session: Session, clinic_id: int, who: PatientFilter, limit: int = 100
+) -> list[OutboxRow]:
+    """Not yet sent, soonest first."""
+    query = _outbox_query(clinic_id, UPCOMING, who).order_by(Message.due_at, Message.id)
+    return [OutboxRow(*row) for row in session.execute(query.limit(limit))]
+
+
+def recent_messages(
+    session: Session, clinic_id: int, who: PatientFilter, limit: int = 100
+) -> list[OutboxRow]:
+    """Sent, failed, cancelled or skipped: the latest change first."""
+    query = _outbox_query(clinic_id, FINAL, who).order_by(
+        Message.updated_at.desc(), Message.id.desc()
+    )
+    return [OutboxRow(*row) for row in session.execute(query.limit(limit))]
+
+
+def patient_messages(session: Session, clinic_id: int, patient_id: int) -> list[OutboxRow]:
+    """Every message of one patient, in due order."""
+    query = _outbox_query(clinic_id, list(MessageStatus), PatientFilter(patient_id))
+    return [OutboxRow(*row) for row in session.execute(query.order_by(Message.due_at))]
+
+
+def red_flag_check_ins(
+    session: Session, clinic_id: int, patient_id: int | None = None, limit: int = 20
+) -> list[tuple[CheckIn, Patient, Enrollment]]:
+    """Urgent and emergency answers, newest first: what the clinic must act on."""
+    query = (
+        select(CheckIn, Patient, Enrollment)
+        .join(Enrollment, CheckIn.enrollment_id == Enrollment.id)
+        .join(Patient, Enrollment.patient_id == Patient.id)
+        .where(CheckIn.clinic_id == clinic_id, CheckIn.level.in_(RED_FLAG_LEVELS))
+    )
+    if patient_id is not None:
+        query = query.where(Patient.id == patient_id)
+    rows = session.execute(
+        query.order_by(CheckIn.created_at.desc(), CheckIn.id.desc()).limit(limit)
+    )
+    return [(c, p, e) for c, p, e in rows]
+
+
+def patient_check_ins(
+    session: Session, clinic_id: int, patient_id: int
+) -> list[tuple[CheckIn, list[ClinicAlert]]]:
+    """Every answer of one patient, newest first, with the alerts each one raised."""
+    check_ins = session.scalars(
+        select(CheckIn)
+        .join(Enrollment, CheckIn.enrollment_id == Enrollment.id)
+        .where(CheckIn.clinic_id == clinic_id, Enrollment.patient_id == patient_id)
+        .order_by(CheckIn.created_at.desc(), CheckIn.id.desc())
+    ).all()
+    alerts = session.scalars(
+        select(ClinicAlert)
+        .where(ClinicAlert.check_in_id.in_([c.id for c in check_ins]))
+        .order_by(ClinicAlert.id)
+    ).all()
+    return [(c, [a for a in alerts if a.check_in_id == c.id]) for c in check_ins]

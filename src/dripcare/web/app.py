@@ -1,4 +1,5 @@
-"""The web application: the clinic REST API under /api/v1 (OpenAPI at /openapi.json)."""
+"""The web application: the clinic REST API under /api/v1 (OpenAPI at /openapi.json), the
+patients' pages, and the admin under /admin."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 
 from dripcare.config import get_settings
 from dripcare.web import errors
+from dripcare.web.admin import auth, branding, campaigns, home, outbox, views
 from dripcare.web.api import checkins, enrollments, health, messages, patients
 from dripcare.web.middleware import BodySizeLimit, RequestLog
 from dripcare.web.pages import checkin, common, preferences, unsubscribe
@@ -47,4 +49,7 @@ def create_app() -> FastAPI:
     app.include_router(unsubscribe.router)
     app.include_router(checkin.router)
     app.include_router(preferences.router)
+    views.install(app)
+    for page_group in (home, auth, campaigns, outbox, branding):
+        app.include_router(page_group.router, prefix="/admin", include_in_schema=False)
     return app

@@ -1,0 +1,125 @@
+"""What admin pages share: the templates, one way to render a page, and the error pages.
+
+Every admin response is `no-store` (it shows patients' data) and carries a strict Content
+Security Policy: scripts and styles only from this server, no framing by other sites, forms
+posting only here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from dripcare.checkins import flag_text
+from dripcare.web.admin.deps import AdminContext, AdminNotFound, CsrfFailed, NoClinic, NotSignedIn
+
+WEB = Path(__file__).resolve().parent.parent
+templates = Jinja2Templates(directory=WEB / "templates")
+
+
+def local_time(moment: datetime | None, zone: str) -> str:
+    """A UTC time as the person in `zone` reads it: 'Wed 25 Nov 2026, 09:00 EST'."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(ZoneInfo(zone))
+    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname()}"
+
+
+templates.env.filters["local_time"] = local_time
+templates.env.globals["flag_text"] = flag_text
+ADMIN_CSP = (
+    "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; "
+    "frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; "
+    "object-src 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ADMIN_CSP,
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "SAMEORIGIN",
+}
+
+
+def render(
+    request: Request,
+    admin: AdminContext | None,
+    name: str,
+    context: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """An admin page; `admin` fills the nav (None on the sign-in page)."""
+    shared: dict[str, Any] = {"admin": admin}
+    return templates.TemplateResponse(
+        request, name, shared | (context or {}), status_code=status_code
+    )
+
+
+def sign_in_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        target = "/admin"
+    return RedirectResponse(f"/admin/sign-in?next={quote(target)}", status_code=303)
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path inside the admin: never an open redirect to another site."""
+    if target and target.startswith("/admin") and "//" not in target and "\\" not in target:
+        return target
+    return "/admin"
+
+
+def install(app: FastAPI) -> None:
+    app.mount("/admin/static", StaticFiles(directory=WEB / "static" / "admin"), name="admin-static")
+
+    @app.middleware("http")
+    async def _admin_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if request.url.path.startswith("/admin"):
+            for header, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(header, value)
+        return response
+
+    @app.exception_handler(NotSignedIn)
+    async def _not_signed_in(request: Request, exc: NotSignedIn) -> RedirectResponse:
+        return sign_in_redirect(request)
+
+    @app.exception_handler(CsrfFailed)
+    async def _csrf(request: Request, exc: CsrfFailed) -> HTMLResponse:
+        return render(request, None, "admin/problem.html", _FORM_EXPIRED, status_code=403)
+
+    @app.exception_handler(AdminNotFound)
+    async def _not_found(request: Request, exc: AdminNotFound) -> HTMLResponse:
+        return render(request, None, "admin/problem.html", _NOT_FOUND, status_code=404)
+
+    @app.exception_handler(NoClinic)
+    async def _no_clinic(request: Request, exc: NoClinic) -> HTMLResponse:
+        return render(request, None, "admin/problem.html", _NO_CLINIC, status_code=409)
+
+
+_FORM_EXPIRED = {
+    "heading": "This form has expired",
+    "detail": "Go back, reload the page and send the form again. If it keeps happening, "
+    "sign in again.",
+}
+_NOT_FOUND = {
+    "heading": "Not found",
+    "detail": "There is nothing at this address for your clinic. Use the menu to find "
+    "what you were looking for.",
+}
+_NO_CLINIC = {
+    "heading": "No clinic yet",
+    "detail": "Create a clinic first: dripcare clinic create --name … --sender … --phone … "
+    "--timezone …, then reload this page.",
+}
