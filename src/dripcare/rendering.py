@@ -201,13 +201,12 @@ def _guarded(template: str, where: str, render: Callable[[], str]) -> str:
     """Run one render; any failure becomes a RenderError saying where it happened."""
     try:
         return render()
-    except TemplateError as exc:
+    except Exception as exc:  # also a template's own runtime error: 1/0, huge range, bad format
         found, line = _locate(exc, where)
-        raise RenderError(f"template {template!r}: {_describe(exc, line)}", found, line) from exc
-    except Exception as exc:  # a template's own runtime error: 1/0, huge range, bad format
-        found, line = _locate(exc, where)
-        at = f" (line {line})" if line else ""
-        message = f"template {template!r}: {type(exc).__name__}{at}: {exc}"
+        at = f"{found} line {line}" if found != template else f"line {line}"
+        place = f" ({at})" if line else ""
+        detail = (exc.message if isinstance(exc, TemplateError) else None) or exc
+        message = f"template {template!r}: {type(exc).__name__}{place}: {detail}"
         raise RenderError(message, found, line) from exc
 
 
@@ -222,11 +221,6 @@ def _locate(exc: BaseException, where: str) -> tuple[str, int | None]:
         if not frame.filename.endswith(".py") and not frame.filename.startswith("<"):
             return frame.filename, frame.lineno
     return where, line
-
-
-def _describe(exc: TemplateError, line: int | None) -> str:
-    where = f" (line {line})" if line else ""
-    return f"{type(exc).__name__}{where}: {exc.message or exc}"
 
 
 def _one_line(value: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dripcare.campaign_spec import CampaignSpec
 from dripcare.models import Clinic
 from dripcare.rendering import TemplateSet
-from dripcare.template_checks import Problem, check_spec, render_sample
+from dripcare.template_checks import Problem, check_spec, remembered, render_sample
 
 RED_FLAG_HEADING = "Emergency: get help now"
 # The fixed emergency line of the content rules (aftercare content file, section 7.1).
@@ -19,6 +19,11 @@ EMERGENCY_LINE = "Swelling of lips, tongue or throat, or trouble breathing: call
 
 def check_publishable(spec: CampaignSpec, clinic: Clinic) -> list[Problem]:
     """Everything that forbids publishing this content for this clinic; empty when it may go."""
+    return remembered("publishable", spec, clinic, _check_publishable)
+
+
+def _check_publishable(spec: CampaignSpec, clinic: Clinic | None) -> list[Problem]:
+    assert clinic is not None
     problems = check_spec(spec, clinic)
     if problems:
         return problems

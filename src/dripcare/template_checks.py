@@ -9,18 +9,28 @@ checked too), and anything that still fails when each step is rendered with samp
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
 from dripcare.campaign_spec import CampaignSpec, StepSpec
-from dripcare.email_context import clinic_sample_context
+from dripcare.email_context import clinic_context, clinic_sample_context
 from dripcare.errors import UserError
 from dripcare.models import Clinic
-from dripcare.rendering import PREHEADER, SUBJECT, RenderError, TemplateSet, render_full
+from dripcare.rendering import (
+    PREHEADER,
+    SUBJECT,
+    RenderError,
+    RenderTimeout,
+    TemplateSet,
+    render_full,
+)
 from dripcare.scheduling import parse_local_time
 
 KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
@@ -55,8 +65,52 @@ class ProblemsFound(UserError):
         self.summary, self.problems = summary, problems
 
 
+_CACHE_MAX = 128
+_results: OrderedDict[tuple[str, str, str], list[Problem]] = OrderedDict()
+_results_lock = threading.Lock()
+
+
+def remembered(
+    kind: str,
+    spec: CampaignSpec,
+    clinic: Clinic | None,
+    check: Callable[[CampaignSpec, Clinic | None], list[Problem]],
+) -> list[Problem]:
+    """A check's answer for this content and these clinic values, computed once per process.
+
+    Checking renders every step (a tenth of a second or more), and the same content is checked
+    again and again: each new clinic gets the shipped campaign, an editor re-checks on save.
+    """
+    key = (kind, spec.digest(), _clinic_key(clinic))
+    with _results_lock:
+        if key in _results:
+            _results.move_to_end(key)
+            return list(_results[key])
+    problems = check(spec, clinic)
+    if any(RenderTimeout.__name__ in p.message for p in problems):
+        return problems  # a busy machine may do better next time
+    with _results_lock:
+        _results[key] = list(problems)
+        while len(_results) > _CACHE_MAX:
+            _results.popitem(last=False)
+    return problems
+
+
+def _clinic_key(clinic: Clinic | None) -> str:
+    """Everything of a clinic that a rendered email can show."""
+    if clinic is None:
+        return ""
+    own_care = (clinic.settings or {}).get("care", {})
+    values = [clinic_context(clinic), clinic.emergency_number, own_care]
+    return json.dumps(values, sort_keys=True, default=str)
+
+
 def check_spec(spec: CampaignSpec, clinic: Clinic | None = None) -> list[Problem]:
     """Every problem that would stop this campaign from rendering; empty when it is fine."""
+    return remembered("renders", spec, clinic, _check_spec)
+
+
+def _check_spec(spec: CampaignSpec, clinic: Clinic | None) -> list[Problem]:
     problems = check_structure(spec)
     if problems:
         return problems
