@@ -160,8 +160,26 @@ def test_test_email_arrives_marked_and_is_not_an_outbox_row(
     assert mail["Subject"] == "[Test] Day 3: flaking, pimples and when to call us"
 
 
+def test_any_version_can_be_previewed(admin: AdminBrowser) -> None:
+    post(admin, STEP, subject="Draft words", preheader="P", body=body_of(admin), action="save")
+    draft = admin.get(f"{BASE}/versions/2?step=day-3")
+    published = admin.get(f"{BASE}/versions/1?step=day-3")
+    assert 'id="preview-subject">Draft words<' in draft.text
+    assert 'id="preview-subject">Day 3: flaking, pimples and when to call us<' in published.text
+    assert "Emergency: get help now" in published.text
+    assert admin.get(f"{BASE}/versions/9").status_code == 404
+
+
+def test_names_and_subjects_are_shown_as_text(admin: AdminBrowser) -> None:
+    post(admin, f"{BASE}/steps", key="day-9", offset_days="9", subject="<script>alert(1)</script>")
+    page = admin.get(BASE).text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
 OTHER_ROUTES = [
     ("get", BASE, {}),
+    ("get", f"{BASE}/versions/1", {}),
     ("get", STEP, {}),
     ("get", f"{BASE}/diff?old=1&new=1", {}),
     ("post", STEP, {"subject": "x", "body": "x"}),

@@ -49,84 +49,68 @@ def test_edit_preview_error_publish_roll_back_and_test_email(
     smtp_server: SMTPServer,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    live_server: str,
     desktop: Page,
     browser: Browser,  # noqa: F811
 ) -> None:
     configure(monkeypatch, tmp_path, DRIPCARE_SMTP_URL=smtp_server.url)
     clinic = make_clinic()
     email = make_admin(clinic_id=clinic)
-    import threading
-
-    import uvicorn
-
-    from dripcare.web.app import create_app
-    from tests.conftest import free_port  # the live server below uses these settings
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    ready = threading.Event()
-    while not server.started:
-        ready.wait(0.05)
-    base = f"http://127.0.0.1:{port}"
+    base = live_server
     page = desktop
-    try:
-        page.goto(f"{base}/admin/campaigns/microneedling/steps/day-3")
-        page.fill("#email", email)
-        page.fill("#password", PASSWORD)
-        page.click("button:has-text('Sign in')")
-        expect(page.locator("h1")).to_contain_text("day-3")
+    page.goto(f"{base}/admin/campaigns/microneedling/steps/day-3")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button:has-text('Sign in')")
+    expect(page.locator("h1")).to_contain_text("day-3")
 
-        # Edit the subject and see the preview change (JavaScript refresh).
-        page.fill("#subject", "Day 3: your skin is settling")
-        page.click("#preview-button")
-        expect(page.locator("#preview-subject")).to_have_text("Day 3: your skin is settling")
-        phone = page.frame_locator("#frame-phone")
-        expect(phone.locator("body")).to_contain_text("Emergency: get help now")
-        shot(page, "campaign-editor-1280")
+    # Edit the subject and see the preview change (JavaScript refresh).
+    page.fill("#subject", "Day 3: your skin is settling")
+    page.click("#preview-button")
+    expect(page.locator("#preview-subject")).to_have_text("Day 3: your skin is settling")
+    phone = page.frame_locator("#frame-phone")
+    expect(phone.locator("body")).to_contain_text("Emergency: get help now")
+    shot(page, "campaign-editor-1280")
 
-        # A template error shows inline with its line number, before saving.
-        body = page.input_value("#body")
-        page.fill("#body", body.replace("{{ care.actives_days }}", "{{ care.activs }}"))
-        page.click("#preview-button")
-        expect(page.locator("#problems")).to_contain_text("day-03.mjml line 20:")
-        expect(page.locator("#problems")).to_contain_text("'care.activs' is undefined")
-        shot(page, "campaign-editor-error-1280")
-        page.fill("#body", body)
+    # A template error shows inline with its line number, before saving.
+    body = page.input_value("#body")
+    page.fill("#body", body.replace("{{ care.actives_days }}", "{{ care.activs }}"))
+    page.click("#preview-button")
+    expect(page.locator("#problems")).to_contain_text("day-03.mjml line 20:")
+    expect(page.locator("#problems")).to_contain_text("'care.activs' is undefined")
+    shot(page, "campaign-editor-error-1280")
+    page.fill("#body", body)
 
-        page.click("button:has-text('Save draft')")
-        expect(page.locator(".flash")).to_contain_text("saved as draft version 2")
+    page.click("button:has-text('Save draft')")
+    expect(page.locator(".flash")).to_contain_text("saved as draft version 2")
 
-        page.goto(f"{base}/admin/campaigns/microneedling")
-        page.click("button:has-text('Publish version 2')")
-        expect(page.locator(".flash")).to_contain_text("version 2 is live")
-        assert live_version(clinic) == 2
-        expect(page.locator("#step-day-3")).to_contain_text("Day 3: your skin is settling")
+    page.goto(f"{base}/admin/campaigns/microneedling")
+    page.click("button:has-text('Publish version 2')")
+    expect(page.locator(".flash")).to_contain_text("version 2 is live")
+    assert live_version(clinic) == 2
+    expect(page.locator("#step-day-3")).to_contain_text("Day 3: your skin is settling")
 
-        page.click("button:has-text('Roll back to 1')")
-        expect(page.locator(".flash")).to_contain_text("rolled back to version 1")
-        assert live_version(clinic) == 3
-        expect(page.locator("#step-day-3")).to_contain_text("Day 3: flaking, pimples")
+    page.click("button:has-text('Roll back to 1')")
+    expect(page.locator(".flash")).to_contain_text("rolled back to version 1")
+    assert live_version(clinic) == 3
+    expect(page.locator("#step-day-3")).to_contain_text("Day 3: flaking, pimples")
 
-        page.goto(f"{base}/admin/campaigns/microneedling/steps/day-3")
-        page.fill("#test-to", "tester@clinic.example")
-        page.click("button:has-text('Send test email')")
-        expect(page.locator(".flash")).to_contain_text("sent to tester@clinic.example")
-        assert smtp_server.recorder.wait_for(1, timeout=10)
-        assert smtp_server.recorder.messages[0]["Subject"].startswith("[Test] Day 3")
+    page.goto(f"{base}/admin/campaigns/microneedling/steps/day-3")
+    page.fill("#test-to", "tester@clinic.example")
+    page.click("button:has-text('Send test email')")
+    expect(page.locator(".flash")).to_contain_text("sent to tester@clinic.example")
+    assert smtp_server.recorder.wait_for(1, timeout=10)
+    assert smtp_server.recorder.messages[0]["Subject"].startswith("[Test] Day 3")
 
-        # The preview at phone width, as a phone shows it.
-        html = page.locator("#frame-phone").get_attribute("srcdoc") or ""
-        phone_context = browser.new_context(viewport={"width": 375, "height": 812})
-        phone_page = phone_context.new_page()
-        phone_page.set_content(html)
-        width = phone_page.evaluate("document.documentElement.scrollWidth")
-        shot(phone_page, "campaign-preview-375")
-        phone_context.close()
-        assert width <= 375
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    # The preview at phone width, as a phone shows it.
+    html = page.locator("#frame-phone").get_attribute("srcdoc") or ""
+    phone_context = browser.new_context(viewport={"width": 375, "height": 812})
+    phone_page = phone_context.new_page()
+    phone_page.set_content(html)
+    width = phone_page.evaluate("document.documentElement.scrollWidth")
+    shot(phone_page, "campaign-preview-375")
+    phone_context.close()
+    assert width <= 375
+
+    page.goto(f"{base}/admin/campaigns/microneedling")
+    shot(page, "campaign-timeline-1280")

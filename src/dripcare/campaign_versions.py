@@ -154,6 +154,7 @@ def save_draft(
     session: Session, campaign: Campaign, spec: CampaignSpec, *, author: str, note: str = ""
 ) -> CampaignVersion:
     """Record an edit as a new draft. Refused, with every problem, if it cannot render."""
+    _lock(session, campaign)
     problems = check_spec(spec, _clinic(session, campaign))
     if problems:
         raise ProblemsFound("not saved", problems)
@@ -172,6 +173,7 @@ def _record(
     note: str,
     based_on: int | None,
 ) -> CampaignVersion:
+    _lock(session, campaign)
     newest = session.scalar(
         select(func.max(CampaignVersion.number)).where(CampaignVersion.campaign_id == campaign.id)
     )
@@ -200,6 +202,7 @@ def publish(
     now: datetime | None = None,
 ) -> Published:
     """Make a draft live. Refused if it cannot render or fails the red-flag safety check."""
+    _lock(session, campaign)
     version = get_version(session, campaign, number)
     if number == campaign.version:
         raise UserError(f"version {number} is already the live version")
@@ -265,6 +268,18 @@ def _go_live(
         now=now,
     )
     return Published(version, follow)
+
+
+def _lock(session: Session, campaign: Campaign) -> None:
+    """One writer per campaign at a time (PostgreSQL row lock; SQLite's write lock is already
+    held), with the campaign re-read: two admins saving at once get versions n and n+1, and
+    a publish sees the live version another one just made."""
+    session.scalars(
+        select(Campaign)
+        .where(Campaign.id == campaign.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
 
 
 def _clinic(session: Session, campaign: Campaign) -> Clinic:

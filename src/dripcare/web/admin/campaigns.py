@@ -247,6 +247,37 @@ def diff_page(
     return render(request, admin, "admin/campaign_diff.html", context)
 
 
+@router.get("/campaigns/{slug}/versions/{number}", response_class=HTMLResponse)
+def version_page(
+    request: Request,
+    admin: AdminDep,
+    session: SessionDep,
+    slug: str,
+    number: int,
+    step: str = "",
+) -> HTMLResponse:
+    """Any version, draft or published, one step at a time, as patients would get it."""
+    campaign = _campaign(session, admin, slug)
+    try:
+        version = versions.get_version(session, campaign, number)
+    except NotFound as exc:
+        raise AdminNotFound from exc
+    spec = versions.spec_of(version)
+    key = step or spec.steps[0].key
+    if spec.step(key) is None:
+        raise AdminNotFound
+    problems, preview = _checked_preview(spec, key, admin)
+    context = {
+        "campaign": campaign,
+        "version": version,
+        "spec": spec,
+        "key": key,
+        "problems": problems,
+        "preview": preview,
+    }
+    return render(request, admin, "admin/campaign_version.html", context)
+
+
 # ---- the step editor --------------------------------------------------------------------------
 
 
