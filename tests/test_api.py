@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from dripcare.apikeys import create_key, revoke_key
 from dripcare.config import Settings
-from dripcare.db import session_scope
+from dripcare.db import get_engine, session_scope
 from dripcare.web.app import create_app
 from tests.conftest import configure
 from tests.factories import make_clinic
@@ -286,6 +286,33 @@ def test_rate_limit_answers_429_with_retry_after(
     assert int(limited.headers["Retry-After"]) >= 1
 
 
+def test_no_free_database_connection_is_503_with_retry_after(
+    pg_database: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(
+        monkeypatch,
+        tmp_path,
+        DRIPCARE_DATABASE_URL=pg_database,  # type: ignore[arg-type]
+        DRIPCARE_DB_POOL_SIZE="1",
+        DRIPCARE_DB_POOL_TIMEOUT="0.2",
+    )
+    with TestClient(create_app()) as client:
+        clinic = Clinic(client, "Busy", "care@busy.example")
+        engine = get_engine()
+        held = [engine.connect(), engine.connect()]  # the pool (1) and its overflow (1)
+        try:
+            busy = clinic.get("/enrollments")
+        finally:
+            for connection in held:
+                connection.close()
+        free = clinic.get("/enrollments")
+
+    assert busy.status_code == 503
+    assert busy.headers["Retry-After"] == "1"
+    assert "retry" in busy.json()["detail"]
+    assert free.status_code == 200
+
+
 def test_health_and_readiness(client: TestClient) -> None:
     for path in ("/healthz", "/readyz", "/api/v1/healthz"):
         response = client.get(path)
@@ -325,3 +352,13 @@ def test_a_real_server_enrolls_as_the_readme_shows(live_server: str) -> None:
     assert timeline.json()["external_id"] == "booking-123"
     assert len(timeline.json()["messages"]) == 7
     assert health.json()["status"] == "ok"
+
+
+def test_the_enroll_answer_is_the_stored_timeline(clinic_a: Clinic) -> None:
+    """The 201 is built from the rows just written; a later GET reads them back."""
+    created = clinic_a.post("/enrollments", ENROLL)
+    stored = clinic_a.get(f"/enrollments/{created.json()['id']}")
+
+    assert created.status_code == 201
+    assert created.json() == stored.json()
+    assert [m["step"] for m in created.json()["messages"]][:2] == ["day-0", "day-1"]

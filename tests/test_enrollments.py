@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
+from dripcare.campaign_versions import import_campaign
+from dripcare.campaigns import load_campaign_dir
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.enrollments import REASON_LATE, cancel, get_enrollment, reschedule
 from dripcare.errors import NotFound, UserError
-from dripcare.models import Enrollment, EnrollmentStatus, Message, MessageStatus, Patient
+from dripcare.models import Clinic, Enrollment, EnrollmentStatus, Message, MessageStatus, Patient
 from tests.factories import enroll_result, make_clinic, make_enrollment
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -200,3 +204,43 @@ def test_bad_input_is_refused_with_a_clear_message_and_writes_nothing(
 def test_unknown_clinic_is_not_found(settings: Settings) -> None:
     with pytest.raises(NotFound, match="no clinic with id 99"):
         enroll_result(settings, 99, "2026-11-24", NOW)
+
+
+def test_enrolling_again_updates_the_patient_only_with_what_is_given(settings: Settings) -> None:
+    clinic = make_clinic()
+    enroll_result(settings, clinic, "2026-11-24T14:30", NOW, first_name="Pat", last_name="Lee")
+    enroll_result(
+        settings,
+        clinic,
+        "2026-11-10T14:30",
+        NOW,
+        first_name="Patricia",
+        last_name="",
+        timezone="Europe/London",
+    )
+
+    with session_scope() as session:
+        patient = session.scalars(select(Patient)).one()
+        assert (patient.first_name, patient.last_name) == ("Patricia", "Lee")
+        assert patient.timezone == "Europe/London"
+
+
+def test_a_reimported_campaign_times_new_enrollments_by_its_new_steps(
+    settings: Settings, tmp_path: Path
+) -> None:
+    clinic = make_clinic()
+    before = make_enrollment(settings, clinic, "2026-11-24T14:30", now=NOW)
+    copy = tmp_path / "microneedling"
+    shutil.copytree(settings.templates_dir / "microneedling", copy)
+    manifest = copy / "campaign.toml"
+    text = manifest.read_text(encoding="utf-8")
+    assert 'send_time = "09:00"' in text
+    manifest.write_text(text.replace('send_time = "09:00"', 'send_time = "11:00"', 1))
+    with session_scope() as session:
+        import_campaign(session, session.get_one(Clinic, clinic), load_campaign_dir(copy))
+
+    after = make_enrollment(settings, clinic, "2026-11-24T14:30", now=NOW, email="b@example.com")
+
+    day1 = {e: messages_of(e)[1].due_at.astimezone(NY).hour for e in (before, after)}
+    # A re-import publishes a new version: unsent emails already scheduled move with it.
+    assert day1 == {before: 11, after: 11}

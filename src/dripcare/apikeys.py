@@ -38,16 +38,29 @@ def create_key(session: Session, clinic_id: int, name: str = "") -> IssuedKey:
     return IssuedKey(key, f"{SCHEME}_{prefix}_{secret}")
 
 
-def authenticate(session: Session, presented: str) -> ApiKey | None:
-    """The live key matching `presented`, or None (unknown, malformed, wrong or revoked)."""
+@dataclass(frozen=True)
+class Caller:
+    key_id: int
+    clinic_id: int
+
+
+def authenticate(session: Session, presented: str) -> Caller | None:
+    """The live key matching `presented`, or None (unknown, malformed, wrong or revoked).
+
+    Every API request starts here, so it reads three columns rather than a whole row.
+    """
     scheme, _, rest = presented.partition("_")
     prefix, _, secret = rest.partition("_")
     if scheme != SCHEME or not prefix or not secret:
         return None
-    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-    if key is None or key.revoked_at is not None:
+    key = session.execute(
+        select(ApiKey.id, ApiKey.clinic_id, ApiKey.secret_hash).where(
+            ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None)
+        )
+    ).first()
+    if key is None or not hmac.compare_digest(key.secret_hash, _digest(secret)):
         return None
-    return key if hmac.compare_digest(key.secret_hash, _digest(secret)) else None
+    return Caller(key.id, key.clinic_id)
 
 
 def list_keys(session: Session, clinic_id: int) -> list[ApiKey]:

@@ -8,6 +8,8 @@ reads that format, so a clinic can add its own treatment types the way the defau
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +172,51 @@ def find_campaign(session: Session, clinic_id: int, slug: str) -> Campaign:
         .one_or_none()
     )
     if campaign is None:
-        known = session.scalars(select(Campaign.slug).where(Campaign.clinic_id == clinic_id)).all()
-        choices = ", ".join(known) or "none yet; import one with `dripcare campaign import DIR`"
-        # Bad input rather than a missing object: the slug is a choice among known values.
-        raise UserError(f"clinic {clinic_id} has no campaign {slug!r} (known: {choices})")
+        raise unknown_campaign(session, clinic_id, slug)
     return campaign
+
+
+def unknown_campaign(session: Session, clinic_id: int, slug: str) -> UserError:
+    """Bad input rather than a missing object: the slug is a choice among known values."""
+    known = session.scalars(select(Campaign.slug).where(Campaign.clinic_id == clinic_id)).all()
+    choices = ", ".join(known) or "none yet; import one with `dripcare campaign import DIR`"
+    return UserError(f"clinic {clinic_id} has no campaign {slug!r} (known: {choices})")
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    id: int
+    key: str
+    timing: StepTiming
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    """What enrolling needs of a campaign: its active steps' timing, fixed per version."""
+
+    id: int
+    slug: str
+    treatment: str
+    version: int
+    steps: tuple[PlannedStep, ...]
+
+
+_plans: dict[tuple[str, int, int, datetime], CampaignPlan] = {}
+
+
+def campaign_plan(
+    session: Session, campaign_id: int, version: int, updated_at: datetime
+) -> CampaignPlan:
+    """Cached per database, campaign and version: steps change only with a version bump.
+
+    The update time is part of the key too, so a database that was emptied and filled
+    again (ids and versions start over) never meets a plan of its previous life.
+    """
+    key = (str(session.get_bind().engine.url), campaign_id, version, updated_at)
+    plan = _plans.get(key)
+    if plan is None:
+        campaign = session.get_one(Campaign, campaign_id)
+        steps = tuple(PlannedStep(s.id, s.key, timing_of(s)) for s in campaign.steps if s.active)
+        plan = CampaignPlan(campaign.id, campaign.slug, campaign.treatment, campaign.version, steps)
+        _plans[(key[0], campaign_id, campaign.version, campaign.updated_at)] = plan
+    return plan

@@ -21,6 +21,15 @@ class Settings(BaseSettings):
     env: str = Field("development", description="development | production")
     secret_key: str = DEV_SECRET
     database_url: str = "sqlite:///var/dripcare.db"
+    db_pool_size: int = Field(
+        10,
+        ge=1,
+        le=20,
+        description="connections a process keeps open (PostgreSQL); as many more on bursts",
+    )
+    db_pool_timeout: float = Field(
+        10.0, gt=0, description="seconds an API request waits for a free connection, then 503"
+    )
     broker_url: str = "sqla+sqlite:///var/broker.db"
     smtp_url: str = Field(
         "capture://var/outbox",

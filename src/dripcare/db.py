@@ -55,16 +55,30 @@ def _create_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         _prepare_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    settings = get_settings()
+    # Below the web server's 40 worker threads, so requests that hold a connection always
+    # find a thread to finish on while others wait for one.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout,
+    )
+
+
+def new_session(url: str | None = None) -> Session:
+    """A session bound to the database; it connects on first use, not here."""
+    url = url or get_settings().database_url
+    if url not in _makers:
+        _makers[url] = sessionmaker(get_engine(url), expire_on_commit=False)
+    return _makers[url]()
 
 
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
-    url = url or get_settings().database_url
-    if url not in _makers:
-        _makers[url] = sessionmaker(get_engine(url), expire_on_commit=False)
-    session = _makers[url]()
+    session = new_session(url)
     try:
         yield session
         session.commit()

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, insert, or_, select, update
+from sqlalchemy import ColumnElement, insert, null, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
-from dripcare.campaigns import find_campaign, timing_of
+from dripcare.campaigns import CampaignPlan, campaign_plan, timing_of, unknown_campaign
 from dripcare.config import Settings
 from dripcare.errors import NotFound, UserError
 from dripcare.models import (
@@ -28,7 +28,7 @@ from dripcare.models import (
     Step,
     utcnow,
 )
-from dripcare.scheduling import compute_due_at
+from dripcare.scheduling import StepTiming, compute_due_at
 from dripcare.validation import check_timezone, normalize_email
 
 EARLIEST_TREATMENT = datetime(2000, 1, 1, tzinfo=UTC)
@@ -51,12 +51,45 @@ class EnrollRequest:
     locale: str = "en"
 
 
+@dataclass(frozen=True)
+class ScheduledMessage:
+    """An outbox row as enrolling wrote it: enough to answer without reading it back."""
+
+    id: int
+    step_key: str
+    due_at: datetime
+    status: MessageStatus
+    status_reason: str
+    attempts: int = 0
+    sent_at: datetime | None = None
+
+
 @dataclass
 class EnrollResult:
     enrollment: Enrollment
     created: bool
     superseded: list[int] = field(default_factory=list)
-    messages: list[Message] | None = None  # the new sequence, when created (saves a re-read)
+    messages: list[ScheduledMessage] | None = None  # the new sequence, when created
+
+
+@dataclass(frozen=True)
+class _KnownPatient:
+    id: int
+    first_name: str
+    last_name: str
+    timezone: str | None
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What enrolling needs to know before it writes anything."""
+
+    clinic_id: int
+    clinic_timezone: str
+    sender_email: str
+    plan: CampaignPlan
+    existing_id: int | None
+    patient: _KnownPatient | None
 
 
 # ---- validation -------------------------------------------------------------------------------
@@ -100,8 +133,12 @@ def _parse_iso(text: str) -> datetime:
 def get_clinic(session: Session, clinic_id: int) -> Clinic:
     clinic = session.get(Clinic, clinic_id)
     if clinic is None:
-        raise NotFound(f"no clinic with id {clinic_id}; list them with `dripcare clinic list`")
+        raise _no_clinic(clinic_id)
     return clinic
+
+
+def _no_clinic(clinic_id: int) -> NotFound:
+    return NotFound(f"no clinic with id {clinic_id}; list them with `dripcare clinic list`")
 
 
 def enroll(
@@ -109,35 +146,29 @@ def enroll(
 ) -> EnrollResult:
     """Idempotent per (clinic, external_id), and per (patient, campaign, treated_at) without one.
 
-    This is the API's hot path: a new patient costs one query each for the campaign, the
-    external id and the patient, then three inserts (patient, enrollment, messages).
+    This is the API's hot path: a new patient costs one query (clinic, campaign, patient and
+    external id together), then three inserts (patient, enrollment, messages).
     """
     now = now or utcnow()
-    clinic = get_clinic(session, req.clinic_id)
-    campaign = find_campaign(session, clinic.id, req.campaign)
     email = normalize_email(req.email)
     zone_override = check_timezone(req.timezone) if req.timezone else None
     external_id = (req.external_id or "").strip() or None
-    if external_id:
-        existing = session.scalar(
-            select(Enrollment).where(
-                Enrollment.clinic_id == clinic.id, Enrollment.external_id == external_id
-            )
-        )
-        if existing is not None:
-            return EnrollResult(existing, created=False)
-    patient, new_patient = _upsert_patient(session, clinic, email, req, zone_override)
-    zone = zone_override or patient.timezone or clinic.timezone
+    found = _look_up(session, req.clinic_id, req.campaign, email, external_id)
+    if found.existing_id is not None:
+        return EnrollResult(session.get_one(Enrollment, found.existing_id), created=False)
+    patient_id, patient_zone = _upsert_patient(session, found, email, req, zone_override)
+    zone = patient_zone or found.clinic_timezone
     treated_at = parse_treated_at(req.treated_at, zone, now)
-    active = [] if new_patient else _active_enrollments(session, patient.id, campaign)
+    plan = found.plan
+    active = [] if found.patient is None else _active_enrollments(session, patient_id, plan)
     for same in active:
-        if same.campaign_id == campaign.id and same.treated_at == treated_at:
+        if same.campaign_id == plan.id and same.treated_at == treated_at:
             return EnrollResult(same, created=False)
     enrollment = Enrollment(
-        clinic_id=clinic.id,
-        patient_id=patient.id,
-        campaign=campaign,
-        treatment=campaign.treatment,
+        clinic_id=found.clinic_id,
+        patient_id=patient_id,
+        campaign_id=plan.id,
+        treatment=plan.treatment,
         treated_at=treated_at,
         timezone=zone,
         external_id=external_id,
@@ -147,39 +178,83 @@ def enroll(
     session.flush()
     older = [e for e in active if e.treatment == enrollment.treatment]
     superseded = _supersede(session, older, enrollment)
-    messages = materialize(session, enrollment, campaign, clinic, settings, now)
+    messages = materialize(session, enrollment, plan, found.sender_email, settings, now)
     return EnrollResult(enrollment, created=True, superseded=superseded, messages=messages)
 
 
-def _upsert_patient(
-    session: Session, clinic: Clinic, email: str, req: EnrollRequest, zone: str | None
-) -> tuple[Patient, bool]:
-    """The clinic's patient with this email, updated or created; and whether it is new."""
-    patient = session.scalar(
-        select(Patient).where(Patient.clinic_id == clinic.id, Patient.email == email)
+def _look_up(
+    session: Session, clinic_id: int, slug: str, email: str, external_id: str | None
+) -> _Found:
+    """Clinic, campaign, patient and an enrollment with the same external id: one query."""
+    same_external_id = (
+        select(Enrollment.id)
+        .where(Enrollment.clinic_id == clinic_id, Enrollment.external_id == external_id)
+        .scalar_subquery()
     )
-    created = patient is None
-    if patient is None:
-        patient = Patient(clinic_id=clinic.id, email=email, locale=req.locale)
-        session.add(patient)
-    patient.first_name = req.first_name.strip() or patient.first_name or ""
-    patient.last_name = req.last_name.strip() or patient.last_name or ""
-    patient.timezone = zone or patient.timezone
-    session.flush()
-    return patient, created
+    row = session.execute(
+        select(
+            Clinic.timezone,
+            Clinic.sender_email,
+            Campaign.id.label("campaign_id"),
+            Campaign.version,
+            Campaign.updated_at,
+            (same_external_id if external_id else null()).label("existing_id"),
+            Patient.id.label("patient_id"),
+            Patient.first_name,
+            Patient.last_name,
+            Patient.timezone.label("patient_timezone"),
+        )
+        .outerjoin(Campaign, (Campaign.clinic_id == Clinic.id) & (Campaign.slug == slug))
+        .outerjoin(Patient, (Patient.clinic_id == Clinic.id) & (Patient.email == email))
+        .where(Clinic.id == clinic_id)
+    ).first()
+    if row is None:
+        raise _no_clinic(clinic_id)
+    if row.campaign_id is None:
+        raise unknown_campaign(session, clinic_id, slug)
+    patient = None
+    if row.patient_id is not None:
+        patient = _KnownPatient(row.patient_id, row.first_name, row.last_name, row.patient_timezone)
+    return _Found(
+        clinic_id,
+        row.timezone,
+        row.sender_email,
+        campaign_plan(session, row.campaign_id, row.version, row.updated_at),
+        row.existing_id,
+        patient,
+    )
 
 
-def _active_enrollments(session: Session, patient_id: int, campaign: Campaign) -> list[Enrollment]:
+def _upsert_patient(
+    session: Session, found: _Found, email: str, req: EnrollRequest, zone: str | None
+) -> tuple[int, str | None]:
+    """The clinic's patient with this email, updated or created: (id, time zone)."""
+    given = {
+        "first_name": req.first_name.strip(),
+        "last_name": req.last_name.strip(),
+        "timezone": zone,
+    }
+    known = found.patient
+    if known is None:
+        values = {"clinic_id": found.clinic_id, "email": email, "locale": req.locale, **given}
+        created = insert(Patient).values(**values).returning(Patient.id)
+        return session.execute(created).scalar_one(), zone
+    changes = {
+        name: value for name, value in given.items() if value and value != getattr(known, name)
+    }
+    if changes:
+        session.execute(update(Patient).where(Patient.id == known.id).values(**changes))
+    return known.id, zone or known.timezone
+
+
+def _active_enrollments(session: Session, patient_id: int, plan: CampaignPlan) -> list[Enrollment]:
     """The patient's active sequences this enrollment may repeat or replace, in one query."""
     return list(
         session.scalars(
             select(Enrollment).where(
                 Enrollment.patient_id == patient_id,
                 Enrollment.status == EnrollmentStatus.ACTIVE,
-                or_(
-                    Enrollment.treatment == campaign.treatment,
-                    Enrollment.campaign_id == campaign.id,
-                ),
+                or_(Enrollment.treatment == plan.treatment, Enrollment.campaign_id == plan.id),
             )
         )
     )
@@ -202,66 +277,71 @@ def _supersede(session: Session, older: list[Enrollment], newer: Enrollment) -> 
 def materialize(
     session: Session,
     enrollment: Enrollment,
-    campaign: Campaign,
-    clinic: Clinic,
+    plan: CampaignPlan,
+    sender_email: str,
     settings: Settings,
     now: datetime,
-) -> list[Message]:
+) -> list[ScheduledMessage]:
     """One outbox row per active step, each with its own fixed Message-ID; one INSERT."""
-    rows = [
-        _message_row(clinic, enrollment, step, step_due(enrollment, step, settings), now, settings)
-        for step in campaign.steps
-        if step.active
+    domain = sender_email.rpartition("@")[2] or "dripcare.local"
+    placed = [
+        (s, _placement(step_due(enrollment, s.timing, settings), now, settings)) for s in plan.steps
     ]
-    if not rows:
+    if not placed:
         return []
-    inserted = insert(Message).returning(Message, sort_by_parameter_order=True)
-    return list(session.scalars(inserted, rows))
-
-
-def step_due(enrollment: Enrollment, step: object, settings: Settings) -> datetime:
-    return compute_due_at(
-        enrollment.treated_at,
-        timing_of(step),  # type: ignore[arg-type]
-        ZoneInfo(enrollment.timezone),
-        settings.quiet,
-    )
+    rows = [_message_row(enrollment, domain, step.id, place) for step, place in placed]
+    # RETURNING in any order, matched by step: cheaper than asking the database to keep order
+    inserted = insert(Message).returning(Message.step_id, Message.id)
+    ids = {step_id: id for step_id, id in session.connection().execute(inserted, rows)}
+    return [
+        ScheduledMessage(ids[step.id], step.key, place.due_at, place.status, place.status_reason)
+        for step, place in placed
+    ]
 
 
 def _message_row(
-    clinic: Clinic,
-    enrollment: Enrollment,
-    step: Step,
-    due_at: datetime,
-    now: datetime,
-    settings: Settings,
+    enrollment: Enrollment, domain: str, step_id: int, place: _Placement
 ) -> dict[str, object]:
-    domain = clinic.sender_email.rpartition("@")[2] or "dripcare.local"
     return {
-        "clinic_id": clinic.id,
+        "clinic_id": enrollment.clinic_id,
         "enrollment_id": enrollment.id,
-        "step_id": step.id,
+        "step_id": step_id,
         "message_id": f"<{uuid.uuid4().hex}@{domain}>",
         "attempts": 0,
-        **_placement(due_at, now, settings),
+        "due_at": place.due_at,
+        "status": place.status,
+        "status_reason": place.status_reason,
     }
 
 
-def _placement(due_at: datetime, now: datetime, settings: Settings) -> dict[str, object]:
+def step_due(enrollment: Enrollment, timing: StepTiming, settings: Settings) -> datetime:
+    return compute_due_at(
+        enrollment.treated_at, timing, ZoneInfo(enrollment.timezone), settings.quiet
+    )
+
+
+@dataclass(frozen=True)
+class _Placement:
+    due_at: datetime
+    status: MessageStatus
+    status_reason: str
+
+
+def _placement(due_at: datetime, now: datetime, settings: Settings) -> _Placement:
     """Schedule, or skip when it is already too late for this email to make sense."""
-    late = due_at < now - timedelta(hours=settings.late_grace_hours)
-    return {
-        "due_at": due_at,
-        "lease_token": None,
-        "lease_until": None,
-        "status": MessageStatus.SKIPPED if late else MessageStatus.SCHEDULED,
-        "status_reason": REASON_LATE if late else "",
-    }
+    if due_at < now - timedelta(hours=settings.late_grace_hours):
+        return _Placement(due_at, MessageStatus.SKIPPED, REASON_LATE)
+    return _Placement(due_at, MessageStatus.SCHEDULED, "")
 
 
 def _place(message: Message, due_at: datetime, now: datetime, settings: Settings) -> None:
-    for name, value in _placement(due_at, now, settings).items():
-        setattr(message, name, value)
+    place = _placement(due_at, now, settings)
+    message.due_at, message.status, message.status_reason = (
+        due_at,
+        place.status,
+        place.status_reason,
+    )
+    message.lease_token, message.lease_until = None, None
 
 
 # ---- changing a sequence ----------------------------------------------------------------------
@@ -342,7 +422,7 @@ def _replace(
     for enrollment, message in pairs:
         if message.status == MessageStatus.SKIPPED and message.status_reason != REASON_LATE:
             continue
-        _place(message, step_due(enrollment, message.step, settings), now, settings)
+        _place(message, step_due(enrollment, timing_of(message.step), settings), now, settings)
         moved += 1
     session.flush()
     return moved
@@ -414,11 +494,13 @@ def _add_steps(
     have = set(
         session.scalars(select(Message.step_id).where(Message.enrollment_id == enrollment.id))
     )
+    domain = clinic.sender_email.rpartition("@")[2] or "dripcare.local"
     rows = []
     for step in steps:
-        due = step_due(enrollment, step, settings)
+        due = step_due(enrollment, timing_of(step), settings)
         if step.id not in have and due >= now:
-            rows.append(_message_row(clinic, enrollment, step, due, now, settings))
+            place = _placement(due, now, settings)
+            rows.append(_message_row(enrollment, domain, step.id, place))
     if rows:
         session.execute(insert(Message), rows)
     return len(rows)

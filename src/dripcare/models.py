@@ -279,6 +279,10 @@ class Message(Base):
     enrollment: Mapped[Enrollment] = relationship(back_populates="messages")
     step: Mapped[Step] = relationship()
 
+    @property
+    def step_key(self) -> str:
+        return self.step.key
+
 
 class DeliveryAttempt(Base):
     """Append-only log of every send attempt and its outcome."""

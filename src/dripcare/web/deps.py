@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from dripcare.apikeys import authenticate
-from dripcare.db import session_scope
+from dripcare.db import new_session
 from dripcare.web.ratelimit import retry_after_header
 
 
-def get_session() -> Iterator[Session]:
-    """Handlers that write commit before answering; anything uncommitted is rolled back."""
-    with session_scope() as session:
+async def get_session() -> AsyncIterator[Session]:
+    """One unit of work per request: committed on success, rolled back on any error.
+
+    Opening a session does no I/O, so it happens on the event loop; the commit or rollback
+    goes to a worker thread only when a transaction is still open (handlers that write
+    commit before answering), saving two thread hops on most requests.
+    """
+    session = new_session()
+    try:
         yield session
+        if session.in_transaction():
+            await run_in_threadpool(session.commit)
+    except BaseException:
+        if session.in_transaction():
+            await run_in_threadpool(session.rollback)
+        raise
+    finally:
+        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -45,7 +60,7 @@ def current_clinic(
         raise HTTPException(
             401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
         )
-    wait = request.app.state.limiter.acquire(str(key.id))
+    wait = request.app.state.limiter.acquire(str(key.key_id))
     if wait > 0:
         raise HTTPException(
             429,

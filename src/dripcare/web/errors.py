@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dripcare.errors import NotFound, UserError
 from dripcare.web.schemas import ErrorOut, ValidationErrorOut
@@ -16,6 +17,7 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key"},
     422: {"model": ValidationErrorOut, "description": "Invalid input, field by field"},
     429: {"model": ErrorOut, "description": "Rate limit reached; see Retry-After"},
+    503: {"model": ErrorOut, "description": "Every database connection is busy; see Retry-After"},
 }
 IDEMPOTENT_POST: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorOut, "description": "Idempotency-Key reused for a different request"},
@@ -29,6 +31,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, 404)
+
+    @app.exception_handler(PoolTimeout)
+    async def _busy(request: Request, exc: PoolTimeout) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "the service is busy: every database connection is in use; retry shortly"},
+            503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(UserError)
     async def _bad_input(request: Request, exc: UserError) -> JSONResponse:

@@ -31,13 +31,13 @@ def respond(
     if not key:
         status, body = run()
         session.commit()
-        return JSONResponse(jsonable_encoder(body), status)
+        return JSONResponse(_encode(body), status)
     fingerprint = hashlib.sha256(f"{route}\n{payload.model_dump_json()}".encode()).hexdigest()
     stored = _stored(session, clinic_id, key)
     if stored is not None:
         return _replay(stored, fingerprint)
     status, body = run()
-    encoded = jsonable_encoder(body)
+    encoded = _encode(body)
     session.add(
         IdempotentRequest(
             clinic_id=clinic_id,
@@ -56,6 +56,11 @@ def respond(
             raise
         return _replay(stored, fingerprint)
     return JSONResponse(encoded, status)
+
+
+def _encode(body: Any) -> Any:
+    """Pydantic's own JSON mode is several times faster than jsonable_encoder on a model."""
+    return body.model_dump(mode="json") if isinstance(body, BaseModel) else jsonable_encoder(body)
 
 
 def _stored(session: Session, clinic_id: int, key: str) -> IdempotentRequest | None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from dripcare.models import Enrollment, Message, Patient
+from dripcare.models import Enrollment, MessageStatus, Patient
 from dripcare.web.schemas import EnrollmentOut, MessageSummary, PatientOut
 
 
@@ -20,10 +23,29 @@ def patient_out(patient: Patient) -> PatientOut:
     )
 
 
-def message_summary(message: Message, zone: str) -> MessageSummary:
+class Scheduled(Protocol):
+    """A stored message or one just scheduled (enrolling answers without reading back)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def step_key(self) -> str: ...
+    @property
+    def status(self) -> MessageStatus: ...
+    @property
+    def status_reason(self) -> str: ...
+    @property
+    def due_at(self) -> datetime: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def sent_at(self) -> datetime | None: ...
+
+
+def message_summary(message: Scheduled, zone: str) -> MessageSummary:
     return MessageSummary(
         id=message.id,
-        step=message.step.key,
+        step=message.step_key,
         status=message.status.value,
         status_reason=message.status_reason,
         due_at=message.due_at,
@@ -33,11 +55,14 @@ def message_summary(message: Message, zone: str) -> MessageSummary:
     )
 
 
-def enrollment_out(enrollment: Enrollment, messages: list[Message]) -> EnrollmentOut:
+def enrollment_out(
+    enrollment: Enrollment, messages: Sequence[Scheduled], campaign: str | None = None
+) -> EnrollmentOut:
+    """`campaign` is the slug when the caller knows it, saving a load of the campaign."""
     return EnrollmentOut(
         id=enrollment.id,
         patient_id=enrollment.patient_id,
-        campaign=enrollment.campaign.slug,
+        campaign=campaign or enrollment.campaign.slug,
         status=enrollment.status.value,
         treated_at=enrollment.treated_at,
         timezone=enrollment.timezone,

@@ -81,12 +81,12 @@ def _out(session: Session, enrollment: Enrollment) -> EnrollmentOut:
     return enrollment_out(enrollment, timeline(session, enrollment))
 
 
-def _result_out(session: Session, result: EnrollResult) -> EnrollmentOut:
+def _result_out(session: Session, result: EnrollResult, campaign: str) -> EnrollmentOut:
     """A new sequence is answered from the rows just written, without reading them back."""
     if result.messages is None:
         return _out(session, result.enrollment)
     in_order = sorted(result.messages, key=lambda m: (m.due_at, m.id))
-    return enrollment_out(result.enrollment, in_order)
+    return enrollment_out(result.enrollment, in_order, campaign)
 
 
 @router.post(
@@ -113,7 +113,7 @@ def create(
 
     def run() -> tuple[int, EnrollmentOut]:
         result = enroll(session, _request(session, clinic, payload), get_settings())
-        return (201 if result.created else 200), _result_out(session, result)
+        return (201 if result.created else 200), _result_out(session, result, payload.campaign)
 
     return respond(session, clinic, idempotency_key, "POST /enrollments", payload, run)
 
@@ -146,7 +146,7 @@ def _one(session: Session, clinic: int, index: int, item: EnrollmentIn) -> BulkI
     return BulkItemResult(
         index=index,
         status="created" if result.created else "existing",
-        enrollment=_result_out(session, result),
+        enrollment=_result_out(session, result, item.campaign),
     )
 
 
