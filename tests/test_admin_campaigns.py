@@ -71,6 +71,14 @@ def test_editing_a_subject_saves_a_draft_then_publish_makes_it_live(
     assert "Day 3: new words" in admin.get(BASE).text
 
 
+def test_saving_unchanged_content_says_so(admin: AdminBrowser) -> None:
+    subject = "Day 3: flaking, pimples and when to call us"
+    preheader = "Your skin should be settling now. Please do not pick."
+    answer = post(admin, STEP, subject=subject, preheader=preheader, body=body_of(admin))
+    assert "no%20changes" in answer.headers["location"]  # type: ignore[attr-defined]
+    assert "No unpublished changes" in admin.get(BASE).text
+
+
 def test_preview_post_shows_the_change_without_saving(admin: AdminBrowser, clinic: int) -> None:
     answer = post(
         admin, STEP, subject="Preview only", preheader="P", body=body_of(admin), action="preview"

@@ -21,7 +21,7 @@ from dripcare.campaign_spec import CampaignSpec
 from dripcare.campaigns import find_campaign, list_campaigns
 from dripcare.config import get_settings
 from dripcare.errors import NotFound, UserError
-from dripcare.models import Campaign
+from dripcare.models import Campaign, CampaignVersion
 from dripcare.previews import render_step, send_test_email
 from dripcare.rendering import RenderError
 from dripcare.template_checks import Problem, ProblemsFound, check_spec
@@ -114,7 +114,13 @@ def _change(
     except UserError as exc:
         return _campaign_page(request, admin, session, campaign, error=str(exc))
     session.commit()
-    return _back(slug, f"{note}: saved as draft version {saved.number}")
+    return _back(slug, f"{note}: {_saved(saved)}")
+
+
+def _saved(version: CampaignVersion) -> str:
+    if version.published_at is not None:  # save_draft found nothing new to record
+        return f"no changes: this is version {version.number} as it is"
+    return f"saved as draft version {version.number}"
 
 
 def _who(admin: AdminContext) -> str:
@@ -373,8 +379,7 @@ def save_step(
         )
     session.commit()
     return RedirectResponse(
-        f"/admin/campaigns/{quote(slug)}/steps/{quote(key)}?msg="
-        + quote(f"saved as draft version {saved.number}"),
+        f"/admin/campaigns/{quote(slug)}/steps/{quote(key)}?msg=" + quote(_saved(saved)),
         status_code=303,
     )
 
