@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,48 +19,22 @@ from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.links import make_token
 from dripcare.models import CheckIn, Message, Suppression
-from tests.conftest import IN_CI, service_down
+from tests.browser_fixtures import SCREENSHOTS
+from tests.conftest import IN_CI
 from tests.factories import make_clinic, make_enrollment
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import Browser, Page, expect
 except ImportError:
     if IN_CI:
         raise
     pytest.skip("playwright is not installed", allow_module_level=True)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 PHONE = {"width": 375, "height": 812}
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 TAP_TARGET = 44  # px, the smallest comfortable tap target (WCAG 2.5.5, Apple HIG)
 
 # One browser database is enough: the pages' SQL is covered on both by the httpx tests.
 pytestmark = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        service_down(f"Chromium ({CHROMIUM})")
-    with sync_playwright() as playwright:
-        try:
-            launched = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-            )
-        except PlaywrightError as exc:
-            service_down(f"Chromium ({exc.message.splitlines()[0]})")
-        yield launched
-        launched.close()
 
 
 def phone_page(browser: Browser, **options: Any) -> Iterator[Page]:

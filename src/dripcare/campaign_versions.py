@@ -280,6 +280,7 @@ def _lock(session: Session, campaign: Campaign) -> None:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
+    session.expire(campaign, ["steps", "templates"])  # as the previous writer left them
 
 
 def _clinic(session: Session, campaign: Campaign) -> Clinic:
