@@ -3,8 +3,9 @@
     .venv/bin/python bench/api_load.py [--enrollments N] [--clients C] [--rate R] [--seconds S]
 
 One run, in this order (see bench/README.md, "API load benchmark"):
-1. setup: database `dripcare_bench_api` (dropped, created, migrated), one clinic (with the
-   shipped campaigns) and one API key; the per-key rate limit is lifted through the environment;
+1. setup: database `dripcare_bench_api_<pid>` (created, migrated, dropped at the end), one
+   clinic (with the shipped campaigns) and one API key; the per-key rate limit is lifted
+   through the environment;
 2. server: `dripcare serve --port <free> --workers 2` as a subprocess, ready when /healthz is 200;
 3. throughput: N `POST /api/v1/enrollments` (each a new patient inline and a full 7-message
    sequence) from C concurrent clients in this process; clock from the first send to the last
@@ -46,7 +47,8 @@ import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-DB_NAME = "dripcare_bench_api"
+# Per run, so two runs at once (two checkouts on one machine) never drop each other's database.
+DB_NAME = f"dripcare_bench_api_{os.getpid()}"
 PG_ADMIN_URL = os.environ.get(
     "DRIPCARE_BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 import time_machine
 from fastapi.testclient import TestClient
 
+from dripcare import checkins
 from dripcare.admins import create_admin_user
 from dripcare.config import Settings
 from dripcare.db import session_scope
+from dripcare.delivery import send_due
+from dripcare.models import Enrollment, MessageStatus
+from dripcare.transports import transport_from_url
 from dripcare.web.app import create_app
+from tests.factories import make_clinic, make_enrollment
 
 PASSWORD = "correct horse battery staple"
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 10:00 in New York: no quiet hours
@@ -81,3 +87,38 @@ def browser_for(admin_now: datetime) -> Callable[..., AdminBrowser]:
         return browser
 
     return signed_in
+
+
+@dataclass(frozen=True)
+class ClinicWithHistory:
+    """A clinic, its admin, and one patient with a sent email and a red-flag check-in."""
+
+    clinic_id: int
+    admin_email: str
+    patient_id: int
+    sent_id: int  # the day-0 email, sent
+    upcoming_id: int  # the day-1 email, scheduled
+
+
+def clinic_with_history(
+    settings: Settings, name: str, first_name: str = "Ana", slug: str = "a"
+) -> ClinicWithHistory:
+    """Sends the day-0 email through the real send path (to the capture directory)."""
+    clinic_id = make_clinic(name=name, sender=f"care@{slug}.example")
+    admin = make_admin(f"admin@{slug}.example", clinic_id=clinic_id)
+    enrollment_id = make_enrollment(
+        settings,
+        clinic_id,
+        datetime.now(UTC) - timedelta(hours=3),
+        email=f"patient@{slug}.example",
+        first_name=first_name,
+        last_name="Patient",
+    )
+    assert send_due(session_scope, settings, transport_from_url(settings.smtp_url))["sent"] >= 1
+    with session_scope() as session:
+        enrollment = session.get(Enrollment, enrollment_id)
+        assert enrollment is not None
+        sent, upcoming = enrollment.messages[0], enrollment.messages[1]
+        assert sent.status == MessageStatus.SENT
+        checkins.record(session, sent, worried=True, codes=["eye"])
+        return ClinicWithHistory(clinic_id, admin, enrollment.patient_id, sent.id, upcoming.id)

@@ -1,7 +1,7 @@
-"""One headless Chromium (Debian's, driven by Playwright) for every browser test module.
+"""One headless Debian Chromium per test session, shared by every browser test module.
 
-A session fixture lives here rather than in a test module: two modules each starting their own
-Playwright would meet each other's event loop.
+Playwright's sync API runs one event loop per thread: two session-scoped launches (one per
+module) would collide, so the browser lives here, once.
 """
 
 from __future__ import annotations
@@ -47,3 +47,9 @@ def browser() -> Iterator[Any]:
             service_down(f"Chromium ({exc.message.splitlines()[0]})")
         yield launched
         launched.close()
+
+
+def shot(page: Any, name: str) -> None:
+    """Save the whole page for a person to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)

@@ -34,7 +34,7 @@ REDIS_URL = os.environ.get("DRIPCARE_TEST_REDIS", f"redis://127.0.0.1:6379/{1 + 
 pytest_plugins = [
     "tests.campaign_fixtures",  # the shipped campaign, for rendering tests
     "tests.admin_fixtures",  # admin users and signed-in admin browsers
-    "tests.browser_fixtures",  # one headless Chromium for the browser tests
+    "tests.browser_fixtures",  # one headless Chromium per session
 ]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # The Celery app reads its broker once, on first use; every test that touches it (a worker,

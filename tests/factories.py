@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from email.message import Message
 from typing import Any
 
+import time_machine
+
+from dripcare import delivery
 from dripcare.clinics import create_clinic
-from dripcare.config import Settings
+from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.enrollments import EnrollRequest, EnrollResult, enroll
+from dripcare.transports import SMTPTransport
+from tests.smtp_server import SMTPServer
+
+DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # travel here: the day-0 email is due
 
 
 def make_clinic(**overrides: Any) -> int:
@@ -47,3 +55,26 @@ def enroll_result(
             settings,
             now,
         )
+
+
+def first_sent_links(settings: Settings, smtp_server: SMTPServer) -> tuple[str, str]:
+    """Enroll, send the day-0 email for real, and read its List-Unsubscribe targets."""
+    clinic = make_clinic()
+    make_enrollment(settings, clinic, DAYTIME - timedelta(hours=3))
+    send_due(smtp_server)
+    return unsubscribe_targets(smtp_server.recorder.messages[0])
+
+
+def send_due(smtp_server: SMTPServer, days_later: int = 0) -> dict[str, int]:
+    """Send what is due, for real, `days_later` days (and two hours) after DAYTIME."""
+    transport = SMTPTransport("127.0.0.1", smtp_server.port)
+    if not days_later:
+        return delivery.send_due(session_scope, get_settings(), transport)
+    with time_machine.travel(DAYTIME + timedelta(days=days_later, hours=2)):
+        return delivery.send_due(session_scope, get_settings(), transport)
+
+
+def unsubscribe_targets(email: Message) -> tuple[str, str]:
+    """The https and mailto URLs of an email's List-Unsubscribe header."""
+    https, mailto = (part.strip(" <>") for part in str(email["List-Unsubscribe"]).split(","))
+    return https, mailto

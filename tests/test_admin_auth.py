@@ -115,6 +115,18 @@ def test_every_form_post_without_a_valid_token_is_refused(
     assert "Changed" not in browser.get("/admin/branding").text
 
 
+def test_scripts_may_send_the_token_as_a_header(
+    browser_for: Callable[..., AdminBrowser], email: str
+) -> None:
+    browser = browser_for(email)
+    token = csrf_of(browser.get("/admin/branding"))
+
+    answer = browser.client.post("/admin/sign-out", headers={"X-CSRF-Token": token})
+
+    assert answer.status_code == 303
+    assert browser.get("/admin/branding").status_code == 303  # signed out
+
+
 def test_another_sessions_token_does_not_pass(
     browser_for: Callable[..., AdminBrowser], email: str
 ) -> None:
@@ -200,3 +212,16 @@ def test_one_address_trying_many_emails_is_throttled(email: str) -> None:
     answer = AdminBrowser().sign_in(email, PASSWORD)
 
     assert answer.status_code == 429
+
+
+def test_the_dev_servers_demo_admin_can_sign_in_over_plain_http(admin_now: datetime) -> None:
+    from dripcare.devserver import DEMO_ADMIN, seed_demo
+
+    demo = seed_demo()
+    assert demo is not None
+    browser = AdminBrowser("http://127.0.0.1:8000")
+
+    answer = browser.sign_in(DEMO_ADMIN, demo.admin_password)
+
+    assert answer.status_code == 303
+    assert "Demo Skin Clinic" in browser.get("/admin/branding").text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -267,6 +269,22 @@ def test_oversized_body_is_413(clinic_a: Clinic) -> None:
     assert response.status_code == 413
 
 
+def test_oversized_body_streamed_without_a_length_is_413(clinic_a: Clinic) -> None:
+    chunk = b'{"items": [' + b", ".join([json.dumps(ENROLL).encode()] * 1000) + b", "
+
+    def body() -> Iterator[bytes]:
+        yield from [chunk] * 20
+
+    response = clinic_a.client.post(
+        "/api/v1/enrollments:bulk",
+        content=body(),
+        headers={**clinic_a.headers, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 413
+    assert "detail" in response.json()
+
+
 def test_rate_limit_answers_429_with_retry_after(
     database: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -311,6 +329,12 @@ def test_no_free_database_connection_is_503_with_retry_after(
     assert busy.headers["Retry-After"] == "1"
     assert "retry" in busy.json()["detail"]
     assert free.status_code == 200
+
+
+def test_start_up_objects_are_kept_out_of_the_collector(settings: Settings) -> None:
+    gc.unfreeze()
+    with TestClient(create_app()):
+        assert gc.get_freeze_count() > 1000
 
 
 def test_health_and_readiness(client: TestClient) -> None:

@@ -19,7 +19,7 @@ from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.links import make_token
 from dripcare.models import CheckIn, Message, Suppression
-from tests.browser_fixtures import SCREENSHOTS
+from tests.browser_fixtures import shot
 from tests.conftest import IN_CI
 from tests.factories import make_clinic, make_enrollment
 
@@ -74,11 +74,6 @@ def message_token(settings: Settings, **clinic: str) -> str:
 def open_page(page: Page, url: str, status: int = 200) -> None:
     response = page.goto(url)
     assert response is not None and response.status == status, url
-
-
-def shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
 
 def suppression_sources() -> list[str]:
@@ -218,6 +213,35 @@ def test_unsubscribe_asks_then_unsubscribes(
     shot(page, "unsubscribe-done")
     assert opened == []  # opening the link (as a mail scanner does) changes nothing
     assert suppression_sources() == ["web"]
+
+
+def test_changing_your_mind_after_unsubscribing_survives_a_replayed_one_click(
+    settings: Settings, live_server: str, page: Page
+) -> None:
+    url = f"{live_server}/u/{message_token(settings)}"
+    open_page(page, url)
+    page.get_by_role("button", name="Unsubscribe").tap()
+
+    page.get_by_role("link", name="Get aftercare emails again").tap()
+    page.get_by_role("button", name="Get aftercare emails again").tap()
+    expect(page.get_by_role("status")).to_have_text("Done: you will get aftercare emails again.")
+    assert_accessible_basics(page)
+    shot(page, "preferences-resubscribed")
+    resubscribed = suppression_sources()
+    # The browser makes the mail provider's replayed POST, so the real answer is shown.
+    page.set_content(
+        f'<form method="post" action="{url}"><input type="hidden" name="List-Unsubscribe" '
+        'value="One-Click"><button>replay</button></form>'
+    )
+    page.get_by_role("button", name="replay").tap()
+
+    expect(page.get_by_role("status")).to_contain_text("nothing has changed")
+    assert_accessible_basics(page)
+    shot(page, "unsubscribe-replay-ignored")
+    replayed = suppression_sources()
+    page.get_by_role("button", name="Unsubscribe").tap()
+    expect(page.get_by_role("heading", level=1)).to_have_text("You are unsubscribed")
+    assert (resubscribed, replayed, suppression_sources()) == ([], [], ["web"])
 
 
 def test_check_in_healing_as_expected(settings: Settings, live_server: str, page: Page) -> None:

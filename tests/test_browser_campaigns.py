@@ -15,7 +15,7 @@ from dripcare.campaigns import find_campaign
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from tests.admin_fixtures import PASSWORD, make_admin
-from tests.browser_fixtures import SCREENSHOTS
+from tests.browser_fixtures import shot
 from tests.conftest import IN_CI, configure
 from tests.factories import make_clinic
 from tests.smtp_server import SMTPServer
@@ -43,11 +43,6 @@ def desktop(browser: Browser) -> Iterator[Page]:
 def live_version(clinic: int) -> int:
     with session_scope() as session:
         return find_campaign(session, clinic, "microneedling").version
-
-
-def shot(page: Page, name: str, full: bool = True) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=full)
 
 
 def test_edit_preview_error_publish_roll_back_and_test_email(

@@ -3,44 +3,32 @@ dispatcher does afterwards."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
 import time_machine
 from sqlalchemy import select
 
-from dripcare import delivery
+from dripcare import delivery, enrollments
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.dispatch import claim_due
 from dripcare.links import links_for, make_token
-from dripcare.models import Message, MessageStatus, Suppression
+from dripcare.models import Enrollment, Message, MessageStatus, SubscriptionEvent, Suppression
 from dripcare.transports import SMTPTransport
-from tests.factories import make_clinic, make_enrollment
+from tests.factories import DAYTIME, first_sent_links, send_due, unsubscribe_targets
 from tests.smtp_server import SMTPServer
-
-DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
 def daytime() -> Iterator[None]:
     with time_machine.travel(DAYTIME, tick=True):
         yield
-
-
-def first_sent_links(settings: Settings, smtp_server: SMTPServer) -> tuple[str, str]:
-    """Enroll, send the day-0 email for real, and read its List-Unsubscribe targets."""
-    clinic = make_clinic()
-    make_enrollment(settings, clinic, DAYTIME - timedelta(hours=3))
-    transport = SMTPTransport("127.0.0.1", smtp_server.port)
-    delivery.send_due(session_scope, get_settings(), transport)
-    header = smtp_server.recorder.messages[0]["List-Unsubscribe"]
-    https, mailto = (part.strip(" <>") for part in header.split(","))
-    return https, mailto
 
 
 def messages() -> list[Message]:
@@ -60,10 +48,7 @@ def test_one_click_post_unsubscribes_and_the_next_email_is_not_sent(
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     again = httpx.post(url, content="List-Unsubscribe=One-Click")
-    with time_machine.travel(DAYTIME + timedelta(days=1, hours=2)):
-        later = delivery.send_due(
-            session_scope, get_settings(), SMTPTransport("127.0.0.1", smtp_server.port)
-        )
+    later = send_due(smtp_server, days_later=1)
 
     assert (response.status_code, again.status_code) == (200, 200)
     assert later["sent"] == 0
@@ -118,10 +103,10 @@ def test_the_page_asks_first_and_its_button_unsubscribes(
     page = httpx.get(url)
     with session_scope() as session:
         before = session.scalars(select(Suppression)).all()
-    done = httpx.post(url, data={"List-Unsubscribe": "One-Click"}, headers={"Accept": "text/html"})
+    done = httpx.post(url, data={"List-Unsubscribe": "One-Click", "confirm": "yes"})
 
     assert page.status_code == 200 and "Stop emails from Riverside Skin Clinic?" in page.text
-    assert '<form method="post"' in page.text
+    assert '<form method="post"' in page.text and 'name="confirm" value="yes"' in page.text
     assert before == []
     assert "You are unsubscribed" in done.text
     with session_scope() as session:
@@ -218,6 +203,54 @@ def test_preferences_stop_just_this_treatment(
         assert session.scalars(select(Suppression)).all() == []  # other treatments still email
 
 
+def test_preferences_resume_a_treatment_the_patient_stopped(
+    settings: Settings, smtp_server: SMTPServer, live_server: str
+) -> None:
+    url = preferences_url(settings, smtp_server, live_server)
+    stopped = httpx.post(url, data={"action": "stop-treatment"})
+
+    resumed = httpx.post(url, data={"action": "resume-treatment"})
+    later = send_due(smtp_server, days_later=1)
+
+    assert "Get emails about this treatment again" in stopped.text
+    assert "you will get emails about this treatment again" in resumed.text
+    assert "Stop emails about this treatment" in resumed.text
+    assert later["sent"] == 1
+    assert {m.status for m in messages()[2:]} == {MessageStatus.SCHEDULED}
+
+
+def test_preferences_cannot_resume_a_sequence_the_clinic_cancelled(
+    settings: Settings, smtp_server: SMTPServer, live_server: str
+) -> None:
+    url = preferences_url(settings, smtp_server, live_server)
+    with session_scope() as session:
+        (enrollment,) = session.scalars(select(Enrollment)).all()
+        enrollments.cancel(session, enrollment)
+
+    page = httpx.get(url)
+    forced = httpx.post(url, data={"action": "resume-treatment"})
+
+    assert "are stopped" in page.text and "resume-treatment" not in page.text
+    assert "cannot be restarted here" in forced.text
+    assert {(m.status, m.status_reason) for m in messages()[1:]} == {
+        (MessageStatus.CANCELLED, "cancelled")
+    }
+
+
+def test_the_unsubscribed_page_leads_back_to_the_preferences(
+    settings: Settings, smtp_server: SMTPServer, live_server: str
+) -> None:
+    https, _ = first_sent_links(settings, smtp_server)
+    url = https.replace("https://care.test", live_server)
+
+    done = httpx.post(url, content="List-Unsubscribe=One-Click")
+    back = re.search(r'<a href="([^"]+)">Get aftercare emails\s+again</a>', done.text)
+    assert back is not None
+    page = httpx.get(live_server + back.group(1))
+
+    assert page.status_code == 200 and "Get aftercare emails again" in page.text
+
+
 def test_preferences_stop_all_then_resubscribe_brings_the_sequence_back(
     settings: Settings, smtp_server: SMTPServer, live_server: str
 ) -> None:
@@ -233,10 +266,7 @@ def test_preferences_stop_all_then_resubscribe_brings_the_sequence_back(
     assert {m.status for m in messages()[1:]} == {MessageStatus.SCHEDULED}
     with session_scope() as session:
         assert session.scalars(select(Suppression)).all() == []
-    with time_machine.travel(DAYTIME + timedelta(days=1, hours=2)):
-        later = delivery.send_due(
-            session_scope, get_settings(), SMTPTransport("127.0.0.1", smtp_server.port)
-        )
+    later = send_due(smtp_server, days_later=1)
     assert later["sent"] == 1
 
 
@@ -249,3 +279,98 @@ def test_preferences_refuse_an_unknown_action(
 
     assert response.status_code == 422
     assert {m.status for m in messages()[1:]} == {MessageStatus.SCHEDULED}
+
+
+# ---- replay after resubscribe ------------------------------------------------------------------
+
+
+def post_one_click(client: httpx.Client, url: str) -> httpx.Response:
+    """The POST a mailbox provider makes (RFC 8058)."""
+    return client.post(
+        url,
+        content="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+
+def hidden_fields(page: str) -> dict[str, str]:
+    """What the page's form posts, as a browser would send it."""
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page))
+
+
+def unsubscribe_resubscribe_replay(client: httpx.Client, url: str) -> httpx.Response:
+    """One-click unsubscribe, resubscribe on the preferences page, then the same POST again."""
+    assert "You are unsubscribed" in post_one_click(client, url).text
+    back = client.post(url.replace("/u/", "/p/"), data={"action": "resubscribe"})
+    assert "you will get aftercare emails again" in back.text
+    return post_one_click(client, url)
+
+
+def events() -> list[tuple[str, str]]:
+    with session_scope() as session:
+        rows = session.scalars(select(SubscriptionEvent).order_by(SubscriptionEvent.id))
+        return [(event.change.value, event.source) for event in rows]
+
+
+def test_a_one_click_post_replayed_after_resubscribing_leaves_the_patient_subscribed(
+    settings: Settings, smtp_server: SMTPServer, live_server: str
+) -> None:
+    https, _ = first_sent_links(settings, smtp_server)
+    url = https.replace("https://care.test", live_server)
+
+    with httpx.Client() as client:
+        replay = unsubscribe_resubscribe_replay(client, url)
+    later = send_due(smtp_server, days_later=1)
+
+    assert replay.status_code == 200  # RFC 8058: the sender answers 2xx
+    assert "nothing has changed" in replay.text and "You are unsubscribed" not in replay.text
+    assert later["sent"] == 1 and len(smtp_server.recorder.messages) == 2
+    with session_scope() as session:
+        assert session.scalars(select(Suppression)).all() == []
+    assert events() == [
+        ("unsubscribed", "one-click"),
+        ("resubscribed", "preferences"),
+        ("replay-ignored", "one-click"),
+    ]
+
+
+def test_after_an_ignored_replay_the_pages_button_still_unsubscribes(
+    settings: Settings, smtp_server: SMTPServer, live_server: str
+) -> None:
+    https, _ = first_sent_links(settings, smtp_server)
+    url = https.replace("https://care.test", live_server)
+
+    with httpx.Client() as client:
+        replay = unsubscribe_resubscribe_replay(client, url)
+        confirmed = client.post(url, data=hidden_fields(client.get(url).text))
+    later = send_due(smtp_server, days_later=1)
+
+    assert "Unsubscribe</button>" in replay.text  # the ignored replay offers the button too
+    assert "You are unsubscribed" in confirmed.text
+    assert later["sent"] == 0 and len(smtp_server.recorder.messages) == 1
+    with session_scope() as session:
+        assert session.scalars(select(Suppression.source)).all() == ["web"]
+    assert events()[-1] == ("unsubscribed", "web")
+
+
+def test_after_an_ignored_replay_a_newer_emails_one_click_link_unsubscribes(
+    settings: Settings, smtp_server: SMTPServer, live_server: str
+) -> None:
+    https, _ = first_sent_links(settings, smtp_server)
+    url = https.replace("https://care.test", live_server)
+    with httpx.Client() as client:
+        unsubscribe_resubscribe_replay(client, url)
+        send_due(smtp_server, days_later=1)
+        newer, _ = unsubscribe_targets(smtp_server.recorder.messages[1])
+
+        done = post_one_click(client, newer.replace("https://care.test", live_server))
+    later = send_due(smtp_server, days_later=3)
+
+    assert newer != https
+    assert done.status_code == 200 and "You are unsubscribed" in done.text
+    assert later["sent"] == 0 and len(smtp_server.recorder.messages) == 2
+    assert {(m.status, m.status_reason) for m in messages()[2:]} == {
+        (MessageStatus.CANCELLED, "unsubscribed")
+    }
+    with session_scope() as session:
+        assert session.scalars(select(Suppression.source)).all() == ["one-click"]

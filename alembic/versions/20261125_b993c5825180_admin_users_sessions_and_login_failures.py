@@ -1,7 +1,7 @@
 """admin users, sessions and login failures
 
 Revision ID: b993c5825180
-Revises: d2f38bb18927
+Revises: 4f86049d6ec4
 Create Date: 2026-11-25 07:17:13.257297
 
 """
@@ -15,7 +15,7 @@ import dripcare.models
 
 # revision identifiers, used by Alembic.
 revision: str = "b993c5825180"
-down_revision: str | Sequence[str] | None = "d2f38bb18927"
+down_revision: str | Sequence[str] | None = "4f86049d6ec4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

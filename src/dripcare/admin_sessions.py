@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from dripcare.config import Settings
@@ -31,6 +31,12 @@ def _digest(token: str) -> str:
 
 
 def start(session: Session, settings: Settings, user: AdminUser, now: datetime) -> StartedSession:
+    """A new session (a fresh token on every sign-in); ended sessions are pruned on the way."""
+    session.execute(
+        delete(AdminSession).where(
+            or_(AdminSession.expires_at <= now, AdminSession.revoked_at.is_not(None))
+        )
+    )
     token = secrets.token_urlsafe(32)
     row = AdminSession(
         user_id=user.id,

@@ -240,6 +240,44 @@ def apikey_revoke(key_id: int, as_json: bool) -> None:
     emit(as_json, data, f"key {key_id} revoked")
 
 
+# ---- patients ---------------------------------------------------------------------------------
+
+
+@main.group()
+def patient() -> None:
+    """Patients."""
+
+
+@patient.command("revoke-links")
+@click.option("--clinic", "clinic_id", type=int, required=True)
+@click.option("--email", required=True, help="The patient's email address.")
+@json_option
+@user_errors
+def patient_revoke_links(clinic_id: int, email: str, as_json: bool) -> None:
+    """Void the unsubscribe, preferences and check-in links of every email sent to a patient
+    so far (e.g. an email was forwarded); emails sent from now on carry new links."""
+    from dripcare import links
+    from dripcare.patients import find_by_email
+
+    with session_scope() as session:
+        enrollments.get_clinic(session, clinic_id)
+        found = find_by_email(session, clinic_id, email)
+        if found is None:
+            raise UserError(f"clinic {clinic_id} has no patient with email {email.strip()}")
+        data = {
+            "clinic_id": clinic_id,
+            "patient_id": found.id,
+            "email": found.email,
+            "link_epoch": links.revoke(session, found),
+        }
+    emit(
+        as_json,
+        data,
+        f"links sent to {data['email']} so far no longer work (patient {data['patient_id']}); "
+        "emails sent from now on carry new links",
+    )
+
+
 # ---- enrollments ------------------------------------------------------------------------------
 
 

@@ -239,7 +239,7 @@ def render_job(job: Job, settings: Settings) -> tuple[Rendered, MessageLinks]:
     clinic, campaign, step = job.clinic, job.campaign, job.content_step
     if step is None:
         raise RenderError(f"step {job.step.key!r} is not in version {job.version} of the campaign")
-    links = links_for(settings, job.pk, clinic.sender_email)
+    links = links_for(settings, job.pk, clinic.sender_email, job.patient.link_epoch or 0)
     context = build_context(
         clinic=clinic_context(clinic),
         emergency_number=clinic.emergency_number,

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, insert, null, or_, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import ColumnElement, Select, insert, null, or_, select, update
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from dripcare.campaigns import CampaignPlan, campaign_plan, timing_of, unknown_campaign
 from dripcare.config import Settings
@@ -36,6 +36,7 @@ LATEST_AHEAD = timedelta(days=366)
 DATE_ONLY_TIME = time(12, 0)
 REASON_LATE = "due more than the grace period before enrollment"
 RESCHEDULABLE = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SKIPPED)
+STOPPED_BY_PATIENT = "stopped by the patient"
 
 
 @dataclass
@@ -164,7 +165,8 @@ def enroll(
     for same in active:
         if same.campaign_id == plan.id and same.treated_at == treated_at:
             return EnrollResult(same, created=False)
-    enrollment = Enrollment(
+    enrollment = _insert_enrollment(
+        session,
         clinic_id=found.clinic_id,
         patient_id=patient_id,
         campaign_id=plan.id,
@@ -172,10 +174,7 @@ def enroll(
         treated_at=treated_at,
         timezone=zone,
         external_id=external_id,
-        status=EnrollmentStatus.ACTIVE,
     )
-    session.add(enrollment)
-    session.flush()
     older = [e for e in active if e.treatment == enrollment.treatment]
     superseded = _supersede(session, older, enrollment)
     messages = materialize(session, enrollment, plan, found.sender_email, settings, now)
@@ -238,13 +237,31 @@ def _upsert_patient(
     if known is None:
         values = {"clinic_id": found.clinic_id, "email": email, "locale": req.locale, **given}
         created = insert(Patient).values(**values).returning(Patient.id)
-        return session.execute(created).scalar_one(), zone
+        return session.connection().execute(created).scalar_one(), zone
     changes = {
         name: value for name, value in given.items() if value and value != getattr(known, name)
     }
     if changes:
         session.execute(update(Patient).where(Patient.id == known.id).values(**changes))
     return known.id, zone or known.timezone
+
+
+def _insert_enrollment(session: Session, **values: object) -> Enrollment:
+    """One INSERT; the row then joins the session as if it had been loaded.
+
+    On this hot path the unit of work's flush costs more than the insert itself.
+    """
+    values |= {
+        "status": EnrollmentStatus.ACTIVE,
+        "superseded_by_id": None,
+        "cancelled_at": None,
+        "created_at": utcnow(),
+    }
+    inserted = insert(Enrollment).values(**values).returning(Enrollment.id)
+    enrollment = Enrollment(id=session.connection().execute(inserted).scalar_one(), **values)
+    make_transient_to_detached(enrollment)
+    session.add(enrollment)
+    return enrollment
 
 
 def _active_enrollments(session: Session, patient_id: int, plan: CampaignPlan) -> list[Enrollment]:
@@ -366,6 +383,54 @@ def cancel(
     return _stop_unsent(
         session, Message.enrollment_id == enrollment.id, MessageStatus.CANCELLED, reason
     )
+
+
+def resumable(session: Session, enrollment: Enrollment) -> bool:
+    """Stopped by the patient on the preferences page, and not since replaced by a newer
+    sequence for the same treatment (resuming it would send two)."""
+    if enrollment.status != EnrollmentStatus.CANCELLED:
+        return False
+    stopped = select(Message.id).where(
+        Message.enrollment_id == enrollment.id, Message.status_reason == STOPPED_BY_PATIENT
+    )
+    newer = select(Enrollment.id).where(
+        Enrollment.patient_id == enrollment.patient_id,
+        Enrollment.treatment == enrollment.treatment,
+        Enrollment.status == EnrollmentStatus.ACTIVE,
+    )
+    return session.scalar(stopped.limit(1)) is not None and session.scalar(newer.limit(1)) is None
+
+
+def resume(session: Session, enrollment: Enrollment, now: datetime | None = None) -> int:
+    """Undo the patient's own stop: its emails still ahead come back; a clinic's cancel stays.
+
+    Returns how many emails were put back on the schedule.
+    """
+    if not resumable(session, enrollment):
+        return 0
+    enrollment.status = EnrollmentStatus.ACTIVE
+    enrollment.cancelled_at = None
+    session.flush()
+    ids = select(Enrollment.id).where(Enrollment.id == enrollment.id)
+    return restore_cancelled(session, ids, STOPPED_BY_PATIENT, now or utcnow())
+
+
+def restore_cancelled(
+    session: Session, enrollment_ids: Select[int], reason: str, now: datetime
+) -> int:
+    """Put back the emails of these enrollments that `reason` cancelled and are still ahead."""
+    result = session.execute(
+        update(Message)
+        .where(
+            Message.enrollment_id.in_(enrollment_ids),
+            Message.status == MessageStatus.CANCELLED,
+            Message.status_reason == reason,
+            Message.due_at > now,
+        )
+        .values(status=MessageStatus.SCHEDULED, status_reason="", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0  # type: ignore[attr-defined]
 
 
 def _stop_unsent(

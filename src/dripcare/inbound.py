@@ -13,7 +13,7 @@ from email.message import EmailMessage
 
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.links import read_token
+from dripcare.links import message_for_token
 from dripcare.suppression import Unsubscribed, unsubscribe_by_message
 
 _CANDIDATE = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
@@ -22,15 +22,12 @@ _CANDIDATE = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
 def process_unsubscribe_mail(raw: bytes, settings: Settings) -> Unsubscribed | None:
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
-    for text in (str(message.get("Subject", "")), _plain_body(message)):
-        for candidate in _CANDIDATE.findall(text):
-            pk = read_token(settings, candidate)
-            if pk is None:
-                continue
-            with session_scope() as session:
-                result = unsubscribe_by_message(session, pk, "mailto")
-            if result is not None:
-                return result
+    texts = (str(message.get("Subject", "")), _plain_body(message))
+    with session_scope() as session:
+        for candidate in (found for text in texts for found in _CANDIDATE.findall(text)):
+            named = message_for_token(session, settings, candidate)
+            if named is not None:
+                return unsubscribe_by_message(session, named.id, "mailto")
     return None
 
 

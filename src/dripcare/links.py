@@ -1,7 +1,10 @@
 """Signed links in emails. A token names one message and nothing about the patient.
 
 Tokens never expire (an unsubscribe link must work months later) but are signed with the
-secret key, so they cannot be guessed or altered; revoking means rotating the key's salt.
+secret key, so they cannot be guessed or altered. They are revocable per patient: a token
+carries the patient's `link_epoch` at sending time (left out while it is 0, so tokens issued
+before revocation existed stay valid and short), and bumping the epoch voids every link the
+patient was sent before.
 """
 
 from __future__ import annotations
@@ -10,8 +13,11 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from dripcare.config import Settings
+from dripcare.models import Enrollment, Message, Patient
 
 SALT = "dripcare.links.v1"
 
@@ -20,17 +26,62 @@ def _serializer(settings: Settings) -> URLSafeSerializer:
     return URLSafeSerializer(settings.secret_key, salt=SALT)
 
 
-def make_token(settings: Settings, message_pk: int) -> str:
-    return _serializer(settings).dumps(message_pk)
+def make_token(settings: Settings, message_pk: int, epoch: int = 0) -> str:
+    return _serializer(settings).dumps([message_pk, epoch] if epoch else message_pk)
 
 
-def read_token(settings: Settings, token: str) -> int | None:
-    """The message primary key, or None for a forged or damaged token."""
+@dataclass(frozen=True)
+class LinkRef:
+    message_pk: int
+    epoch: int
+
+
+def read_token(settings: Settings, token: str) -> LinkRef | None:
+    """What a token names, or None for a forged, damaged or non-canonical token.
+
+    Base64 ignores the spare low bits of a token's last character, so a few altered tokens
+    still carry a valid signature; only the exact token we issued is accepted.
+    """
     try:
         value = _serializer(settings).loads(token)
     except BadSignature:
         return None
-    return value if isinstance(value, int) else None
+    match value:
+        case int() as pk if not isinstance(pk, bool):
+            ref = LinkRef(pk, 0)
+        case [int() as pk, int() as epoch] if epoch > 0:
+            ref = LinkRef(pk, epoch)
+        case _:
+            return None
+    return ref if make_token(settings, ref.message_pk, ref.epoch) == token else None
+
+
+def message_for_token(session: Session, settings: Settings, token: str) -> Message | None:
+    """The message a token names, unless the token is forged or its links were revoked."""
+    ref = read_token(settings, token)
+    if ref is None:
+        return None
+    found = session.execute(
+        select(Message, Patient.link_epoch)
+        .join(Enrollment, Message.enrollment_id == Enrollment.id)
+        .join(Patient, Enrollment.patient_id == Patient.id)
+        .where(Message.id == ref.message_pk)
+    ).first()
+    if found is None or found[1] != ref.epoch:
+        return None
+    return found[0]
+
+
+def revoke(session: Session, patient: Patient) -> int:
+    """Void every link sent to this patient so far; emails sent from now on carry new ones.
+
+    For a forwarded email or a shared inbox: whoever holds an old link can no longer
+    unsubscribe the patient, change their preferences or answer a check-in. Returns the new
+    epoch.
+    """
+    patient.link_epoch += 1
+    session.flush()
+    return patient.link_epoch
 
 
 @dataclass(frozen=True)
@@ -50,9 +101,11 @@ class MessageLinks:
         }
 
 
-def links_for(settings: Settings, message_pk: int, sender_email: str) -> MessageLinks:
+def links_for(
+    settings: Settings, message_pk: int, sender_email: str, epoch: int = 0
+) -> MessageLinks:
     base = settings.base_url.rstrip("/")
-    token = make_token(settings, message_pk)
+    token = make_token(settings, message_pk, epoch)
     mailbox = settings.unsubscribe_mailbox or f"unsubscribe@{_domain(sender_email, base)}"
     return MessageLinks(
         unsubscribe=f"{base}/u/{token}",

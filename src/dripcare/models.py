@@ -118,6 +118,8 @@ class Patient(Base):
     last_name: Mapped[str] = mapped_column(String(100), default="")
     timezone: Mapped[str | None] = mapped_column(String(64))
     locale: Mapped[str] = mapped_column(String(16), default="en")
+    # Signed into every link the patient is sent; bumping it voids the older links (links.py).
+    link_epoch: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     clinic: Mapped[Clinic] = relationship()
@@ -309,6 +311,28 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(300))
     source: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SubscriptionChange(enum.StrEnum):
+    UNSUBSCRIBED = "unsubscribed"
+    RESUBSCRIBED = "resubscribed"
+    REPLAY_IGNORED = "replay-ignored"  # a one-click POST replayed after a resubscribe
+
+
+class SubscriptionEvent(Base):
+    """Append-only history of a patient's unsubscribes and resubscribes: when, how, from which
+    email. `suppressions` says who must not be emailed now; this says how it came to be, and
+    lets a replayed one-click POST be told from a new request (suppression.py)."""
+
+    __tablename__ = "subscription_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    change: Mapped[SubscriptionChange] = mapped_column(_enum(SubscriptionChange))
+    source: Mapped[str] = mapped_column(String(32))  # one-click | web | preferences | mailto
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApiKey(Base):

@@ -1,7 +1,9 @@
 """The per-clinic list of addresses that must not be emailed again, and how they get there.
 
 Bounces and unsubscribes both land here; the send path re-checks the list under its claim, so
-a message already queued when someone unsubscribes is cancelled, not sent.
+a message already queued when someone unsubscribes is cancelled, not sent. Patients'
+unsubscribes and resubscribes are also kept as history (`SubscriptionEvent`), which outlives
+the suppression row a resubscribe deletes.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from dripcare.enrollments import restore_cancelled
 from dripcare.models import (
     Enrollment,
+    EnrollmentStatus,
     Message,
     MessageStatus,
     Patient,
+    SubscriptionChange,
+    SubscriptionEvent,
     Suppression,
     utcnow,
 )
@@ -57,21 +63,97 @@ def add(session: Session, entries: list[Entry], now: datetime | None = None) -> 
 class Unsubscribed:
     clinic_id: int
     cancelled: int
+    replay: bool = False  # a replayed one-click POST, ignored: the patient has resubscribed
 
 
-def unsubscribe_by_message(session: Session, message_pk: int, source: str) -> Unsubscribed | None:
-    """Stop every email of this message's clinic to its recipient; None if no such message."""
+@dataclass(frozen=True)
+class _Recipient:
+    clinic_id: int
+    email: str
+    patient_id: int
+
+
+def _recipient(session: Session, message_pk: int) -> _Recipient | None:
     found = session.execute(
         select(Message.clinic_id, Patient.email, Patient.id)
         .join(Enrollment, Message.enrollment_id == Enrollment.id)
         .join(Patient, Enrollment.patient_id == Patient.id)
         .where(Message.id == message_pk)
     ).first()
-    if found is None:
+    return _Recipient(*found) if found is not None else None
+
+
+def unsubscribe_by_message(session: Session, message_pk: int, source: str) -> Unsubscribed | None:
+    """Stop every email of this message's clinic to its recipient; None if no such message."""
+    recipient = _recipient(session, message_pk)
+    if recipient is None:
         return None
-    clinic_id, email, patient_id = found
-    add(session, [Entry(clinic_id, email, "unsubscribed", source)])
-    return Unsubscribed(clinic_id, _cancel_unsent(session, patient_id, "unsubscribed"))
+    return _unsubscribe(session, recipient, message_pk, source)
+
+
+def one_click(session: Session, message_pk: int) -> Unsubscribed | None:
+    """The RFC 8058 POST: unsubscribe at once, unless it replays a link the patient undid.
+
+    Mail providers and link scanners replay POSTs. Once this message's link has unsubscribed
+    the patient and the patient has resubscribed since, a POST to it again is recorded and
+    ignored, so the explicit resubscription stands. A person can still unsubscribe with the
+    button on that link's page, or through any other email's link.
+    """
+    recipient = _recipient(session, message_pk)
+    if recipient is None:
+        return None
+    if _undone_by_resubscribe(session, recipient.patient_id, message_pk):
+        _record(session, recipient, message_pk, SubscriptionChange.REPLAY_IGNORED, "one-click")
+        return Unsubscribed(recipient.clinic_id, 0, replay=True)
+    return _unsubscribe(session, recipient, message_pk, "one-click")
+
+
+def _unsubscribe(
+    session: Session, recipient: _Recipient, message_pk: int, source: str
+) -> Unsubscribed:
+    add(session, [Entry(recipient.clinic_id, recipient.email, "unsubscribed", source)])
+    _record(session, recipient, message_pk, SubscriptionChange.UNSUBSCRIBED, source)
+    cancelled = _cancel_unsent(session, recipient.patient_id, "unsubscribed")
+    return Unsubscribed(recipient.clinic_id, cancelled)
+
+
+def _undone_by_resubscribe(session: Session, patient_id: int, message_pk: int) -> bool:
+    used, undone = aliased(SubscriptionEvent), aliased(SubscriptionEvent)
+    resubscribed_after = (
+        select(undone.id)
+        .where(
+            undone.patient_id == patient_id,
+            undone.change == SubscriptionChange.RESUBSCRIBED,
+            undone.id > used.id,
+        )
+        .exists()
+    )
+    query = select(used.id).where(
+        used.message_id == message_pk,
+        used.change == SubscriptionChange.UNSUBSCRIBED,
+        resubscribed_after,
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
+def _record(
+    session: Session,
+    recipient: _Recipient,
+    message_pk: int | None,
+    change: SubscriptionChange,
+    source: str,
+) -> None:
+    session.add(
+        SubscriptionEvent(
+            clinic_id=recipient.clinic_id,
+            patient_id=recipient.patient_id,
+            message_id=message_pk,
+            change=change,
+            source=source,
+            at=utcnow(),
+        )
+    )
+    session.flush()
 
 
 def _cancel_unsent(session: Session, patient_id: int, reason: str) -> int:
@@ -105,29 +187,28 @@ def is_suppressed(session: Session, clinic_id: int, email: str) -> bool:
     )
 
 
-def resubscribe(session: Session, clinic_id: int, patient: Patient, now: datetime) -> int:
+def resubscribe(
+    session: Session,
+    clinic_id: int,
+    patient: Patient,
+    now: datetime,
+    message_pk: int | None = None,
+    source: str = "preferences",
+) -> int:
     """Lift the suppression; emails cancelled by the unsubscribe that are still ahead come back.
 
     A hard bounce is lifted too: the patient says the address works. Returns how many emails
     were put back on the schedule.
     """
-    session.execute(
+    lifted = session.execute(
         delete(Suppression).where(
             Suppression.clinic_id == clinic_id, Suppression.email == patient.email
         )
     )
+    if lifted.rowcount:  # type: ignore[attr-defined]
+        recipient = _Recipient(clinic_id, patient.email, patient.id)
+        _record(session, recipient, message_pk, SubscriptionChange.RESUBSCRIBED, source)
     enrollment_ids = select(Enrollment.id).where(
-        Enrollment.patient_id == patient.id, Enrollment.status == "active"
+        Enrollment.patient_id == patient.id, Enrollment.status == EnrollmentStatus.ACTIVE
     )
-    result = session.execute(
-        update(Message)
-        .where(
-            Message.enrollment_id.in_(enrollment_ids),
-            Message.status == MessageStatus.CANCELLED,
-            Message.status_reason == "unsubscribed",
-            Message.due_at > now,
-        )
-        .values(status=MessageStatus.SCHEDULED, status_reason="", updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    return restore_cancelled(session, enrollment_ids, "unsubscribed", now)

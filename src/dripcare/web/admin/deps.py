@@ -2,7 +2,9 @@
 
 `AdminDep` answers a page for a signed-in user (a request without a live session is sent to
 the sign-in page with a 303). `CsrfFormDep` is the same, after checking the form's
-`csrf_token`: every POST handler takes it instead of `AdminDep`.
+`csrf_token` (or an `X-CSRF-Token` header): every POST handler takes it instead of
+`AdminDep`. Pages render with `views.render(request, admin, "admin/x.html", {...})` and
+raise `AdminNotFound` for anything missing or another clinic's (a 404 page).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Form, Request
+from fastapi import Depends, Form, Header, Request
 from sqlalchemy import select
 
 from dripcare import admin_sessions
@@ -91,10 +93,15 @@ AdminDep = Annotated[AdminContext, Depends(current_admin)]
 
 
 def verify_csrf(
-    request: Request, admin: AdminDep, csrf_token: Annotated[str, Form()] = ""
+    request: Request,
+    admin: AdminDep,
+    csrf_token: Annotated[str, Form()] = "",
+    x_csrf_token: Annotated[str, Header()] = "",
 ) -> AdminContext:
+    """The form's `csrf_token` field, or an `X-CSRF-Token` header (for htmx or fetch)."""
     token = request.cookies.get(SESSION_COOKIE, "")
-    if not admin_sessions.csrf_valid(get_settings(), "session", token, csrf_token):
+    presented = csrf_token or x_csrf_token
+    if not admin_sessions.csrf_valid(get_settings(), "session", token, presented):
         raise CsrfFailed
     return admin
 

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from dripcare.config import get_settings
-from dripcare.links import read_token
+from dripcare.links import message_for_token
 from dripcare.models import Message
 from dripcare.web.deps import SessionDep
 
@@ -18,18 +18,18 @@ pages = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 
 
 class LinkNotFound(Exception):
-    """A forged, damaged or stale token: a friendly 404 page, never a trace."""
+    """A forged, damaged, revoked or stale token: a friendly 404 page, never a trace."""
 
 
-def message_from_token(token: str, session: SessionDep) -> Message:
-    pk = read_token(get_settings(), token)
-    message = session.get(Message, pk) if pk is not None else None
+def _token_message(token: str, session: SessionDep) -> Message:
+    """Forged, altered, revoked or naming no message: all the same 404, to reveal nothing."""
+    message = message_for_token(session, get_settings(), token)
     if message is None:
         raise LinkNotFound
     return message
 
 
-TokenMessage = Annotated[Message, Depends(message_from_token)]
+TokenMessage = Annotated[Message, Depends(_token_message)]
 
 
 def install(app: FastAPI) -> None:

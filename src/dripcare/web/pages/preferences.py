@@ -1,4 +1,4 @@
-"""The preferences page: stop this treatment's emails, stop all emails, or resubscribe."""
+"""The preferences page: stop this treatment's emails, stop all emails, and undo either."""
 
 from __future__ import annotations
 
@@ -7,20 +7,21 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
-from dripcare import suppression
+from dripcare import enrollments, suppression
 from dripcare.email_context import format_date
-from dripcare.enrollments import cancel
 from dripcare.models import Clinic, Enrollment, EnrollmentStatus, Message, Patient, utcnow
 from dripcare.web.deps import SessionDep
 from dripcare.web.pages.common import TokenMessage, pages
 
 router = APIRouter(include_in_schema=False)
-Action = Literal["stop-treatment", "stop-all", "resubscribe"]
+Action = Literal["stop-treatment", "resume-treatment", "stop-all", "resubscribe"]
 DONE = {
     "stop-treatment": "Done: no more emails about this treatment.",
+    "resume-treatment": "Done: you will get emails about this treatment again.",
     "stop-all": "Done: no more emails from this clinic.",
     "resubscribe": "Done: you will get aftercare emails again.",
 }
+CANNOT_RESUME = "These emails cannot be restarted here. Please call the clinic."
 
 
 def _view(request: Request, session: SessionDep, message: Message, done: str = "") -> Any:
@@ -39,6 +40,7 @@ def _view(request: Request, session: SessionDep, message: Message, done: str = "
             "treatment": enrollment.treatment.replace("-", " "),
             "treated_on": format_date(enrollment.treated_at, enrollment.timezone),
             "sequence_active": enrollment.status == EnrollmentStatus.ACTIVE,
+            "resumable": enrollments.resumable(session, enrollment),
             "suppressed": suppression.is_suppressed(session, clinic.id, patient.email),
         },
     )
@@ -60,12 +62,16 @@ def change(
     enrollment = session.get(Enrollment, message.enrollment_id)
     assert enrollment is not None
     if action == "stop-treatment":
-        cancel(session, enrollment, reason="stopped by the patient")
+        enrollments.cancel(session, enrollment, reason=enrollments.STOPPED_BY_PATIENT)
+    elif action == "resume-treatment":
+        if not enrollments.resumable(session, enrollment):
+            return _view(request, session, message, CANNOT_RESUME)
+        enrollments.resume(session, enrollment)
     elif action == "stop-all":
         suppression.unsubscribe_by_message(session, message.id, "preferences")
     else:
         patient = session.get(Patient, enrollment.patient_id)
         assert patient is not None
-        suppression.resubscribe(session, message.clinic_id, patient, utcnow())
+        suppression.resubscribe(session, message.clinic_id, patient, utcnow(), message.id)
     session.commit()
     return _view(request, session, message, DONE[action])

@@ -2,40 +2,72 @@
 
 Mailbox providers POST `List-Unsubscribe=One-Click` to the URL in the List-Unsubscribe header
 and expect a 2xx at once; a person who opens the same URL in a browser gets a page with one
-button that makes the same POST.
+button that makes the same POST with `confirm=yes` added. The two differ in one case only: a
+one-click POST replayed after the patient resubscribed changes nothing (suppression.one_click),
+while the button always unsubscribes.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
+from dripcare import suppression
 from dripcare.models import Clinic, Message
-from dripcare.suppression import unsubscribe_by_message
 from dripcare.web.deps import SessionDep
 from dripcare.web.pages.common import TokenMessage, pages
 
 router = APIRouter(include_in_schema=False)
+REPLAYED = (
+    "You chose to get emails again after this link was last used, "
+    "so nothing has changed. To stop them after all, use the button."
+)
 
 
-def _clinic(session: SessionDep, message: Message) -> dict[str, str]:
+def _context(session: SessionDep, token: str, message: Message) -> dict[str, str]:
     clinic = session.get(Clinic, message.clinic_id)
     assert clinic is not None
-    return {"clinic_name": clinic.name, "clinic_phone": clinic.phone}
+    return {
+        "clinic_name": clinic.name,
+        "clinic_phone": clinic.phone,
+        "preferences_url": f"/p/{token}",
+    }
+
+
+def _confirm_page(
+    request: Request, token: str, session: SessionDep, message: Message, notice: str = ""
+) -> HTMLResponse:
+    context = _context(session, token, message) | {"notice": notice}
+    return pages.TemplateResponse(request, "unsubscribe.html", context)
 
 
 @router.get("/u/{token}", response_class=HTMLResponse)
 def confirm(
     request: Request, token: str, message: TokenMessage, session: SessionDep
 ) -> HTMLResponse:
-    context = _clinic(session, message) | {"preferences_url": f"/p/{token}"}
-    return pages.TemplateResponse(request, "unsubscribe.html", context)
+    return _confirm_page(request, token, session, message)
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
-def one_click(request: Request, message: TokenMessage, session: SessionDep) -> HTMLResponse:
-    """Unsubscribes at once, whatever the body: the token alone names the recipient."""
-    source = "web" if "text/html" in request.headers.get("accept", "") else "one-click"
-    unsubscribe_by_message(session, message.id, source)
+def one_click(
+    request: Request,
+    token: str,
+    message: TokenMessage,
+    session: SessionDep,
+    confirm: Annotated[str | None, Form()] = None,
+) -> HTMLResponse:
+    """Unsubscribes at once, whatever else the body holds: the token names the recipient.
+
+    A replayed one-click POST still gets a 200 (RFC 8058 senders must answer 2xx): the page
+    with the button, for the rare person behind it.
+    """
+    if confirm:
+        done = suppression.unsubscribe_by_message(session, message.id, "web")
+    else:
+        done = suppression.one_click(session, message.id)
     session.commit()
-    return pages.TemplateResponse(request, "unsubscribed.html", _clinic(session, message))
+    if done is not None and done.replay:
+        return _confirm_page(request, token, session, message, REPLAYED)
+    return pages.TemplateResponse(request, "unsubscribed.html", _context(session, token, message))

@@ -1,0 +1,110 @@
+"""The admin in a real headless Chromium, at desktop (1280 px) and phone (375 px) width:
+sign in, see the outbox, open a sent email, edit the branding.
+
+Screenshots go to test-artifacts/screenshots/admin-*.png for a person to look at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+from sqlalchemy import select
+
+from dripcare.config import Settings
+from dripcare.db import session_scope
+from dripcare.models import Clinic
+from tests.admin_fixtures import PASSWORD, ClinicWithHistory, clinic_with_history
+from tests.browser_fixtures import shot
+
+try:
+    from playwright.sync_api import Browser, Page, expect
+except ImportError:  # test_browser has skipped (or, in CI, failed) already
+    pytest.skip("playwright is not installed", allow_module_level=True)
+
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 375, "height": 812}
+
+# One browser database is enough: the pages' SQL is covered on both by the httpx tests.
+pytestmark = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+
+
+@pytest.fixture
+def riverside(settings: Settings, admin_now: datetime) -> ClinicWithHistory:
+    return clinic_with_history(settings, "Riverside Skin Clinic", "Ana", "riverside")
+
+
+def new_page(browser: Browser, viewport: dict[str, int], phone: bool) -> Iterator[Page]:
+    context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture(params=["1280", "375"])
+def width_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[tuple[str, Page]]:
+    phone = request.param == "375"
+    for page in new_page(browser, PHONE if phone else DESKTOP, phone):
+        yield request.param, page
+
+
+def sign_in(page: Page, live_server: str, email: str) -> None:
+    page.goto(f"{live_server}/admin")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def fits_the_width(page: Page) -> bool:
+    """Nothing but the tables' own scroll areas may be wider than the screen."""
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def test_sign_in_see_the_outbox_open_a_sent_email_and_edit_branding(
+    live_server: str, riverside: ClinicWithHistory, width_page: tuple[str, Page]
+) -> None:
+    width, page = width_page
+    page.goto(f"{live_server}/admin/sign-in")
+    shot(page, f"admin-sign-in-{width}")
+
+    sign_in(page, live_server, riverside.admin_email)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Outbox")
+    expect(page.get_by_role("heading", name="Red-flag check-ins")).to_be_visible()
+    assert fits_the_width(page)
+    shot(page, f"admin-outbox-{width}")
+
+    recent = page.locator("section", has=page.get_by_role("heading", name="Recent"))
+    recent.get_by_role("link", name="Caring for your skin today").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Caring for your skin today")
+    email = page.frame_locator("iframe.email")
+    expect(email.locator("body")).to_contain_text("Ana")
+    expect(email.locator("body")).to_contain_text("Riverside Skin Clinic")
+    expect(page.locator("pre.text")).to_contain_text("Ana")
+    assert fits_the_width(page)
+    shot(page, f"admin-email-{width}")
+
+    page.get_by_role("link", name="Branding").click()
+    page.get_by_label("Logo URL").fill("http://not-https.example/logo.png")
+    page.get_by_role("button", name="Save branding").click()
+    expect(page.locator("#logo_url-error")).to_contain_text("must start with https://")
+    shot(page, f"admin-branding-error-{width}")
+
+    page.get_by_label("Logo URL").fill("")
+    page.get_by_label("Clinic name").fill(f"Riverside Skin & Laser {width}")
+    page.get_by_label("Brand colour").fill("#7c3aed")
+    page.get_by_role("button", name="Save branding").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved.")
+    assert fits_the_width(page)
+    shot(page, f"admin-branding-{width}")
+    with session_scope() as session:
+        clinic = session.scalars(select(Clinic).where(Clinic.id == riverside.clinic_id)).one()
+        assert (clinic.name, clinic.brand_color) == (f"Riverside Skin & Laser {width}", "#7c3aed")
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
+    page.goto(f"{live_server}/admin/outbox")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
