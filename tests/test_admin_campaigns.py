@@ -6,10 +6,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pytest
+from fastapi.routing import APIRoute
 
 from dripcare import campaign_versions as versions
 from dripcare.campaigns import find_campaign
 from dripcare.db import session_scope
+from dripcare.web.admin import campaigns as campaign_pages
 from tests.admin_fixtures import AdminBrowser, make_admin
 from tests.conftest import configure
 from tests.factories import make_clinic
@@ -185,21 +187,35 @@ def test_names_and_subjects_are_shown_as_text(admin: AdminBrowser) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
-OTHER_ROUTES = [
-    ("get", BASE, {}),
-    ("get", f"{BASE}/versions/1", {}),
-    ("get", STEP, {}),
-    ("get", f"{BASE}/diff?old=1&new=1", {}),
-    ("post", STEP, {"subject": "x", "body": "x"}),
-    ("post", f"{STEP}/preview.json", {"subject": "x", "body": "x"}),
-    ("post", f"{STEP}/test-email", {"to": "a@b.example"}),
-    ("post", f"{BASE}/steps", {"key": "day-9", "subject": "x"}),
-    ("post", f"{STEP}/remove", {}),
-    ("post", f"{STEP}/move", {"by": "1"}),
-    ("post", f"{STEP}/timing", {"offset_days": "4"}),
-    ("post", f"{BASE}/publish", {"number": "1"}),
-    ("post", f"{BASE}/rollback", {"number": "1"}),
-]
+S = "/admin/campaigns/{slug}"
+K = S + "/steps/{key}"
+# Every campaign route (the list is checked with the other list pages), with a URL of clinic A.
+CAMPAIGN_ROUTES: dict[tuple[str, str], tuple[str, dict[str, str]]] = {
+    ("GET", S): (BASE, {}),
+    ("GET", S + "/versions/{number}"): (f"{BASE}/versions/1", {}),
+    ("GET", S + "/diff"): (f"{BASE}/diff?old=1&new=1", {}),
+    ("GET", K): (STEP, {}),
+    ("POST", K): (STEP, {"subject": "x", "body": "x"}),
+    ("POST", K + "/preview.json"): (f"{STEP}/preview.json", {"subject": "x", "body": "x"}),
+    ("POST", K + "/test-email"): (f"{STEP}/test-email", {"to": "a@b.example"}),
+    ("POST", S + "/steps"): (f"{BASE}/steps", {"key": "day-9", "subject": "x"}),
+    ("POST", K + "/remove"): (f"{STEP}/remove", {}),
+    ("POST", K + "/move"): (f"{STEP}/move", {"by": "1"}),
+    ("POST", K + "/timing"): (f"{STEP}/timing", {"offset_days": "4"}),
+    ("POST", S + "/publish"): (f"{BASE}/publish", {"number": "1"}),
+    ("POST", S + "/rollback"): (f"{BASE}/rollback", {"number": "1"}),
+}
+OTHER_ROUTES = [(method.lower(), *target) for (method, _), target in CAMPAIGN_ROUTES.items()]
+
+
+def test_every_campaign_route_has_an_isolation_case() -> None:
+    routes = {
+        (method, "/admin" + route.path)
+        for route in campaign_pages.router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    assert routes - {("GET", "/admin/campaigns")} == set(CAMPAIGN_ROUTES)
 
 
 @pytest.mark.parametrize(("method", "url", "data"), OTHER_ROUTES)
