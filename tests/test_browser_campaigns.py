@@ -79,6 +79,7 @@ def test_edit_preview_error_publish_roll_back_and_test_email(
     page.click("#preview-button")
     expect(page.locator("#problems")).to_contain_text("day-03.mjml line 20:")
     expect(page.locator("#problems")).to_contain_text("'care.activs' is undefined")
+    expect(page.locator(".preview .stale-note")).to_be_visible()
     shot(page, "campaign-editor-error-1280")
     page.fill("#body", body)
 

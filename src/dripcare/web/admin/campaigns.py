@@ -324,7 +324,11 @@ def _checked_preview(
     renders at all."""
     if problems is None:
         problems = [p for p in check_spec(spec, admin.clinic) if p.step in (None, key)]
-    if any(p.kind in ("syntax", "render") for p in problems):
+    blocking = any(p.kind in ("syntax", "render") for p in problems)
+    named = {(p.where, p.line) for p in problems if p.kind == "variable"}
+    # An unknown variable is named once, with the ones that exist, not again as a render error.
+    problems = [p for p in problems if p.kind != "render" or (p.where, p.line) not in named]
+    if blocking:
         return problems, None
     rendered = render_step(spec, key, admin.clinic)
     return problems, {

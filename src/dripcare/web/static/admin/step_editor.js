@@ -33,6 +33,7 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!answer.ok) { form.requestSubmit(button); return; }
       const result = await answer.json();
       show(result.problems);
+      document.querySelector(".preview").classList.toggle("stale", !result.preview);
       if (result.preview) {
         document.getElementById("preview-subject").textContent = result.preview.subject;
         document.getElementById("frame-desktop").srcdoc = result.preview.html;
