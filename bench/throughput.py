@@ -538,7 +538,6 @@ def load_jobs() -> list:
     from sqlalchemy import select
 
     from dripcare import delivery
-    from dripcare.campaigns import template_set
     from dripcare.db import session_scope
     from dripcare.models import Message, MessageStatus
 
@@ -546,9 +545,7 @@ def load_jobs() -> list:
         due = select(Message.id).where(Message.status == MessageStatus.SCHEDULED)
         pks = list(session.scalars(due.order_by(Message.due_at)))
         by_pk = {job.pk: job for job in delivery.load_jobs(session, pks)}
-        jobs = [by_pk[pk] for pk in pks]
-        for campaign in {job.campaign.id: job.campaign for job in jobs}.values():
-            template_set(campaign)  # loads the template sources while the session is open
+        jobs = [by_pk[pk] for pk in pks]  # load_jobs compiles the templates in the session
     return jobs
 
 

@@ -19,6 +19,7 @@ from dripcare.delivery import load_jobs, render_job
 from dripcare.models import Clinic
 from dripcare.web.app import ADMIN_PAGE_GROUPS
 from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, clinic_with_history, make_admin
+from tests.test_admin_campaigns import CAMPAIGN_ROUTES
 
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -242,6 +243,10 @@ ROUTES = {
     ("GET", "/admin/patients/{patient_id}"): "test_another_clinics_objects_are_404",
     ("GET", "/admin/messages/{message_id}"): "test_another_clinics_objects_are_404",
     ("GET", "/admin/messages/{message_id}/html"): "test_another_clinics_objects_are_404",
+    **{
+        route: "test_admin_campaigns.py::test_another_clinics_admin_gets_404_on_every_route"
+        for route in CAMPAIGN_ROUTES
+    },
 }
 
 

@@ -8,7 +8,7 @@ reads that format, so a clinic can add its own treatment types the way the defau
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,38 +16,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
+from dripcare.campaign_spec import CampaignSpec, StepSpec
 from dripcare.config import get_settings
-from dripcare.email_context import sample_context
 from dripcare.errors import UserError
-from dripcare.models import Campaign, CampaignTemplate, Clinic, Step
-from dripcare.rendering import RenderError, TemplateSet, render_full
+from dripcare.models import Campaign, CampaignTemplate, Step
 from dripcare.scheduling import StepTiming, parse_local_time
+from dripcare.template_checks import check_spec
 
 MANIFEST = "campaign.toml"
-
-
-@dataclass(frozen=True)
-class StepSpec:
-    key: str
-    offset_days: int
-    offset_hours: int
-    offset_minutes: int
-    send_time: str | None
-    subject: str
-    preheader: str
-    template: str
-    checkin: bool
-
-
-@dataclass(frozen=True)
-class CampaignSpec:
-    slug: str
-    name: str
-    treatment: str
-    description: str
-    variables: dict[str, Any]
-    steps: list[StepSpec]
-    sources: dict[str, str] = field(repr=False)
 
 
 def timing_of(step: Step) -> StepTiming:
@@ -129,43 +105,17 @@ def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
 
 
 def _validate(spec: CampaignSpec, where: Path) -> None:
-    if not spec.steps:
-        raise UserError(f"{where}: a campaign needs at least one [[steps]] entry")
-    keys = [s.key for s in spec.steps]
-    duplicated = sorted({k for k in keys if keys.count(k) > 1})
-    if duplicated:
-        raise UserError(f"{where}: step keys must be unique; repeated: {', '.join(duplicated)}")
-    templates = TemplateSet.from_sources(spec.sources)
-    for step in spec.steps:
-        if step.template not in spec.sources:
-            raise UserError(f"{where}: step {step.key!r} names {step.template}, which is missing")
-        try:
-            render_full(
-                templates,
-                step.template,
-                step.subject,
-                step.preheader,
-                sample_context(spec.variables, step),
-            )
-        except RenderError as exc:
-            raise UserError(f"{where}: step {step.key!r} does not render: {exc}") from exc
+    problems = check_spec(spec)
+    if problems:
+        raise UserError(f"{where}: " + "; ".join(str(p) for p in problems))
 
 
-def import_campaign(session: Session, clinic: Clinic, spec: CampaignSpec) -> Campaign:
-    """Create or update the clinic's campaign; steps are matched by key, messages keep theirs."""
-    campaign = session.scalar(
-        select(Campaign).where(Campaign.clinic_id == clinic.id, Campaign.slug == spec.slug)
-    )
-    if campaign is None:
-        campaign = Campaign(clinic_id=clinic.id, slug=spec.slug, version=0)
-        session.add(campaign)
+def apply_spec(campaign: Campaign, spec: CampaignSpec) -> None:
+    """Make the campaign's steps and templates rows say what the spec says."""
     campaign.name, campaign.treatment = spec.name, spec.treatment
     campaign.description, campaign.variables = spec.description, spec.variables
-    campaign.version = (campaign.version or 0) + 1
     _sync_templates(campaign, spec.sources)
     _sync_steps(campaign, spec.steps)
-    session.flush()
-    return campaign
 
 
 def _sync_templates(campaign: Campaign, sources: dict[str, str]) -> None:
@@ -179,7 +129,7 @@ def _sync_templates(campaign: Campaign, sources: dict[str, str]) -> None:
 
 
 def _sync_steps(campaign: Campaign, specs: list[StepSpec]) -> None:
-    """Steps no longer in the manifest are deactivated, not deleted: sent messages refer to them."""
+    """Steps no longer in the spec are deactivated, not deleted: sent messages refer to them."""
     existing = {s.key: s for s in campaign.steps}
     for position, spec in enumerate(specs, 1):
         step = existing.get(spec.key)
@@ -200,11 +150,6 @@ def _sync_steps(campaign: Campaign, specs: list[StepSpec]) -> None:
 def default_campaign_dirs() -> list[Path]:
     root = get_settings().templates_dir
     return sorted(p.parent for p in root.glob(f"*/{MANIFEST}"))
-
-
-def install_defaults(session: Session, clinic: Clinic) -> list[Campaign]:
-    """Give a new clinic the shipped campaigns, so it can enroll patients at once."""
-    return [import_campaign(session, clinic, load_campaign_dir(d)) for d in default_campaign_dirs()]
 
 
 def list_campaigns(session: Session, clinic_id: int) -> list[Campaign]:
@@ -275,15 +220,3 @@ def campaign_plan(
         plan = CampaignPlan(campaign.id, campaign.slug, campaign.treatment, campaign.version, steps)
         _plans[(key[0], campaign_id, campaign.version, campaign.updated_at)] = plan
     return plan
-
-
-_template_sets: dict[tuple[int, int], TemplateSet] = {}
-
-
-def template_set(campaign: Campaign) -> TemplateSet:
-    """The campaign's compiled templates, cached per version (the version bumps on each edit)."""
-    key = (campaign.id, campaign.version)
-    if key not in _template_sets:
-        sources = {t.name: t.source for t in campaign.templates}
-        _template_sets[key] = TemplateSet.from_sources(sources)
-    return _template_sets[key]

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from dripcare import campaigns, enrollments
+from dripcare import campaign_versions, campaigns, enrollments
 from dripcare.cli_admin import admin
 from dripcare.cli_common import emit, json_option, user_errors
 from dripcare.config import get_settings
@@ -128,7 +128,7 @@ def campaign_import(directory: Path, clinic_id: int, as_json: bool) -> None:
         raise UserError(f"{directory} is not a directory")
     spec = campaigns.load_campaign_dir(directory)
     with session_scope() as session:
-        imported = campaigns.import_campaign(
+        imported = campaign_versions.import_campaign(
             session, enrollments.get_clinic(session, clinic_id), spec
         )
         data: dict[str, Any] = {

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dripcare.campaigns import install_defaults
+from dripcare.campaign_versions import install_defaults
 from dripcare.errors import UserError
 from dripcare.models import Clinic
 from dripcare.validation import check_timezone, normalize_email

@@ -24,11 +24,12 @@ from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dripcare import suppression
-from dripcare.campaigns import template_set
+from dripcare.campaign_spec import StepSpec
+from dripcare.campaign_versions import Compiled, compiled
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings
 from dripcare.dispatch import claim_due, recover_expired
-from dripcare.email_context import build_context, clinic_context, format_date
+from dripcare.email_context import build_context, care_values, clinic_context, format_date
 from dripcare.links import MessageLinks, links_for
 from dripcare.models import (
     Campaign,
@@ -66,7 +67,17 @@ class Job:
     step: Step
     enrollment: Enrollment
     patient: Patient
+    content: Compiled  # the campaign version this message is rendered from
     suppressed: str | None = None
+
+    @property
+    def version(self) -> int:
+        return self.content.number
+
+    @property
+    def content_step(self) -> StepSpec | None:
+        """The step as that version has it; None when that version removed it."""
+        return self.content.spec.step(self.step.key)
 
 
 @dataclass
@@ -150,19 +161,26 @@ def _start(
     if not owned:
         return []
     jobs = load_jobs(session, list(owned))
-    for campaign in {job.campaign.id: job.campaign for job in jobs}.values():
-        template_set(campaign)  # loads the sources while the session is open; cached per version
     _mark_suppressed(session, jobs)
     return jobs
 
 
+# A message in one of these states is shown from the version it was rendered with.
+_RENDERED = (MessageStatus.SENT, MessageStatus.FAILED)
+
+
 def load_jobs(session: Session, message_pks: list[int]) -> list[Job]:
-    """Everything needed to render and send these messages, in one query."""
+    """Everything needed to render and send these messages, in one query (plus one per version).
+
+    Unsent messages use the campaign's live version; sent ones the version they were sent with.
+    """
     rows = session.execute(
         select(
             Message.id,
             Message.message_id,
             Message.attempts,
+            Message.status,
+            Message.campaign_version,
             Patient,
             Clinic,
             Campaign,
@@ -177,10 +195,28 @@ def load_jobs(session: Session, message_pks: list[int]) -> list[Job]:
         .where(Message.id.in_(message_pks))
         .order_by(Message.id)
     ).all()
-    return [
-        Job(pk, mid, attempts, patient.email, clinic, campaign, step, enrollment, patient)
-        for pk, mid, attempts, patient, clinic, campaign, step, enrollment in rows
-    ]
+    versions: dict[tuple[int, int], Compiled] = {}
+    jobs = []
+    for pk, mid, attempts, status, used, patient, clinic, campaign, step, enrollment in rows:
+        number = used if used is not None and status in _RENDERED else campaign.version
+        if (campaign.id, number) not in versions:
+            versions[campaign.id, number] = compiled(session, campaign.id, number)
+        content = versions[campaign.id, number]
+        jobs.append(
+            Job(
+                pk,
+                mid,
+                attempts,
+                patient.email,
+                clinic,
+                campaign,
+                step,
+                enrollment,
+                patient,
+                content,
+            )
+        )
+    return jobs
 
 
 def _mark_suppressed(session: Session, jobs: list[Job]) -> None:
@@ -200,12 +236,14 @@ def _mark_suppressed(session: Session, jobs: list[Job]) -> None:
 
 def render_job(job: Job, settings: Settings) -> tuple[Rendered, MessageLinks]:
     """The message as this patient gets it (also shown to clinics through the API)."""
-    clinic, campaign, step = job.clinic, job.campaign, job.step
+    clinic, campaign, step = job.clinic, job.campaign, job.content_step
+    if step is None:
+        raise RenderError(f"step {job.step.key!r} is not in version {job.version} of the campaign")
     links = links_for(settings, job.pk, clinic.sender_email, job.patient.link_epoch or 0)
     context = build_context(
         clinic=clinic_context(clinic),
         emergency_number=clinic.emergency_number,
-        care={**campaign.variables, **(clinic.settings or {}).get("care", {})},
+        care=care_values(job.content.spec.variables, clinic),
         step=step,
         first_name=job.patient.first_name,
         last_name=job.patient.last_name,
@@ -214,7 +252,7 @@ def render_job(job: Job, settings: Settings) -> tuple[Rendered, MessageLinks]:
         links=links.as_context(),
     )
     rendered = _renderer.render(
-        template_set(campaign), step.template, step.subject, step.preheader, context
+        job.content.templates, step.template, step.subject, step.preheader, context
     )
     return rendered, links
 
@@ -267,7 +305,10 @@ def _deliver(
 def _send_one(
     job: Job, transport: Transport, settings: Settings, now: Callable[[], datetime]
 ) -> Outcome:
-    version = job.campaign.version
+    version = job.version
+    if job.content_step is None:  # removed by a version published after this was claimed
+        reason = f"step {job.step.key!r} removed in version {version}"
+        return Outcome(job.pk, MessageStatus.CANCELLED, reason=reason)
     try:
         data = build_email(job, settings, now())
     except RenderError as exc:

@@ -106,3 +106,20 @@ def sample_context(
             "checkin_worried": f"{base}/checkin/worried",
         },
     )
+
+
+def care_values(variables: dict[str, Any], clinic: Clinic | None) -> dict[str, Any]:
+    """The campaign's care durations, with the clinic's own values taking precedence."""
+    own = (clinic.settings or {}).get("care", {}) if clinic is not None else {}
+    return {**variables, **own}
+
+
+def clinic_sample_context(
+    variables: dict[str, Any], step: StepLike, clinic: Clinic | None
+) -> dict[str, Any]:
+    """Sample patient data with this clinic's branding, phone and emergency number."""
+    if clinic is None:
+        return sample_context(variables, step)
+    context = sample_context(care_values(variables, clinic), step, clinic_context(clinic))
+    context["emergency_number"] = clinic.emergency_number
+    return context

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, insert, null, or_, select, update
+from sqlalchemy import ColumnElement, Select, insert, null, or_, select, update
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from dripcare.campaigns import CampaignPlan, campaign_plan, timing_of, unknown_campaign
@@ -25,6 +25,7 @@ from dripcare.models import (
     Message,
     MessageStatus,
     Patient,
+    Step,
     utcnow,
 )
 from dripcare.scheduling import StepTiming, compute_due_at
@@ -284,7 +285,10 @@ def _supersede(session: Session, older: list[Enrollment], newer: Enrollment) -> 
         old.status = EnrollmentStatus.SUPERSEDED
         old.superseded_by_id = newer.id
         _stop_unsent(
-            session, old.id, MessageStatus.CANCELLED, f"superseded by enrollment {newer.id}"
+            session,
+            Message.enrollment_id == old.id,
+            MessageStatus.CANCELLED,
+            f"superseded by enrollment {newer.id}",
         )
     return [old.id for old in older]
 
@@ -304,19 +308,7 @@ def materialize(
     ]
     if not placed:
         return []
-    rows = [
-        {
-            "clinic_id": enrollment.clinic_id,
-            "enrollment_id": enrollment.id,
-            "step_id": step.id,
-            "message_id": f"<{uuid.uuid4().hex}@{domain}>",
-            "attempts": 0,
-            "due_at": place.due_at,
-            "status": place.status,
-            "status_reason": place.status_reason,
-        }
-        for step, place in placed
-    ]
+    rows = [_message_row(enrollment, domain, step.id, place) for step, place in placed]
     # RETURNING in any order, matched by step: cheaper than asking the database to keep order
     inserted = insert(Message).returning(Message.step_id, Message.id)
     ids = {step_id: id for step_id, id in session.connection().execute(inserted, rows)}
@@ -324,6 +316,21 @@ def materialize(
         ScheduledMessage(ids[step.id], step.key, place.due_at, place.status, place.status_reason)
         for step, place in placed
     ]
+
+
+def _message_row(
+    enrollment: Enrollment, domain: str, step_id: int, place: _Placement
+) -> dict[str, object]:
+    return {
+        "clinic_id": enrollment.clinic_id,
+        "enrollment_id": enrollment.id,
+        "step_id": step_id,
+        "message_id": f"<{uuid.uuid4().hex}@{domain}>",
+        "attempts": 0,
+        "due_at": place.due_at,
+        "status": place.status,
+        "status_reason": place.status_reason,
+    }
 
 
 def step_due(enrollment: Enrollment, timing: StepTiming, settings: Settings) -> datetime:
@@ -375,7 +382,9 @@ def cancel(
     if enrollment.status == EnrollmentStatus.ACTIVE:
         enrollment.status = EnrollmentStatus.CANCELLED
         enrollment.cancelled_at = now or utcnow()
-    return _stop_unsent(session, enrollment.id, MessageStatus.CANCELLED, reason)
+    return _stop_unsent(
+        session, Message.enrollment_id == enrollment.id, MessageStatus.CANCELLED, reason
+    )
 
 
 def resumable(session: Session, enrollment: Enrollment) -> bool:
@@ -426,12 +435,14 @@ def restore_cancelled(
     return result.rowcount or 0  # type: ignore[attr-defined]
 
 
-def _stop_unsent(session: Session, enrollment_id: int, status: MessageStatus, reason: str) -> int:
+def _stop_unsent(
+    session: Session, which: ColumnElement[bool], status: MessageStatus, reason: str
+) -> int:
     """One UPDATE: a message claimed but not yet sending loses its lease and is not sent."""
     result = session.execute(
         update(Message)
         .where(
-            Message.enrollment_id == enrollment_id,
+            which,
             Message.status.in_([MessageStatus.SCHEDULED, MessageStatus.QUEUED]),
         )
         .values(
@@ -459,18 +470,107 @@ def reschedule(
     if enrollment.status != EnrollmentStatus.ACTIVE:
         raise UserError(f"enrollment {enrollment.id} is {enrollment.status}; it cannot be moved")
     enrollment.treated_at = parse_treated_at(treated_at, enrollment.timezone, now)
-    moved = 0
-    for message in session.scalars(
+    unsent = session.scalars(
         select(Message).where(
             Message.enrollment_id == enrollment.id, Message.status.in_(RESCHEDULABLE)
         )
-    ):
+    )
+    return _replace(session, [(enrollment, m) for m in unsent], settings, now)
+
+
+def _replace(
+    session: Session,
+    pairs: list[tuple[Enrollment, Message]],
+    settings: Settings,
+    now: datetime,
+) -> int:
+    """New due times for unsent messages (and for ones skipped only for being late)."""
+    moved = 0
+    for enrollment, message in pairs:
         if message.status == MessageStatus.SKIPPED and message.status_reason != REASON_LATE:
             continue
         _place(message, step_due(enrollment, timing_of(message.step), settings), now, settings)
         moved += 1
     session.flush()
     return moved
+
+
+@dataclass
+class FollowResult:
+    cancelled: int = 0
+    retimed: int = 0
+    added: int = 0
+
+
+def follow_campaign_change(
+    session: Session,
+    campaign: Campaign,
+    *,
+    removed: list[Step],
+    retimed: list[Step],
+    added: list[Step],
+    settings: Settings,
+    now: datetime,
+) -> FollowResult:
+    """Bring active enrollments' unsent messages in line with a newly published version.
+
+    A removed step's unsent messages are cancelled. A step whose timing changed moves its
+    unsent messages, as a reschedule does (one more than the grace period late is skipped).
+    A new step gets a message only where its time is still ahead: it is never sent late in a
+    burst to patients already past it. Messages already sending or sent are never touched.
+    """
+    result = FollowResult()
+    for step in removed:
+        result.cancelled += _stop_unsent(
+            session,
+            Message.step_id == step.id,
+            MessageStatus.CANCELLED,
+            f"step {step.key!r} removed in version {campaign.version}",
+        )
+    active = select(Enrollment).where(
+        Enrollment.campaign_id == campaign.id, Enrollment.status == EnrollmentStatus.ACTIVE
+    )
+    if retimed:
+        pairs = session.execute(
+            select(Enrollment, Message)
+            .join(Message, Message.enrollment_id == Enrollment.id)
+            .where(
+                Enrollment.campaign_id == campaign.id,
+                Enrollment.status == EnrollmentStatus.ACTIVE,
+                Message.step_id.in_([s.id for s in retimed]),
+                Message.status.in_(RESCHEDULABLE),
+            )
+        ).all()
+        result.retimed = _replace(session, [(e, m) for e, m in pairs], settings, now)
+    if added:
+        clinic = get_clinic(session, campaign.clinic_id)
+        for enrollment in session.scalars(active):
+            result.added += _add_steps(session, clinic, enrollment, added, settings, now)
+    session.flush()
+    return result
+
+
+def _add_steps(
+    session: Session,
+    clinic: Clinic,
+    enrollment: Enrollment,
+    steps: list[Step],
+    settings: Settings,
+    now: datetime,
+) -> int:
+    have = set(
+        session.scalars(select(Message.step_id).where(Message.enrollment_id == enrollment.id))
+    )
+    domain = clinic.sender_email.rpartition("@")[2] or "dripcare.local"
+    rows = []
+    for step in steps:
+        due = step_due(enrollment, timing_of(step), settings)
+        if step.id not in have and due >= now:
+            place = _placement(due, now, settings)
+            rows.append(_message_row(enrollment, domain, step.id, place))
+    if rows:
+        session.execute(insert(Message), rows)
+    return len(rows)
 
 
 def timeline(session: Session, enrollment: Enrollment) -> list[Message]:

@@ -126,7 +126,7 @@ class Patient(Base):
 
 
 class Campaign(Base):
-    """A treatment's email sequence for one clinic; `version` bumps on every re-import."""
+    """A treatment's email sequence for one clinic; `version` is the live (published) version."""
 
     __tablename__ = "campaigns"
     __table_args__ = (UniqueConstraint("clinic_id", "slug"),)
@@ -146,6 +146,31 @@ class Campaign(Base):
         back_populates="campaign", order_by="Step.position", cascade="all, delete-orphan"
     )
     templates: Mapped[list[CampaignTemplate]] = relationship(cascade="all, delete-orphan")
+
+
+class CampaignVersion(Base):
+    """One saved state of a campaign: every step and template source, as a JSON snapshot.
+
+    Every save adds a row (a draft); publishing one makes it the campaign's `version`, and the
+    `steps` and `campaign_templates` rows are then rewritten to match it. Rows are never
+    changed afterwards except to stamp publication, so a version number always means the
+    same emails, and `digest` can key caches across processes.
+    """
+
+    __tablename__ = "campaign_versions"
+    __table_args__ = (UniqueConstraint("campaign_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    digest: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(String(300), default="")
+    based_on: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+    published_by: Mapped[str] = mapped_column(String(200), default="")
 
 
 class CampaignTemplate(Base):

@@ -1,47 +1,78 @@
-"""Render a step with sample patient data, for people checking how an email looks."""
+"""Render a step with sample patient data, for people checking how an email looks.
+
+Also sends a test copy of a step to an address an admin chooses. A test email is not an
+outbox row: nothing records it as sent to a patient, the dispatcher never sees it, and the
+clinic's suppression list does not apply (it lists patients, and this is the admin's choice).
+"""
 
 from __future__ import annotations
 
-from dripcare.campaigns import find_campaign, load_campaign_dir, template_set
-from dripcare.config import get_settings
+import uuid
+
+from dripcare.campaign_spec import CampaignSpec
+from dripcare.campaign_versions import live_version, spec_of
+from dripcare.campaigns import find_campaign, load_campaign_dir
+from dripcare.composing import Envelope, compose
+from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
-from dripcare.email_context import clinic_context, sample_context
 from dripcare.enrollments import get_clinic
-from dripcare.errors import NotFound
-from dripcare.rendering import Rendered, TemplateSet, render_full
+from dripcare.errors import NotFound, UserError
+from dripcare.models import Clinic, utcnow
+from dripcare.rendering import Rendered, TemplateSet
+from dripcare.template_checks import render_sample
+from dripcare.transports import DeliveryError, Transport, transport_from_url
+from dripcare.validation import normalize_email
+
+TEST_PREFIX = "[Test] "
+
+
+def render_step(spec: CampaignSpec, step_key: str, clinic: Clinic | None) -> Rendered:
+    """One step of any version (or unsaved edit), with sample patient data and the clinic."""
+    step = spec.step(step_key)
+    if step is None:
+        raise NotFound(f"no step {step_key!r}; steps: {', '.join(s.key for s in spec.steps)}")
+    return render_sample(TemplateSet.from_sources(spec.sources), spec, step, clinic)
 
 
 def render_preview(campaign_slug: str, step_key: str, clinic_id: int | None = None) -> Rendered:
-    """From the clinic's stored campaign when a clinic is named, else from the shipped files."""
+    """From the clinic's live version when a clinic is named, else from the shipped files."""
     if clinic_id is None:
         directory = get_settings().templates_dir / campaign_slug
         if not (directory / "campaign.toml").is_file():
             raise NotFound(f"no shipped campaign {campaign_slug!r} in {directory.parent}")
-        spec = load_campaign_dir(directory)
-        step = next((s for s in spec.steps if s.key == step_key), None)
-        if step is None:
-            raise NotFound(_unknown_step(step_key, [s.key for s in spec.steps]))
-        templates = TemplateSet.from_sources(spec.sources)
-        return render_full(
-            templates,
-            step.template,
-            step.subject,
-            step.preheader,
-            sample_context(spec.variables, step),
-        )
+        return render_step(load_campaign_dir(directory), step_key, None)
     with session_scope() as session:
         clinic = get_clinic(session, clinic_id)
         campaign = find_campaign(session, clinic_id, campaign_slug)
-        stored = next((s for s in campaign.steps if s.key == step_key and s.active), None)
-        if stored is None:
-            raise NotFound(_unknown_step(step_key, [s.key for s in campaign.steps if s.active]))
-        care = {**campaign.variables, **(clinic.settings or {}).get("care", {})}
-        context = sample_context(care, stored, clinic_context(clinic))
-        context["emergency_number"] = clinic.emergency_number
-        return render_full(
-            template_set(campaign), stored.template, stored.subject, stored.preheader, context
-        )
+        return render_step(spec_of(live_version(session, campaign)), step_key, clinic)
 
 
-def _unknown_step(key: str, known: list[str]) -> str:
-    return f"no step {key!r}; steps: {', '.join(known)}"
+def send_test_email(
+    spec: CampaignSpec,
+    step_key: str,
+    clinic: Clinic,
+    to: str,
+    settings: Settings,
+    transport: Transport | None = None,
+) -> str:
+    """Send the step, rendered with sample data, marked as a test; returns its Message-ID."""
+    address = normalize_email(to)
+    rendered = render_step(spec, step_key, clinic)
+    domain = clinic.sender_email.rpartition("@")[2] or "dripcare.local"
+    message_id = f"<test-{uuid.uuid4().hex}@{domain}>"
+    envelope = Envelope(
+        from_name=clinic.name,
+        from_addr=clinic.sender_email,
+        to_addr=address,
+        subject=TEST_PREFIX + rendered.subject,
+        message_id=message_id,
+        date=utcnow(),
+    )
+    data = compose(envelope, rendered.text, rendered.html)
+    transport = transport or transport_from_url(settings.smtp_url, settings.smtp_timeout)
+    try:
+        with transport:
+            transport.send(clinic.sender_email, address, data, message_id)
+    except DeliveryError as exc:
+        raise UserError(f"the test email to {address} was not sent: {exc}") from exc
+    return message_id

@@ -8,24 +8,62 @@ per message.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import html2text
 import mjml
-from jinja2 import DictLoader, StrictUndefined, TemplateError
+from jinja2 import BaseLoader, DictLoader, Environment, StrictUndefined, TemplateError, nodes
 from jinja2.exceptions import SecurityError
+from jinja2.nodes import EvalContext
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_OUTPUT_CHARS = 1_000_000
+MAX_RENDER_SECONDS = 2.0
+SUBJECT, PREHEADER = "subject", "preheader"  # where a problem is, when not in a template file
 
 
 class RenderError(Exception):
-    """A template could not be rendered; the message names the template and the problem."""
+    """A template could not be rendered; the message names the template and the problem.
+
+    `where` is the template file (or "subject"/"preheader") and `line` the line in it, when
+    known, so an editor can point at the spot.
+    """
+
+    def __init__(self, message: str, where: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.where, self.line = where, line
+
+
+class RenderTimeout(SecurityError):
+    """A template ran past MAX_RENDER_SECONDS (a loop over a huge range, say)."""
+
+
+_deadline: ContextVar[float] = ContextVar("render_deadline", default=float("inf"))
+
+
+def _check_deadline() -> None:
+    if time.monotonic() > _deadline.get():
+        raise RenderTimeout(f"rendering took longer than {MAX_RENDER_SECONDS:g} seconds")
+
+
+def _timed(iterable: Iterable[Any]) -> Iterator[Any]:
+    """Every `{% for %}` loop iterates through this, so no loop outlives the deadline."""
+    for item in iterable:
+        _check_deadline()
+        yield item
+
+
+_TIMED_FILTER = "dripcare_timed_loop"
 
 
 @dataclass(frozen=True)
@@ -43,9 +81,11 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     after rendering would come too late to save the worker's memory.
     """
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "%" and isinstance(left, str):
+            _check_format(left, right if isinstance(right, tuple) else (right,))
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
                 sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
@@ -54,6 +94,110 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         if operator == "**" and isinstance(right, int) and abs(right) > 64:
             raise SecurityError("exponents above 64 are not allowed in templates")
         return super().call_binop(context, operator, left, right)
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.filters[_TIMED_FILTER] = _timed
+        for name in _SIZED_FILTERS:
+            self.filters[name] = _bounded(self.filters[name], name)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """Wrap every loop's iterable so that the render deadline is checked on each pass."""
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, _TIMED_FILTER, [], [], None, None)
+            loop.iter.set_lineno(loop.lineno)
+        return tree
+
+    def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_deadline()
+        method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
+        _check_size(
+            getattr(method, "__name__", ""), getattr(method, "__self__", None), args, kwargs
+        )
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        _check_deadline()
+        return super().getattr(obj, attribute)
+
+
+# Filters and str methods that can build a value far larger than their input in one C call,
+# which no deadline can interrupt: their arguments are checked before they run.
+_SIZED_FILTERS = ("center", "indent", "join", "format", "replace", "wordwrap", "truncate")
+_NUMBER = re.compile(r"\d+")
+
+
+def _too_large(what: str) -> SecurityError:
+    return SecurityError(f"{what} would build a value over {MAX_OUTPUT_CHARS} characters")
+
+
+def _check_size(name: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse widths and counts beyond the output limit, and joins or replacements whose
+    result would exceed it."""
+    values = [*args, *kwargs.values()]
+    if any(isinstance(v, int) and abs(v) > MAX_OUTPUT_CHARS for v in values):
+        raise _too_large(name.removeprefix("safe_") or "a call")
+    if name in ("join", "replace", "format", "format_map") and isinstance(target, str):
+        if name == "join" and values:
+            _check_join(target, values[0])
+        elif name == "replace" and len(values) >= 2:
+            _check_replace(target, values[0], values[1])
+        else:
+            _check_format(target, tuple(values))
+
+
+def _check_join(separator: str, items: Any) -> None:
+    if isinstance(items, list | tuple):
+        size = sum(len(i) if isinstance(i, str) else 8 for i in items)
+        if size + len(separator) * len(items) > MAX_OUTPUT_CHARS:
+            raise _too_large("join")
+
+
+def _check_replace(text: Any, old: Any, new: Any) -> None:
+    if isinstance(text, str) and isinstance(old, str) and isinstance(new, str):
+        grows = text.count(old) * max(len(new) - len(old), 0) if old else len(text) * len(new)
+        if len(text) + grows > MAX_OUTPUT_CHARS:
+            raise _too_large("replace")
+
+
+def _check_format(text: str, args: tuple[Any, ...]) -> None:
+    """A width or precision in a format string, or an argument, beyond the output limit."""
+    if any(int(n) > MAX_OUTPUT_CHARS for n in _NUMBER.findall(text)):
+        raise _too_large("a format width")
+    if any(isinstance(a, int) and abs(a) > MAX_OUTPUT_CHARS for a in args):
+        raise _too_large("a format argument")
+
+
+def _bounded(original: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """The filter, after the same checks as a call of the str method it stands for."""
+
+    @functools.wraps(original)  # keeps Jinja's pass_eval_context marker
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        passed = (Environment, EvalContext, Context)
+        values = [a for a in args if not isinstance(a, passed)] + list(kwargs.values())
+        if any(isinstance(v, int) and abs(v) > MAX_OUTPUT_CHARS for v in values):
+            raise _too_large(name)
+        subject = values[0] if values else None
+        if name == "join":
+            _check_join(str(values[1]) if len(values) > 1 else "", subject)
+        elif name == "replace" and len(values) >= 3:
+            _check_replace(subject, values[1], values[2])
+        elif name == "format" and isinstance(subject, str):
+            _check_format(subject, tuple(values[1:]))
+        return original(*args, **kwargs)
+
+    return checked
+
+
+class _NamedLoader(DictLoader):
+    """A DictLoader that names each template as its file, so tracebacks carry the name."""
+
+    def get_source(  # type: ignore[override]
+        self, environment: Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, _, uptodate = super().get_source(environment, template)
+        return source, template, uptodate
 
 
 @dataclass(frozen=True)
@@ -67,7 +211,7 @@ class TemplateSet:
     @classmethod
     def from_sources(cls, sources: Mapping[str, str]) -> TemplateSet:
         digest = hashlib.sha256(json.dumps(sorted(sources.items())).encode()).hexdigest()
-        loader = DictLoader(dict(sources))
+        loader: BaseLoader = _NamedLoader(dict(sources))
         html_env = BoundedSandbox(loader=loader, autoescape=True, undefined=StrictUndefined)
         text_env = BoundedSandbox(autoescape=False, undefined=StrictUndefined)
         return cls(digest, html_env, text_env)
@@ -101,32 +245,61 @@ def html_to_text(html: str) -> str:
 def render_full(
     templates: TemplateSet, template: str, subject: str, preheader: str, context: Mapping[str, Any]
 ) -> Rendered:
-    """Render one message from scratch: Jinja (sandboxed), then MJML, then text."""
+    """Render one message from scratch: Jinja (sandboxed, time-limited), then MJML, then text."""
+    token = _deadline.set(time.monotonic() + MAX_RENDER_SECONDS)
     try:
-        subject_out = _one_line(templates.text_env.from_string(subject).render(context))
-        preheader_out = _one_line(templates.text_env.from_string(preheader).render(context))
+        subject_out = _one_line(_render_text(templates, SUBJECT, subject, template, context))
+        preheader_out = _one_line(_render_text(templates, PREHEADER, preheader, template, context))
         ctx = {
             **context,
             "step": {**context["step"], "subject": subject_out, "preheader": preheader_out},
         }
-        source = templates.html_env.get_template(template).render(ctx)
-    except TemplateError as exc:
-        raise RenderError(f"template {template!r}: {_describe(exc)}") from exc
-    except Exception as exc:  # a template's own runtime error: 1/0, huge range, bad format
-        raise RenderError(f"template {template!r}: {type(exc).__name__}: {exc}") from exc
+        source = _guarded(
+            template, template, lambda: templates.html_env.get_template(template).render(ctx)
+        )
+    finally:
+        _deadline.reset(token)
     if len(source) > MAX_OUTPUT_CHARS:
-        raise RenderError(f"template {template!r} produced more than {MAX_OUTPUT_CHARS} characters")
+        raise RenderError(
+            f"template {template!r} produced more than {MAX_OUTPUT_CHARS} characters", template
+        )
     try:
         html = mjml.mjml2html(source)
     except ValueError as exc:
-        raise RenderError(f"template {template!r}: invalid MJML: {exc}") from exc
+        raise RenderError(f"template {template!r}: invalid MJML: {exc}", template) from exc
     return Rendered(subject_out, preheader_out, html, html_to_text(html))
 
 
-def _describe(exc: TemplateError) -> str:
-    line = getattr(exc, "lineno", None)
-    where = f" (line {line})" if line else ""
-    return f"{type(exc).__name__}{where}: {exc.message or exc}"
+def _render_text(
+    templates: TemplateSet, where: str, text: str, template: str, context: Mapping[str, Any]
+) -> str:
+    return _guarded(template, where, lambda: templates.text_env.from_string(text).render(context))
+
+
+def _guarded(template: str, where: str, render: Callable[[], str]) -> str:
+    """Run one render; any failure becomes a RenderError saying where it happened."""
+    try:
+        return render()
+    except Exception as exc:  # also a template's own runtime error: 1/0, huge range, bad format
+        found, line = _locate(exc, where)
+        at = f"{found} line {line}" if found != template else f"line {line}"
+        place = f" ({at})" if line else ""
+        detail = (exc.message if isinstance(exc, TemplateError) else None) or exc
+        message = f"template {template!r}: {type(exc).__name__}{place}: {detail}"
+        raise RenderError(message, found, line) from exc
+
+
+def _locate(exc: BaseException, where: str) -> tuple[str, int | None]:
+    """The template file and line an error came from: Jinja names its frames after them."""
+    name, line = getattr(exc, "name", None), getattr(exc, "lineno", None)
+    if isinstance(name, str) and line:
+        return name, line
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == "<template>":  # a subject or preheader, rendered from a string
+            return where, frame.lineno
+        if not frame.filename.endswith(".py") and not frame.filename.startswith("<"):
+            return frame.filename, frame.lineno
+    return where, line
 
 
 def _one_line(value: str) -> str:

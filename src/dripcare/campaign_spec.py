@@ -1,0 +1,48 @@
+"""A campaign's content as plain data: what a directory on disk, a version and an edit share."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    key: str
+    offset_days: int
+    offset_hours: int
+    offset_minutes: int
+    send_time: str | None
+    subject: str
+    preheader: str
+    template: str
+    checkin: bool
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    slug: str
+    name: str
+    treatment: str
+    description: str
+    variables: dict[str, Any]
+    steps: list[StepSpec]
+    sources: dict[str, str] = field(repr=False)
+
+    def step(self, key: str) -> StepSpec | None:
+        return next((s for s in self.steps if s.key == key), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "sources": dict(sorted(self.sources.items()))}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CampaignSpec:
+        steps = [StepSpec(**step) for step in data["steps"]]
+        return cls(**{**data, "steps": steps, "sources": dict(data["sources"])})
+
+    def digest(self) -> str:
+        """Identifies the content: equal digests render equal emails."""
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,240 @@
+"""The campaign pages: timeline edits, step editor, publish, roll back, test email; isolation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import pytest
+from fastapi.routing import APIRoute
+
+from dripcare import campaign_versions as versions
+from dripcare.campaigns import find_campaign
+from dripcare.db import session_scope
+from dripcare.web.admin import campaigns as campaign_pages
+from tests.admin_fixtures import AdminBrowser, make_admin
+from tests.conftest import configure
+from tests.factories import make_clinic
+from tests.smtp_server import SMTPServer
+
+BASE = "/admin/campaigns/microneedling"
+STEP = f"{BASE}/steps/day-3"
+
+
+@pytest.fixture
+def clinic(admin_now: datetime) -> int:
+    return make_clinic()
+
+
+@pytest.fixture
+def admin(clinic: int, browser_for: Callable[..., AdminBrowser]) -> AdminBrowser:
+    return browser_for(make_admin(clinic_id=clinic))
+
+
+def body_of(admin: AdminBrowser) -> str:
+    page = admin.get(STEP).text
+    start = page.index('spellcheck="false">') + len('spellcheck="false">')
+    import html
+
+    return html.unescape(page[start : page.index("</textarea>")])
+
+
+def post(admin: AdminBrowser, url: str, **data: str) -> object:
+    return admin.post_form(url, data, csrf_from=BASE)
+
+
+def live(clinic: int) -> int:
+    with session_scope() as session:
+        return find_campaign(session, clinic, "microneedling").version
+
+
+def test_timeline_lists_the_steps_in_order(admin: AdminBrowser) -> None:
+    page = admin.get(BASE)
+    assert page.status_code == 200
+    text = page.text
+    assert text.index("Day 0") < text.index("Day 1 at 09:00") < text.index("Day 42 at 10:00")
+    assert "No unpublished changes" in text
+
+
+def test_editing_a_subject_saves_a_draft_then_publish_makes_it_live(
+    admin: AdminBrowser, clinic: int
+) -> None:
+    answer = post(
+        admin, STEP, subject="Day 3: new words", preheader="P", body=body_of(admin), action="save"
+    )
+    assert answer.status_code == 303  # type: ignore[attr-defined]
+    assert live(clinic) == 1
+    assert "draft version 2" in admin.get(BASE).text
+
+    published = post(admin, f"{BASE}/publish", number="2")
+
+    assert published.status_code == 303  # type: ignore[attr-defined]
+    assert live(clinic) == 2
+    assert "Day 3: new words" in admin.get(BASE).text
+
+
+def test_saving_unchanged_content_says_so(admin: AdminBrowser) -> None:
+    subject = "Day 3: flaking, pimples and when to call us"
+    preheader = "Your skin should be settling now. Please do not pick."
+    answer = post(admin, STEP, subject=subject, preheader=preheader, body=body_of(admin))
+    assert "no%20changes" in answer.headers["location"]  # type: ignore[attr-defined]
+    assert "No unpublished changes" in admin.get(BASE).text
+
+
+def test_preview_post_shows_the_change_without_saving(admin: AdminBrowser, clinic: int) -> None:
+    answer = post(
+        admin, STEP, subject="Preview only", preheader="P", body=body_of(admin), action="preview"
+    )
+    assert answer.status_code == 200  # type: ignore[attr-defined]
+    assert 'id="preview-subject">Preview only<' in answer.text  # type: ignore[attr-defined]
+    assert "No unpublished changes" in admin.get(BASE).text
+
+
+def test_template_errors_are_shown_inline_with_line_numbers(admin: AdminBrowser) -> None:
+    broken = body_of(admin).replace("{{ care.actives_days }}", "{{ care.activs }}")
+    answer = post(admin, STEP, subject="S", preheader="P", body=broken, action="save")
+    text = answer.text  # type: ignore[attr-defined]
+    assert answer.status_code == 422  # type: ignore[attr-defined]
+    assert "<strong>day-03.mjml line 20:</strong> &#39;care.activs&#39; is undefined" in text
+    assert "care has: actives_days" in text
+
+
+def test_ssti_in_the_editor_fails_safely(admin: AdminBrowser) -> None:
+    body = body_of(admin).replace("Small crusts", "{{ cycler.__init__.__globals__ }}")
+    answer = admin.post_form(f"{STEP}/preview.json", {"subject": "S", "body": body}, BASE)
+    problems = answer.json()["problems"]
+    assert answer.json()["preview"] is None
+    assert any("SecurityError" in p["message"] and p["line"] == 11 for p in problems)
+
+
+def test_publishing_without_the_red_flags_is_refused_with_the_reason(
+    admin: AdminBrowser, clinic: int
+) -> None:
+    body = body_of(admin).replace("{% endblock %}", "{% endblock %}{% block x %}{% endblock %}")
+    post(admin, STEP, subject="S", preheader="P", body=body, action="save")
+    with session_scope() as session:
+        campaign = find_campaign(session, clinic, "microneedling")
+        spec = versions.spec_of(versions.working_version(session, campaign))
+        layout = spec.sources["_layout.mjml"].replace('{% include "_redflags.mjml" %}', "")
+        from dripcare import campaign_editing
+
+        versions.save_draft(
+            session, campaign, campaign_editing.set_source(spec, "_layout.mjml", layout), author="t"
+        )
+        draft = versions.current_draft(session, campaign)
+        assert draft is not None
+        number = draft.number
+
+    answer = post(admin, f"{BASE}/publish", number=str(number))
+
+    assert answer.status_code == 422  # type: ignore[attr-defined]
+    assert "the email has lost its red-flag block" in answer.text  # type: ignore[attr-defined]
+    assert live(clinic) == 1
+
+
+def test_timeline_edits_add_move_retime_remove(admin: AdminBrowser) -> None:
+    post(admin, f"{BASE}/steps", key="day-10", offset_days="10", send_time="09:00", subject="Ten")
+    post(admin, f"{BASE}/steps/day-10/timing", offset_days="11", send_time="08:30")
+    post(admin, f"{BASE}/steps/day-10/move", by="1")
+    post(admin, f"{BASE}/steps/day-1/remove")
+    text = admin.get(BASE).text
+    assert "Day 11 at 08:30" in text
+    assert text.index("Day 14 at 09:00") < text.index("Day 11 at 08:30")  # moved below day-14
+    assert 'id="step-day-1"' not in text
+    assert "draft version 5" in text
+
+
+def test_roll_back_publishes_the_old_content(admin: AdminBrowser, clinic: int) -> None:
+    post(admin, STEP, subject="Changed", preheader="P", body=body_of(admin), action="save")
+    post(admin, f"{BASE}/publish", number="2")
+    answer = post(admin, f"{BASE}/rollback", number="1")
+    assert answer.status_code == 303  # type: ignore[attr-defined]
+    assert live(clinic) == 3
+    assert "Day 3: flaking, pimples and when to call us" in admin.get(BASE).text
+    diff = admin.get(f"{BASE}/diff?old=2&new=3").text
+    assert "-day-3: subject = &#39;Changed&#39;" in diff
+
+
+def test_test_email_arrives_marked_and_is_not_an_outbox_row(
+    admin: AdminBrowser,
+    smtp_server: SMTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: object,
+) -> None:
+    configure(monkeypatch, tmp_path, DRIPCARE_SMTP_URL=smtp_server.url)  # type: ignore[arg-type]
+    answer = post(admin, f"{STEP}/test-email", to="me@clinic.example")
+    assert answer.status_code == 303  # type: ignore[attr-defined]
+    assert smtp_server.recorder.wait_for(1, timeout=10)
+    (mail,) = smtp_server.recorder.messages
+    assert mail["To"] == "me@clinic.example"
+    assert mail["Subject"] == "[Test] Day 3: flaking, pimples and when to call us"
+
+
+def test_any_version_can_be_previewed(admin: AdminBrowser) -> None:
+    post(admin, STEP, subject="Draft words", preheader="P", body=body_of(admin), action="save")
+    draft = admin.get(f"{BASE}/versions/2?step=day-3")
+    published = admin.get(f"{BASE}/versions/1?step=day-3")
+    assert 'id="preview-subject">Draft words<' in draft.text
+    assert 'id="preview-subject">Day 3: flaking, pimples and when to call us<' in published.text
+    assert "Emergency: get help now" in published.text
+    assert admin.get(f"{BASE}/versions/9").status_code == 404
+
+
+def test_names_and_subjects_are_shown_as_text(admin: AdminBrowser) -> None:
+    post(admin, f"{BASE}/steps", key="day-9", offset_days="9", subject="<script>alert(1)</script>")
+    page = admin.get(BASE).text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+S = "/admin/campaigns/{slug}"
+K = S + "/steps/{key}"
+# Every campaign route (the list is checked with the other list pages), with a URL of clinic A.
+CAMPAIGN_ROUTES: dict[tuple[str, str], tuple[str, dict[str, str]]] = {
+    ("GET", S): (BASE, {}),
+    ("GET", S + "/versions/{number}"): (f"{BASE}/versions/1", {}),
+    ("GET", S + "/diff"): (f"{BASE}/diff?old=1&new=1", {}),
+    ("GET", K): (STEP, {}),
+    ("POST", K): (STEP, {"subject": "x", "body": "x"}),
+    ("POST", K + "/preview.json"): (f"{STEP}/preview.json", {"subject": "x", "body": "x"}),
+    ("POST", K + "/test-email"): (f"{STEP}/test-email", {"to": "a@b.example"}),
+    ("POST", S + "/steps"): (f"{BASE}/steps", {"key": "day-9", "subject": "x"}),
+    ("POST", K + "/remove"): (f"{STEP}/remove", {}),
+    ("POST", K + "/move"): (f"{STEP}/move", {"by": "1"}),
+    ("POST", K + "/timing"): (f"{STEP}/timing", {"offset_days": "4"}),
+    ("POST", S + "/publish"): (f"{BASE}/publish", {"number": "1"}),
+    ("POST", S + "/rollback"): (f"{BASE}/rollback", {"number": "1"}),
+}
+OTHER_ROUTES = [(method.lower(), *target) for (method, _), target in CAMPAIGN_ROUTES.items()]
+
+
+def test_every_campaign_route_has_an_isolation_case() -> None:
+    routes = {
+        (method, "/admin" + route.path)
+        for route in campaign_pages.router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    assert routes - {("GET", "/admin/campaigns")} == set(CAMPAIGN_ROUTES)
+
+
+@pytest.mark.parametrize(("method", "url", "data"), OTHER_ROUTES)
+def test_another_clinics_admin_gets_404_on_every_route(
+    clinic: int,
+    browser_for: Callable[..., AdminBrowser],
+    method: str,
+    url: str,
+    data: dict[str, str],
+) -> None:
+    """Clinic B has no microneedling campaign of A's: B's admin sees and changes nothing."""
+    other = make_clinic(name="Other Clinic", sender="b@other.example")
+    with session_scope() as session:
+        campaign = find_campaign(session, other, "microneedling")
+        campaign.slug = "other-microneedling"  # B's own campaign has another slug
+    intruder = browser_for(make_admin("b@other.example", clinic_id=other))
+    if method == "get":
+        answer = intruder.get(url)
+    else:
+        answer = intruder.post_form(url, data, csrf_from="/admin/campaigns")
+    assert answer.status_code == 404
+    assert live(clinic) == 1
