@@ -92,35 +92,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], help="KEY=VALUE env for the server")
     p.add_argument("--json", type=Path, default=None, help="write the figures to FILE")
     p.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
+    p.add_argument(
+        "--database",
+        default=DB_NAME,
+        help="PostgreSQL database to drop, create and use; give each concurrent run its own\n"
+        f"({DB_NAME})",
+    )
     return p.parse_args(argv)
 
 
 # ---- setup ------------------------------------------------------------------------------------
 
 
-def db_url() -> str:
-    return sa.engine.make_url(PG_ADMIN_URL).set(database=DB_NAME).render_as_string(False)
+def db_url(name: str) -> str:
+    return sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(False)
 
 
-def recreate_database() -> None:
+def recreate_database(name: str) -> None:
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
-        conn.execute(sa.text(f"CREATE DATABASE {DB_NAME}"))
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
     admin.dispose()
 
 
-def drop_database() -> None:
+def drop_database(name: str) -> None:
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     admin.dispose()
 
 
-def server_env(extra: list[str]) -> dict[str, str]:
+def server_env(database: str, extra: list[str]) -> dict[str, str]:
     env = {
         **os.environ,
-        "DRIPCARE_DATABASE_URL": db_url(),
+        "DRIPCARE_DATABASE_URL": db_url(database),
         "DRIPCARE_BROKER_URL": BROKER_URL,
         "DRIPCARE_API_RATE_PER_SECOND": "100000",
         "DRIPCARE_API_RATE_BURST": "100000",
@@ -278,8 +284,9 @@ def machine_cpu() -> tuple[float, float]:
 class CpuMeter:
     """CPU seconds per group between start() and stop(): server, postgres, bench, other."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, database: str) -> None:
         self.server = server
+        self.database = database
 
     def _sample(self) -> dict[str, float]:
         server_pids = set(self.server.pids())
@@ -301,7 +308,7 @@ class CpuMeter:
 
     def start(self) -> None:
         self.before = self._sample()
-        self.sessions = pg_sessions()
+        self.sessions = pg_sessions(self.database)
         self.t0 = time.monotonic()
 
     def stop(self) -> dict[str, float]:
@@ -313,18 +320,18 @@ class CpuMeter:
             0.0, delta["machine"] - delta["server"] - delta["postgresql"] - delta["bench"]
         )
         delta["elapsed"] = elapsed
-        delta["pg_sessions"] = pg_sessions() - self.sessions
+        delta["pg_sessions"] = pg_sessions(self.database) - self.sessions
         return delta
 
 
-def pg_sessions() -> int:
+def pg_sessions(database: str) -> int:
     """Sessions ever opened on the bench database (pg_stat_database.sessions, PostgreSQL 14+)."""
     engine = sa.create_engine(PG_ADMIN_URL, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
             value = conn.execute(
                 sa.text("SELECT sessions FROM pg_stat_database WHERE datname = :name"),
-                {"name": DB_NAME},
+                {"name": database},
             ).scalar()
     except sa.exc.DBAPIError:
         value = None
@@ -600,8 +607,8 @@ def _module_of(frame: str) -> str:
 # ---- main -------------------------------------------------------------------------------------
 
 
-def check_database() -> tuple[int, int]:
-    engine = sa.create_engine(db_url())
+def check_database(database: str) -> tuple[int, int]:
+    engine = sa.create_engine(db_url(database))
     with engine.connect() as conn:
         enrollments = conn.execute(sa.text("SELECT count(*) FROM enrollments")).scalar_one()
         messages = conn.execute(sa.text("SELECT count(*) FROM messages")).scalar_one()
@@ -613,8 +620,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     code = os.environ.get("PYTHONPATH", "") or "installed package"
     print(f"code: {code}; machine: {os.cpu_count()} cores; server workers: {args.workers}")
-    recreate_database()
-    env = server_env(args.set)
+    recreate_database(args.database)
+    env = server_env(args.database, args.set)
     key = migrate_and_seed(env)
     figures: dict[str, object] = {"workers": args.workers, "clients": args.clients}
     failed = False
@@ -623,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     server = start_server(env, args.workers, log_dir / "server.log")
     try:
         counter = Counter()
-        meter = CpuMeter(server)
+        meter = CpuMeter(server, args.database)
         if args.warmup:
             _, statuses, _ = asyncio.run(
                 enroll_many(server.base_url, key, counter, args.warmup, args.clients)
@@ -716,7 +723,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop_server(server)
 
-    enrollments, messages = check_database()
+    enrollments, messages = check_database(args.database)
     if not created <= enrollments <= created + unknown or messages != enrollments * SEQUENCE_LENGTH:
         print(
             f"FAILED: database holds {enrollments} enrollments and {messages} messages; "
@@ -743,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
     if not args.keep_db:
-        drop_database()
+        drop_database(args.database)
     return 1 if failed else 0
 
 
