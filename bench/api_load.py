@@ -44,6 +44,7 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from keepalive_client import HTTPError, KeepAliveClient, Response
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -56,6 +57,7 @@ BROKER_URL = os.environ.get("DRIPCARE_BENCH_BROKER", "redis://127.0.0.1:6379/14"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SEQUENCE_LENGTH = 7  # messages of the shipped microneedling campaign
 AIMS = {"enrollments_per_s": 300.0, "p99_ms": 50.0}
+CPU_GROUPS = ("server", "postgresql", "bench")  # "bench" is this process: the load generator
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -72,6 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=20.0, help="latency phase length (20)")
     p.add_argument(
         "--connections", type=int, default=32, help="latency phase connections/senders (32)"
+    )
+    p.add_argument(
+        "--client",
+        choices=["lean", "httpx"],
+        default="lean",
+        help="HTTP client of the timed phases: lean (bench/keepalive_client.py, the default)\n"
+        "or httpx (~10x its CPU per request, taken from the server it measures)",
     )
     p.add_argument("--workers", type=int, default=2, help="`dripcare serve --workers` (2)")
     p.add_argument("--warmup", type=int, default=50, help="untimed enrollments first (50)")
@@ -94,35 +103,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], help="KEY=VALUE env for the server")
     p.add_argument("--json", type=Path, default=None, help="write the figures to FILE")
     p.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
+    p.add_argument(
+        "--database",
+        default=DB_NAME,
+        help="PostgreSQL database to drop, create and use; give each concurrent run its own\n"
+        f"({DB_NAME})",
+    )
     return p.parse_args(argv)
 
 
 # ---- setup ------------------------------------------------------------------------------------
 
 
-def db_url() -> str:
-    return sa.engine.make_url(PG_ADMIN_URL).set(database=DB_NAME).render_as_string(False)
+def db_url(name: str) -> str:
+    return sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(False)
 
 
-def recreate_database() -> None:
+def recreate_database(name: str) -> None:
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
-        conn.execute(sa.text(f"CREATE DATABASE {DB_NAME}"))
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
     admin.dispose()
 
 
-def drop_database() -> None:
+def drop_database(name: str) -> None:
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     admin.dispose()
 
 
-def server_env(extra: list[str]) -> dict[str, str]:
+def server_env(database: str, extra: list[str]) -> dict[str, str]:
     env = {
         **os.environ,
-        "DRIPCARE_DATABASE_URL": db_url(),
+        "DRIPCARE_DATABASE_URL": db_url(database),
         "DRIPCARE_BROKER_URL": BROKER_URL,
         "DRIPCARE_API_RATE_PER_SECOND": "100000",
         "DRIPCARE_API_RATE_BURST": "100000",
@@ -278,10 +293,15 @@ def machine_cpu() -> tuple[float, float]:
 
 
 class CpuMeter:
-    """CPU seconds per group between start() and stop(): server, postgres, bench, other."""
+    """CPU seconds per group between start() and stop(): server, postgres, bench, other.
 
-    def __init__(self, server: Server) -> None:
+    "bench" is this process's own clock (time.process_time), read inside the /proc scans: the
+    load generator's work, not the meter's (~20 ms a scan, and ~60 ms for pg_sessions).
+    """
+
+    def __init__(self, server: Server, database: str) -> None:
         self.server = server
+        self.database = database
 
     def _sample(self) -> dict[str, float]:
         server_pids = set(self.server.pids())
@@ -290,7 +310,7 @@ class CpuMeter:
             if pid in server_pids:
                 group = "server"
             elif pid == os.getpid():
-                group = "bench"
+                continue
             elif comm(pid) == "postgres":
                 group = "postgresql"
             else:
@@ -302,31 +322,34 @@ class CpuMeter:
         return groups
 
     def start(self) -> None:
+        self.sessions = pg_sessions(self.database)  # first: its CPU is not the phase's
         self.before = self._sample()
-        self.sessions = pg_sessions()
         self.t0 = time.monotonic()
+        self.bench0 = time.process_time()
 
     def stop(self) -> dict[str, float]:
-        after = self._sample()
+        bench = time.process_time() - self.bench0
         elapsed = time.monotonic() - self.t0
+        after = self._sample()
         delta = {k: after.get(k, 0.0) - self.before.get(k, 0.0) for k in after}
+        delta["bench"] = bench
         # "other" also gains processes that exited or started in between; clamp the noise
         delta["other"] = max(
             0.0, delta["machine"] - delta["server"] - delta["postgresql"] - delta["bench"]
         )
         delta["elapsed"] = elapsed
-        delta["pg_sessions"] = pg_sessions() - self.sessions
+        delta["pg_sessions"] = pg_sessions(self.database) - self.sessions
         return delta
 
 
-def pg_sessions() -> int:
+def pg_sessions(database: str) -> int:
     """Sessions ever opened on the bench database (pg_stat_database.sessions, PostgreSQL 14+)."""
     engine = sa.create_engine(PG_ADMIN_URL, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
             value = conn.execute(
                 sa.text("SELECT sessions FROM pg_stat_database WHERE datname = :name"),
-                {"name": DB_NAME},
+                {"name": database},
             ).scalar()
     except sa.exc.DBAPIError:
         value = None
@@ -336,12 +359,19 @@ def pg_sessions() -> int:
 
 def cpu_line(delta: dict[str, float]) -> str:
     cores = delta["wall_cores"] / delta["elapsed"] if delta["elapsed"] else 0
-    parts = [f"{name} {delta[name]:.1f}s" for name in ("server", "postgresql", "bench", "other")]
+    parts = [f"{name} {delta[name]:.1f}s" for name in (*CPU_GROUPS, "other")]
     busy = delta["machine"] / delta["wall_cores"] * 100 if delta["wall_cores"] else 0
     return (
         f"  cpu: {', '.join(parts)}; machine {busy:.0f}% busy of {cores:.0f} cores; "
         f"{delta['pg_sessions']:.0f} new PostgreSQL sessions"
     )
+
+
+def per_request_line(delta: dict[str, float], requests: int, client_kind: str) -> str:
+    """CPU per HTTP request of each group: steadier than the rates, and it shows what the load
+    generator (`bench`) takes from the server it measures."""
+    parts = [f"{name} {delta[name] / requests * 1000:.2f} ms" for name in CPU_GROUPS]
+    return f"  cpu per request: {', '.join(parts)} ({client_kind} client)"
 
 
 def wait_quiet(limit: float, threshold: float = 0.15) -> float:
@@ -389,17 +419,52 @@ class Counter:
         }
 
 
-def client(base_url: str, key: str, connections: int) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=base_url,
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=30,
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-    )
+def encode_json(payload: object) -> bytes:
+    """Compact JSON, as httpx's `json=` sends it."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class HttpxClient:
+    """KeepAliveClient's interface on httpx (`--client httpx`), to compare the two."""
+
+    def __init__(self, base_url: str, key: str, connections: int) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        )
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", content_type: str = "application/json"
+    ) -> Response:
+        headers = {"Content-Type": content_type} if body else None
+        try:
+            answer = await self.http.request(method, path, content=body or None, headers=headers)
+        except httpx.HTTPError as exc:
+            raise HTTPError(f"{method} {path}: {type(exc).__name__} {exc}") from exc
+        return Response(answer.status_code, dict(answer.headers), answer.content)
+
+    async def __aenter__(self) -> HttpxClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.http.aclose()
+
+
+def client(kind: str, base_url: str, key: str, connections: int) -> KeepAliveClient | HttpxClient:
+    if kind == "httpx":
+        return HttpxClient(base_url, key, connections)
+    return KeepAliveClient(base_url, {"Authorization": f"Bearer {key}"})
+
+
+def failure_name(exc: HTTPError) -> str:
+    """What went wrong, as the answers count it: e.g. ReadTimeout, ConnectionResetError."""
+    return type(exc.__cause__ or exc).__name__
 
 
 async def enroll_many(
-    base_url: str, key: str, counter: Counter, n: int, clients: int, bulk: int = 0
+    kind: str, base_url: str, key: str, counter: Counter, n: int, clients: int, bulk: int = 0
 ) -> tuple[float, collections.Counter[int], list[float]]:
     """n enrollments from `clients` concurrent loops; (seconds, status counts, latencies).
 
@@ -410,7 +475,7 @@ async def enroll_many(
     latencies: list[float] = []
     remaining = n
 
-    async with client(base_url, key, clients) as http:
+    async with client(kind, base_url, key, clients) as http:
 
         async def loop() -> None:
             nonlocal remaining
@@ -420,15 +485,17 @@ async def enroll_many(
                 t = time.perf_counter()
                 if bulk:
                     items = [counter.enrollment() for _ in range(size)]
-                    response = await http.post("/api/v1/enrollments:bulk", json={"items": items})
-                    results = response.json()["data"] if response.status_code == 200 else []
+                    body = encode_json({"items": items})
+                    response = await http.request("POST", "/api/v1/enrollments:bulk", body)
+                    results = json.loads(response.body)["data"] if response.status == 200 else []
                     for result in results:
                         statuses[{"created": 201, "existing": 200}.get(result["status"], 422)] += 1
                     if len(results) < size:  # the whole request failed
-                        statuses[response.status_code] += size - len(results)
+                        statuses[response.status] += size - len(results)
                 else:
-                    response = await http.post("/api/v1/enrollments", json=counter.enrollment())
-                    statuses[response.status_code] += 1
+                    body = encode_json(counter.enrollment())
+                    response = await http.request("POST", "/api/v1/enrollments", body)
+                    statuses[response.status] += 1
                 latencies.append(time.perf_counter() - t)
 
         start = time.perf_counter()
@@ -438,6 +505,7 @@ async def enroll_many(
 
 
 async def open_loop(
+    client_kind: str,
     base_url: str,
     key: str,
     counter: Counter,
@@ -458,18 +526,20 @@ async def open_loop(
     latencies: list[float] = [0.0] * n
     lags: list[float] = [0.0] * n
     answers: collections.Counter[int | str] = collections.Counter()
-    async with client(base_url, key, connections) as http:
+    async with client(client_kind, base_url, key, connections) as http:
         enrollment_id = 1
         if kind == "get-enrollment":
-            created = await http.post("/api/v1/enrollments", json=counter.enrollment())
-            enrollment_id = created.json()["id"]
+            body = encode_json(counter.enrollment())
+            created = await http.request("POST", "/api/v1/enrollments", body)
+            enrollment_id = json.loads(created.body)["id"]
 
-        async def request() -> httpx.Response:
+        async def request() -> Response:
             if kind == "enroll":
-                return await http.post("/api/v1/enrollments", json=counter.enrollment())
+                body = encode_json(counter.enrollment())
+                return await http.request("POST", "/api/v1/enrollments", body)
             if kind == "get-enrollment":
-                return await http.get(f"/api/v1/enrollments/{enrollment_id}")
-            return await http.get("/api/v1/messages", params={"limit": 50})
+                return await http.request("GET", f"/api/v1/enrollments/{enrollment_id}")
+            return await http.request("GET", "/api/v1/messages?limit=50")
 
         t0 = time.perf_counter() + 0.05
         next_index = 0
@@ -485,9 +555,9 @@ async def open_loop(
                     await asyncio.sleep(delay)
                 lags[i] = time.perf_counter() - due
                 try:
-                    answers[(await request()).status_code] += 1
-                except httpx.HTTPError as exc:  # e.g. a read timeout when the server is swamped
-                    answers[type(exc).__name__] += 1
+                    answers[(await request()).status] += 1
+                except HTTPError as exc:  # e.g. a read timeout when the server is swamped
+                    answers[failure_name(exc)] += 1
                 latencies[i] = time.perf_counter() - due
 
         await asyncio.gather(*(sender() for _ in range(connections)))
@@ -602,8 +672,8 @@ def _module_of(frame: str) -> str:
 # ---- main -------------------------------------------------------------------------------------
 
 
-def check_database() -> tuple[int, int]:
-    engine = sa.create_engine(db_url())
+def check_database(database: str) -> tuple[int, int]:
+    engine = sa.create_engine(db_url(database))
     with engine.connect() as conn:
         enrollments = conn.execute(sa.text("SELECT count(*) FROM enrollments")).scalar_one()
         messages = conn.execute(sa.text("SELECT count(*) FROM messages")).scalar_one()
@@ -614,21 +684,28 @@ def check_database() -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     code = os.environ.get("PYTHONPATH", "") or "installed package"
-    print(f"code: {code}; machine: {os.cpu_count()} cores; server workers: {args.workers}")
-    recreate_database()
-    env = server_env(args.set)
+    print(
+        f"code: {code}; machine: {os.cpu_count()} cores; server workers: {args.workers}; "
+        f"client: {args.client}"
+    )
+    recreate_database(args.database)
+    env = server_env(args.database, args.set)
     key = migrate_and_seed(env)
-    figures: dict[str, object] = {"workers": args.workers, "clients": args.clients}
+    figures: dict[str, object] = {
+        "workers": args.workers,
+        "clients": args.clients,
+        "client": args.client,
+    }
     failed = False
     created = unknown = 0
     log_dir = Path(tempfile.mkdtemp(prefix="dripcare-api-load-"))
     server = start_server(env, args.workers, log_dir / "server.log")
     try:
         counter = Counter()
-        meter = CpuMeter(server)
+        meter = CpuMeter(server, args.database)
         if args.warmup:
             _, statuses, _ = asyncio.run(
-                enroll_many(server.base_url, key, counter, args.warmup, args.clients)
+                enroll_many(args.client, server.base_url, key, counter, args.warmup, args.clients)
             )
             created += statuses.get(201, 0)
 
@@ -639,7 +716,13 @@ def main(argv: list[str] | None = None) -> int:
             meter.start()
             elapsed, statuses, latencies = asyncio.run(
                 enroll_many(
-                    server.base_url, key, counter, args.enrollments, args.clients, args.bulk
+                    args.client,
+                    server.base_url,
+                    key,
+                    counter,
+                    args.enrollments,
+                    args.clients,
+                    args.bulk,
                 )
             )
             cpu = meter.stop()
@@ -652,7 +735,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"latency p50 {percentile(latencies, 50) * 1000:.1f} ms, "
                 f"p99 {percentile(latencies, 99) * 1000:.1f} ms)"
             )
+            requests = -(-args.enrollments // args.bulk) if args.bulk else args.enrollments
             print(cpu_line(cpu))
+            print(per_request_line(cpu, requests, args.client))
             if warning := contention_warning(cpu):
                 print(warning)
             if set(statuses) != {201}:
@@ -675,6 +760,7 @@ def main(argv: list[str] | None = None) -> int:
             meter.start()
             latencies, lags, answers = asyncio.run(
                 open_loop(
+                    args.client,
                     server.base_url,
                     key,
                     counter,
@@ -699,6 +785,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(mean {statistics.fmean(ms):.1f} ms; send lag max {max(lags) * 1000:.1f} ms)"
             )
             print(cpu_line(cpu))
+            print(per_request_line(cpu, len(ms), args.client))
             if warning := contention_warning(cpu):
                 print(warning)
             ok = {201} if args.latency_request == "enroll" else {200}
@@ -718,7 +805,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop_server(server)
 
-    enrollments, messages = check_database()
+    enrollments, messages = check_database(args.database)
     if not created <= enrollments <= created + unknown or messages != enrollments * SEQUENCE_LENGTH:
         print(
             f"FAILED: database holds {enrollments} enrollments and {messages} messages; "
@@ -745,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
     if not args.keep_db:
-        drop_database()
+        drop_database(args.database)
     return 1 if failed else 0
 
 
