@@ -106,8 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--database",
         default=DB_NAME,
-        help="PostgreSQL database to drop, create and use; give each concurrent run its own\n"
-        f"({DB_NAME})",
+        help="PostgreSQL database to drop, create and use (dripcare_bench_api_<pid>)",
     )
     return p.parse_args(argv)
 
