@@ -269,6 +269,7 @@ def test_long_display_name_is_folded(name: str) -> None:
     "name",
     [
         "0" * 201,  # hypothesis found it: one word too long for the short path
+        "b" * 700 + " x",
         "Zoë " * 60,
         "Ärzte " + "a" * 230 + " am See",
         'Smith, Jones & "Partners" (Skin) \\ ' * 8,
@@ -276,7 +277,16 @@ def test_long_display_name_is_folded(name: str) -> None:
         "=?utf-8?q?x?= " * 30,
         "皮肤诊所" * 60,
     ],
-    ids=["long-word", "utf8-words", "mixed", "specials", "encoded-look", "many-encoded", "cjk"],
+    ids=[
+        "long-word",
+        "700-char-word",
+        "utf8-words",
+        "mixed",
+        "specials",
+        "encoded-look",
+        "many-encoded",
+        "cjk",
+    ],
 )
 def test_long_or_odd_display_name_round_trips_exactly(name: str) -> None:
     """A fold may only replace one of the name's own spaces: a parser shows any other as a space."""
@@ -293,6 +303,14 @@ def test_long_ascii_display_name_keeps_lines_under_78() -> None:
     raw = compose(envelope(from_name="Riverside Skin & Laser Clinic, Downtown " * 8), "t", "h")
     assert len(from_lines(raw)) > 1
     assert all(len(line) <= 78 for line in from_lines(raw))
+
+
+@pytest.mark.parametrize("name", ["a" * 1200, "😀" * 300], ids=["ascii", "emoji"])
+def test_a_word_too_long_for_any_line_is_split_but_kept(name: str) -> None:
+    """No header syntax carries it on one line: the parser shows spaces where it was cut."""
+    raw = compose(envelope(from_name=name), "t", "h")
+    assert all(len(line) <= 998 for line in from_lines(raw))
+    assert parse(raw)["From"].addresses[0].display_name.replace(" ", "") == name
 
 
 def test_display_name_of_wide_characters_stays_under_998_per_line() -> None:

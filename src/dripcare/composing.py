@@ -92,7 +92,8 @@ def _phrase(name: str) -> list[str]:
     Folding only ever replaces one of the name's own spaces: parsers keep the whitespace between
     two encoded words of a display name (the stdlib does; RFC 2047 says to drop it), so a fold
     anywhere else would add or lose a space. Runs of plain ASCII words become one quoted string,
-    the other words (non-ASCII, or looking like an encoded word) one long encoded word per run.
+    the other words (non-ASCII, too long, or looking like an encoded word) one long encoded word
+    per run.
     """
     pieces: list[str] = []
     for plain, run in groupby(name.split(" "), key=_is_plain):
@@ -102,7 +103,7 @@ def _phrase(name: str) -> list[str]:
 
 
 def _is_plain(word: str) -> bool:
-    return word.isascii() and "=?" not in word
+    return word.isascii() and "=?" not in word and len(word) <= _LONGEST_PLAIN_WORD
 
 
 def _quoted(words: list[str]) -> list[str]:
