@@ -285,6 +285,43 @@ def test_another_clinics_objects_are_404(
         assert "Bea" not in answer.text and "patient@b.example" not in answer.text, url
 
 
+# URLs that name nothing: the same page as a missing object, never FastAPI's JSON.
+MALFORMED_URLS = [
+    "/admin/patients/abc",
+    "/admin/patients/0",
+    "/admin/patients/1.5",
+    "/admin/patients/99999999999999999999",
+    "/admin/messages/xyz",
+    "/admin/messages/xyz/html",
+    "/admin/messages/-3/html",
+    "/admin/outbox?patient=abc",
+    "/admin/no-such-page",
+    "/admin/patients",
+]
+
+
+def test_a_url_that_names_nothing_gets_the_admins_404_page(
+    browser_for: Browse, a: ClinicWithHistory
+) -> None:
+    browser = browser_for(a.admin_email)
+    missing = browser.get("/admin/patients/999999")
+
+    for url in MALFORMED_URLS:
+        answer = browser.get(url)
+        assert answer.status_code == 404, url
+        assert answer.headers["content-type"].startswith("text/html"), url
+        assert answer.headers["cache-control"] == "no-store", url
+        assert answer.text == missing.text, url
+    assert "There is nothing at this address" in missing.text
+
+
+def test_a_malformed_url_sends_a_signed_out_browser_to_sign_in(settings: Settings) -> None:
+    answer = AdminBrowser().get("/admin/patients/abc")
+
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/admin/sign-in?next=/admin/patients/abc"
+
+
 def test_list_pages_show_nothing_of_another_clinic(
     browser_for: Browse, a: ClinicWithHistory, b: ClinicWithHistory
 ) -> None:

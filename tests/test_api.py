@@ -164,6 +164,15 @@ def test_bad_input_is_422_with_a_field_level_message(
     assert clinic_a.get("/enrollments").json()["data"] == []
 
 
+def test_a_malformed_id_is_a_json_422_and_an_unknown_path_a_json_404(clinic_a: Clinic) -> None:
+    malformed = clinic_a.get("/patients/abc")
+    unknown = clinic_a.get("/no-such-resource")
+
+    assert malformed.status_code == 422
+    assert malformed.json()["detail"][0]["loc"] == ["path", "patient_id"]
+    assert (unknown.status_code, unknown.json()) == (404, {"detail": "Not Found"})
+
+
 def test_bulk_is_atomic_per_row(clinic_a: Clinic) -> None:
     items = [
         ENROLL,

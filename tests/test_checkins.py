@@ -199,6 +199,26 @@ def test_forged_check_in_links_get_a_404_page(settings: Settings, live_server: s
     assert check_ins() == []
 
 
+def test_a_link_url_that_names_nothing_gets_the_404_page(
+    settings: Settings, live_server: str
+) -> None:
+    token = checkin_token(settings)
+    urls = [
+        f"/c/{token}/answer/abc",
+        f"/c/{token}/answer/0",
+        f"/c/{token}/answer/99999999999999999999",  # past any integer column
+        f"/c/{token}/nope",
+        "/c/",
+        f"/u/{token}/more",
+        "/p/",
+    ]
+
+    for url in urls:
+        answer = httpx.get(live_server + url)
+        assert answer.status_code == 404, url
+        assert "This link does not work" in answer.text, url
+
+
 def test_clinics_see_check_ins_through_the_api_and_only_their_own(
     settings: Settings, live_server: str
 ) -> None:

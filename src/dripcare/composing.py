@@ -15,8 +15,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email.base64mime import header_encode
 from email.header import Header
 from email.utils import format_datetime, formataddr
+from itertools import groupby
 
 CRLF = b"\r\n"
 
@@ -47,6 +49,11 @@ _MSG_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+", re.ASCI
 _URL = re.compile(r"[!#-;=?-~]+", re.ASCII)  # printable ASCII except space, < and >
 _LONGEST_PLAIN_WORD = 70
 _LONGEST_NAME = 200
+_FOLD_AT = 78  # RFC 5322: lines SHOULD be at most 78 characters...
+_LONGEST_LINE = 998  # ...and MUST be at most 998.
+_FROM = "From: "
+# The UTF-8 bytes one base64 encoded word can hold and still fit on a line after "From: ".
+_ENCODED_WORD_BYTES = (_LONGEST_LINE - len(_FROM) - len("=?utf-8?b??=")) // 4 * 3
 
 
 def _checked(value: str, pattern: re.Pattern[str], what: str) -> str:
@@ -67,15 +74,80 @@ def _encoded(name: str, value: str) -> str:
 
 
 def _mailbox(name: str, addr: str) -> str:
-    """A single encoded word when it fits on a line (every parser reads it back the same);
-    folded encoded words only for names too long for one line."""
+    """formataddr() when its single line fits; otherwise a display name folded at its spaces."""
     addr = _checked(addr, _ADDRESS, "email address")
     name = clean(name)
     if not name:
         return addr
     if "=?" not in name and len(name) <= _LONGEST_NAME:
-        return formataddr((name, addr), "utf-8")
-    return f"{_encoded('From', name)} <{addr}>"
+        mailbox = formataddr((name, addr), "utf-8")
+        if len(_FROM) + len(mailbox) <= _LONGEST_LINE:
+            return mailbox
+    return _fold([*_phrase(name), f"<{addr}>"])
+
+
+def _phrase(name: str) -> list[str]:
+    """The display name as pieces that stood between its spaces.
+
+    Folding only ever replaces one of the name's own spaces: parsers keep the whitespace between
+    two encoded words of a display name (the stdlib does; RFC 2047 says to drop it), so a fold
+    anywhere else would add or lose a space. Runs of plain ASCII words become one quoted string,
+    the other words (non-ASCII, too long, or looking like an encoded word) one long encoded word
+    per run.
+    """
+    pieces: list[str] = []
+    for plain, run in groupby(name.split(" "), key=_is_plain):
+        words = list(run)
+        pieces += _quoted(words) if plain else _encoded_words(words)
+    return pieces
+
+
+def _is_plain(word: str) -> bool:
+    return word.isascii() and "=?" not in word and len(word) <= _LONGEST_PLAIN_WORD
+
+
+def _quoted(words: list[str]) -> list[str]:
+    escaped = [word.replace("\\", "\\\\").replace('"', '\\"') for word in words]
+    escaped[0] = '"' + escaped[0]
+    escaped[-1] += '"'
+    return escaped
+
+
+def _encoded_words(words: list[str]) -> list[str]:
+    """As few encoded words as fit on lines; a word too long for one line is split (a parser
+    shows a space there: no header syntax can carry such a word unbroken)."""
+    chunks: list[str] = []
+    for word in words:
+        for part in _parts(word):
+            joined = f"{chunks[-1]} {part}" if chunks else part
+            if chunks and len(joined.encode()) <= _ENCODED_WORD_BYTES:
+                chunks[-1] = joined
+            else:
+                chunks.append(part)
+    return [header_encode(chunk, "utf-8") for chunk in chunks]
+
+
+def _parts(word: str) -> list[str]:
+    parts = [""]
+    for ch in word:
+        if len((parts[-1] + ch).encode()) > _ENCODED_WORD_BYTES:
+            parts.append("")
+        parts[-1] += ch
+    return parts
+
+
+def _fold(pieces: list[str]) -> str:
+    """Pieces joined by spaces, each space turned into a fold where a line would pass 78."""
+    lines = [pieces[0]]
+    width = len(_FROM) + len(pieces[0])
+    for piece in pieces[1:]:
+        if width + 1 + len(piece) > _FOLD_AT:
+            lines.append(piece)
+            width = 1 + len(piece)
+        else:
+            lines[-1] += " " + piece
+            width += 1 + len(piece)
+    return "\r\n ".join(lines)
 
 
 def _qp(text: str) -> bytes:
@@ -91,7 +163,7 @@ def _boundary(message_id: str) -> str:
 
 def headers(env: Envelope) -> list[str]:
     lines = [
-        f"From: {_mailbox(env.from_name, env.from_addr)}",
+        f"{_FROM}{_mailbox(env.from_name, env.from_addr)}",
         f"To: {_checked(env.to_addr, _ADDRESS, 'email address')}",
         f"Subject: {_encoded('Subject', env.subject)}",
         f"Date: {format_datetime(env.date)}",

@@ -1,12 +1,21 @@
-"""Domain errors as HTTP answers: 404 for what is not (or not yours), 422 for bad input."""
+"""Domain errors as HTTP answers: 404 for what is not (or not yours), 422 for bad input.
+
+The API answers JSON. The pages people open in a browser (the admin, the patients' links)
+register an HTML page with `html_not_found`: a URL there that names nothing, whether unknown
+or malformed (`/admin/patients/abc`), gets that page instead of FastAPI's JSON.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dripcare.errors import NotFound, UserError
 from dripcare.web.schemas import ErrorOut, ValidationErrorOut
@@ -27,7 +36,40 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
+NotFoundPage = Callable[[Request], Response]
+URL_PARTS = ("path", "query")
+
+
+def html_not_found(app: FastAPI, prefixes: tuple[str, ...], page: NotFoundPage) -> None:
+    """Answer unknown or malformed URLs under `prefixes` ("/admin") with `page`."""
+    app.state.not_found_pages += [(prefixes, page)]
+
+
+def _not_found_page(request: Request) -> NotFoundPage | None:
+    path = request.url.path
+    for prefixes, page in request.app.state.not_found_pages:
+        if any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes):
+            return page
+    return None
+
+
 def install(app: FastAPI) -> None:
+    app.state.not_found_pages = []
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        page = _not_found_page(request)
+        if exc.status_code == 404 and page is not None:
+            return page(request)
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        page = _not_found_page(request)
+        if page is not None and any(error["loc"][0] in URL_PARTS for error in exc.errors()):
+            return page(request)
+        return await request_validation_exception_handler(request, exc)
+
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, 404)

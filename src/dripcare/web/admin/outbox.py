@@ -28,10 +28,10 @@ from dripcare.reporting import (
 from dripcare.web.admin.deps import AdminDep, AdminNotFound
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep
+from dripcare.web.pagination import Id, IdFilter
 
 router = APIRouter()
 LIMIT = 100
-MAX_ID = 2**31 - 1  # an id no table reaches: a 404, never a database overflow
 # The email alone, as an opaque origin: no scripts, no forms, no plugins; images from https.
 EMAIL_CSP = (
     "sandbox; default-src 'none'; img-src https: data:; style-src 'unsafe-inline'; "
@@ -44,7 +44,7 @@ def outbox(
     request: Request,
     admin: AdminDep,
     session: SessionDep,
-    patient: int | None = None,
+    patient: IdFilter = None,
     q: str = "",
 ) -> HTMLResponse:
     q = q[:200]
@@ -62,7 +62,7 @@ def outbox(
 
 @router.get("/patients/{patient_id}", response_class=HTMLResponse)
 def patient_page(
-    request: Request, patient_id: int, admin: AdminDep, session: SessionDep
+    request: Request, patient_id: Id, admin: AdminDep, session: SessionDep
 ) -> HTMLResponse:
     patient = _patient(session, admin.clinic_id, patient_id)
     enrollments = session.scalars(
@@ -81,7 +81,7 @@ def patient_page(
 
 @router.get("/messages/{message_id}", response_class=HTMLResponse)
 def message_page(
-    request: Request, message_id: int, admin: AdminDep, session: SessionDep
+    request: Request, message_id: Id, admin: AdminDep, session: SessionDep
 ) -> HTMLResponse:
     message = _message(session, admin.clinic_id, message_id)
     rendered, problem = _render(session, message.id)
@@ -103,7 +103,7 @@ def message_page(
 
 
 @router.get("/messages/{message_id}/html", response_class=HTMLResponse)
-def message_html(message_id: int, admin: AdminDep, session: SessionDep) -> HTMLResponse:
+def message_html(message_id: Id, admin: AdminDep, session: SessionDep) -> HTMLResponse:
     message = _message(session, admin.clinic_id, message_id)
     rendered, _ = _render(session, message.id)
     body = rendered.html if rendered else "<p>This email cannot be shown.</p>"
@@ -111,14 +111,14 @@ def message_html(message_id: int, admin: AdminDep, session: SessionDep) -> HTMLR
 
 
 def _patient(session: SessionDep, clinic_id: int, patient_id: int) -> Patient:
-    patient = session.get(Patient, patient_id) if 0 < patient_id <= MAX_ID else None
+    patient = session.get(Patient, patient_id)
     if patient is None or patient.clinic_id != clinic_id:
         raise AdminNotFound
     return patient
 
 
 def _message(session: SessionDep, clinic_id: int, message_id: int) -> Message:
-    message = session.get(Message, message_id) if 0 < message_id <= MAX_ID else None
+    message = session.get(Message, message_id)
     if message is None or message.clinic_id != clinic_id:
         raise AdminNotFound
     return message

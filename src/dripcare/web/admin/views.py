@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from dripcare.checkins import flag_text
+from dripcare.web import errors
 from dripcare.web.admin.deps import AdminContext, AdminNotFound, CsrfFailed, NoClinic, NotSignedIn
 
 WEB = Path(__file__).resolve().parent.parent
@@ -78,6 +79,11 @@ def safe_next(target: str | None) -> str:
     return "/admin"
 
 
+def not_found_page(request: Request) -> HTMLResponse:
+    """The same page for a missing object, another clinic's, and a URL that names nothing."""
+    return render(request, None, "admin/problem.html", _NOT_FOUND, status_code=404)
+
+
 def install(app: FastAPI) -> None:
     app.mount("/admin/static", StaticFiles(directory=WEB / "static" / "admin"), name="admin-static")
 
@@ -101,7 +107,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(AdminNotFound)
     async def _not_found(request: Request, exc: AdminNotFound) -> HTMLResponse:
-        return render(request, None, "admin/problem.html", _NOT_FOUND, status_code=404)
+        return not_found_page(request)
+
+    errors.html_not_found(app, ("/admin",), not_found_page)
 
     @app.exception_handler(NoClinic)
     async def _no_clinic(request: Request, exc: NoClinic) -> HTMLResponse:

@@ -13,6 +13,7 @@ from dripcare.email_context import clinic_context
 from dripcare.models import CheckIn, Clinic, Message
 from dripcare.web.deps import SessionDep
 from dripcare.web.pages.common import LinkNotFound, TokenMessage, pages
+from dripcare.web.pagination import Id
 
 router = APIRouter(include_in_schema=False)
 
@@ -76,7 +77,7 @@ def _recorded(token: str, session: SessionDep, check_in: CheckIn) -> RedirectRes
 
 @router.get("/c/{token}/answer/{check_in_id}", response_class=HTMLResponse)
 def answer(
-    request: Request, token: str, check_in_id: int, session: SessionDep, message: TokenMessage
+    request: Request, token: str, check_in_id: Id, session: SessionDep, message: TokenMessage
 ) -> HTMLResponse:
     check_in = session.get(CheckIn, check_in_id)
     if check_in is None or check_in.message_id != message.id:

@@ -12,9 +12,11 @@ from fastapi.templating import Jinja2Templates
 from dripcare.config import get_settings
 from dripcare.links import message_for_token
 from dripcare.models import Message
+from dripcare.web import errors
 from dripcare.web.deps import SessionDep
 
 pages = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
+LINK_PREFIXES = ("/u", "/p", "/c")  # unsubscribe, preferences, check-in
 
 
 class LinkNotFound(Exception):
@@ -32,9 +34,13 @@ def _token_message(token: str, session: SessionDep) -> Message:
 TokenMessage = Annotated[Message, Depends(_token_message)]
 
 
+def not_found_page(request: Request) -> HTMLResponse:
+    return pages.TemplateResponse(request, "not_found.html", {"clinic_name": ""}, status_code=404)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(LinkNotFound)
     async def _not_found(request: Request, exc: LinkNotFound) -> HTMLResponse:
-        return pages.TemplateResponse(
-            request, "not_found.html", {"clinic_name": ""}, status_code=404
-        )
+        return not_found_page(request)
+
+    errors.html_not_found(app, LINK_PREFIXES, not_found_page)
