@@ -1,5 +1,8 @@
 """Render a step with sample patient data, for people checking how an email looks.
 
+The step editor and the version pages show `checked_preview`: the step's problems, and the
+email when it renders.
+
 Also sends a test copy of a step to an address an admin chooses. A test email is not an
 outbox row: nothing records it as sent to a patient, the dispatcher never sees it, and the
 clinic's suppression list does not apply (it lists patients, and this is the admin's choice).
@@ -19,7 +22,7 @@ from dripcare.enrollments import get_clinic
 from dripcare.errors import NotFound, UserError
 from dripcare.models import Clinic, utcnow
 from dripcare.rendering import Rendered, TemplateSet
-from dripcare.template_checks import render_sample
+from dripcare.template_checks import Problem, check_spec, render_sample
 from dripcare.transports import DeliveryError, Transport, transport_from_url
 from dripcare.validation import normalize_email
 
@@ -32,6 +35,22 @@ def render_step(spec: CampaignSpec, step_key: str, clinic: Clinic | None) -> Ren
     if step is None:
         raise NotFound(f"no step {step_key!r}; steps: {', '.join(s.key for s in spec.steps)}")
     return render_sample(TemplateSet.from_sources(spec.sources), spec, step, clinic)
+
+
+def checked_preview(
+    spec: CampaignSpec, key: str, clinic: Clinic, problems: list[Problem] | None = None
+) -> tuple[list[Problem], Rendered | None]:
+    """This step's problems (with those of the layout and partials), and the email if it
+    renders at all."""
+    if problems is None:
+        problems = [p for p in check_spec(spec, clinic) if p.step in (None, key)]
+    blocking = any(p.kind in ("syntax", "markup", "render") for p in problems)
+    named = {(p.where, p.line) for p in problems if p.kind == "variable"}
+    # An unknown variable is named once, with the ones that exist, not again as a render error.
+    problems = [p for p in problems if p.kind != "render" or (p.where, p.line) not in named]
+    if blocking:
+        return problems, None
+    return problems, render_step(spec, key, clinic)
 
 
 def render_preview(campaign_slug: str, step_key: str, clinic_id: int | None = None) -> Rendered:
