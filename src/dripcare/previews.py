@@ -1,7 +1,7 @@
 """Render a step with sample patient data, for people checking how an email looks.
 
-The step editor and the version pages show `checked_preview`: the step's problems, and the
-email when it renders.
+The step editor, the version pages and the branding page all show `checked_preview`: the
+step's problems, and the email when it renders.
 
 Also sends a test copy of a step to an address an admin chooses. A test email is not an
 outbox row: nothing records it as sent to a patient, the dispatcher never sees it, and the
@@ -11,10 +11,13 @@ clinic's suppression list does not apply (it lists patients, and this is the adm
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
 
 from dripcare.campaign_spec import CampaignSpec
 from dripcare.campaign_versions import live_version, spec_of
-from dripcare.campaigns import find_campaign, load_campaign_dir
+from dripcare.campaigns import find_campaign, list_campaigns, load_campaign_dir
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
@@ -51,6 +54,27 @@ def checked_preview(
     if blocking:
         return problems, None
     return problems, render_step(spec, key, clinic)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A step of a live campaign as `checked_preview` shows it."""
+
+    campaign: str
+    step: str
+    problems: list[Problem]
+    preview: Rendered | None
+
+
+def first_live_step(session: Session, clinic_id: int, clinic: Clinic) -> Sample | None:
+    """The first step of the clinic's first campaign, live version, shown with `clinic`:
+    the stored row, or an unsaved copy with other branding. None without any campaign."""
+    for campaign in list_campaigns(session, clinic_id):
+        spec = spec_of(live_version(session, campaign))
+        if spec.steps:
+            key = spec.steps[0].key
+            return Sample(campaign.name, key, *checked_preview(spec, key, clinic))
+    return None
 
 
 def render_preview(campaign_slug: str, step_key: str, clinic_id: int | None = None) -> Rendered:
