@@ -110,7 +110,7 @@ def test_mjml_errors_are_shown_inline_with_the_line_in_the_edited_file(
 
     text = answer.text  # type: ignore[attr-defined]
     assert answer.status_code == 422  # type: ignore[attr-defined]
-    assert f"<strong>day-03.mjml line {line}:</strong> MJML: the value of padding" in text
+    assert f"<strong>day-03.mjml line {line}:</strong> MJML, column 18: the value of" in text
     assert "MRML says: unable to parse next template" in text
     assert live(clinic) == 1 and "No unpublished changes" in admin.get(BASE).text
 

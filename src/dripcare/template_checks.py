@@ -184,7 +184,7 @@ def check_markup(spec: CampaignSpec) -> list[Problem]:
     for name, source in sorted(spec.sources.items()):
         found = find_problem(source)
         if found:
-            message = f"MJML: {found.message} (column {found.column})"
+            message = f"MJML, column {found.column}: {found.message}"
             problems.append(Problem(message, None, name, found.line, "markup"))
     return problems
 
