@@ -99,6 +99,35 @@ def test_template_errors_are_shown_inline_with_line_numbers(admin: AdminBrowser)
     assert "care has: actives_days" in text
 
 
+def test_mjml_errors_are_shown_inline_with_the_line_in_the_edited_file(
+    admin: AdminBrowser, clinic: int
+) -> None:
+    body = body_of(admin)
+    line = body.splitlines().index("      <mj-column>") + 1
+    broken = body.replace("      <mj-column>", '      <mj-column padding="0>', 1)
+
+    answer = post(admin, STEP, subject="S", preheader="P", body=broken, action="save")
+
+    text = answer.text  # type: ignore[attr-defined]
+    assert answer.status_code == 422  # type: ignore[attr-defined]
+    assert f"<strong>day-03.mjml line {line}:</strong> MJML, column 18: the value of" in text
+    assert "MRML says: unable to parse next template" in text
+    assert live(clinic) == 1 and "No unpublished changes" in admin.get(BASE).text
+
+
+def test_an_unknown_mjml_element_is_named_in_the_live_preview(admin: AdminBrowser) -> None:
+    body = body_of(admin)
+    line = body.splitlines().index("      </mj-column>") + 1
+    broken = body.replace("      </mj-column>", "      <mj-colum />\n      </mj-column>", 1)
+
+    answer = admin.post_form(f"{STEP}/preview.json", {"subject": "S", "body": broken}, BASE)
+
+    problems = answer.json()["problems"]
+    assert answer.json()["preview"] is None
+    assert [(p["where"], p["line"]) for p in problems] == [("day-03.mjml", line)]
+    assert "did you mean <mj-column>?" in problems[0]["message"]
+
+
 def test_ssti_in_the_editor_fails_safely(admin: AdminBrowser) -> None:
     body = body_of(admin).replace("Small crusts", "{{ cycler.__init__.__globals__ }}")
     answer = admin.post_form(f"{STEP}/preview.json", {"subject": "S", "body": body}, BASE)

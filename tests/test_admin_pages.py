@@ -7,6 +7,8 @@ it is added there.
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable
 from datetime import datetime
 
@@ -168,6 +170,89 @@ def test_branding_refuses_bad_values_field_by_field_and_saves_nothing(
         assert clinic is not None and clinic.name == "Clinic A" and clinic.brand_color == "#0f766e"
 
 
+GOOD_BRANDING = {
+    "name": "Clinic A",
+    "brand_color": "#0f766e",
+    "logo_url": "",
+    "phone": "+1 555 010 0100",
+    "sender_email": "care@a.example",
+}
+
+
+def frames_of(page: str) -> list[str]:
+    """The srcdoc of each preview iframe (desktop, phone), unescaped."""
+    return [html.unescape(doc) for doc in re.findall(r'<iframe[^>]* srcdoc="([^"]*)"', page)]
+
+
+def test_branding_page_previews_the_saved_branding(
+    browser_for: Browse, a: ClinicWithHistory
+) -> None:
+    page = browser_for(a.admin_email).get("/admin/branding")
+
+    frames = frames_of(page.text)
+    assert page.status_code == 200
+    assert "the saved branding" in page.text
+    assert len(frames) == 2 and 'class="email phone"' in page.text
+    assert all("#0f766e" in frame and "Clinic A" in frame for frame in frames)
+
+
+def test_branding_preview_shows_the_form_values_and_saves_nothing(
+    browser_for: Browse, a: ClinicWithHistory
+) -> None:
+    browser = browser_for(a.admin_email)
+    typed = {**GOOD_BRANDING, "name": "Riverside Preview", "brand_color": "#AA3300"}
+
+    answer = browser.post_form("/admin/branding", {**typed, "action": "preview"})
+
+    frames = frames_of(answer.text)
+    assert answer.status_code == 200
+    assert "not saved yet" in answer.text and 'value="Riverside Preview"' in answer.text
+    assert all("#aa3300" in frame and "Riverside Preview" in frame for frame in frames)
+    assert "Saved." not in answer.text
+    with session_scope() as session:
+        clinic = session.get(Clinic, a.clinic_id)
+        assert clinic is not None and (clinic.name, clinic.brand_color) == ("Clinic A", "#0f766e")
+    assert "Riverside Preview" not in browser.get("/admin/branding").text
+
+
+def test_branding_preview_of_a_bad_value_shows_the_field_error_instead(
+    browser_for: Browse, a: ClinicWithHistory
+) -> None:
+    answer = browser_for(a.admin_email).post_form(
+        "/admin/branding", {**GOOD_BRANDING, "brand_color": "teal", "action": "preview"}
+    )
+
+    assert answer.status_code == 422
+    assert 'id="brand_color-error"' in answer.text
+    assert frames_of(answer.text) == []
+
+
+def test_branding_preview_needs_the_csrf_token(browser_for: Browse, a: ClinicWithHistory) -> None:
+    browser = browser_for(a.admin_email)
+    data = {**GOOD_BRANDING, "name": "Forged", "action": "preview"}
+
+    missing = browser.client.post("/admin/branding", data=data)
+    forged = browser.client.post("/admin/branding", data={**data, "csrf_token": "0" * 64})
+
+    assert missing.status_code == forged.status_code == 403
+    assert "Forged" not in missing.text + forged.text
+
+
+def test_branding_preview_shows_only_the_admins_own_clinic(
+    browser_for: Browse, a: ClinicWithHistory, b: ClinicWithHistory
+) -> None:
+    data = {**GOOD_BRANDING, "name": "B previewing", "action": "preview"}
+
+    answer = browser_for(b.admin_email).post_form("/admin/branding", data)
+
+    assert answer.status_code == 200 and "B previewing" in answer.text
+    assert "Clinic A" not in answer.text and "Ana" not in answer.text
+    with session_scope() as session:
+        clinic_a = session.get(Clinic, a.clinic_id)
+        assert clinic_a is not None and clinic_a.name == "Clinic A"
+    assert "B previewing" not in browser_for(a.admin_email).get("/admin/branding").text
+
+
 def test_campaigns_page_lists_the_steps(browser_for: Browse, a: ClinicWithHistory) -> None:
     page = browser_for(a.admin_email).get("/admin/campaigns")
 
@@ -239,7 +324,8 @@ ROUTES = {
     ("GET", "/admin/campaigns"): "test_list_pages_show_nothing_of_another_clinic",
     ("GET", "/admin/outbox"): "test_list_pages_show_nothing_of_another_clinic",
     ("GET", "/admin/branding"): "test_list_pages_show_nothing_of_another_clinic",
-    ("POST", "/admin/branding"): "test_saving_branding_changes_only_the_admins_clinic",
+    ("POST", "/admin/branding"): "test_saving_branding_changes_only_the_admins_clinic, "
+    "test_branding_preview_shows_only_the_admins_own_clinic",
     ("GET", "/admin/patients/{patient_id}"): "test_another_clinics_objects_are_404",
     ("GET", "/admin/messages/{message_id}"): "test_another_clinics_objects_are_404",
     ("GET", "/admin/messages/{message_id}/html"): "test_another_clinics_objects_are_404",

@@ -108,3 +108,32 @@ def test_sign_in_see_the_outbox_open_a_sent_email_and_edit_branding(
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
     page.goto(f"{live_server}/admin/outbox")
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
+
+
+def test_branding_preview_shows_the_unsaved_colour_beside_the_form(
+    live_server: str, riverside: ClinicWithHistory, browser: Browser
+) -> None:
+    for page in new_page(browser, DESKTOP, phone=False):
+        sign_in(page, live_server, riverside.admin_email)
+        page.get_by_role("link", name="Branding").click()
+        desktop = page.frame_locator("#frame-desktop")
+        expect(desktop.locator("body")).to_contain_text("Riverside Skin Clinic")
+
+        page.get_by_label("Clinic name").fill("Riverside Preview Clinic")
+        page.get_by_label("Brand colour").fill("#b45309")
+        page.get_by_role("button", name="Preview").click()
+
+        expect(page.locator("#preview-source")).to_contain_text("not saved yet")
+        for frame in ("#frame-desktop", "#frame-phone"):
+            email = page.frame_locator(frame)
+            expect(email.locator("body")).to_contain_text("Riverside Preview Clinic")
+            header = email.locator('div[style*="background-color:#b45309"]').first
+            expect(header).to_be_visible()
+        assert page.locator("#frame-phone").bounding_box()["width"] == 375  # type: ignore[index]
+        expect(page.get_by_label("Brand colour")).to_have_value("#b45309")
+        assert fits_the_width(page)
+        page.set_viewport_size({"width": 1280, "height": 1700})  # both frames get painted
+        shot(page, "admin-branding-preview-1280")
+        with session_scope() as session:
+            clinic = session.scalars(select(Clinic).where(Clinic.id == riverside.clinic_id)).one()
+            assert (clinic.name, clinic.brand_color) == ("Riverside Skin Clinic", "#0f766e")

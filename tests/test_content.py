@@ -364,11 +364,11 @@ def test_shared_partial_with_undefined_variable(campaign: Path) -> None:
     assert "'emergency_phone' is undefined" in message
 
 
-def test_template_with_invalid_mjml(campaign: Path) -> None:
+def test_template_with_invalid_mjml_names_the_line(campaign: Path) -> None:
     edit_template(campaign, "day-14.mjml", "</mj-section>", "")
     message = rejection(campaign)
-    assert "step 'day-14' does not render" in message
-    assert "invalid MJML" in message
+    assert "day-14.mjml line 3: MJML, column 5: <mj-section> is never closed" in message
+    assert "MRML says: unexpected end of stream" in message
 
 
 def test_template_with_syntax_error(campaign: Path) -> None:

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from dripcare.campaign_versions import install_defaults
@@ -65,6 +65,15 @@ class Branding:
     def apply(self, clinic: Clinic) -> None:
         for field in fields(self):
             setattr(clinic, field.name, getattr(self, field.name))
+
+    def on_copy_of(self, clinic: Clinic) -> Clinic:
+        """A copy of the clinic with these values, in no session: a preview that saves nothing.
+
+        Changing the loaded row instead would be written by the next flush."""
+        columns = {attr.key: getattr(clinic, attr.key) for attr in inspect(Clinic).column_attrs}
+        copy = Clinic(**columns)
+        self.apply(copy)
+        return copy
 
 
 def logo_url_problem(url: str) -> str | None:

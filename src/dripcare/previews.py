@@ -1,5 +1,8 @@
 """Render a step with sample patient data, for people checking how an email looks.
 
+The step editor, the version pages and the branding page all show `checked_preview`: the
+step's problems, and the email when it renders.
+
 Also sends a test copy of a step to an address an admin chooses. A test email is not an
 outbox row: nothing records it as sent to a patient, the dispatcher never sees it, and the
 clinic's suppression list does not apply (it lists patients, and this is the admin's choice).
@@ -8,10 +11,13 @@ clinic's suppression list does not apply (it lists patients, and this is the adm
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
 
 from dripcare.campaign_spec import CampaignSpec
 from dripcare.campaign_versions import live_version, spec_of
-from dripcare.campaigns import find_campaign, load_campaign_dir
+from dripcare.campaigns import find_campaign, list_campaigns, load_campaign_dir
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
@@ -19,7 +25,7 @@ from dripcare.enrollments import get_clinic
 from dripcare.errors import NotFound, UserError
 from dripcare.models import Clinic, utcnow
 from dripcare.rendering import Rendered, TemplateSet
-from dripcare.template_checks import render_sample
+from dripcare.template_checks import Problem, check_spec, render_sample
 from dripcare.transports import DeliveryError, Transport, transport_from_url
 from dripcare.validation import normalize_email
 
@@ -32,6 +38,43 @@ def render_step(spec: CampaignSpec, step_key: str, clinic: Clinic | None) -> Ren
     if step is None:
         raise NotFound(f"no step {step_key!r}; steps: {', '.join(s.key for s in spec.steps)}")
     return render_sample(TemplateSet.from_sources(spec.sources), spec, step, clinic)
+
+
+def checked_preview(
+    spec: CampaignSpec, key: str, clinic: Clinic, problems: list[Problem] | None = None
+) -> tuple[list[Problem], Rendered | None]:
+    """This step's problems (with those of the layout and partials), and the email if it
+    renders at all."""
+    if problems is None:
+        problems = [p for p in check_spec(spec, clinic) if p.step in (None, key)]
+    blocking = any(p.kind in ("syntax", "markup", "render") for p in problems)
+    named = {(p.where, p.line) for p in problems if p.kind == "variable"}
+    # An unknown variable is named once, with the ones that exist, not again as a render error.
+    problems = [p for p in problems if p.kind != "render" or (p.where, p.line) not in named]
+    if blocking:
+        return problems, None
+    return problems, render_step(spec, key, clinic)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A step of a live campaign as `checked_preview` shows it."""
+
+    campaign: str
+    step: str
+    problems: list[Problem]
+    preview: Rendered | None
+
+
+def first_live_step(session: Session, clinic_id: int, clinic: Clinic) -> Sample | None:
+    """The first step of the clinic's first campaign, live version, shown with `clinic`:
+    the stored row, or an unsaved copy with other branding. None without any campaign."""
+    for campaign in list_campaigns(session, clinic_id):
+        spec = spec_of(live_version(session, campaign))
+        if spec.steps:
+            key = spec.steps[0].key
+            return Sample(campaign.name, key, *checked_preview(spec, key, clinic))
+    return None
 
 
 def render_preview(campaign_slug: str, step_key: str, clinic_id: int | None = None) -> Rendered:

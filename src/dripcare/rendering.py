@@ -44,6 +44,14 @@ class RenderError(Exception):
         self.where, self.line = where, line
 
 
+class InvalidMjml(RenderError):
+    """MRML refused the MJML that Jinja produced; `detail` is MRML's own words."""
+
+    def __init__(self, template: str, detail: str) -> None:
+        super().__init__(f"template {template!r}: invalid MJML: {detail}", template)
+        self.detail = detail
+
+
 class RenderTimeout(SecurityError):
     """A template ran past MAX_RENDER_SECONDS (a loop over a huge range, say)."""
 
@@ -266,7 +274,7 @@ def render_full(
     try:
         html = mjml.mjml2html(source)
     except ValueError as exc:
-        raise RenderError(f"template {template!r}: invalid MJML: {exc}", template) from exc
+        raise InvalidMjml(template, str(exc)) from exc
     return Rendered(subject_out, preheader_out, html, html_to_text(html))
 
 

@@ -1,19 +1,21 @@
 """Checking a campaign's templates before they are saved or published, with line numbers.
 
-Four kinds of problem, each pointing at a step, a file (or the subject/preheader) and a line:
+Five kinds of problem, each pointing at a step, a file (or the subject/preheader) and a line:
 the campaign's shape (keys, offsets, send times, missing files), Jinja syntax, variables that
 do not exist (found by reading every template, so a branch the sample data does not take is
-checked too), and anything that still fails when each step is rendered with sample data
-(sandbox refusals, MJML errors, the time and size limits).
+checked too), MJML markup (an unclosed or unknown `mj-` tag, a bad attribute: read from the
+file itself, since MRML gives no line), and anything that still fails when each step is
+rendered with sample data (sandbox refusals, MJML errors, the time and size limits).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +24,12 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from dripcare.campaign_spec import CampaignSpec, StepSpec
 from dripcare.email_context import clinic_context, clinic_sample_context
 from dripcare.errors import UserError
+from dripcare.mjml_structure import find_problem
 from dripcare.models import Clinic
 from dripcare.rendering import (
     PREHEADER,
     SUBJECT,
+    InvalidMjml,
     RenderError,
     RenderTimeout,
     TemplateSet,
@@ -46,7 +50,7 @@ class Problem:
     step: str | None = None
     where: str | None = None
     line: int | None = None
-    kind: str = "shape"  # shape | syntax | variable | render | safety
+    kind: str = "shape"  # shape | syntax | variable | markup | render | safety
 
     def __str__(self) -> str:
         if self.kind == "render":  # the render error names its own file and line
@@ -118,7 +122,8 @@ def _check_spec(spec: CampaignSpec, clinic: Clinic | None) -> list[Problem]:
     syntax = check_syntax(templates, spec)
     if syntax:  # every step using a broken file would only repeat it
         return syntax + check_variables(templates, spec)
-    return check_variables(templates, spec) + check_renders(templates, spec, clinic)
+    markup = check_markup(spec)
+    return check_variables(templates, spec) + check_renders(templates, spec, clinic, markup)
 
 
 def check_structure(spec: CampaignSpec) -> list[Problem]:
@@ -173,16 +178,59 @@ def _texts(spec: CampaignSpec) -> Iterator[tuple[str, str, str, str | None]]:
         yield f"{step.key}:{PREHEADER}", PREHEADER, step.preheader, step.key
 
 
-def check_renders(
-    templates: TemplateSet, spec: CampaignSpec, clinic: Clinic | None = None
-) -> list[Problem]:
+def check_markup(spec: CampaignSpec) -> list[Problem]:
+    """The first MJML structure problem of each template file, at its line in that file."""
     problems = []
+    for name, source in sorted(spec.sources.items()):
+        found = find_problem(source)
+        if found:
+            message = f"MJML, column {found.column}: {found.message}"
+            problems.append(Problem(message, None, name, found.line, "markup"))
+    return problems
+
+
+def check_renders(
+    templates: TemplateSet,
+    spec: CampaignSpec,
+    clinic: Clinic | None = None,
+    markup: Sequence[Problem] = (),
+) -> list[Problem]:
+    """Render every step; MRML's complaint about a file with a markup problem is added to it
+    (MRML gives no line) rather than listed again for every step using the file."""
+    problems = []
+    said: dict[str | None, str] = {}  # file with a markup problem -> what MRML said
     for step in spec.steps:
         try:
             render_sample(templates, spec, step, clinic)
+        except InvalidMjml as exc:
+            located = _files_of(templates, spec, step.template) & {p.where for p in markup}
+            for name in located:
+                said.setdefault(name, exc.detail)
+            if not located:
+                problems.append(Problem(str(exc), step.key, exc.where, exc.line, "render"))
         except RenderError as exc:
             problems.append(Problem(str(exc), step.key, exc.where, exc.line, "render"))
-    return problems
+    explained = [
+        dataclasses.replace(p, message=f"{p.message}; MRML says: {said[p.where]}")
+        if p.where in said
+        else p
+        for p in markup
+    ]
+    return explained + problems
+
+
+def _files_of(templates: TemplateSet, spec: CampaignSpec, name: str) -> set[str | None]:
+    """The template file and every file it extends or includes (by a constant name)."""
+    found: set[str | None] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in found or current not in spec.sources:
+            continue
+        found.add(current)
+        tree = templates.html_env.parse(spec.sources[current])
+        todo.extend(n for n in meta.find_referenced_templates(tree) if n)
+    return found
 
 
 def render_sample(

@@ -1,4 +1,8 @@
-"""The clinic's branding: what patients see of it in every email (read from the Clinic row)."""
+"""The clinic's branding: what patients see of it in every email (read from the Clinic row).
+
+Beside the form, the first email of the clinic's live campaign shows the branding: as saved,
+or (the Preview button) as typed in the form, without saving it.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from dripcare.clinics import Branding, InvalidFields, branding_of
 from dripcare.models import Clinic
+from dripcare.previews import first_live_step
 from dripcare.web.admin.deps import AdminContext, AdminDep, CsrfFormDep
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep
@@ -20,18 +26,33 @@ Text = Annotated[str, Form(max_length=1000)]
 def _page(
     request: Request,
     admin: AdminContext,
+    session: Session,
     values: Branding,
+    *,
     problems: dict[str, str] | None = None,
     saved: bool = False,
+    shown: Clinic | None = None,
 ) -> HTMLResponse:
-    context = {"values": values, "problems": problems or {}, "saved": saved}
+    """The form; unless a field is wrong, the preview of `shown` (the stored clinic if None)."""
+    sample = None
+    if not problems:
+        sample = first_live_step(session, admin.clinic_id, shown or admin.clinic)
+    context = {
+        "values": values,
+        "problems": problems or {},
+        "saved": saved,
+        "sample": sample,
+        "unsaved": shown is not None,
+    }
     status = 422 if problems else 200
     return render(request, admin, "admin/branding.html", context, status_code=status)
 
 
 @router.get("/branding", response_class=HTMLResponse)
-def branding_page(request: Request, admin: AdminDep, saved: bool = False) -> HTMLResponse:
-    return _page(request, admin, branding_of(admin.clinic), saved=saved)
+def branding_page(
+    request: Request, admin: AdminDep, session: SessionDep, saved: bool = False
+) -> HTMLResponse:
+    return _page(request, admin, session, branding_of(admin.clinic), saved=saved)
 
 
 @router.post("/branding", response_class=HTMLResponse)
@@ -44,12 +65,16 @@ def save_branding(
     brand_color: Text = "",
     logo_url: Text = "",
     sender_email: Text = "",
+    action: Text = "save",
 ) -> Response:
+    """Save the branding, or (action=preview) only show an email with it."""
     typed = Branding(name, phone, brand_color, logo_url, sender_email)
     try:
         checked = typed.checked()
     except InvalidFields as exc:
-        return _page(request, admin, typed, exc.problems)
+        return _page(request, admin, session, typed, problems=exc.problems)
+    if action == "preview":
+        return _page(request, admin, session, typed, shown=checked.on_copy_of(admin.clinic))
     clinic = session.get(Clinic, admin.clinic_id)
     assert clinic is not None  # AdminDep loaded it in this request
     checked.apply(clinic)

@@ -7,6 +7,7 @@ pick the page. Another clinic's campaign, step or version answers 404.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -22,9 +23,9 @@ from dripcare.campaigns import find_campaign, list_campaigns
 from dripcare.config import get_settings
 from dripcare.errors import NotFound, UserError
 from dripcare.models import Campaign, CampaignVersion
-from dripcare.previews import render_step, send_test_email
+from dripcare.previews import checked_preview, send_test_email
 from dripcare.rendering import RenderError
-from dripcare.template_checks import Problem, ProblemsFound, check_spec
+from dripcare.template_checks import Problem, ProblemsFound
 from dripcare.web.admin.deps import AdminContext, AdminDep, AdminNotFound, CsrfFormDep
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep
@@ -272,7 +273,7 @@ def version_page(
     key = step or spec.steps[0].key
     if spec.step(key) is None:
         raise AdminNotFound
-    problems, preview = _checked_preview(spec, key, admin)
+    problems, preview = checked_preview(spec, key, admin.clinic)
     context = {
         "campaign": campaign,
         "version": version,
@@ -302,7 +303,7 @@ def _editor(
     step = spec.step(key)
     if step is None:
         raise AdminNotFound
-    problems, preview = _checked_preview(spec, key, admin, problems)
+    problems, preview = checked_preview(spec, key, admin.clinic, problems)
     context = {
         "campaign": campaign,
         "step": step,
@@ -315,28 +316,6 @@ def _editor(
     }
     status = 422 if error or any(p.kind != "safety" for p in problems) else 200
     return render(request, admin, "admin/step_editor.html", context, status_code=status)
-
-
-def _checked_preview(
-    spec: CampaignSpec, key: str, admin: AdminContext, problems: list[Problem] | None = None
-) -> tuple[list[Problem], dict[str, str] | None]:
-    """This step's problems (with those of the layout and partials), and its preview if it
-    renders at all."""
-    if problems is None:
-        problems = [p for p in check_spec(spec, admin.clinic) if p.step in (None, key)]
-    blocking = any(p.kind in ("syntax", "render") for p in problems)
-    named = {(p.where, p.line) for p in problems if p.kind == "variable"}
-    # An unknown variable is named once, with the ones that exist, not again as a render error.
-    problems = [p for p in problems if p.kind != "render" or (p.where, p.line) not in named]
-    if blocking:
-        return problems, None
-    rendered = render_step(spec, key, admin.clinic)
-    return problems, {
-        "subject": rendered.subject,
-        "preheader": rendered.preheader,
-        "html": rendered.html,
-        "text": rendered.text,
-    }
 
 
 @router.get("/campaigns/{slug}/steps/{key}", response_class=HTMLResponse)
@@ -401,12 +380,13 @@ def preview_json(
     """The live preview's refresh: the same render as the form post, as JSON."""
     campaign = _campaign(session, admin, slug)
     spec = _edited(_working(session, campaign)[0], key, subject, preheader, body)
-    problems, preview = _checked_preview(spec, key, admin)
+    problems, preview = checked_preview(spec, key, admin.clinic)
     listed = [
         {"where": p.where, "line": p.line, "message": p.message, "text": str(p), "kind": p.kind}
         for p in problems
     ]
-    return JSONResponse({"problems": listed, "preview": preview})
+    shown = dataclasses.asdict(preview) if preview else None
+    return JSONResponse({"problems": listed, "preview": shown})
 
 
 @router.post("/campaigns/{slug}/steps/{key}/test-email", response_class=HTMLResponse)
