@@ -11,7 +11,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from dripcare.errors import NotFound
@@ -44,6 +44,11 @@ class Caller:
     clinic_id: int
 
 
+_LIVE_KEY = select(ApiKey.id, ApiKey.clinic_id, ApiKey.secret_hash).where(
+    ApiKey.prefix == bindparam("prefix"), ApiKey.revoked_at.is_(None)
+)  # built once: every API request runs it
+
+
 def authenticate(session: Session, presented: str) -> Caller | None:
     """The live key matching `presented`, or None (unknown, malformed, wrong or revoked).
 
@@ -53,11 +58,7 @@ def authenticate(session: Session, presented: str) -> Caller | None:
     prefix, _, secret = rest.partition("_")
     if scheme != SCHEME or not prefix or not secret:
         return None
-    key = session.execute(
-        select(ApiKey.id, ApiKey.clinic_id, ApiKey.secret_hash).where(
-            ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None)
-        )
-    ).first()
+    key = session.connection().execute(_LIVE_KEY, {"prefix": prefix}).first()
     if key is None or not hmac.compare_digest(key.secret_hash, _digest(secret)):
         return None
     return Caller(key.id, key.clinic_id)

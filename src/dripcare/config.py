@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         QuietHours.parse(value)
         return value
 
-    @property
+    @cached_property
     def quiet(self) -> QuietHours:
         return QuietHours.parse(self.quiet_hours)
 

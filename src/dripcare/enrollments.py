@@ -9,9 +9,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, insert, null, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from dripcare.campaigns import CampaignPlan, campaign_plan, timing_of, unknown_campaign
@@ -183,32 +184,46 @@ def enroll(
     return EnrollResult(enrollment, created=True, superseded=superseded, messages=messages)
 
 
+# The hot path's statements are built once: building and keying a statement on each call cost
+# more CPU than executing it.
+_LOOK_UP = (
+    select(
+        Clinic.timezone,
+        Clinic.sender_email,
+        Campaign.id.label("campaign_id"),
+        Campaign.version,
+        Campaign.updated_at,
+        select(Enrollment.id)
+        .where(
+            Enrollment.clinic_id == bindparam("clinic_id"),
+            Enrollment.external_id == bindparam("external_id"),  # NULL matches nothing
+        )
+        .scalar_subquery()
+        .label("existing_id"),
+        Patient.id.label("patient_id"),
+        Patient.first_name,
+        Patient.last_name,
+        Patient.timezone.label("patient_timezone"),
+    )
+    .outerjoin(Campaign, (Campaign.clinic_id == Clinic.id) & (Campaign.slug == bindparam("slug")))
+    .outerjoin(Patient, (Patient.clinic_id == Clinic.id) & (Patient.email == bindparam("email")))
+    .where(Clinic.id == bindparam("clinic_id"))
+)
+# Core inserts on the tables: the ORM's bulk path would process every row's values again.
+_PATIENTS, _ENROLLMENTS, _MESSAGES = (
+    cast(Table, model.__table__) for model in (Patient, Enrollment, Message)
+)
+_NEW_PATIENT = insert(_PATIENTS).returning(_PATIENTS.c.id)
+_NEW_ENROLLMENT = insert(_ENROLLMENTS).returning(_ENROLLMENTS.c.id)
+_NEW_MESSAGES = insert(_MESSAGES).returning(_MESSAGES.c.step_id, _MESSAGES.c.id)
+
+
 def _look_up(
     session: Session, clinic_id: int, slug: str, email: str, external_id: str | None
 ) -> _Found:
     """Clinic, campaign, patient and an enrollment with the same external id: one query."""
-    same_external_id = (
-        select(Enrollment.id)
-        .where(Enrollment.clinic_id == clinic_id, Enrollment.external_id == external_id)
-        .scalar_subquery()
-    )
-    row = session.execute(
-        select(
-            Clinic.timezone,
-            Clinic.sender_email,
-            Campaign.id.label("campaign_id"),
-            Campaign.version,
-            Campaign.updated_at,
-            (same_external_id if external_id else null()).label("existing_id"),
-            Patient.id.label("patient_id"),
-            Patient.first_name,
-            Patient.last_name,
-            Patient.timezone.label("patient_timezone"),
-        )
-        .outerjoin(Campaign, (Campaign.clinic_id == Clinic.id) & (Campaign.slug == slug))
-        .outerjoin(Patient, (Patient.clinic_id == Clinic.id) & (Patient.email == email))
-        .where(Clinic.id == clinic_id)
-    ).first()
+    params = {"clinic_id": clinic_id, "slug": slug, "email": email, "external_id": external_id}
+    row = session.connection().execute(_LOOK_UP, params).first()
     if row is None:
         raise _no_clinic(clinic_id)
     if row.campaign_id is None:
@@ -238,8 +253,7 @@ def _upsert_patient(
     known = found.patient
     if known is None:
         values = {"clinic_id": found.clinic_id, "email": email, "locale": req.locale, **given}
-        created = insert(Patient).values(**values).returning(Patient.id)
-        return int(session.connection().execute(created).scalar_one())
+        return int(session.connection().execute(_NEW_PATIENT, values).scalar_one())
     changes = {
         name: value for name, value in given.items() if value and value != getattr(known, name)
     }
@@ -259,8 +273,8 @@ def _insert_enrollment(session: Session, **values: object) -> Enrollment:
         "cancelled_at": None,
         "created_at": utcnow(),
     }
-    inserted = insert(Enrollment).values(**values).returning(Enrollment.id)
-    enrollment = Enrollment(id=session.connection().execute(inserted).scalar_one(), **values)
+    new_id = session.connection().execute(_NEW_ENROLLMENT, values).scalar_one()
+    enrollment = Enrollment(id=new_id, **values)
     make_transient_to_detached(enrollment)
     session.add(enrollment)
     return enrollment
@@ -310,8 +324,7 @@ def materialize(
         return []
     rows = [_message_row(enrollment, domain, step.id, place) for step, place in placed]
     # RETURNING in any order, matched by step: cheaper than asking the database to keep order
-    inserted = insert(Message).returning(Message.step_id, Message.id)
-    ids = {step_id: id for step_id, id in session.connection().execute(inserted, rows)}
+    ids = {step_id: id for step_id, id in session.connection().execute(_NEW_MESSAGES, rows)}
     return [
         ScheduledMessage(ids[step.id], step.key, place.due_at, place.status, place.status_reason)
         for step, place in placed
