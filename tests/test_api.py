@@ -356,6 +356,15 @@ def test_start_up_objects_are_kept_out_of_the_collector(settings: Settings) -> N
         assert gc.get_freeze_count() > 1000
 
 
+def test_admin_security_headers_stay_on_the_admin(client: TestClient) -> None:
+    admin = client.get("/admin/sign-in")
+    api = client.get("/healthz")
+
+    assert "frame-ancestors" in admin.headers["content-security-policy"]
+    assert admin.headers["cache-control"] == "no-store"
+    assert "content-security-policy" not in api.headers
+
+
 def test_health_and_readiness(client: TestClient) -> None:
     for path in ("/healthz", "/readyz", "/api/v1/healthz"):
         response = client.get(path)

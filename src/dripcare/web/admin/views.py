@@ -7,14 +7,13 @@ posting only here.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -22,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from dripcare.checkins import flag_text
 from dripcare.web import errors
 from dripcare.web.admin.deps import AdminContext, AdminNotFound, CsrfFailed, NoClinic, NotSignedIn
+from dripcare.web.middleware import HeadersUnder
 
 WEB = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=WEB / "templates")
@@ -87,15 +87,7 @@ def not_found_page(request: Request) -> HTMLResponse:
 def install(app: FastAPI) -> None:
     app.mount("/admin/static", StaticFiles(directory=WEB / "static" / "admin"), name="admin-static")
 
-    @app.middleware("http")
-    async def _admin_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if request.url.path.startswith("/admin"):
-            for header, value in SECURITY_HEADERS.items():
-                response.headers.setdefault(header, value)
-        return response
+    app.add_middleware(HeadersUnder, prefix="/admin", headers=SECURITY_HEADERS)
 
     @app.exception_handler(NotSignedIn)
     async def _not_signed_in(request: Request, exc: NotSignedIn) -> RedirectResponse:
