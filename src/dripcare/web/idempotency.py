@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import HTTPException
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -26,12 +26,12 @@ Handler = Callable[[], tuple[int, Any]]
 
 def respond(
     session: Session, clinic_id: int, key: str | None, route: str, payload: BaseModel, run: Handler
-) -> JSONResponse:
+) -> Response:
     """Run the handler once per key; commit; answer (or replay the stored answer)."""
     if not key:
         status, body = run()
         session.commit()
-        return JSONResponse(_encode(body), status)
+        return _json(_encode(body), status)
     fingerprint = hashlib.sha256(f"{route}\n{payload.model_dump_json()}".encode()).hexdigest()
     stored = _stored(session, clinic_id, key)
     if stored is not None:
@@ -44,7 +44,7 @@ def respond(
             key=key,
             fingerprint=fingerprint,
             status_code=status,
-            body=json.dumps(encoded),
+            body=encoded.decode(),
         )
     )
     try:
@@ -55,12 +55,18 @@ def respond(
         if stored is None:
             raise
         return _replay(stored, fingerprint)
-    return JSONResponse(encoded, status)
+    return _json(encoded, status)
 
 
-def _encode(body: Any) -> Any:
-    """Pydantic's own JSON mode is several times faster than jsonable_encoder on a model."""
-    return body.model_dump(mode="json") if isinstance(body, BaseModel) else jsonable_encoder(body)
+def _encode(body: Any) -> bytes:
+    """Pydantic writes a model's JSON itself, several times faster than jsonable_encoder."""
+    if isinstance(body, BaseModel):
+        return body.model_dump_json().encode()
+    return json.dumps(jsonable_encoder(body), separators=(",", ":")).encode()
+
+
+def _json(content: bytes, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(content, status, headers, media_type="application/json")
 
 
 def _stored(session: Session, clinic_id: int, key: str) -> IdempotentRequest | None:
@@ -71,13 +77,11 @@ def _stored(session: Session, clinic_id: int, key: str) -> IdempotentRequest | N
     )
 
 
-def _replay(stored: IdempotentRequest, fingerprint: str) -> JSONResponse:
+def _replay(stored: IdempotentRequest, fingerprint: str) -> Response:
     if stored.fingerprint != fingerprint:
         raise HTTPException(
             409,
             "this Idempotency-Key was used with a different request; "
             "use a new key for a new request",
         )
-    return JSONResponse(
-        json.loads(stored.body), stored.status_code, headers={"Idempotent-Replayed": "true"}
-    )
+    return _json(stored.body.encode(), stored.status_code, {"Idempotent-Replayed": "true"})
