@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import gc
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import sqlalchemy as sa
 import time_machine
 from fastapi.testclient import TestClient
 
 from dripcare.apikeys import create_key, revoke_key
 from dripcare.config import Settings
 from dripcare.db import get_engine, session_scope
+from dripcare.models import Patient
 from dripcare.web.app import create_app
 from tests.conftest import configure
 from tests.factories import make_clinic
@@ -354,6 +358,48 @@ def test_start_up_objects_are_kept_out_of_the_collector(settings: Settings) -> N
     gc.unfreeze()
     with TestClient(create_app()):
         assert gc.get_freeze_count() > 1000
+
+
+def test_a_concurrent_first_enrollment_of_the_same_patient_is_answered(
+    pg_database: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another request inserts the patient first; ours waits on the unique index, fails, retries."""
+    configure(monkeypatch, tmp_path, DRIPCARE_DATABASE_URL=pg_database)  # type: ignore[arg-type]
+    with TestClient(create_app()) as client:
+        clinic = Clinic(client, "Race", "care@race.example")
+        with get_engine().connect() as other, ThreadPoolExecutor(1) as pool:
+            other.execute(
+                sa.insert(Patient).values(
+                    clinic_id=clinic.id, email="ana@example.com", first_name="Ana", locale="en"
+                )
+            )
+            answer = pool.submit(clinic.post, "/enrollments", ENROLL)
+            wait_for_a_lock_wait(other)
+            other.commit()
+            response = answer.result(timeout=60)
+
+    assert response.status_code == 201
+    assert len(response.json()["messages"]) == 7
+    with session_scope() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Patient)) == 1
+
+
+def wait_for_a_lock_wait(connection: sa.Connection) -> None:
+    """Until another session of this database waits on a lock (ours holds it)."""
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    probe = get_engine().connect()
+    try:
+        for _ in range(3000):
+            if probe.execute(query).scalar_one():
+                return
+            probe.rollback()
+            time.sleep(0.01)
+    finally:
+        probe.close()
+    raise AssertionError("the request never waited on the patient's unique index")
 
 
 def test_admin_security_headers_stay_on_the_admin(client: TestClient) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from fastapi import APIRouter
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dripcare.config import get_settings
@@ -112,7 +113,13 @@ def create(
     """
 
     def run() -> tuple[int, EnrollmentOut]:
-        result = enroll(session, _request(session, clinic, payload), get_settings())
+        try:
+            result = enroll(session, _request(session, clinic, payload), get_settings())
+        except IntegrityError:
+            # A concurrent request created the same patient or external id first and has
+            # committed: enrolling again finds it and answers as a repeat would.
+            session.rollback()
+            result = enroll(session, _request(session, clinic, payload), get_settings())
         return (201 if result.created else 200), _result_out(session, result, payload.campaign)
 
     return respond(session, clinic, idempotency_key, "POST /enrollments", payload, run)
