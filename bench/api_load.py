@@ -304,8 +304,11 @@ class CpuMeter:
 
     def _sample(self) -> dict[str, float]:
         server_pids = set(self.server.pids())
+        workers = set(self.server.workers())
         groups: dict[str, float] = collections.defaultdict(float)
         for pid in all_pids():
+            if pid in workers:
+                groups[f"worker {pid}"] = cpu_seconds(pid)
             if pid in server_pids:
                 group = "server"
             elif pid == os.getpid():
@@ -360,8 +363,11 @@ def cpu_line(delta: dict[str, float]) -> str:
     cores = delta["wall_cores"] / delta["elapsed"] if delta["elapsed"] else 0
     parts = [f"{name} {delta[name]:.1f}s" for name in (*CPU_GROUPS, "other")]
     busy = delta["machine"] / delta["wall_cores"] * 100 if delta["wall_cores"] else 0
+    # an uneven split means the workers' keep-alive connections were uneven too
+    workers = "/".join(f"{v:.1f}" for k, v in sorted(delta.items()) if k.startswith("worker "))
     return (
-        f"  cpu: {', '.join(parts)}; machine {busy:.0f}% busy of {cores:.0f} cores; "
+        f"  cpu: {', '.join(parts)} (workers {workers}); "
+        f"machine {busy:.0f}% busy of {cores:.0f} cores; "
         f"{delta['pg_sessions']:.0f} new PostgreSQL sessions"
     )
 

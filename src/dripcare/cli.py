@@ -565,28 +565,19 @@ def beat(celery_args: tuple[str, ...]) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int, help="Server processes.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Server processes; on Linux each listens on its own socket (SO_REUSEPORT).",
+)
+@user_errors
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the clinic REST API (docs at /docs, OpenAPI at /openapi.json)."""
-    import copy
+    from dripcare.web.serving import serve as run
 
-    import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
-
-    # Uvicorn's access log prints query strings, which can hold patients' emails; the app
-    # logs each request itself without them, through uvicorn's handler.
-    log_config = copy.deepcopy(LOGGING_CONFIG)
-    log_config["loggers"]["dripcare"] = {"handlers": ["default"], "level": "INFO"}
-    uvicorn.run(
-        "dripcare.web.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_level="info",
-        log_config=log_config,
-    )
+    run(host, port, workers)
 
 
 @main.command()

@@ -7,7 +7,6 @@ Celery worker with beat embedded, and every email written to ./var/outbox/ as an
 from __future__ import annotations
 
 import secrets
-import socket
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -114,10 +113,12 @@ def serve_api_in_background(host: str, port: int) -> bool:
     import uvicorn
 
     from dripcare.web.app import create_app
+    from dripcare.web.serving import PortInUse, check_free
 
-    with socket.socket() as probe:
-        if probe.connect_ex((host, port)) == 0:
-            return False
+    try:
+        check_free(host, port)
+    except PortInUse:
+        return False
     config = uvicorn.Config(
         create_app(), host=host, port=port, log_level="warning", access_log=False
     )
