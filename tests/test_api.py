@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from dripcare.apikeys import create_key, revoke_key
 from dripcare.config import Settings
 from dripcare.db import get_engine, session_scope
-from dripcare.models import Patient
+from dripcare.models import Enrollment, Message, Patient
 from dripcare.web.app import create_app
 from tests.conftest import configure
 from tests.factories import make_clinic
@@ -382,6 +382,36 @@ def test_a_concurrent_first_enrollment_of_the_same_patient_is_answered(
     assert len(response.json()["messages"]) == 7
     with session_scope() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Patient)) == 1
+
+
+def test_a_bulk_request_that_meets_a_concurrent_first_enrollment_is_answered(
+    pg_database: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The middle item waits on another request's patient; the whole request runs again."""
+    configure(monkeypatch, tmp_path, DRIPCARE_DATABASE_URL=pg_database)  # type: ignore[arg-type]
+    items = [
+        {**ENROLL, "patient": {"email": f"{name}@example.com"}, "external_id": f"bk-{name}"}
+        for name in ("bea", "ana", "cy")
+    ]
+    with TestClient(create_app()) as client:
+        clinic = Clinic(client, "Race", "care@race.example")
+        with get_engine().connect() as other, ThreadPoolExecutor(1) as pool:
+            other.execute(
+                sa.insert(Patient).values(
+                    clinic_id=clinic.id, email="ana@example.com", first_name="Ana", locale="en"
+                )
+            )
+            answer = pool.submit(clinic.post, "/enrollments:bulk", {"items": items})
+            wait_for_a_lock_wait(other)
+            other.commit()
+            response = answer.result(timeout=60)
+
+    assert response.status_code == 200, response.text
+    assert [item["status"] for item in response.json()["data"]] == ["created"] * 3
+    with session_scope() as session:
+        for model, rows in ((Patient, 3), (Enrollment, 3), (Message, 21)):
+            count = sa.select(sa.func.count()).where(model.clinic_id == clinic.id)
+            assert session.scalar(count) == rows, model
 
 
 def wait_for_a_lock_wait(connection: sa.Connection) -> None:

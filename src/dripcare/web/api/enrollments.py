@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +26,7 @@ from dripcare.models import Enrollment, EnrollmentStatus
 from dripcare.patients import get_patient
 from dripcare.web.deps import ClinicDep, IdempotencyKey, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, IDEMPOTENT_POST, NOT_FOUND
-from dripcare.web.idempotency import respond
+from dripcare.web.idempotency import Handler, respond
 from dripcare.web.pagination import Cursor, Id, IdFilter, Limit, page_of
 from dripcare.web.schemas import (
     BulkEnrollmentIn,
@@ -113,16 +114,12 @@ def create(
     """
 
     def run() -> tuple[int, EnrollmentOut]:
-        try:
-            result = enroll(session, _request(session, clinic, payload), get_settings())
-        except IntegrityError:
-            # A concurrent request created the same patient or external id first and has
-            # committed: enrolling again finds it and answers as a repeat would.
-            session.rollback()
-            result = enroll(session, _request(session, clinic, payload), get_settings())
+        result = enroll(session, _request(session, clinic, payload), get_settings())
         return (201 if result.created else 200), _result_out(session, result, payload.campaign)
 
-    return respond(session, clinic, idempotency_key, "POST /enrollments", payload, run)
+    return respond(
+        session, clinic, idempotency_key, "POST /enrollments", payload, _again_on_race(session, run)
+    )
 
 
 @router.post(":bulk", response_model=BulkOut, responses=IDEMPOTENT_POST)
@@ -139,7 +136,33 @@ def create_many(
             data=[_one(session, clinic, index, item) for index, item in enumerate(payload.items)]
         )
 
-    return respond(session, clinic, idempotency_key, "POST /enrollments:bulk", payload, run)
+    return respond(
+        session,
+        clinic,
+        idempotency_key,
+        "POST /enrollments:bulk",
+        payload,
+        _again_on_race(session, run),
+    )
+
+
+def _again_on_race(session: Session, run: Handler, attempts: int = 3) -> Handler:
+    """A concurrent request created the same patient or external id first and has committed.
+
+    Our insert waited on the unique index and failed; the whole request is rolled back (for a
+    bulk request, its earlier items too) and run again, and now finds those rows and answers
+    as a repeat would.
+    """
+
+    def again() -> tuple[int, Any]:
+        for _ in range(attempts - 1):
+            try:
+                return run()
+            except IntegrityError:
+                session.rollback()
+        return run()
+
+    return again
 
 
 def _one(session: Session, clinic: int, index: int, item: EnrollmentIn) -> BulkItemResult:
