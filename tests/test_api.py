@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -18,8 +19,9 @@ from fastapi.testclient import TestClient
 from dripcare.apikeys import create_key, revoke_key
 from dripcare.config import Settings
 from dripcare.db import get_engine, session_scope
-from dripcare.models import Enrollment, Message, Patient
+from dripcare.models import Enrollment, IdempotentRequest, Message, Patient
 from dripcare.web.app import create_app
+from dripcare.web.schemas import PatientIn
 from tests.conftest import configure
 from tests.factories import make_clinic
 
@@ -360,58 +362,95 @@ def test_start_up_objects_are_kept_out_of_the_collector(settings: Settings) -> N
         assert gc.get_freeze_count() > 1000
 
 
-def test_a_concurrent_first_enrollment_of_the_same_patient_is_answered(
-    pg_database: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another request inserts the patient first; ours waits on the unique index, fails, retries."""
-    configure(monkeypatch, tmp_path, DRIPCARE_DATABASE_URL=pg_database)  # type: ignore[arg-type]
-    with TestClient(create_app()) as client:
-        clinic = Clinic(client, "Race", "care@race.example")
+class Race:
+    """Another request inserts a row first and commits only once ours waits on its unique index."""
+
+    def __init__(self, clinic: Clinic) -> None:
+        self.clinic = clinic
+
+    def __call__(
+        self, insert: Callable[[int], sa.Executable], path: str, body: object, **kw: object
+    ) -> httpx.Response:
         with get_engine().connect() as other, ThreadPoolExecutor(1) as pool:
-            other.execute(
-                sa.insert(Patient).values(
-                    clinic_id=clinic.id, email="ana@example.com", first_name="Ana", locale="en"
-                )
-            )
-            answer = pool.submit(clinic.post, "/enrollments", ENROLL)
+            other.execute(insert(self.clinic.id))
+            answer = pool.submit(self.clinic.post, path, body, **kw)
             wait_for_a_lock_wait(other)
             other.commit()
-            response = answer.result(timeout=60)
+            return answer.result(timeout=60)
+
+
+@pytest.fixture
+def race(pg_database: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[Race]:
+    configure(monkeypatch, tmp_path, DRIPCARE_DATABASE_URL=pg_database)  # type: ignore[arg-type]
+    with TestClient(create_app()) as client:
+        yield Race(Clinic(client, "Race", "care@race.example"))
+
+
+def ana(clinic_id: int) -> sa.Executable:
+    return sa.insert(Patient).values(
+        clinic_id=clinic_id, email="ana@example.com", first_name="Ana", locale="en"
+    )
+
+
+def rows_of(clinic_id: int, model: type[Patient | Enrollment | Message]) -> int:
+    with session_scope() as session:
+        return int(session.scalar(sa.select(sa.func.count()).where(model.clinic_id == clinic_id)))
+
+
+def test_a_concurrent_first_enrollment_of_the_same_patient_is_answered(race: Race) -> None:
+    """Another request inserts the patient first; ours waits on the unique index, fails, retries."""
+    response = race(ana, "/enrollments", ENROLL)
 
     assert response.status_code == 201
     assert len(response.json()["messages"]) == 7
-    with session_scope() as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(Patient)) == 1
+    assert rows_of(race.clinic.id, Patient) == 1
 
 
-def test_a_bulk_request_that_meets_a_concurrent_first_enrollment_is_answered(
-    pg_database: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_bulk_request_that_meets_a_concurrent_first_enrollment_is_answered(race: Race) -> None:
     """The middle item waits on another request's patient; the whole request runs again."""
-    configure(monkeypatch, tmp_path, DRIPCARE_DATABASE_URL=pg_database)  # type: ignore[arg-type]
     items = [
         {**ENROLL, "patient": {"email": f"{name}@example.com"}, "external_id": f"bk-{name}"}
         for name in ("bea", "ana", "cy")
     ]
-    with TestClient(create_app()) as client:
-        clinic = Clinic(client, "Race", "care@race.example")
-        with get_engine().connect() as other, ThreadPoolExecutor(1) as pool:
-            other.execute(
-                sa.insert(Patient).values(
-                    clinic_id=clinic.id, email="ana@example.com", first_name="Ana", locale="en"
-                )
-            )
-            answer = pool.submit(clinic.post, "/enrollments:bulk", {"items": items})
-            wait_for_a_lock_wait(other)
-            other.commit()
-            response = answer.result(timeout=60)
+    response = race(ana, "/enrollments:bulk", {"items": items})
 
     assert response.status_code == 200, response.text
     assert [item["status"] for item in response.json()["data"]] == ["created"] * 3
-    with session_scope() as session:
-        for model, rows in ((Patient, 3), (Enrollment, 3), (Message, 21)):
-            count = sa.select(sa.func.count()).where(model.clinic_id == clinic.id)
-            assert session.scalar(count) == rows, model
+    for model, rows in ((Patient, 3), (Enrollment, 3), (Message, 21)):
+        assert rows_of(race.clinic.id, model) == rows, model
+
+
+def test_a_concurrent_post_of_the_same_patient_gets_the_usual_error(race: Race) -> None:
+    response = race(ana, "/patients", {"email": "ana@example.com", "first_name": "Ana"})
+
+    assert response.status_code == 422, response.text
+    assert "exists already" in response.text
+    assert rows_of(race.clinic.id, Patient) == 1
+
+
+def test_a_concurrent_first_use_of_an_idempotency_key_replays_the_winner(race: Race) -> None:
+    """Two sends of one request, racing: the loser answers with the winner's stored answer."""
+    body = {"email": "bo@example.com", "first_name": "Bo"}
+    fingerprint = hashlib.sha256(
+        f"POST /patients\n{PatientIn(**body).model_dump_json()}".encode()  # type: ignore[arg-type]
+    ).hexdigest()
+
+    def winner(clinic_id: int) -> sa.Executable:
+        return sa.insert(IdempotentRequest).values(
+            clinic_id=clinic_id,
+            key="k-1",
+            fingerprint=fingerprint,
+            status_code=201,
+            body='{"winner": true}',
+            created_at=datetime.now(UTC),
+        )
+
+    response = race(winner, "/patients", body, headers={"Idempotency-Key": "k-1"})
+
+    assert response.status_code == 201
+    assert response.json() == {"winner": True}
+    assert response.headers["Idempotent-Replayed"] == "true"
+    assert rows_of(race.clinic.id, Patient) == 0  # the loser's own insert was rolled back
 
 
 def wait_for_a_lock_wait(connection: sa.Connection) -> None:

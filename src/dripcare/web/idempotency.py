@@ -1,7 +1,8 @@
 """Idempotency-Key on POSTs: a retry with the same key gets the first answer, not a second write.
 
 The stored answer is written in the same transaction as the change it describes, so either
-both exist or neither does; two concurrent first attempts meet on the unique key.
+both exist or neither does; two concurrent first attempts meet on the unique key, and the
+second is run again and replays the first's answer.
 """
 
 from __future__ import annotations
@@ -25,9 +26,32 @@ Handler = Callable[[], tuple[int, Any]]
 
 
 def respond(
+    session: Session,
+    clinic_id: int,
+    key: str | None,
+    route: str,
+    payload: BaseModel,
+    run: Handler,
+    attempts: int = 3,
+) -> Response:
+    """Run the handler once per key; commit; answer (or replay the stored answer).
+
+    A concurrent request may fill a unique index first: the same patient, external id or
+    Idempotency-Key. Our insert waits for theirs to commit, then fails; the whole request
+    (every item of a bulk one) is rolled back and run again, and now sees their rows and
+    answers as a repeat would.
+    """
+    for _ in range(attempts - 1):
+        try:
+            return _respond_once(session, clinic_id, key, route, payload, run)
+        except IntegrityError:
+            session.rollback()
+    return _respond_once(session, clinic_id, key, route, payload, run)
+
+
+def _respond_once(
     session: Session, clinic_id: int, key: str | None, route: str, payload: BaseModel, run: Handler
 ) -> Response:
-    """Run the handler once per key; commit; answer (or replay the stored answer)."""
     if not key:
         status, body = run()
         session.commit()
@@ -47,14 +71,7 @@ def respond(
             body=encoded.decode(),
         )
     )
-    try:
-        session.commit()
-    except IntegrityError:  # a concurrent request with the same key committed first
-        session.rollback()
-        stored = _stored(session, clinic_id, key)
-        if stored is None:
-            raise
-        return _replay(stored, fingerprint)
+    session.commit()
     return _json(encoded, status)
 
 

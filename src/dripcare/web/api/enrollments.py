@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dripcare.config import get_settings
@@ -26,7 +24,7 @@ from dripcare.models import Enrollment, EnrollmentStatus
 from dripcare.patients import get_patient
 from dripcare.web.deps import ClinicDep, IdempotencyKey, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, IDEMPOTENT_POST, NOT_FOUND
-from dripcare.web.idempotency import Handler, respond
+from dripcare.web.idempotency import respond
 from dripcare.web.pagination import Cursor, Id, IdFilter, Limit, page_of
 from dripcare.web.schemas import (
     BulkEnrollmentIn,
@@ -117,9 +115,7 @@ def create(
         result = enroll(session, _request(session, clinic, payload), get_settings())
         return (201 if result.created else 200), _result_out(session, result, payload.campaign)
 
-    return respond(
-        session, clinic, idempotency_key, "POST /enrollments", payload, _again_on_race(session, run)
-    )
+    return respond(session, clinic, idempotency_key, "POST /enrollments", payload, run)
 
 
 @router.post(":bulk", response_model=BulkOut, responses=IDEMPOTENT_POST)
@@ -136,33 +132,7 @@ def create_many(
             data=[_one(session, clinic, index, item) for index, item in enumerate(payload.items)]
         )
 
-    return respond(
-        session,
-        clinic,
-        idempotency_key,
-        "POST /enrollments:bulk",
-        payload,
-        _again_on_race(session, run),
-    )
-
-
-def _again_on_race(session: Session, run: Handler, attempts: int = 3) -> Handler:
-    """A concurrent request created the same patient or external id first and has committed.
-
-    Our insert waited on the unique index and failed; the whole request is rolled back (for a
-    bulk request, its earlier items too) and run again, and now finds those rows and answers
-    as a repeat would.
-    """
-
-    def again() -> tuple[int, Any]:
-        for _ in range(attempts - 1):
-            try:
-                return run()
-            except IntegrityError:
-                session.rollback()
-        return run()
-
-    return again
+    return respond(session, clinic, idempotency_key, "POST /enrollments:bulk", payload, run)
 
 
 def _one(session: Session, clinic: int, index: int, item: EnrollmentIn) -> BulkItemResult:
