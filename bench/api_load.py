@@ -10,11 +10,14 @@ One run, in this order (see bench/README.md, "API load benchmark"):
 3. throughput: N `POST /api/v1/enrollments` (each a new patient inline and a full 7-message
    sequence) from C concurrent clients in this process; clock from the first send to the last
    answer; every answer must be 201;
-4. latency: open loop at R requests/s for S seconds (request i is due at t0 + i/R, whether or
+4. baseline: N enrollments through `enroll()` on one thread of this process, no HTTP (the
+   server idles); the throughput phase's rate divided by this one is printed as a ratio,
+   which moves far less between machines than the rates do;
+5. latency: open loop at R requests/s for S seconds (request i is due at t0 + i/R, whether or
    not earlier answers came back; `--connections` senders take them in order, as wrk2 does),
    again new enrollments by default; a request's latency counts from its due time, so a
    server that falls behind shows in the figures instead of slowing the sender down;
-5. checks: the database holds exactly the enrollments (and 7 messages each) answered 201, plus
+6. checks: the database holds exactly the enrollments (and 7 messages each) answered 201, plus
    at most the requests that timed out on this side.
 
 CPU seconds per process group (server, PostgreSQL, this process, anything else) are read from
@@ -98,6 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "quiet (other processes < 15%% of it); 0 skips the wait (120)",
     )
     p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--skip-baseline", action="store_true", help="no in-process enroll() baseline")
     p.add_argument("--skip-latency", action="store_true")
     p.add_argument("--py-spy", type=Path, default=None, help="record the server into DIR")
     p.add_argument("--set", action="append", default=[], help="KEY=VALUE env for the server")
@@ -148,8 +152,8 @@ def server_env(database: str, extra: list[str]) -> dict[str, str]:
     return env
 
 
-def migrate_and_seed(env: dict[str, str]) -> str:
-    """Migrate with dripcare.migrations.upgrade(); one clinic and one key. Returns the key."""
+def migrate_and_seed(env: dict[str, str]) -> tuple[str, int]:
+    """Migrate with dripcare.migrations.upgrade(); one clinic and one key: (key, clinic id)."""
     os.environ.update({k: v for k, v in env.items() if k.startswith("DRIPCARE_")})
     from dripcare import db
     from dripcare.apikeys import create_key
@@ -167,8 +171,45 @@ def migrate_and_seed(env: dict[str, str]) -> str:
             timezone="America/New_York",
         )
         key = create_key(session, clinic.id, "api-load").plaintext
+        clinic_id = clinic.id
     db.reset()
-    return key
+    return key, clinic_id
+
+
+def in_process(counter: Counter, clinic_id: int, n: int, warmup: int) -> float:
+    """n enrollments through `enroll()` and a commit each, on one thread of this process.
+
+    The baseline: the domain's own speed on this machine, without HTTP, FastAPI, the key
+    check or a second core for Python. The API's rate divided by it changes far less from
+    machine to machine than the rate itself. Returns the seconds the n took.
+    """
+    from dripcare import db
+    from dripcare.config import get_settings
+    from dripcare.enrollments import EnrollRequest, enroll
+
+    settings = get_settings()
+
+    def request(body: dict[str, object]) -> EnrollRequest:
+        patient = body["patient"]
+        assert isinstance(patient, dict)
+        return EnrollRequest(
+            clinic_id=clinic_id,
+            email=patient["email"],
+            first_name=patient["first_name"],
+            treated_at=str(body["treated_at"]),
+            external_id=str(body["external_id"]),
+        )
+
+    untimed = [request(counter.enrollment()) for _ in range(warmup)]
+    timed = [request(counter.enrollment()) for _ in range(n)]
+    for req in untimed:
+        with db.session_scope() as session:
+            enroll(session, req, settings)
+    start = time.perf_counter()
+    for req in timed:
+        with db.session_scope() as session:
+            enroll(session, req, settings)
+    return time.perf_counter() - start
 
 
 def free_port() -> int:
@@ -372,11 +413,11 @@ def cpu_line(delta: dict[str, float]) -> str:
     )
 
 
-def per_request_line(delta: dict[str, float], requests: int, client_kind: str) -> str:
+def per_request_line(delta: dict[str, float], requests: int, note: str) -> str:
     """CPU per HTTP request of each group: steadier than the rates, and it shows what the load
     generator (`bench`) takes from the server it measures."""
     parts = [f"{name} {delta[name] / requests * 1000:.2f} ms" for name in CPU_GROUPS]
-    return f"  cpu per request: {', '.join(parts)} ({client_kind} client)"
+    return f"  cpu per request: {', '.join(parts)} ({note})"
 
 
 def wait_quiet(limit: float, threshold: float = 0.15) -> float:
@@ -695,7 +736,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     recreate_database(args.database)
     env = server_env(args.database, args.set)
-    key = migrate_and_seed(env)
+    key, clinic_id = migrate_and_seed(env)
     figures: dict[str, object] = {
         "workers": args.workers,
         "clients": args.clients,
@@ -742,7 +783,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             requests = -(-args.enrollments // args.bulk) if args.bulk else args.enrollments
             print(cpu_line(cpu))
-            print(per_request_line(cpu, requests, args.client))
+            print(per_request_line(cpu, requests, f"{args.client} client"))
             if warning := contention_warning(cpu):
                 print(warning)
             if set(statuses) != {201}:
@@ -758,6 +799,28 @@ def main(argv: list[str] | None = None) -> int:
             if args.py_spy:
                 print(f"  py-spy ({args.py_spy}):")
                 print(summarize_profile(args.py_spy))
+
+        if not args.skip_baseline:
+            if args.wait_quiet:
+                wait_quiet(args.wait_quiet)
+            meter.start()
+            elapsed = in_process(counter, clinic_id, args.enrollments, args.warmup)
+            cpu = meter.stop()
+            created += args.enrollments + args.warmup
+            base = args.enrollments / elapsed
+            print(
+                f"baseline: {args.enrollments} in {elapsed:.2f} s = {base:.0f}/s "
+                "(enroll() and a commit each, one thread of this process: no HTTP, no key check)"
+            )
+            print(per_request_line(cpu, args.enrollments, "bench is the baseline itself"))
+            figures["baseline"] = {"enrollments": args.enrollments, "per_s": base, "cpu": cpu}
+            if "throughput" in figures:
+                ratio = figures["throughput"]["per_s"] / base  # type: ignore[index]
+                print(
+                    f"ratio api/baseline: {ratio:.2f} "
+                    f"({args.workers} server workers and HTTP against one thread in-process)"
+                )
+                figures["ratio"] = ratio
 
         if not args.skip_latency:
             if args.wait_quiet:
@@ -790,7 +853,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(mean {statistics.fmean(ms):.1f} ms; send lag max {max(lags) * 1000:.1f} ms)"
             )
             print(cpu_line(cpu))
-            print(per_request_line(cpu, len(ms), args.client))
+            print(per_request_line(cpu, len(ms), f"{args.client} client"))
             if warning := contention_warning(cpu):
                 print(warning)
             ok = {201} if args.latency_request == "enroll" else {200}
