@@ -110,7 +110,6 @@ def listen_socket(host: str, port: int, backlog: int) -> socket.socket:
         # uvicorn's supervisor stops on this code instead of restarting the worker forever
         sys.exit(STARTUP_FAILURE)
     sock.listen(backlog)
-    sock.set_inheritable(True)
     return sock
 
 
