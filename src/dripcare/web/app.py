@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from dripcare.config import get_settings
 from dripcare.web import errors
@@ -41,13 +42,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    app = FastAPI(
+    # /docs serves Swagger UI's files itself: FastAPI's default page loads them from a CDN,
+    # and shows nothing on a network that cannot reach it.
+    app = FastAPIOffline(
         title="dripcare",
         version=version("dripcare"),
         description=DESCRIPTION,
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        static_url="/static/docs",
         lifespan=_lifespan,
         max_body_size=settings.api_max_body_bytes,  # 413 whether announced or streamed
     )

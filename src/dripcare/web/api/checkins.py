@@ -14,7 +14,7 @@ from dripcare.web.schemas import CheckInOut, Page
 router = APIRouter(prefix="/check-ins", tags=["check-ins"], responses=COMMON_RESPONSES)
 
 
-@router.get("", response_model=Page[CheckInOut])
+@router.get("", response_model=Page[CheckInOut], summary="List check-ins")
 def search(
     clinic: ClinicDep,
     session: SessionDep,

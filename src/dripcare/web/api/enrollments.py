@@ -91,6 +91,7 @@ def _result_out(session: Session, result: EnrollResult, campaign: str) -> Enroll
 
 @router.post(
     "",
+    summary="Enroll a treatment",
     status_code=201,
     response_model=EnrollmentOut,
     responses={
@@ -118,7 +119,9 @@ def create(
     return respond(session, clinic, idempotency_key, "POST /enrollments", payload, run)
 
 
-@router.post(":bulk", response_model=BulkOut, responses=IDEMPOTENT_POST)
+@router.post(
+    ":bulk", response_model=BulkOut, responses=IDEMPOTENT_POST, summary="Enroll many at once"
+)
 def create_many(
     payload: BulkEnrollmentIn,
     clinic: ClinicDep,
@@ -148,7 +151,7 @@ def _one(session: Session, clinic: int, index: int, item: EnrollmentIn) -> BulkI
     )
 
 
-@router.get("", response_model=Page[EnrollmentOut])
+@router.get("", response_model=Page[EnrollmentOut], summary="List enrollments")
 def search(
     clinic: ClinicDep,
     session: SessionDep,
@@ -163,13 +166,23 @@ def search(
     return page_of([_out(session, e) for e in rows], limit)
 
 
-@router.get("/{enrollment_id}", response_model=EnrollmentOut, responses=NOT_FOUND)
+@router.get(
+    "/{enrollment_id}",
+    response_model=EnrollmentOut,
+    responses=NOT_FOUND,
+    summary="An enrollment and its timeline",
+)
 def read(enrollment_id: Id, clinic: ClinicDep, session: SessionDep) -> EnrollmentOut:
     """The timeline: every message with its due time (UTC and local) and status."""
     return _out(session, get_enrollment(session, enrollment_id, clinic))
 
 
-@router.post("/{enrollment_id}/cancel", response_model=EnrollmentOut, responses=NOT_FOUND)
+@router.post(
+    "/{enrollment_id}/cancel",
+    response_model=EnrollmentOut,
+    responses=NOT_FOUND,
+    summary="Cancel an enrollment",
+)
 def cancel_one(enrollment_id: Id, clinic: ClinicDep, session: SessionDep) -> EnrollmentOut:
     """Stop every unsent message. Cancelling twice is harmless."""
     enrollment = get_enrollment(session, enrollment_id, clinic)
@@ -178,7 +191,12 @@ def cancel_one(enrollment_id: Id, clinic: ClinicDep, session: SessionDep) -> Enr
     return _out(session, enrollment)
 
 
-@router.patch("/{enrollment_id}", response_model=EnrollmentOut, responses=NOT_FOUND)
+@router.patch(
+    "/{enrollment_id}",
+    response_model=EnrollmentOut,
+    responses=NOT_FOUND,
+    summary="Reschedule an enrollment",
+)
 def update(
     enrollment_id: Id, payload: EnrollmentPatch, clinic: ClinicDep, session: SessionDep
 ) -> EnrollmentOut:

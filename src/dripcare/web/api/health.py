@@ -56,13 +56,15 @@ def _answer(database: str, broker: str) -> JSONResponse:
     return JSONResponse(body.model_dump(), 200 if healthy else 503)
 
 
-@router.get("/healthz", response_model=Health, responses=UNHEALTHY)
+@router.get(
+    "/healthz", response_model=Health, responses=UNHEALTHY, summary="Database and broker reachable"
+)
 def healthz() -> JSONResponse:
     """The database and the broker answer."""
     return _answer(_database(), _broker())
 
 
-@router.get("/readyz", response_model=Health, responses=UNHEALTHY)
+@router.get("/readyz", response_model=Health, responses=UNHEALTHY, summary="Ready: schema migrated")
 def readyz() -> JSONResponse:
     """Ready for traffic: the database schema is at the version this code expects."""
     return _answer(_schema(), _broker())

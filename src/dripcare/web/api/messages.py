@@ -30,7 +30,7 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 router = APIRouter(prefix="/messages", tags=["messages"], responses=COMMON_RESPONSES)
 
 
-@router.get("", response_model=Page[MessageSummary])
+@router.get("", response_model=Page[MessageSummary], summary="List messages")
 def search(
     clinic: ClinicDep,
     session: SessionDep,
@@ -52,7 +52,12 @@ def search(
     return page_of([message_summary(m, m.enrollment.timezone) for m in rows], limit)
 
 
-@router.get("/{message_id}", response_model=MessageOut, responses=NOT_FOUND)
+@router.get(
+    "/{message_id}",
+    response_model=MessageOut,
+    responses=NOT_FOUND,
+    summary="A message, its subject and delivery history",
+)
 def read(message_id: Id, clinic: ClinicDep, session: SessionDep) -> MessageOut:
     """One message: the subject as the patient sees it, and every delivery attempt."""
     message = session.get(Message, message_id)

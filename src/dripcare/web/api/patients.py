@@ -18,7 +18,13 @@ from dripcare.web.serialize import patient_out
 router = APIRouter(prefix="/patients", tags=["patients"], responses=COMMON_RESPONSES)
 
 
-@router.post("", status_code=201, response_model=PatientOut, responses=IDEMPOTENT_POST)
+@router.post(
+    "",
+    status_code=201,
+    response_model=PatientOut,
+    responses=IDEMPOTENT_POST,
+    summary="Create a patient",
+)
 def create(
     payload: PatientIn,
     clinic: ClinicDep,
@@ -34,7 +40,7 @@ def create(
     return respond(session, clinic, idempotency_key, "POST /patients", payload, run)
 
 
-@router.get("", response_model=Page[PatientOut])
+@router.get("", response_model=Page[PatientOut], summary="Find a patient by email")
 def search(
     clinic: ClinicDep,
     session: SessionDep,
@@ -46,12 +52,14 @@ def search(
     return Page[PatientOut](data=data, has_more=False, next_cursor=None)
 
 
-@router.get("/{patient_id}", response_model=PatientOut, responses=NOT_FOUND)
+@router.get("/{patient_id}", response_model=PatientOut, responses=NOT_FOUND, summary="A patient")
 def read(patient_id: Id, clinic: ClinicDep, session: SessionDep) -> PatientOut:
     return patient_out(get_patient(session, clinic, patient_id))
 
 
-@router.patch("/{patient_id}", response_model=PatientOut, responses=NOT_FOUND)
+@router.patch(
+    "/{patient_id}", response_model=PatientOut, responses=NOT_FOUND, summary="Update a patient"
+)
 def update(
     patient_id: Id, payload: PatientPatch, clinic: ClinicDep, session: SessionDep
 ) -> PatientOut:
