@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -469,6 +470,66 @@ def wait_for_a_lock_wait(connection: sa.Connection) -> None:
     finally:
         probe.close()
     raise AssertionError("the request never waited on the patient's unique index")
+
+
+def test_the_request_log_names_routes_and_clinics_not_patients(
+    clinic_a: Clinic, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="dripcare.api")
+    clinic_a.post("/enrollments", ENROLL)
+    clinic_a.get("/patients?email=ana@example.com")
+
+    lines = [record.getMessage() for record in caplog.records]
+    assert "POST /api/v1/enrollments 201" in lines[0]
+    assert lines[0].endswith(f"clinic={clinic_a.id}")
+    assert "GET /api/v1/patients 200" in lines[1]
+    assert "ana@example.com" not in caplog.text
+    assert "Ana" not in caplog.text
+
+
+REFUSE_ANA = {
+    "sqlite": [
+        # SQLite's messages take no values; its statement's parameters would carry them
+        "CREATE TRIGGER refuse_ana BEFORE INSERT ON patients "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_ana() RETURNS trigger AS $$ BEGIN "
+        "RAISE EXCEPTION 'refused % %', NEW.email, NEW.first_name; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_ana BEFORE INSERT ON patients "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_ana()",
+    ],
+}
+
+
+@pytest.fixture
+def faulty_patients_table(database: str) -> Iterator[None]:
+    """A database fault whose error message names the patient (a trigger refusing the row)."""
+    engine = get_engine()
+    with engine.begin() as conn:
+        for statement in REFUSE_ANA[engine.dialect.name]:
+            conn.execute(sa.text(statement))
+    yield
+    if engine.dialect.name == "postgresql":  # SQLite's file is the test's own
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP FUNCTION refuse_ana() CASCADE"))
+
+
+def test_an_unexpected_error_is_a_500_logged_without_the_patients_data(
+    faulty_patients_table: None, clinic_a: Clinic, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    response = clinic_a.post("/enrollments", ENROLL)
+
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error; it has been logged"}
+    error = next(r for r in caplog.records if r.levelno == logging.ERROR)
+    assert "unexpected error in POST /api/v1/enrollments" in error.getMessage()
+    assert "message withheld" in error.getMessage()
+    assert "enroll" in error.getMessage()  # the frames are there, to find the fault
+    assert "ana@example.com" not in caplog.text
+    assert "Ana" not in caplog.text
+    assert "POST /api/v1/enrollments 500" in caplog.records[-1].getMessage()
 
 
 def test_admin_security_headers_stay_on_the_admin(client: TestClient) -> None:

@@ -52,7 +52,7 @@ def _create_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _prepare_sqlite(engine)
         return engine
     settings = get_settings()
@@ -64,6 +64,7 @@ def _create_engine(url: str) -> Engine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_pool_timeout,
+        hide_parameters=True,  # errors and logs carry patients' emails and names otherwise
     )
 
 

@@ -30,6 +30,7 @@ first answer.
 
 # The admin's routers, each mounted under /admin (one module per group of pages).
 ADMIN_PAGE_GROUPS = (home, auth, campaigns, outbox, branding)
+API_PREFIX, ADMIN_PREFIX = "/api/v1", "/admin"
 
 
 @asynccontextmanager
@@ -56,10 +57,10 @@ def create_app() -> FastAPI:
         max_body_size=settings.api_max_body_bytes,  # 413 whether announced or streamed
     )
     app.state.limiter = make_limiter(settings)
-    app.add_middleware(RequestLog)
+    app.add_middleware(RequestLog, prefixes=(API_PREFIX, ADMIN_PREFIX))
     errors.install(app)
     common.install(app)
-    v1 = APIRouter(prefix="/api/v1")
+    v1 = APIRouter(prefix=API_PREFIX)
     for module in (patients, enrollments, messages, checkins):
         v1.include_router(module.router)
     v1.include_router(health.router)
@@ -70,5 +71,5 @@ def create_app() -> FastAPI:
     app.include_router(preferences.router)
     views.install(app)
     for page_group in ADMIN_PAGE_GROUPS:
-        app.include_router(page_group.router, prefix="/admin", include_in_schema=False)
+        app.include_router(page_group.router, prefix=ADMIN_PREFIX, include_in_schema=False)
     return app

@@ -6,8 +6,10 @@ through a task group and a streamed response, which cost more than a whole enrol
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+import traceback
 from typing import Any
 
 log = logging.getLogger("dripcare.api")
@@ -17,36 +19,97 @@ Scope = dict[str, Any]
 
 class RequestLog:
     """One line per request: method, route template, status, time, clinic id. Query strings
-    and bodies are never logged (they carry patients' emails and names)."""
+    and bodies are never logged (they carry patients' emails and names).
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    An unexpected error is answered 500 here and logged without exception messages, which the
+    server would otherwise print: a database error's message holds the statement's values.
+    """
+
+    def __init__(self, app: Any, prefixes: tuple[str, ...] = ()) -> None:
+        self.app, self.prefixes = app, prefixes
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start, status = time.perf_counter(), 500
+        start, status, started = time.perf_counter(), 500, False
 
         async def tracked_send(message: dict[str, Any]) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
             await send(message)
 
         try:
             await self.app(scope, receive, tracked_send)
+        except Exception as exc:
+            status = 500
+            route = self.route(scope)
+            log.error("unexpected error in %s %s\n%s", scope["method"], route, withheld(exc))
+            if not started:
+                await _answer_500(scope, send)
         finally:
-            route = getattr(scope.get("route"), "path", "(unmatched)")
             clinic = scope.get("state", {}).get("clinic_id", "-")
             log.info(
                 "%s %s %s %.1fms clinic=%s",
                 scope["method"],
-                route,
+                self.route(scope),
                 status,
                 (time.perf_counter() - start) * 1000,
                 clinic,
             )
+
+    def route(self, scope: Scope) -> str:
+        """The matched route's template, never the path itself: patients' links carry tokens.
+
+        Routes of an included router know only their own part (`/enrollments/{id}`); the
+        prefix they were mounted under is added back.
+        """
+        template = getattr(scope.get("route"), "path", None)
+        if template is None:
+            return "(unmatched)"
+        for prefix in self.prefixes:
+            within = scope["path"] == prefix or scope["path"].startswith(prefix + "/")
+            if within and not template.startswith(prefix):
+                return prefix + template
+        return template
+
+
+async def _answer_500(scope: Scope, send: Any) -> None:
+    if scope["path"].startswith("/api/"):
+        body, kind = (
+            json.dumps({"detail": "internal error; it has been logged"}),
+            "application/json",
+        )
+    else:
+        body, kind = "Something went wrong on our side. Please try again later.", "text/plain"
+    headers = [(b"content-type", f"{kind}; charset=utf-8".encode())]
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
+def withheld(exc: BaseException) -> str:
+    """The traceback's frames and exception types, oldest first, without the messages.
+
+    A database error's message carries the statement's parameters and PostgreSQL's detail
+    (`Key (clinic_id, email)=(1, ana@example.com)`); the frames and the SQLSTATE are enough to
+    find the fault.
+    """
+    chain: list[BaseException] = []
+    error: BaseException | None = exc
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    lines = []
+    for error in reversed(chain):
+        lines += traceback.format_list(traceback.extract_tb(error.__traceback__))
+        lines.append(f"{type(error).__module__}.{type(error).__qualname__}{_sqlstate(error)}\n")
+    return "".join(lines).rstrip()
+
+
+def _sqlstate(error: BaseException) -> str:
+    code = getattr(getattr(error, "orig", error), "sqlstate", None)
+    return f" (SQLSTATE {code}; message withheld)" if code else " (message withheld)"
 
 
 class HeadersUnder:
