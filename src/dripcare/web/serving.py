@@ -8,7 +8,9 @@ ran at two thirds of its speed (bench/README.md). On Linux each worker here bind
 socket with SO_REUSEPORT, and the kernel spreads new connections over the workers.
 
 uvicorn's supervisor (restarts, health checks, signals) is kept as it is: it hands each worker
-a `_OwnSocket`, which becomes a freshly bound socket when the worker unpickles it.
+a `_OwnSocket`, which becomes a freshly bound socket when the worker unpickles it. The price:
+connections still waiting in a worker's own queue when it dies are reset, where a shared
+queue would have handed them to another worker; clients retry those as any dropped connection.
 """
 
 from __future__ import annotations
