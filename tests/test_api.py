@@ -370,11 +370,16 @@ class Race:
         self.clinic = clinic
 
     def __call__(
-        self, insert: Callable[[int], sa.Executable], path: str, body: object, **kw: object
+        self,
+        insert: Callable[[int], sa.Executable],
+        path: str,
+        body: object,
+        method: str = "post",
+        **kw: object,
     ) -> httpx.Response:
         with get_engine().connect() as other, ThreadPoolExecutor(1) as pool:
             other.execute(insert(self.clinic.id))
-            answer = pool.submit(self.clinic.post, path, body, **kw)
+            answer = pool.submit(getattr(self.clinic, method), path, body, **kw)
             wait_for_a_lock_wait(other)
             other.commit()
             return answer.result(timeout=60)
@@ -427,6 +432,15 @@ def test_a_concurrent_post_of_the_same_patient_gets_the_usual_error(race: Race) 
     assert response.status_code == 422, response.text
     assert "exists already" in response.text
     assert rows_of(race.clinic.id, Patient) == 1
+
+
+def test_a_concurrent_change_to_a_taken_email_gets_the_usual_error(race: Race) -> None:
+    bo = race.clinic.post("/patients", {"email": "bo@example.com"}).json()["id"]
+    response = race(ana, f"/patients/{bo}", {"email": "ana@example.com"}, method="patch")
+
+    assert response.status_code == 422, response.text
+    assert "another patient has email" in response.text
+    assert race.clinic.get(f"/patients/{bo}").json()["email"] == "bo@example.com"
 
 
 def test_a_concurrent_first_use_of_an_idempotency_key_replays_the_winner(race: Race) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dripcare.config import get_settings
+
+T = TypeVar("T")
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -88,6 +92,21 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def again_on_conflict(session: Session, attempt: Callable[[], T], attempts: int = 3) -> T:
+    """Run `attempt` again after a unique index turned it down because of a concurrent writer.
+
+    Two requests that create the same patient (or external id, or key) at once both find
+    nothing and both insert; the second waits for the first to commit, then fails. Rolled
+    back and run again, it finds the first's row and answers as a repeat would.
+    """
+    for _ in range(attempts - 1):
+        try:
+            return attempt()
+        except IntegrityError:
+            session.rollback()
+    return attempt()
 
 
 def reset() -> None:

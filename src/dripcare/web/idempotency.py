@@ -17,9 +17,9 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dripcare.db import again_on_conflict
 from dripcare.models import IdempotentRequest
 
 Handler = Callable[[], tuple[int, Any]]
@@ -32,21 +32,15 @@ def respond(
     route: str,
     payload: BaseModel,
     run: Handler,
-    attempts: int = 3,
 ) -> Response:
     """Run the handler once per key; commit; answer (or replay the stored answer).
 
-    A concurrent request may fill a unique index first: the same patient, external id or
-    Idempotency-Key. Our insert waits for theirs to commit, then fails; the whole request
-    (every item of a bulk one) is rolled back and run again, and now sees their rows and
-    answers as a repeat would.
+    A request that meets a concurrent one creating the same patient, external id or key is
+    run again whole (every item of a bulk one), and answers as a repeat would.
     """
-    for _ in range(attempts - 1):
-        try:
-            return _respond_once(session, clinic_id, key, route, payload, run)
-        except IntegrityError:
-            session.rollback()
-    return _respond_once(session, clinic_id, key, route, payload, run)
+    return again_on_conflict(
+        session, lambda: _respond_once(session, clinic_id, key, route, payload, run)
+    )
 
 
 def _respond_once(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from dripcare.db import again_on_conflict
 from dripcare.patients import PatientChanges, create_patient, find_by_email, get_patient
 from dripcare.patients import update_patient as apply_changes
 from dripcare.web.deps import ClinicDep, IdempotencyKey, SessionDep
@@ -64,10 +65,11 @@ def update(
     patient_id: Id, payload: PatientPatch, clinic: ClinicDep, session: SessionDep
 ) -> PatientOut:
     """Change email, names, time zone or locale. Already scheduled emails keep their times."""
-    patient = apply_changes(
-        session,
-        get_patient(session, clinic, patient_id),
-        PatientChanges(**payload.model_dump(exclude_unset=True)),
-    )
-    session.commit()
-    return patient_out(patient)
+    changes = PatientChanges(**payload.model_dump(exclude_unset=True))
+
+    def attempt() -> PatientOut:
+        patient = apply_changes(session, get_patient(session, clinic, patient_id), changes)
+        session.commit()
+        return patient_out(patient)
+
+    return again_on_conflict(session, attempt)
