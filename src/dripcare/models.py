@@ -112,7 +112,8 @@ class Patient(Base):
     __table_args__ = (UniqueConstraint("clinic_id", "email"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    # no index of its own: the unique index on (clinic_id, ...) serves clinic_id lookups
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
     email: Mapped[str] = mapped_column(String(320))
     first_name: Mapped[str] = mapped_column(String(100), default="")
     last_name: Mapped[str] = mapped_column(String(100), default="")
@@ -132,7 +133,8 @@ class Campaign(Base):
     __table_args__ = (UniqueConstraint("clinic_id", "slug"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    # no index of its own: the unique index on (clinic_id, ...) serves clinic_id lookups
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
     slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     treatment: Mapped[str] = mapped_column(String(64))
@@ -216,7 +218,8 @@ class Enrollment(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    # no index of its own: the unique index on (clinic_id, ...) serves clinic_id lookups
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
     treatment: Mapped[str] = mapped_column(String(64))
@@ -261,7 +264,8 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
-    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    # no index of its own: the unique index on (enrollment_id, step_id) serves it
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id"))
     step_id: Mapped[int] = mapped_column(ForeignKey("steps.id"))
     due_at: Mapped[datetime]
     status: Mapped[MessageStatus] = mapped_column(
