@@ -215,10 +215,11 @@ class Enrollment(Base):
     __table_args__ = (
         UniqueConstraint("clinic_id", "external_id"),
         Index("ix_enrollments_patient_treatment", "patient_id", "treatment"),
+        # a clinic's list, page by page in id order (GET /enrollments), without a sort
+        Index("ix_enrollments_clinic_id_id", "clinic_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # no index of its own: the unique index on (clinic_id, ...) serves clinic_id lookups
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
@@ -246,6 +247,8 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id"),
+        # a clinic's list, page by page in id order (GET /messages), without a sort
+        Index("ix_messages_clinic_id_id", "clinic_id", "id"),
         # Serves the dispatcher's claim: only scheduled rows, in due order (stays small).
         Index(
             "ix_messages_due_scheduled",
@@ -263,7 +266,7 @@ class Message(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
     # no index of its own: the unique index on (enrollment_id, step_id) serves it
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id"))
     step_id: Mapped[int] = mapped_column(ForeignKey("steps.id"))
