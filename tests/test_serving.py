@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import shutil
@@ -42,14 +43,15 @@ def served(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[subprocess.P
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a failed test kills the workers too, not only the supervisor
     )
     try:
         wait_until(lambda: len(listeners(proc.pid, port)) == 2, proc)
         yield proc, port
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def wait_until(condition, proc: subprocess.Popen[bytes], limit: float = 60) -> None:  # type: ignore[no-untyped-def]
