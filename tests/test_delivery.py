@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from dripcare import delivery
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.dispatch import claim_due, recover_expired
 from dripcare.enrollments import cancel, get_enrollment
-from dripcare.models import DeliveryAttempt, Message, MessageStatus, Suppression
+from dripcare.models import DeliveryAttempt, Message, MessageStatus, Patient, Suppression
 from dripcare.transports import SMTPTransport, transport_from_url
 from tests.conftest import free_port
 from tests.factories import make_clinic, make_enrollment
@@ -236,3 +236,30 @@ def test_a_worker_whose_lease_was_recovered_cannot_send_or_overwrite(
 
     assert (late.sent, on_time.sent) == (0, 1)
     assert len(smtp_server.recorder.messages) == 1
+
+
+def test_an_email_that_cannot_be_built_fails_alone_and_is_logged_without_the_address(
+    settings: Settings, smtp_server: SMTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stored address that slipped past validation (edited in the database) breaks one email."""
+    clinic = make_clinic()
+    broken = make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3))
+    make_enrollment(
+        settings, clinic, datetime.now(UTC) - timedelta(hours=3), email="fine@example.com"
+    )
+    with session_scope() as session:
+        session.execute(
+            update(Patient)
+            .where(Patient.id == get_enrollment(session, broken).patient_id)
+            .values(email="pat@example.com\r\nBcc: eve@example.com")
+        )
+
+    result = send_due(smtp_server)
+
+    assert (result["sent"], result["failed"]) == (1, 1)
+    assert [m["To"] for m in smtp_server.recorder.messages] == ["fine@example.com"]
+    (failed,) = [m for m in rows(broken) if m.status == MessageStatus.FAILED]
+    assert failed.status_reason == "could not build the email"
+    assert f"could not build message {failed.id}" in caplog.text
+    assert "message withheld" in caplog.text
+    assert "example.com" not in caplog.text

@@ -44,6 +44,7 @@ from dripcare.models import (
     UTCDateTime,
     utcnow,
 )
+from dripcare.redaction import withheld
 from dripcare.render_cache import Renderer
 from dripcare.rendering import Rendered, RenderError
 from dripcare.transports import ConnectionFailure, PermanentError, TransientError, Transport
@@ -316,7 +317,7 @@ def _send_one(
             job.pk, MessageStatus.FAILED, reason="template error", error=str(exc), version=version
         )
     except Exception as exc:  # one bad message must not sink its batch (and loop on recovery)
-        log.exception("could not build message %s", job.pk)
+        log.error("could not build message %s\n%s", job.pk, withheld(exc))
         return Outcome(
             job.pk,
             MessageStatus.FAILED,

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-import traceback
 from typing import Any
+
+from dripcare.redaction import withheld
 
 log = logging.getLogger("dripcare.api")
 
@@ -86,30 +87,6 @@ async def _answer_500(scope: Scope, send: Any) -> None:
     headers = [(b"content-type", f"{kind}; charset=utf-8".encode())]
     await send({"type": "http.response.start", "status": 500, "headers": headers})
     await send({"type": "http.response.body", "body": body.encode()})
-
-
-def withheld(exc: BaseException) -> str:
-    """The traceback's frames and exception types, oldest first, without the messages.
-
-    A database error's message carries the statement's parameters and PostgreSQL's detail
-    (`Key (clinic_id, email)=(1, ana@example.com)`); the frames and the SQLSTATE are enough to
-    find the fault.
-    """
-    chain: list[BaseException] = []
-    error: BaseException | None = exc
-    while error is not None and error not in chain:
-        chain.append(error)
-        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
-    lines = []
-    for error in reversed(chain):
-        lines += traceback.format_list(traceback.extract_tb(error.__traceback__))
-        lines.append(f"{type(error).__module__}.{type(error).__qualname__}{_sqlstate(error)}\n")
-    return "".join(lines).rstrip()
-
-
-def _sqlstate(error: BaseException) -> str:
-    code = getattr(getattr(error, "orig", error), "sqlstate", None)
-    return f" (SQLSTATE {code}; message withheld)" if code else " (message withheld)"
 
 
 class HeadersUnder:

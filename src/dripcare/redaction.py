@@ -1,0 +1,29 @@
+"""Errors in logs without patients' data: the frames and types stay, the messages go.
+
+A database error's message carries the statement's parameters and PostgreSQL's detail
+(`Key (clinic_id, email)=(1, ana@example.com)`); an address check's names the address. The
+frames, exception types and SQLSTATE are enough to find a fault, and name nobody.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+
+def withheld(exc: BaseException) -> str:
+    """The traceback's frames and exception types, oldest cause first, without messages."""
+    chain: list[BaseException] = []
+    error: BaseException | None = exc
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    lines = []
+    for error in reversed(chain):
+        lines += traceback.format_list(traceback.extract_tb(error.__traceback__))
+        lines.append(f"{type(error).__module__}.{type(error).__qualname__}{_sqlstate(error)}\n")
+    return "".join(lines).rstrip()
+
+
+def _sqlstate(error: BaseException) -> str:
+    code = getattr(getattr(error, "orig", error), "sqlstate", None)
+    return f" (SQLSTATE {code}; message withheld)" if code else " (message withheld)"
