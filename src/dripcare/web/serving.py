@@ -91,11 +91,9 @@ def check_free(host: str, port: int) -> None:
             raise
 
 
-def _address(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
-    family, _, _, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    return family, address
+def _address(host: str, port: int) -> tuple[socket.AddressFamily, tuple[str, int]]:
+    """As uvicorn binds its own socket: IPv6 for an address with a colon (`::` takes IPv4 too)."""
+    return (socket.AF_INET6 if ":" in host else socket.AF_INET), (host, port)
 
 
 def listen_socket(host: str, port: int, backlog: int) -> socket.socket:
