@@ -59,9 +59,25 @@ def sign_in(page: Page, live_server: str, email: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def fits_the_width(page: Page) -> bool:
-    """Nothing but the tables' own scroll areas may be wider than the screen."""
-    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+LAYOUT_PROBLEMS = """() => {
+  const problems = [];
+  const { scrollWidth, clientWidth } = document.documentElement;
+  if (scrollWidth > clientWidth) problems.push(`${scrollWidth} px wide on ${clientWidth}`);
+  if (window.visualViewport.scale !== 1) problems.push(`zoomed to ${window.visualViewport.scale}`);
+  window.scrollTo(0, 0);
+  for (const control of document.querySelectorAll("header a, header button, header select")) {
+    const box = control.getBoundingClientRect();
+    const hit = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+    if (!control.contains(hit)) problems.push(`${control.textContent.trim()} is covered`);
+  }
+  return problems;
+}"""
+
+
+def layout_problems(page: Page) -> list[str]:
+    """Nothing but the tables' own scroll areas may be wider than the screen, the browser must
+    not zoom out to fit the page, and every header control must take a tap at its centre."""
+    return list(page.evaluate(LAYOUT_PROBLEMS))
 
 
 def test_sign_in_see_the_outbox_open_a_sent_email_and_edit_branding(
@@ -74,7 +90,7 @@ def test_sign_in_see_the_outbox_open_a_sent_email_and_edit_branding(
     sign_in(page, live_server, riverside.admin_email)
     expect(page.get_by_role("heading", level=1)).to_have_text("Outbox")
     expect(page.get_by_role("heading", name="Red-flag check-ins")).to_be_visible()
-    assert fits_the_width(page)
+    assert layout_problems(page) == []
     shot(page, f"admin-outbox-{width}")
 
     recent = page.locator("section", has=page.get_by_role("heading", name="Recent"))
@@ -84,7 +100,7 @@ def test_sign_in_see_the_outbox_open_a_sent_email_and_edit_branding(
     expect(email.locator("body")).to_contain_text("Ana")
     expect(email.locator("body")).to_contain_text("Riverside Skin Clinic")
     expect(page.locator("pre.text")).to_contain_text("Ana")
-    assert fits_the_width(page)
+    assert layout_problems(page) == []
     shot(page, f"admin-email-{width}")
 
     page.get_by_role("link", name="Branding").click()
@@ -98,7 +114,7 @@ def test_sign_in_see_the_outbox_open_a_sent_email_and_edit_branding(
     page.get_by_label("Brand colour").fill("#7c3aed")
     page.get_by_role("button", name="Save branding").click()
     expect(page.get_by_role("status")).to_contain_text("Saved.")
-    assert fits_the_width(page)
+    assert layout_problems(page) == []
     shot(page, f"admin-branding-{width}")
     with session_scope() as session:
         clinic = session.scalars(select(Clinic).where(Clinic.id == riverside.clinic_id)).one()
@@ -131,7 +147,7 @@ def test_branding_preview_shows_the_unsaved_colour_beside_the_form(
             expect(header).to_be_visible()
         assert page.locator("#frame-phone").bounding_box()["width"] == 375  # type: ignore[index]
         expect(page.get_by_label("Brand colour")).to_have_value("#b45309")
-        assert fits_the_width(page)
+        assert layout_problems(page) == []
         page.set_viewport_size({"width": 1280, "height": 1700})  # both frames get painted
         shot(page, "admin-branding-preview-1280")
         with session_scope() as session:
