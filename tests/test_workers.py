@@ -5,6 +5,7 @@ No eager mode: tasks travel through Redis to a worker thread or to worker proces
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -18,11 +19,11 @@ from typing import Any
 import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from dripcare.celery_app import DISPATCH_QUEUE, SEND_QUEUE, app
 from dripcare.config import Settings, get_settings
-from dripcare.db import session_scope
+from dripcare.db import get_engine, session_scope
 from dripcare.devserver import daytime_zone
 from dripcare.dispatch import dispatch_tick
 from dripcare.models import Enrollment, Message, MessageStatus, Patient
@@ -86,6 +87,45 @@ def test_dispatch_task_and_worker_thread_deliver_due_messages(
         "ben@example.com",
         "cy@example.com",
     ]
+
+
+REFUSE_SENT = [
+    "CREATE FUNCTION refuse_sent() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused %', "
+    "(SELECT p.email FROM patients p JOIN enrollments e ON e.patient_id = p.id "
+    "WHERE e.id = NEW.enrollment_id); END $$ LANGUAGE plpgsql",
+    "CREATE TRIGGER refuse_sent BEFORE UPDATE ON messages FOR EACH ROW "
+    "WHEN (NEW.status = 'sent') EXECUTE FUNCTION refuse_sent()",
+]
+
+
+@pytest.fixture
+def messages_refuse_sent(worker_env: Settings) -> Iterator[None]:
+    """A database fault whose message names the patient, raised while a batch is recorded."""
+    with get_engine().begin() as conn:
+        for statement in REFUSE_SENT:
+            conn.execute(text(statement))
+    yield
+    with get_engine().begin() as conn:
+        conn.execute(text("DROP FUNCTION refuse_sent() CASCADE"))
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_a_failed_task_is_logged_without_the_patients_data(
+    messages_refuse_sent: None, smtp_server: SMTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    clinic = make_clinic(timezone=daytime_zone(datetime.now(UTC)))
+    make_enrollment(
+        get_settings(), clinic, datetime.now(UTC) - timedelta(hours=3), email="ann@example.com"
+    )
+    caplog.set_level(logging.ERROR, logger="celery.app.trace")
+    with start_worker(app, perform_ping_check=False, queues=[DISPATCH_QUEUE, SEND_QUEUE]):
+        dispatch.delay()
+        wait_until(lambda: "send_batch" in caplog.text, "the failed send task's log")
+
+    assert "TaskFailed" in caplog.text
+    assert "SQLSTATE P0001; message withheld" in caplog.text
+    assert "delivery.py" in caplog.text  # the frames are there, to find the fault
+    assert "ann@example.com" not in caplog.text
 
 
 # ---- several worker processes -----------------------------------------------------------------

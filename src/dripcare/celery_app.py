@@ -6,17 +6,41 @@ future emails wait in the database, never as `eta` tasks.
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
+
+from celery import Celery, Task
+from celery.exceptions import TaskPredicate
 
 from dripcare.config import get_settings
+from dripcare.redaction import withheld
 
 DISPATCH_QUEUE = "dispatch"
 SEND_QUEUE = "send"
 
 
+class TaskFailed(Exception):
+    """An unexpected error in a task, told by its frames and types alone."""
+
+
+class WithheldTask(Task):
+    """A task whose unexpected errors reach the worker's log without their messages.
+
+    Celery logs a failed task's exception with its message, and a database error's message
+    can name a patient (PostgreSQL's detail on a unique violation shows the row's values).
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except TaskPredicate:  # Retry, Ignore, Reject: Celery's own control flow
+            raise
+        except Exception as exc:
+            raise TaskFailed(withheld(exc)) from None
+
+
 def create_app() -> Celery:
     settings = get_settings()
-    app = Celery("dripcare", include=["dripcare.tasks"])
+    app = Celery("dripcare", include=["dripcare.tasks"], task_cls=WithheldTask)
     app.conf.update(
         broker_url=settings.broker_url,
         broker_connection_retry_on_startup=True,
