@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import time_machine
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
@@ -14,6 +16,7 @@ from dripcare.cli import main
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.models import Clinic, Enrollment, Message
+from tests.factories import DAYTIME
 
 CLINIC = [
     "clinic",
@@ -27,6 +30,13 @@ CLINIC = [
     "--timezone",
     "America/New_York",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _clock() -> Iterator[None]:
+    """The CLI reads the clock (late emails are skipped): every test runs on DAYTIME's day."""
+    with time_machine.travel(DAYTIME, tick=True):
+        yield
 
 
 def run(*args: str) -> Result:
@@ -91,7 +101,7 @@ def test_enroll_prints_the_timeline_and_is_idempotent(clinic_id: int) -> None:
         (["--timezone", "Nowhere/City"], "unknown time zone 'Nowhere/City'"),
         (["--treatment", "laser"], "has no campaign 'laser'"),
         (["--treated-at", "1900-01-01"], "out of range"),
-        (["--treated-at", "yesterday"], "not an ISO date"),
+        (["--treated-at", "last tuesday"], "not an ISO date"),
     ],
 )
 def test_bad_input_gives_one_clear_line_exit_2_and_writes_nothing(
