@@ -14,7 +14,7 @@ import click
 
 from dripcare import campaign_versions, campaigns, enrollments
 from dripcare.cli_admin import admin
-from dripcare.cli_common import emit, json_option, user_errors
+from dripcare.cli_common import emit, json_option, quiet_option, user_errors
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.errors import UserError
@@ -74,8 +74,9 @@ def clinic() -> None:
 @click.option("--webhook-url", default="", help="Also POST red-flag check-ins here (JSON).")
 @click.option("--webhook-secret", default="", help="Signs webhook bodies (HMAC-SHA256).")
 @json_option
+@quiet_option("the new clinic's id")
 @user_errors
-def clinic_create(as_json: bool, **fields: str) -> None:
+def clinic_create(as_json: bool, quiet: bool, **fields: str) -> None:
     """Create a clinic; the default campaigns (e.g. microneedling) are installed for it."""
     from dripcare.clinics import create_clinic
 
@@ -90,6 +91,7 @@ def clinic_create(as_json: bool, **fields: str) -> None:
         as_json,
         data,
         f"clinic {data['id']} created: {data['name']} (campaigns: {', '.join(data['campaigns'])})",
+        only=data["id"] if quiet else None,
     )
 
 
@@ -179,8 +181,9 @@ def apikey() -> None:
 @click.option("--clinic", "clinic_id", type=int, required=True)
 @click.option("--name", default="", help="What the key is for, e.g. 'booking system'.")
 @json_option
+@quiet_option("the key")
 @user_errors
-def apikey_create(clinic_id: int, name: str, as_json: bool) -> None:
+def apikey_create(clinic_id: int, name: str, as_json: bool, quiet: bool) -> None:
     """Create a key; it is printed once and cannot be shown again."""
     from dripcare.apikeys import create_key
 
@@ -193,6 +196,7 @@ def apikey_create(clinic_id: int, name: str, as_json: bool) -> None:
         data,
         f"{issued.plaintext}\n(key {data['id']} for clinic {clinic_id}; "
         "store it now, it is not shown again)",
+        only=issued.plaintext if quiet else None,
     )
 
 
@@ -227,16 +231,23 @@ def apikey_list(clinic_id: int, as_json: bool) -> None:
 
 
 @apikey.command("revoke")
-@click.argument("key_id", type=int)
+@click.argument("key")
 @json_option
 @user_errors
-def apikey_revoke(key_id: int, as_json: bool) -> None:
-    """Revoke a key: requests with it get 401 from now on."""
-    from dripcare.apikeys import revoke_key
+def apikey_revoke(key: str, as_json: bool) -> None:
+    """Revoke a key, named by its id or by the key itself: requests with it get 401 from now on."""
+    from dripcare.apikeys import authenticate, revoke_key
 
     with session_scope() as session:
-        key = revoke_key(session, key_id)
-        data = {"id": key.id, "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None}
+        if key.isdigit():
+            key_id = int(key)
+        elif (caller := authenticate(session, key.strip())) is not None:
+            key_id = caller.key_id
+        else:
+            raise UserError("that is no live API key; give the key's id (`dripcare apikey list`)")
+        revoked = revoke_key(session, key_id)
+        when = revoked.revoked_at
+        data = {"id": revoked.id, "revoked_at": when.isoformat() if when else None}
     emit(as_json, data, f"key {key_id} revoked")
 
 
@@ -293,10 +304,15 @@ def patient_revoke_links(clinic_id: int, email: str, as_json: bool) -> None:
     show_default=True,
     help="Campaign slug.",
 )
-@click.option("--treated-at", required=True, help="ISO date or date-time, e.g. 2026-11-24T14:30")
+@click.option(
+    "--treated-at",
+    required=True,
+    help="ISO date or date-time (2026-11-24T14:30), or today/yesterday with HH:MM, or now.",
+)
 @click.option("--timezone", default=None, help="Patient's IANA zone (default: the clinic's).")
 @click.option("--external-id", default=None, help="Your booking id; makes re-sending safe.")
 @json_option
+@quiet_option("the enrollment's id")
 @user_errors
 def enroll(
     clinic_id: int,
@@ -308,6 +324,7 @@ def enroll(
     timezone: str | None,
     external_id: str | None,
     as_json: bool,
+    quiet: bool,
 ) -> None:
     """Enroll a patient's treatment: schedules the whole aftercare sequence."""
     request = enrollments.EnrollRequest(
@@ -325,7 +342,8 @@ def enroll(
         data = _timeline_data(session, result.enrollment)
         data |= {"created": result.created, "superseded": result.superseded}
     verb = "enrolled" if result.created else "already enrolled (nothing changed)"
-    emit(as_json, data, f"{verb}: enrollment {data['id']}\n{_timeline_text(data)}")
+    text = f"{verb}: enrollment {data['id']}\n{_timeline_text(data)}"
+    emit(as_json, data, text, only=data["id"] if quiet else None)
 
 
 @main.command()

@@ -36,5 +36,14 @@ def user_errors(func: F) -> F:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
-def emit(as_json: bool, data: Any, text: str) -> None:
-    click.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+def quiet_option(what: str) -> Callable[[F], F]:
+    """`-q`: print only what a script keeps, e.g. `CLINIC=$(dripcare clinic create … -q)`."""
+    return click.option("-q", "--quiet", is_flag=True, help=f"Print only {what}, for scripts.")
+
+
+def emit(as_json: bool, data: Any, text: str, only: Any = None) -> None:
+    """JSON, the human text, or with `--quiet` only the one value a script needs."""
+    if only is not None:
+        click.echo(only)
+    else:
+        click.echo(json.dumps(data, indent=2, default=str) if as_json else text)

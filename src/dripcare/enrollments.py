@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -49,11 +49,9 @@ from dripcare.models import (
     utcnow,
 )
 from dripcare.scheduling import StepTiming, compute_due_at
+from dripcare.treatment_time import parse_treated_at
 from dripcare.validation import check_timezone, normalize_email
 
-EARLIEST_TREATMENT = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST_AHEAD = timedelta(days=366)
-DATE_ONLY_TIME = time(12, 0)
 REASON_LATE = "due more than the grace period before enrollment"
 RESCHEDULABLE = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SKIPPED)
 STOPPED_BY_PATIENT = "stopped by the patient"
@@ -111,41 +109,6 @@ class _Found:
     plan: CampaignPlan
     existing_id: int | None
     patient: _KnownPatient | None
-
-
-# ---- validation -------------------------------------------------------------------------------
-
-
-def parse_treated_at(value: str | datetime, zone: str, now: datetime) -> datetime:
-    """ISO date-time (with or without offset; without means the patient's zone) or a date.
-
-    A date alone means noon local time: the day's first email then goes out that afternoon.
-    """
-    moment = value if isinstance(value, datetime) else _parse_iso(value.strip())
-    try:
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=ZoneInfo(zone))
-        moment = moment.astimezone(UTC)
-    except OverflowError:
-        moment = datetime.max.replace(tzinfo=UTC)  # years away either way: out of range below
-    if moment < EARLIEST_TREATMENT or moment > now + LATEST_AHEAD:
-        raise UserError(
-            f"treated_at {value!s} is out of range: it must be after 2000-01-01 and "
-            "at most a year from now"
-        )
-    return moment
-
-
-def _parse_iso(text: str) -> datetime:
-    try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), DATE_ONLY_TIME)
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UserError(
-            f"treated_at {text!r} is not an ISO date or date-time "
-            "(e.g. 2026-11-24 or 2026-11-24T14:30 or 2026-11-24T14:30+01:00)"
-        ) from exc
 
 
 # ---- enrolling --------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from dripcare.config import get_settings
 from dripcare.enrollments import (
-    DATE_ONLY_TIME,
     EnrollRequest,
     EnrollResult,
     cancel,
@@ -22,6 +21,7 @@ from dripcare.enrollments import (
 from dripcare.errors import UserError
 from dripcare.models import Enrollment, EnrollmentStatus
 from dripcare.patients import get_patient
+from dripcare.treatment_time import DATE_ONLY_TIME
 from dripcare.web.deps import ClinicDep, IdempotencyKey, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, IDEMPOTENT_POST, NOT_FOUND
 from dripcare.web.idempotency import respond
