@@ -2,6 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
+PORT ?= 8000
 
 .PHONY: run test lint format bench clean
 
@@ -12,7 +13,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 run: $(BIN)/.installed  ## dripcare on SQLite with an embedded broker; emails land in var/outbox/
-	$(BIN)/dripcare dev
+	$(BIN)/dripcare dev --port $(PORT)
 
 test: $(BIN)/.installed  ## the whole suite, on SQLite and PostgreSQL, with Redis and SMTP servers
 	$(BIN)/pytest

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 from functools import cached_property, lru_cache
 from pathlib import Path
 
@@ -10,7 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dripcare.scheduling import QuietHours
 
-DEV_SECRET = "dev-only-not-secret"
+DEV_SECRET_FILE = Path("var") / "secret-key"
+MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -19,7 +23,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DRIPCARE_", env_file=".env", extra="ignore")
 
     env: str = Field("development", description="development | production")
-    secret_key: str = DEV_SECRET
+    secret_key: str = Field(
+        "", description="signs links and sessions; in development, made per install in var/"
+    )
     database_url: str = "sqlite:///var/dripcare.db"
     db_pool_size: int = Field(
         10,
@@ -78,16 +84,35 @@ class Settings(BaseSettings):
         return QuietHours.parse(self.quiet_hours)
 
     def check_production_safety(self) -> None:
-        """Refuse the development secret outside development: its tokens are forgeable."""
-        if self.env != "development" and self.secret_key == DEV_SECRET:
+        """Outside development a short or missing secret is refused: its tokens are forgeable."""
+        if self.env != "development" and len(self.secret_key) < MIN_SECRET_LENGTH:
             raise RuntimeError(
-                "DRIPCARE_SECRET_KEY is the development default; set a long random value "
-                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
+                f"DRIPCARE_SECRET_KEY must be set to at least {MIN_SECRET_LENGTH} random "
+                "characters (e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
             )
+
+
+def dev_secret(path: Path = DEV_SECRET_FILE) -> str:
+    """This install's own development secret, made on first use and kept beside its database.
+
+    A secret published in the source would make every development install's links work on
+    every other one.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(secrets.token_urlsafe(48))
+        with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
+            os.link(draft, path)
+        draft.unlink()
+    return path.read_text(encoding="ascii").strip()
 
 
 @lru_cache
 def get_settings() -> Settings:
     settings = Settings()
+    if not settings.secret_key and settings.env == "development":
+        settings.secret_key = dev_secret()
     settings.check_production_safety()
     return settings

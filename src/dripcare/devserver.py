@@ -6,6 +6,7 @@ Celery worker with beat embedded, and every email written to ./var/outbox/ as an
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dripcare.admins import create_admin_user
 from dripcare.apikeys import create_key
@@ -24,7 +25,7 @@ from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.enrollments import EnrollRequest, enroll
 from dripcare.migrations import upgrade
-from dripcare.models import Clinic
+from dripcare.models import Clinic, Message, MessageStatus
 from dripcare.transports import CaptureTransport, transport_from_url
 
 DEMO_ZONES = (
@@ -126,10 +127,20 @@ def serve_api_in_background(host: str, port: int) -> bool:
     return True
 
 
+def point_links_at(host: str, port: int) -> None:
+    """Emails' links lead to this server, unless DRIPCARE_BASE_URL says otherwise."""
+    if "DRIPCARE_BASE_URL" not in os.environ:
+        shown = "localhost" if host in ("127.0.0.1", "localhost") else host
+        os.environ["DRIPCARE_BASE_URL"] = f"http://{shown}:{port}"
+        get_settings.cache_clear()
+
+
 def run_dev(seed: bool = True, host: str = "127.0.0.1", port: int = 8000) -> None:
+    point_links_at(host, port)
     settings = get_settings()
     Path("var").mkdir(exist_ok=True)
     upgrade()
+    reporter = ConsoleReport(settings.smtp_url, last_skipped=_last_skipped_id())
     if seed and (demo := seed_demo()) is not None:
         click.echo(
             f"seeded demo clinic {demo.clinic_id} with 4 patients (back-dated treatments)"
@@ -139,7 +150,8 @@ def run_dev(seed: bool = True, host: str = "127.0.0.1", port: int = 8000) -> Non
         )
     click.echo(
         f"database: {settings.database_url}\nbroker:   {settings.broker_url}\n"
-        f"emails:   {settings.smtp_url}  (every {settings.dispatch_interval:g}s)"
+        f"emails:   {settings.smtp_url}  (every {settings.dispatch_interval:g}s)\n"
+        f"links:    {settings.base_url}"
     )
     if serve_api_in_background(host, port):
         click.echo(f"API:      http://{host}:{port}/docs\nadmin:    http://{host}:{port}/admin")
@@ -149,19 +161,9 @@ def run_dev(seed: bool = True, host: str = "127.0.0.1", port: int = 8000) -> Non
 
     from dripcare.celery_app import DISPATCH_QUEUE, SEND_QUEUE, app
 
-    outbox = _capture_dir(settings.smtp_url)
-
     @task_postrun.connect(weak=False)
     def _report(sender: Any = None, retval: Any = None, **_: Any) -> None:
-        if getattr(sender, "name", "") != "dripcare.send_batch" or not isinstance(retval, dict):
-            return
-        where = settings.smtp_url
-        if outbox is not None:
-            where = f"{outbox}/ ({len(list(outbox.glob('*.eml')))} .eml files in all)"
-        click.echo(
-            f"sent {retval['sent']} email(s) to {where}; deferred {retval['deferred']}, "
-            f"failed {retval['failed']}"
-        )
+        reporter.after(getattr(sender, "name", ""), retval)
 
     app.conf.worker_redirect_stdouts = False
 
@@ -175,3 +177,57 @@ def run_dev(seed: bool = True, host: str = "127.0.0.1", port: int = 8000) -> Non
             "--schedule=var/celerybeat-schedule",
         ]
     )
+
+
+def _last_skipped_id() -> int:
+    with session_scope() as session:
+        return session.scalar(select(func.max(Message.id))) or 0
+
+
+class ConsoleReport:
+    """What the dev console says after each task: emails sent, skipped and clinic alerts."""
+
+    def __init__(self, smtp_url: str, last_skipped: int) -> None:
+        self.smtp_url = smtp_url
+        self.outbox = _capture_dir(smtp_url)
+        self.last_skipped = last_skipped
+
+    def after(self, task: str, retval: Any) -> None:
+        if task == "dripcare.send_batch" and isinstance(retval, dict):
+            click.echo(
+                f"sent {retval['sent']} email(s) to {self._where()}; deferred "
+                f"{retval['deferred']}, failed {retval['failed']}"
+            )
+        elif (
+            task == "dripcare.deliver_alerts" and isinstance(retval, dict) and any(retval.values())
+        ):
+            click.echo(
+                f"clinic alert(s) for red-flag check-ins: {retval['delivered']} delivered to "
+                f"{self.smtp_url} or the clinic's webhook, {retval['deferred']} to retry"
+            )
+        elif task == "dripcare.dispatch":
+            self._report_skipped()
+
+    def _where(self) -> str:
+        if self.outbox is None:
+            return self.smtp_url
+        return f"{self.outbox}/ ({len(list(self.outbox.glob('*.eml')))} .eml files in all)"
+
+    def _report_skipped(self) -> None:
+        """Emails that will never go out because they were too late when enrolled."""
+        with session_scope() as session:
+            rows = session.execute(
+                select(Message.id, Message.enrollment_id, Message.status_reason)
+                .where(Message.status == MessageStatus.SKIPPED, Message.id > self.last_skipped)
+                .order_by(Message.id)
+            ).all()
+        if not rows:
+            return
+        self.last_skipped = rows[-1].id
+        by_reason: dict[str, set[int]] = {}
+        for row in rows:
+            by_reason.setdefault(row.status_reason, set()).add(row.enrollment_id)
+        for reason, ids in by_reason.items():
+            count = sum(1 for r in rows if r.status_reason == reason)
+            listed = ", ".join(str(i) for i in sorted(ids))
+            click.echo(f"skipped {count} email(s), not sent: {reason} (enrollment {listed})")
