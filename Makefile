@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 PORT ?= 8000
 
-.PHONY: run test lint format bench clean
+.PHONY: run test test-fast test-later lint format bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,16 @@ run: $(BIN)/.installed  ## dripcare on SQLite with an embedded broker; emails la
 
 test: $(BIN)/.installed  ## the whole suite, on SQLite and PostgreSQL, with Redis and SMTP servers
 	$(BIN)/pytest
+
+test-fast: $(BIN)/.installed  ## the quick loop: SQLite and PostgreSQL, no browser, stop at the first failure
+	$(BIN)/pytest -q -x --ignore-glob='tests/test_browser*.py'
+
+# The whole suite with every clock a year ahead (libfaketime, also in the servers and workers
+# the tests start): a test that depends on today's date fails here the day it is written.
+# The monotonic clock stays real: waits and timeouts keep their length.
+test-later: $(BIN)/.installed
+	@command -v faketime >/dev/null || { echo "test-later needs faketime (apt-get install faketime)"; exit 2; }
+	DONT_FAKE_MONOTONIC=1 faketime -f +365d $(BIN)/pytest -q
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
