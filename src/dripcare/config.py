@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dripcare.scheduling import QuietHours
@@ -20,7 +21,12 @@ class Settings(BaseSettings):
 
     env: str = Field("development", description="development | production")
     secret_key: str = DEV_SECRET
-    database_url: str = "sqlite:///var/dripcare.db"
+    state_dir: Path = Field(
+        Path("var"),
+        description="where dripcare writes files: beat's schedule and heartbeat, previews, "
+        "and the embedded database, broker and outbox when their URLs are not set",
+    )
+    database_url: str = Field("", description="default: sqlite:///<state dir>/dripcare.db")
     db_pool_size: int = Field(
         10,
         ge=1,
@@ -30,10 +36,11 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(
         10.0, gt=0, description="seconds an API request waits for a free connection, then 503"
     )
-    broker_url: str = "sqla+sqlite:///var/broker.db"
+    broker_url: str = Field("", description="default: sqla+sqlite:///<state dir>/broker.db")
     smtp_url: str = Field(
-        "capture://var/outbox",
-        description="smtp://user:pass@host:587?starttls=true, smtps://…, capture://DIR, console://",
+        "",
+        description="smtp://user:pass@host:587?starttls=true, smtps://…, capture://DIR, "
+        "console://; default: capture://<state dir>/outbox",
     )
     base_url: str = "http://localhost:8000"
     unsubscribe_mailbox: str = Field("", description="mailto target; default unsubscribe@<domain>")
@@ -72,6 +79,15 @@ class Settings(BaseSettings):
     def _valid_quiet_hours(cls, value: str) -> str:
         QuietHours.parse(value)
         return value
+
+    @model_validator(mode="after")
+    def _embedded_defaults_in_state_dir(self) -> Self:
+        """The embedded database, broker and outbox live in the state dir unless set, so one
+        setting moves every file dripcare writes out of the working directory."""
+        self.database_url = self.database_url or f"sqlite:///{self.state_dir / 'dripcare.db'}"
+        self.broker_url = self.broker_url or f"sqla+sqlite:///{self.state_dir / 'broker.db'}"
+        self.smtp_url = self.smtp_url or f"capture://{self.state_dir / 'outbox'}"
+        return self
 
     @cached_property
     def quiet(self) -> QuietHours:

@@ -19,12 +19,14 @@ from sqlalchemy import select
 
 from dripcare.admins import create_admin_user
 from dripcare.apikeys import create_key
+from dripcare.beat import schedule_path
 from dripcare.clinics import create_clinic
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.enrollments import EnrollRequest, enroll
 from dripcare.migrations import upgrade
 from dripcare.models import Clinic
+from dripcare.state import state_dir
 from dripcare.transports import CaptureTransport, transport_from_url
 
 DEMO_ZONES = (
@@ -128,7 +130,7 @@ def serve_api_in_background(host: str, port: int) -> bool:
 
 def run_dev(seed: bool = True, host: str = "127.0.0.1", port: int = 8000) -> None:
     settings = get_settings()
-    Path("var").mkdir(exist_ok=True)
+    state_dir(settings)
     upgrade()
     if seed and (demo := seed_demo()) is not None:
         click.echo(
@@ -172,6 +174,6 @@ def run_dev(seed: bool = True, host: str = "127.0.0.1", port: int = 8000) -> Non
             "--pool=solo",
             "--loglevel=WARNING",
             f"--queues={DISPATCH_QUEUE},{SEND_QUEUE}",
-            "--schedule=var/celerybeat-schedule",
+            f"--schedule={schedule_path(settings)}",
         ]
     )
