@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from dripcare.config import dev_secret
+from dripcare.config import Settings
 from dripcare.devserver import ConsoleReport
+from dripcare.state import dev_secret
 from tests.conftest import free_port
 
 BIN = Path(sys.executable).parent
@@ -67,13 +68,13 @@ def test_dev_reports_sent_and_skipped_emails_whose_links_use_its_port(tmp_path: 
 
 
 def test_each_install_makes_its_own_private_secret(tmp_path: Path) -> None:
-    first, second = tmp_path / "a" / "secret-key", tmp_path / "b" / "secret-key"
+    first, second = Settings(state_dir=tmp_path / "a"), Settings(state_dir=tmp_path / "b")
 
     secrets = {dev_secret(first), dev_secret(second)}
 
     assert len(secrets) == 2 and all(len(s) >= 32 for s in secrets)
     assert dev_secret(first) in secrets  # kept, not made again
-    assert stat.S_IMODE(first.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "a" / "secret-key").stat().st_mode) == 0o600
 
 
 def test_clinic_alerts_are_reported_on_the_console(capsys: pytest.CaptureFixture[str]) -> None:

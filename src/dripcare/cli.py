@@ -15,6 +15,7 @@ import click
 from dripcare import campaign_versions, campaigns, enrollments
 from dripcare.cli_admin import admin
 from dripcare.cli_common import emit, json_option, quiet_option, user_errors
+from dripcare.cli_health import health
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.errors import UserError
@@ -27,6 +28,7 @@ def main() -> None:
 
 
 main.add_command(admin)  # `dripcare admin …`, in its own module
+main.add_command(health)  # `dripcare health api|worker|beat`, for container healthchecks
 
 
 # ---- database ---------------------------------------------------------------------------------
@@ -492,18 +494,20 @@ def status(as_json: bool) -> None:
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("var/preview"),
-    show_default=True,
+    default=None,
+    help="Directory for the files (default: preview/ in DRIPCARE_STATE_DIR).",
 )
 @json_option
 @user_errors
 def preview(
-    campaign_slug: str, step_key: str, clinic_id: int | None, out_dir: Path, as_json: bool
+    campaign_slug: str, step_key: str, clinic_id: int | None, out_dir: Path | None, as_json: bool
 ) -> None:
     """Render one step with sample data; writes STEP.html and STEP.txt."""
     from dripcare.previews import render_preview
+    from dripcare.state import state_dir
 
     rendered = render_preview(campaign_slug, step_key, clinic_id)
+    out_dir = out_dir or state_dir(get_settings()) / "preview"
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, text_path = out_dir / f"{step_key}.html", out_dir / f"{step_key}.txt"
     html_path.write_text(rendered.html, encoding="utf-8")
@@ -572,12 +576,21 @@ def worker(concurrency: int | None, celery_args: tuple[str, ...]) -> None:
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+@user_errors
 def beat(celery_args: tuple[str, ...]) -> None:
-    """Run the scheduler that starts a dispatcher tick every DRIPCARE_DISPATCH_INTERVAL."""
-    from dripcare.celery_app import app
+    """Run the scheduler that starts a dispatcher tick every DRIPCARE_DISPATCH_INTERVAL.
 
-    Path("var").mkdir(exist_ok=True)
-    app.start(["beat", "--loglevel=INFO", "--schedule=var/celerybeat-schedule", *celery_args])
+    Its schedule and heartbeat go to DRIPCARE_STATE_DIR, never the working directory.
+    """
+    from dripcare.beat import HeartbeatScheduler, schedule_path
+    from dripcare.celery_app import app
+    from dripcare.state import state_dir
+
+    settings = get_settings()
+    state_dir(settings)
+    scheduler = f"{HeartbeatScheduler.__module__}:{HeartbeatScheduler.__name__}"
+    argv = ["beat", "--loglevel=INFO", f"--schedule={schedule_path(settings)}"]
+    app.start([*argv, f"--scheduler={scheduler}", *celery_args])
 
 
 @main.command()

@@ -1,32 +1,39 @@
-"""Settings, read once from `DRIPCARE_*` environment variables (or a `.env` file)."""
+"""Settings, read once from `DRIPCARE_*` environment variables.
+
+Never from a `.env` file in the working directory: the compose stack's `.env` holds the
+production SMTP server, and `make run` in the same checkout would have mailed through it.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dripcare.scheduling import QuietHours
 
-DEV_SECRET_FILE = Path("var") / "secret-key"
 MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
     """Everything an operator can tune; the defaults run the embedded, no-services setup."""
 
-    model_config = SettingsConfigDict(env_prefix="DRIPCARE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DRIPCARE_", extra="ignore")
 
     env: str = Field("development", description="development | production")
     secret_key: str = Field(
-        "", description="signs links and sessions; in development, made per install in var/"
+        "",
+        description="signs links and sessions; in development, made per install in the state dir",
     )
-    database_url: str = "sqlite:///var/dripcare.db"
+    state_dir: Path = Field(
+        Path("var"),
+        description="where dripcare writes files: beat's schedule and heartbeat, previews, "
+        "and the embedded database, broker and outbox when their URLs are not set",
+    )
+    database_url: str = Field("", description="default: sqlite:///<state dir>/dripcare.db")
     db_pool_size: int = Field(
         10,
         ge=1,
@@ -36,10 +43,11 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(
         10.0, gt=0, description="seconds an API request waits for a free connection, then 503"
     )
-    broker_url: str = "sqla+sqlite:///var/broker.db"
+    broker_url: str = Field("", description="default: sqla+sqlite:///<state dir>/broker.db")
     smtp_url: str = Field(
-        "capture://var/outbox",
-        description="smtp://user:pass@host:587?starttls=true, smtps://…, capture://DIR, console://",
+        "",
+        description="smtp://user:pass@host:587?starttls=true, smtps://…, capture://DIR, "
+        "console://; default: capture://<state dir>/outbox",
     )
     base_url: str = "http://localhost:8000"
     unsubscribe_mailbox: str = Field("", description="mailto target; default unsubscribe@<domain>")
@@ -79,6 +87,15 @@ class Settings(BaseSettings):
         QuietHours.parse(value)
         return value
 
+    @model_validator(mode="after")
+    def _embedded_defaults_in_state_dir(self) -> Self:
+        """The embedded database, broker and outbox live in the state dir unless set, so one
+        setting moves every file dripcare writes out of the working directory."""
+        self.database_url = self.database_url or f"sqlite:///{self.state_dir / 'dripcare.db'}"
+        self.broker_url = self.broker_url or f"sqla+sqlite:///{self.state_dir / 'broker.db'}"
+        self.smtp_url = self.smtp_url or f"capture://{self.state_dir / 'outbox'}"
+        return self
+
     @cached_property
     def quiet(self) -> QuietHours:
         return QuietHours.parse(self.quiet_hours)
@@ -92,27 +109,12 @@ class Settings(BaseSettings):
             )
 
 
-def dev_secret(path: Path = DEV_SECRET_FILE) -> str:
-    """This install's own development secret, made on first use and kept beside its database.
-
-    A secret published in the source would make every development install's links work on
-    every other one.
-    """
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        draft = path.with_name(f".{path.name}.{os.getpid()}")
-        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            f.write(secrets.token_urlsafe(48))
-        with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
-            os.link(draft, path)
-        draft.unlink()
-    return path.read_text(encoding="ascii").strip()
-
-
 @lru_cache
 def get_settings() -> Settings:
     settings = Settings()
     if not settings.secret_key and settings.env == "development":
-        settings.secret_key = dev_secret()
+        from dripcare.state import dev_secret  # the state dir's module reads these settings
+
+        settings.secret_key = dev_secret(settings)
     settings.check_production_safety()
     return settings

@@ -20,12 +20,14 @@ from sqlalchemy import func, select
 
 from dripcare.admins import create_admin_user
 from dripcare.apikeys import create_key
+from dripcare.beat import schedule_path
 from dripcare.clinics import create_clinic
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.enrollments import EnrollRequest, enroll
 from dripcare.migrations import upgrade
 from dripcare.models import Clinic, Message, MessageStatus
+from dripcare.state import state_dir
 from dripcare.transports import CaptureTransport, transport_from_url
 
 DEMO_ZONES = (
@@ -138,7 +140,7 @@ def point_links_at(host: str, port: int) -> None:
 def run_dev(seed: bool = True, host: str = "127.0.0.1", port: int = 8000) -> None:
     point_links_at(host, port)
     settings = get_settings()
-    Path("var").mkdir(exist_ok=True)
+    state_dir(settings)
     upgrade()
     reporter = ConsoleReport(settings.smtp_url, last_skipped=_last_skipped_id())
     if seed and (demo := seed_demo()) is not None:
@@ -174,7 +176,7 @@ def run_dev(seed: bool = True, host: str = "127.0.0.1", port: int = 8000) -> Non
             "--pool=solo",
             "--loglevel=WARNING",
             f"--queues={DISPATCH_QUEUE},{SEND_QUEUE}",
-            "--schedule=var/celerybeat-schedule",
+            f"--schedule={schedule_path(settings)}",
         ]
     )
 
