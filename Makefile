@@ -21,12 +21,11 @@ test: $(BIN)/.installed  ## the whole suite, on SQLite and PostgreSQL, with Redi
 test-fast: $(BIN)/.installed  ## the quick loop: SQLite and PostgreSQL, no browser, stop at the first failure
 	$(BIN)/pytest -q -x --ignore-glob='tests/test_browser*.py'
 
-# The whole suite with every clock a year ahead (libfaketime, also in the servers and workers
-# the tests start): a test that depends on today's date fails here the day it is written.
-# The monotonic clock stays real: waits and timeouts keep their length.
+# The whole suite with every clock a year ahead, in the test process and in every server,
+# worker and command it starts (tests/clock_ahead/sitecustomize.py): a test that depends on
+# today's date fails here the day it is written. The monotonic clock stays real.
 test-later: $(BIN)/.installed
-	@command -v faketime >/dev/null || { echo "test-later needs faketime (apt-get install faketime)"; exit 2; }
-	DONT_FAKE_MONOTONIC=1 faketime -f +365d $(BIN)/pytest -q
+	DRIPCARE_TEST_DAYS_AHEAD=365 PYTHONPATH=$(CURDIR)/tests/clock_ahead $(BIN)/pytest -q
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

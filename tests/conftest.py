@@ -11,6 +11,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,23 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # The Celery app reads its broker once, on first use; every test that touches it (a worker,
 # or a page that queues an alert) must agree on this one.
 os.environ["DRIPCARE_BROKER_URL"] = REDIS_URL
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`make test-later` runs the suite with the clock moved ahead: check that it is."""
+    days = os.environ.get("DRIPCARE_TEST_DAYS_AHEAD")
+    if not days:
+        return
+    import subprocess
+
+    real = int(subprocess.check_output(["date", "+%s"]))  # not Python: its clock is real
+    ahead = (datetime.now(UTC).timestamp() - real) / 86400
+    if abs(ahead - int(days)) > 1:
+        raise pytest.UsageError(
+            f"DRIPCARE_TEST_DAYS_AHEAD={days} but the clock is {ahead:.1f} days ahead: put "
+            "tests/clock_ahead on PYTHONPATH (make test-later does)"
+        )
+    print(f"clock: {days} days ahead, now {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
 
 
 def service_down(what: str) -> None:

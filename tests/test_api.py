@@ -377,7 +377,8 @@ class Race:
         method: str = "post",
         **kw: object,
     ) -> httpx.Response:
-        with get_engine().connect() as other, ThreadPoolExecutor(1) as pool:
+        # The pool is left last: if this fails, our lock goes first and the request can end.
+        with ThreadPoolExecutor(1) as pool, get_engine().connect() as other:
             other.execute(insert(self.clinic.id))
             answer = pool.submit(getattr(self.clinic, method), path, body, **kw)
             wait_for_a_lock_wait(other)
