@@ -39,6 +39,7 @@ DRIPCARE = Path(sys.executable).parent / "dripcare"  # the one beside this inter
 DRIPCARE_SERVICES = {"migrate", "worker", "api", "beat"}
 MAILPIT_SMTP = "smtp://mailpit:1025"  # what .env.example says to use with --profile dev
 PATIENT = "ana.compose@example.com"
+TEST_CLOCK = ("PYTHONPATH", "DRIPCARE_TEST_DAYS_AHEAD")  # make test-later: services run as far ahead
 
 
 def test_env_example_documents_every_variable_the_compose_file_requires() -> None:
@@ -136,6 +137,7 @@ class Stack:
             self.ports.setdefault(container_port, free_port())
         env = {key: self.relocate(value) for key, value in service.environment.items()}
         env |= {"PATH": f"{DRIPCARE.parent}:/usr/bin:/bin", "HOME": "/nonexistent"}
+        env |= {key: os.environ[key] for key in TEST_CLOCK if key in os.environ}
         return [self.relocate(arg) for arg in service.command], env
 
     def argv(self, args: list[str]) -> list[str]:

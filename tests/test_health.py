@@ -10,7 +10,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from click.testing import CliRunner, Result
 
-from dripcare.beat import HEARTBEAT_FILE, heartbeat_path
+from dripcare.beat import HEARTBEAT_FILE, heartbeat_path, touch_heartbeat
 from dripcare.celery_app import DISPATCH_QUEUE, SEND_QUEUE, app
 from dripcare.cli import main
 from dripcare.config import Settings, get_settings
@@ -29,7 +29,7 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def test_beat_is_healthy_while_its_heartbeat_is_fresh(state: Settings) -> None:
-    heartbeat_path(state).touch()
+    touch_heartbeat(state)
     result = health("beat")
     assert result.exit_code == 0, result.output
     assert "beat ok" in result.stdout
