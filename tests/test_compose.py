@@ -39,7 +39,8 @@ DRIPCARE = Path(sys.executable).parent / "dripcare"  # the one beside this inter
 DRIPCARE_SERVICES = {"migrate", "worker", "api", "beat"}
 MAILPIT_SMTP = "smtp://mailpit:1025"  # what .env.example says to use with --profile dev
 PATIENT = "ana.compose@example.com"
-TEST_CLOCK = ("PYTHONPATH", "DRIPCARE_TEST_DAYS_AHEAD")  # make test-later: services run as far ahead
+# make test-later: the services run as far ahead as the test
+TEST_CLOCK = ("PYTHONPATH", "DRIPCARE_TEST_DAYS_AHEAD")
 
 
 def test_env_example_documents_every_variable_the_compose_file_requires() -> None:
