@@ -6,6 +6,7 @@ Every database test runs twice, on SQLite (the embedded default) and on PostgreS
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -66,29 +67,32 @@ def service_down(what: str) -> None:
     pytest.skip(f"{what} is not reachable")
 
 
-def pg_url() -> str:
-    return sa.engine.make_url(PG_ADMIN_URL).set(database=PG_TEST_DB).render_as_string(False)
+@contextlib.contextmanager
+def fresh_pg_database(name: str) -> Iterator[str]:
+    """An empty PostgreSQL database of this name, dropped afterwards (even while in use)."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    drop = sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    try:
+        with admin.connect() as conn:
+            conn.execute(drop)
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError:
+        service_down("PostgreSQL")
+    try:
+        yield sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(drop)
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A dedicated database, migrated once; tests truncate it instead of recreating it."""
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {PG_TEST_DB} WITH (FORCE)"))
-            conn.execute(sa.text(f"CREATE DATABASE {PG_TEST_DB}"))
-    except sa.exc.OperationalError:
-        service_down("PostgreSQL")
-    finally:
-        admin.dispose()
-    _migrate(pg_url())
-    yield pg_url()
-    db.reset()
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {PG_TEST_DB} WITH (FORCE)"))
-    admin.dispose()
+    with fresh_pg_database(PG_TEST_DB) as url:
+        _migrate(url)
+        yield url
+        db.reset()
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from dripcare.devserver import daytime_zone
 from tests import compose_file, unprivileged
 from tests.compose_file import ROOT, Service
-from tests.conftest import PG_ADMIN_URL, REDIS_URL, free_port, service_down
+from tests.conftest import REDIS_URL, free_port, fresh_pg_database
 from tests.smtp_server import SMTPServer
 
 DRIPCARE = Path(sys.executable).parent / "dripcare"  # the one beside this interpreter
@@ -207,20 +207,8 @@ class Stack:
 @pytest.fixture
 def compose_database() -> Iterator[str]:
     """A fresh PostgreSQL database of this test's own (Compose's `postgres` service)."""
-    name = f"dripcare_compose_{os.getpid()}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    except sa.exc.OperationalError:
-        service_down("PostgreSQL")
-    try:
-        yield sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with fresh_pg_database(f"dripcare_compose_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.fixture
