@@ -138,12 +138,11 @@ class OutboxCollector(Collector):
             "Messages whose lease expired (worker gone) and were queued again.",
             value=data.values.get("dispatch_recovered", 0.0),
         )
-        if LAST_TICK in data.values:
-            yield GaugeMetricFamily(
-                f"dripcare_{LAST_TICK}",
-                "Unix time at which the last dispatcher pass ended.",
-                value=data.values[LAST_TICK],
-            )
+        yield GaugeMetricFamily(
+            f"dripcare_{LAST_TICK}",
+            "Unix time at which the last dispatcher pass ended; 0 before the first.",
+            value=data.values.get(LAST_TICK, 0.0),
+        )
         for histogram, help_text in (
             (
                 SMTP_SEND,
