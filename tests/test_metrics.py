@@ -187,6 +187,23 @@ def test_without_redis_the_database_numbers_still_answer(
     assert value(samples, "dripcare_outbox_oldest_due_seconds") == 0
 
 
+def test_without_the_database_the_workers_numbers_still_answer(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    configure(
+        monkeypatch,
+        tmp_path,
+        DRIPCARE_DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none",
+        DRIPCARE_METRICS_REDIS_URL=redis_url,
+    )
+    metrics.record_batch(RedisStore(redis_url), {"messages_sent": 1}, send_seconds=[0.01])
+    with TestClient(create_app()) as client:
+        samples = scrape(client)
+    assert value(samples, "dripcare_database_up") == 0
+    assert ("dripcare_outbox_oldest_due_seconds", frozenset()) not in samples
+    assert value(samples, "dripcare_messages_sent_total") == 1
+
+
 def test_a_metrics_token_is_required_when_set(
     database: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

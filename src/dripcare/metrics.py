@@ -9,6 +9,7 @@ observed where they happen, in the workers; they are added up in the metric stor
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,6 +22,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from dripcare import reporting
@@ -28,6 +30,9 @@ from dripcare.db import session_scope
 from dripcare.dispatch import TickResult
 from dripcare.metric_store import DISPATCH_TICK, SMTP_SEND, Batch, MetricStore, get_store
 from dripcare.models import utcnow
+from dripcare.redaction import withheld
+
+log = logging.getLogger(__name__)
 
 # Outcome totals the workers add to the store: name → HELP.
 OUTCOMES = {
@@ -41,6 +46,12 @@ OUTCOMES = {
     "at send time); the address is then suppressed.",
 }
 LAST_TICK = "dispatch_last_tick_timestamp_seconds"
+# (name, HELP) of the gauges that say whether a source could be read.
+DATABASE_UP = ("dripcare_database_up", "1 when the database could be read; 0: no outbox numbers.")
+STORE_UP = (
+    "dripcare_metric_store_up",
+    "1 when the workers' metric store (Redis) could be read; 0: their numbers are missing.",
+)
 
 
 def record_batch(store: MetricStore, counts: dict[str, int], send_seconds: list[float]) -> None:
@@ -70,15 +81,24 @@ class OutboxCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         start = time.perf_counter()
-        with session_scope() as session:
-            yield from self._outbox(session, utcnow())
-            yield from self._alerts(session, utcnow())
+        yield from self._database()
         yield from self._processes()
         yield GaugeMetricFamily(
             "dripcare_metrics_scrape_seconds",
             "Time this scrape spent reading the database and the metric store.",
             value=time.perf_counter() - start,
         )
+
+    def _database(self) -> list[Metric]:
+        """The outbox's families, or only `dripcare_database_up 0`: a scrape that fails
+        altogether would also hide the workers' numbers."""
+        try:
+            with session_scope() as session:
+                families = [*self._outbox(session, utcnow()), *self._alerts(session, utcnow())]
+        except SQLAlchemyError as exc:
+            log.warning("metrics: the database could not be read\n%s", withheld(exc))
+            return [_up(DATABASE_UP, 0)]
+        return [_up(DATABASE_UP, 1), *families]
 
     def _outbox(self, session: Session, now: datetime) -> Iterator[Metric]:
         rows = GaugeMetricFamily(
@@ -121,9 +141,9 @@ class OutboxCollector(Collector):
         try:
             data = self.store.snapshot()
         except Exception:  # the database's numbers still stand without the store's
-            yield _store_up(0)
+            yield _up(STORE_UP, 0)
             return
-        yield _store_up(1)
+        yield _up(STORE_UP, 1)
         for name, help_text in OUTCOMES.items():
             yield CounterMetricFamily(
                 f"dripcare_{name}", help_text, value=data.values.get(name, 0.0)
@@ -158,12 +178,8 @@ class OutboxCollector(Collector):
             )
 
 
-def _store_up(value: int) -> GaugeMetricFamily:
-    return GaugeMetricFamily(
-        "dripcare_metric_store_up",
-        "1 when the workers' metric store (Redis) could be read; 0: worker metrics are missing.",
-        value=value,
-    )
+def _up(gauge: tuple[str, str], value: int) -> GaugeMetricFamily:
+    return GaugeMetricFamily(*gauge, value=value)
 
 
 def exposition() -> bytes:
