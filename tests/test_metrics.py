@@ -158,7 +158,8 @@ def test_the_dispatch_and_send_tasks_record_their_timings_and_outcomes(
         DRIPCARE_SMTP_URL=smtp_server.url,
     )
     with time_machine.travel(DAYTIME, tick=True):
-        make_enrollment(with_redis, make_clinic(), DAYTIME - timedelta(hours=3))
+        clinic = make_clinic()
+        make_enrollment(with_redis, clinic, DAYTIME - timedelta(hours=3))
         # the send task runs here instead of in a worker: what it records is the point
         monkeypatch.setattr(
             tasks, "_enqueue", lambda claim: tasks.send_batch(claim.token, claim.message_ids)
@@ -169,7 +170,7 @@ def test_the_dispatch_and_send_tasks_record_their_timings_and_outcomes(
     assert value(samples, "dripcare_messages_sent_total") == 1
     assert value(samples, "dripcare_smtp_send_seconds_count") == 1
     assert value(samples, "dripcare_dispatch_tick_seconds_count") == 1
-    assert value(samples, "dripcare_outbox_messages", clinic="1", status="sent") == 1
+    assert value(samples, "dripcare_outbox_messages", clinic=str(clinic), status="sent") == 1
 
 
 def test_without_redis_the_database_numbers_still_answer(

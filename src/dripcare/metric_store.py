@@ -126,8 +126,8 @@ class RedisStore:
         pipe = self._client.pipeline(transaction=False)
         for name, amount in batch.add.items():
             pipe.hincrbyfloat(PREFIX + "values", name, amount)
-        if batch.set:
-            pipe.hset(PREFIX + "values", mapping=batch.set)
+        for name, latest in batch.set.items():
+            pipe.hset(PREFIX + "values", name, latest)
         for histogram, values in batch.observed.items():
             key = PREFIX + histogram.name
             counts: dict[int, int] = defaultdict(int)
