@@ -6,12 +6,14 @@ future emails wait in the database, never as `eta` tasks.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from celery.exceptions import TaskPredicate
 
 from dripcare.config import get_settings
+from dripcare.logs import REQUEST_ID, use_format
 from dripcare.redaction import withheld
 
 DISPATCH_QUEUE = "dispatch"
@@ -70,6 +72,24 @@ def create_app() -> Celery:
         timezone="UTC",
     )
     return app
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _log_format(logger: logging.Logger, **_: Any) -> None:
+    """Celery sets up its own handlers: DRIPCARE_LOG_FORMAT applies to them here."""
+    use_format(logger, get_settings().log_format)
+
+
+@signals.task_prerun.connect
+def _task_id_in_logs(task_id: str, **_: Any) -> None:
+    """A task's lines carry its id where an API request's carry the request id."""
+    REQUEST_ID.set(task_id)
+
+
+@signals.task_postrun.connect
+def _task_done(**_: Any) -> None:
+    REQUEST_ID.set("-")
 
 
 app = create_app()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,6 +78,20 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(5, ge=1, description="per email, in login_window_minutes")
     login_max_failures_per_address: int = Field(20, ge=1, description="per client address")
     login_window_minutes: int = Field(15, ge=1)
+
+    metrics_token: str = Field(
+        "",
+        description="bearer token GET /metrics requires; unset: /metrics is open in "
+        "development and answers 403 in production",
+    )
+    metrics_redis_url: str = Field(
+        "",
+        description="redis://… where workers add up send and dispatcher timings for /metrics; "
+        "default: DRIPCARE_RATELIMIT_URL, else the broker when it is Redis, else this process",
+    )
+    log_format: Literal["plain", "json"] = Field(
+        "plain", description="json: one JSON object per line (API and workers)"
+    )
 
     templates_dir: Path = Path(__file__).resolve().parents[2] / "templates" / "emails"
 

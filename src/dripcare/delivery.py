@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -90,6 +91,13 @@ class Outcome:
     code: int | None = None
     due_at: datetime | None = None
     version: int | None = None
+    send_seconds: float | None = None  # how long the SMTP server took, when it was asked
+    suppressed: bool = False  # cancelled because the address is on the suppression list
+
+    @property
+    def bounced(self) -> bool:
+        """A permanent refusal with a reply code: the address gets suppressed."""
+        return self.status == MessageStatus.FAILED and bool(self.code)
 
 
 @dataclass
@@ -99,6 +107,18 @@ class BatchResult:
     failed: int = 0
     cancelled: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def suppressed(self) -> int:
+        return sum(o.suppressed for o in self.outcomes)
+
+    @property
+    def bounced(self) -> int:
+        return sum(o.bounced for o in self.outcomes)
+
+    @property
+    def send_seconds(self) -> list[float]:
+        return [o.send_seconds for o in self.outcomes if o.send_seconds is not None]
 
 
 def send_batch(
@@ -282,7 +302,10 @@ def _deliver(
     for job in jobs:
         if job.suppressed is not None:
             yield Outcome(
-                job.pk, MessageStatus.CANCELLED, reason=f"address suppressed: {job.suppressed}"
+                job.pk,
+                MessageStatus.CANCELLED,
+                reason=f"address suppressed: {job.suppressed}",
+                suppressed=True,
             )
     if not pending:
         return
@@ -325,14 +348,15 @@ def _send_one(
             error=f"{type(exc).__name__}: {exc}",
             version=version,
         )
+    start = time.perf_counter()
     try:
         transport.send(job.clinic.sender_email, job.to, data, job.message_id)
     except ConnectionFailure:
         raise
     except TransientError as exc:
-        return _defer(job, settings, now(), str(exc), exc.code, count=True)
+        outcome = _defer(job, settings, now(), str(exc), exc.code, count=True)
     except PermanentError as exc:
-        return Outcome(
+        outcome = Outcome(
             job.pk,
             MessageStatus.FAILED,
             reason="rejected by the mail server",
@@ -340,7 +364,10 @@ def _send_one(
             code=exc.code,
             version=version,
         )
-    return Outcome(job.pk, MessageStatus.SENT, version=version)
+    else:
+        outcome = Outcome(job.pk, MessageStatus.SENT, version=version)
+    outcome.send_seconds = time.perf_counter() - start
+    return outcome
 
 
 def _defer(
@@ -401,7 +428,7 @@ def _finish(
     by_pk = {job.pk: job for job in jobs}
     _suppress(
         session,
-        [(by_pk[o.pk], o) for o in outcomes if o.status == MessageStatus.FAILED and o.code],
+        [(by_pk[o.pk], o) for o in outcomes if o.bounced],
         now,
     )
 

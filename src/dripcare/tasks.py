@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
 import httpx
 
-from dripcare import alerts, delivery
+from dripcare import alerts, delivery, metrics
 from dripcare.celery_app import app
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.dispatch import Claim, dispatch_tick
+from dripcare.metric_store import get_store
 from dripcare.transports import transport_from_url
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 def dispatch() -> dict[str, int]:
     """Recover expired leases and hand due messages to send tasks, one task per batch."""
     settings = get_settings()
+    start = time.perf_counter()
     result = dispatch_tick(
         session_scope,
         _enqueue,
@@ -29,6 +32,7 @@ def dispatch() -> dict[str, int]:
         max_per_tick=settings.max_per_tick,
         lease=timedelta(seconds=settings.lease_seconds),
     )
+    metrics.record_tick(get_store(), time.perf_counter() - start, result)
     if result.claimed >= settings.max_per_tick:
         dispatch.delay()  # more is due: keep going instead of waiting for the next beat
     if result.claimed or result.recovered:
@@ -45,6 +49,14 @@ def send_batch(token: str, message_ids: list[int]) -> dict[str, Any]:
     settings = get_settings()
     transport = transport_from_url(settings.smtp_url, settings.smtp_timeout)
     result = delivery.send_batch(session_scope, token, message_ids, transport, settings)
+    counts = {
+        "messages_sent": result.sent,
+        "messages_deferred": result.deferred,
+        "messages_failed": result.failed,
+        "messages_suppressed": result.suppressed,
+        "messages_bounced": result.bounced,
+    }
+    metrics.record_batch(get_store(), counts, result.send_seconds)
     return {
         "sent": result.sent,
         "deferred": result.deferred,

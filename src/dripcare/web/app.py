@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from dripcare.config import get_settings
-from dripcare.web import errors
+from dripcare.web import errors, prometheus
 from dripcare.web.admin import auth, branding, campaigns, home, outbox, views
 from dripcare.web.api import checkins, enrollments, health, messages, patients
 from dripcare.web.middleware import RequestLog
@@ -66,6 +66,7 @@ def create_app() -> FastAPI:
     v1.include_router(health.router)
     app.include_router(v1)
     app.include_router(health.router, include_in_schema=False)
+    app.include_router(prometheus.router)
     app.include_router(unsubscribe.router)
     app.include_router(checkin.router)
     app.include_router(preferences.router)

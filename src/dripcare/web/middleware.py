@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any
 
+from dripcare.logs import REQUEST_ID, request_id_from
 from dripcare.redaction import withheld
 
 log = logging.getLogger("dripcare.api")
@@ -19,8 +20,11 @@ Scope = dict[str, Any]
 
 
 class RequestLog:
-    """One line per request: method, route template, status, time, clinic id. Query strings
-    and bodies are never logged (they carry patients' emails and names).
+    """One line per request: method, route template, status, time, clinic id, request id.
+    Query strings and bodies are never logged (they carry patients' emails and names).
+
+    The request id (the caller's X-Request-ID if it is short and plain, else a new one) is on
+    every line logged while the request runs, and answered in X-Request-ID.
 
     An unexpected error is answered 500 here and logged without exception messages, which the
     server would otherwise print: a database error's message holds the statement's values.
@@ -34,11 +38,15 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         start, status, started = time.perf_counter(), 500, False
+        request_id = request_id_from(_header(scope, b"x-request-id"))
+        id_header = (b"x-request-id", request_id.encode())
+        context = REQUEST_ID.set(request_id)
 
         async def tracked_send(message: dict[str, Any]) -> None:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
+                message = {**message, "headers": [*message.get("headers", []), id_header]}
             await send(message)
 
         try:
@@ -48,17 +56,27 @@ class RequestLog:
             route = self.route(scope)
             log.error("unexpected error in %s %s\n%s", scope["method"], route, withheld(exc))
             if not started:
-                await _answer_500(scope, send)
+                await _answer_500(scope, tracked_send)
         finally:
             clinic = scope.get("state", {}).get("clinic_id", "-")
+            route, ms = self.route(scope), round((time.perf_counter() - start) * 1000, 1)
             log.info(
-                "%s %s %s %.1fms clinic=%s",
+                "%s %s %s %.1fms request=%s clinic=%s",
                 scope["method"],
-                self.route(scope),
+                route,
                 status,
-                (time.perf_counter() - start) * 1000,
+                ms,
+                request_id,
                 clinic,
+                extra={
+                    "method": scope["method"],
+                    "path": route,
+                    "status": status,
+                    "duration_ms": ms,
+                    "clinic": clinic,
+                },
             )
+            REQUEST_ID.reset(context)
 
     def route(self, scope: Scope) -> str:
         """The matched route's template, never the path itself: patients' links carry tokens.
@@ -74,6 +92,13 @@ class RequestLog:
             if within and not template.startswith(prefix):
                 return prefix + template
         return template
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
 
 
 async def _answer_500(scope: Scope, send: Any) -> None:

@@ -15,7 +15,6 @@ queue would have handed them to another worker; clients retry those as any dropp
 
 from __future__ import annotations
 
-import copy
 import errno
 import logging
 import socket
@@ -24,10 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
+from dripcare.config import get_settings
 from dripcare.errors import UserError
+from dripcare.logs import uvicorn_log_config
 
 APP = "dripcare.web.app:create_app"
 logger = logging.getLogger("uvicorn.error")
@@ -48,7 +49,7 @@ def serve(host: str, port: int, workers: int) -> None:
         workers=workers,
         access_log=False,
         log_level="info",
-        log_config=log_config(),
+        log_config=uvicorn_log_config(get_settings().log_format),
     )
     if workers == 1:
         server = uvicorn.Server(config)
@@ -59,16 +60,6 @@ def serve(host: str, port: int, workers: int) -> None:
     spread = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
     sockets = [_OwnSocket(host, port, config.backlog) if spread else config.bind_socket()]
     Multiprocess(config, sockets=sockets).run()  # type: ignore[arg-type]
-
-
-def log_config() -> dict[str, Any]:
-    """uvicorn's logging, with dripcare's request log through uvicorn's handler.
-
-    uvicorn's access log stays off: it prints query strings, which can hold patients' emails.
-    """
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["dripcare"] = {"handlers": ["default"], "level": "INFO"}
-    return config
 
 
 def check_free(host: str, port: int) -> None:
