@@ -35,7 +35,8 @@ def json_lines() -> Iterator[io.StringIO]:
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("dripcare")
     logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
+    level = logger.level
+    logger.setLevel(logging.INFO)  # setLevel, not assignment: it clears isEnabledFor's cache
     yield stream
     logger.removeHandler(handler)
     logger.setLevel(level)
