@@ -48,8 +48,9 @@ bench: $(BIN)/.installed  ## end-to-end throughput on PostgreSQL + Redis + Celer
 LOCK_FLAGS ?=
 UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
 	--custom-compile-command "make lock" $(LOCK_FLAGS)
-lock: $(BIN)/.installed  ## requirements.lock (runtime), -build (setuptools), -dev (dev + flower)
+lock: $(BIN)/.installed  ## requirements.lock (runtime), -flower (+ Flower), -build, -dev
 	$(UV_COMPILE) pyproject.toml -o requirements.lock
+	$(UV_COMPILE) pyproject.toml --extra flower -c requirements.lock -o requirements-flower.lock
 	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
 		| $(UV_COMPILE) - -o requirements-build.lock
 	$(UV_COMPILE) pyproject.toml requirements-build.lock --extra dev --extra flower \
