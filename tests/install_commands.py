@@ -12,6 +12,8 @@ BUILD_WHEEL = ("pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir
 INSTALL_LOCKED = ("pip", "install", "--require-hashes", "-r")
 # The wheel alone: its dependencies are already there, from the lock.
 INSTALL_WHEEL = ("pip", "install", "--no-deps")
+# Then the build tools that came with the interpreter go: dripcare must not need them to run.
+REMOVE_BUILD_TOOLS = ("pip", "uninstall", "--yes", "setuptools", "wheel")
 
 
 def shell(command: tuple[str, ...]) -> str:

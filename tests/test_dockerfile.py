@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.install_commands import BUILD_WHEEL, INSTALL_LOCKED, INSTALL_WHEEL, shell
+from tests.install_commands import (
+    BUILD_WHEEL,
+    INSTALL_LOCKED,
+    INSTALL_WHEEL,
+    REMOVE_BUILD_TOOLS,
+    shell,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,7 +110,7 @@ def test_the_image_has_no_source_tree_editable_install_or_build_tools(
     runs = _runs(final)
     assert not re.search(r"\s(-e|--editable)\s", runs)
     assert not re.search(r"\b(apt-get|apk|gcc|build-essential|python3-dev)\b", runs)
-    assert "pip uninstall --yes setuptools wheel" in runs
+    assert shell(REMOVE_BUILD_TOOLS) in runs
 
 
 def test_the_process_runs_as_dripcare_with_its_own_state_dir(final: list[Instruction]) -> None:

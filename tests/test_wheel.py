@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.install_commands import BUILD_WHEEL, INSTALL_LOCKED, INSTALL_WHEEL
+from tests.install_commands import BUILD_WHEEL, INSTALL_LOCKED, INSTALL_WHEEL, REMOVE_BUILD_TOOLS
 from tests.smtp_server import SMTPServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +79,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     _run(*python_m, *INSTALL_LOCKED, ROOT / "requirements.lock")
     (wheel,) = (base / "wheels").glob("dripcare-*.whl")
     _run(*python_m, *INSTALL_WHEEL, wheel)
+    _run(*python_m, *REMOVE_BUILD_TOOLS)
     if os.environ.get("DRIPCARE_TEST_DAYS_AHEAD"):  # tests/clock_ahead/sitecustomize.py needs it
         _run(*python_m, "pip", "install", f"time-machine=={version('time-machine')}")
     return Installed(venv, time.monotonic() - started)
@@ -129,11 +130,18 @@ def test_the_installed_wheel_migrates_enrolls_and_sends_from_any_directory(
     assert not list(elsewhere.iterdir()), "dripcare wrote to the working directory"
 
 
-def test_the_wheel_runs_its_own_copy_not_the_checkout(installed: Installed, tmp_path: Path) -> None:
+def test_the_wheel_runs_its_own_copy_without_build_tools(
+    installed: Installed, tmp_path: Path
+) -> None:
     python = installed.venv / "bin" / "python"
-    code = "import dripcare.shipped as s; print(s.__file__, s.migrations_dir(), s.campaigns_dir())"
-    found = subprocess.run(
+    code = (
+        "import importlib.util, dripcare.shipped as s;"
+        "print(s.__file__, s.migrations_dir(), s.campaigns_dir());"
+        "print(importlib.util.find_spec('setuptools'))"
+    )
+    *found, setuptools = subprocess.run(
         [python, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     ).stdout.split()
     assert all(Path(path).is_relative_to(installed.venv) for path in found), found
+    assert setuptools == "None", "the image has no setuptools: dripcare must run without it"
     print(f"wheel built and installed in a fresh virtualenv in {installed.seconds:.1f} s")
