@@ -25,7 +25,7 @@ ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN useradd --system --user-group --no-create-home --shell /usr/sbin/nologin dripcare \
     && install -d -o dripcare -g dripcare -m 750 /var/lib/dripcare
 # Dependencies in their own layer, before any of our code: a code change reuses it.
-COPY requirements*.lock /tmp/locks/
+COPY requirements.lock requirements-flower.lock /tmp/locks/
 RUN pip install --require-hashes -r "/tmp/locks/requirements${EXTRAS:+-$EXTRAS}.lock" \
     && rm -r /tmp/locks
 COPY --from=builder /wheels/ /tmp/wheels/

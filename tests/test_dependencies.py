@@ -1,7 +1,8 @@
-"""Every third-party package the code imports is declared in pyproject.toml.
+"""Every third-party package the code imports is declared in pyproject.toml, and locked.
 
 A package that only arrives as a dependency of a dependency may vanish with that dependency's
 next release, and a wheel installed in a clean environment would then fail at import time.
+A declared package missing from the lock files would be missing from every install.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import sys
 import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # The package's code and the migrations it ships (src/dripcare/shipped/migrations links here).
@@ -40,17 +44,22 @@ def _imported_top_level_modules() -> dict[str, Path]:
     return found
 
 
-def _declared() -> set[str]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return {
-        _canonical(re.split(r"[\s\[<>=!~;]", spec, maxsplit=1)[0])
-        for spec in project["dependencies"]
-    }
+def _project() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+
+def _names(specs: list[str]) -> set[str]:
+    return {_canonical(re.split(r"[\s\[<>=!~;]", spec, maxsplit=1)[0]) for spec in specs}
+
+
+def _locked(lock: str) -> set[str]:
+    text = (ROOT / lock).read_text(encoding="utf-8")
+    return {_canonical(name) for name in re.findall(r"^([A-Za-z0-9][\w.-]*)==", text, re.M)}
 
 
 def test_every_imported_distribution_is_a_declared_dependency() -> None:
     providers = packages_distributions()
-    declared = _declared()
+    declared = _names(_project()["dependencies"])
     undeclared = []
     for module, path in sorted(_imported_top_level_modules().items()):
         if module in sys.stdlib_module_names or module == "dripcare":
@@ -62,3 +71,21 @@ def test_every_imported_distribution_is_a_declared_dependency() -> None:
                 f"{module} (from {sorted(distributions) or 'nothing installed'}, in {where})"
             )
     assert not undeclared, "imported but not in [project].dependencies: " + ", ".join(undeclared)
+
+
+@pytest.mark.parametrize(
+    ("lock", "extras"),
+    [
+        ("requirements.lock", []),
+        ("requirements-flower.lock", ["flower"]),
+        ("requirements-dev.lock", ["dev", "flower"]),
+    ],
+)
+def test_the_lock_files_pin_every_declared_dependency(lock: str, extras: list[str]) -> None:
+    """A dependency added to pyproject.toml without `make lock` would be missing from installs."""
+    project = _project()
+    wanted = _names(project["dependencies"])
+    for extra in extras:
+        wanted |= _names(project["optional-dependencies"][extra])
+    missing = wanted - _locked(lock)
+    assert not missing, f"{lock} lacks {sorted(missing)}: run `make lock` and commit the locks"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
@@ -100,6 +101,14 @@ def test_the_locked_dependencies_install_before_any_code_arrives(
         f"{shell(INSTALL_WHEEL)} /tmp/wheels/dripcare-*.whl"
         in final[_index(final, "RUN", "whl")].args
     )
+
+
+def test_every_extra_but_dev_has_a_lock_the_image_copies(final: list[Instruction]) -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = set(pyproject["project"]["optional-dependencies"]) - {"dev"}
+    copied = final[_index(final, "COPY", "requirements")].args.split()[:-1]
+    assert copied == ["requirements.lock", *(f"requirements-{extra}.lock" for extra in extras)]
+    assert all((ROOT / name).is_file() for name in copied)
 
 
 def test_the_image_has_no_source_tree_editable_install_or_build_tools(
