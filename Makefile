@@ -57,4 +57,4 @@ lock: $(BIN)/.installed  ## requirements.lock (runtime), -flower (+ Flower), -bu
 		-c requirements.lock -o requirements-dev.lock
 
 clean:
-	rm -rf var .pytest_cache .ruff_cache
+	rm -rf var .pytest_cache .ruff_cache build dist
