@@ -4,12 +4,15 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 PORT ?= 8000
 
-.PHONY: run test test-fast test-later lint format bench clean
+.PHONY: run test test-fast test-later lint format bench lock clean
 
-$(BIN)/.installed: pyproject.toml
+# Exactly the locked versions, checked by hash; then dripcare itself, editable, built with the
+# locked setuptools (no download).
+$(BIN)/.installed: requirements-dev.lock requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 run: $(BIN)/.installed  ## dripcare on SQLite with an embedded broker; emails land in var/outbox/
@@ -39,5 +42,19 @@ format: $(BIN)/.installed
 bench: $(BIN)/.installed  ## end-to-end throughput on PostgreSQL + Redis + Celery (see bench/)
 	$(BIN)/python bench/throughput.py
 
+# After changing dependencies in pyproject.toml. Versions already locked stay unless
+# `make lock LOCK_FLAGS=--upgrade`. One resolution for every platform (--universal), so the
+# python:3.11-slim image on x86_64 or arm64 installs from the same files.
+LOCK_FLAGS ?=
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+	--custom-compile-command "make lock" $(LOCK_FLAGS)
+lock: $(BIN)/.installed  ## requirements.lock (runtime), -flower (+ Flower), -build, -dev
+	$(UV_COMPILE) pyproject.toml -o requirements.lock
+	$(UV_COMPILE) pyproject.toml --extra flower -c requirements.lock -o requirements-flower.lock
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+		| $(UV_COMPILE) - -o requirements-build.lock
+	$(UV_COMPILE) pyproject.toml requirements-build.lock --extra dev --extra flower \
+		-c requirements.lock -o requirements-dev.lock
+
 clean:
-	rm -rf var .pytest_cache .ruff_cache
+	rm -rf var .pytest_cache .ruff_cache build dist

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dripcare.scheduling import QuietHours
+from dripcare.shipped import campaigns_dir
 
 MIN_SECRET_LENGTH = 32
 
@@ -93,7 +94,9 @@ class Settings(BaseSettings):
         "plain", description="json: one JSON object per line (API and workers)"
     )
 
-    templates_dir: Path = Path(__file__).resolve().parents[2] / "templates" / "emails"
+    templates_dir: Path = Field(
+        default_factory=campaigns_dir, description="the default campaigns (default: shipped ones)"
+    )
 
     @field_validator("quiet_hours")
     @classmethod

@@ -1,18 +1,22 @@
-"""Run Alembic migrations from code (the CLI, the dev server and the tests use this)."""
+"""Run Alembic migrations from code (the CLI, the dev server and the tests use this).
+
+The configuration is built here rather than read from alembic.ini, which only a checkout has:
+an installed dripcare migrates from any working directory. alembic.ini stays for developers
+who run `alembic revision` in the checkout.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
-ROOT = Path(__file__).resolve().parents[2]
+from dripcare.shipped import migrations_dir
 
 
 def alembic_config() -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "alembic"))
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("path_separator", "os")
     return config
 
 

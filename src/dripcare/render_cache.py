@@ -106,7 +106,7 @@ _TOKEN_MARK = "dctoken"
 
 
 def _token(index: int) -> str:
-    """Link stand-ins look like URLs, so html2text treats them as it treats the real links."""
+    """Link stand-ins look like URLs, so the text part treats them as it treats the real links."""
     namespace, _ = DYNAMIC_FIELDS[index]
     if namespace == "links":
         return f"https://{_TOKEN_MARK}{index}x.invalid/t"

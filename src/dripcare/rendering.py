@@ -19,8 +19,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-import html2text
 import mjml
+from inscriptis import get_text
+from inscriptis.css_profiles import CSS_PROFILES
+from inscriptis.html_properties import Display
+from inscriptis.model.config import ParserConfig
+from inscriptis.model.html_document_state import HtmlDocumentState
+from inscriptis.model.html_element import HtmlElement
+from inscriptis.model.tag import CustomHtmlTagHandlerMapping
 from jinja2 import BaseLoader, DictLoader, Environment, StrictUndefined, TemplateError, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.nodes import EvalContext
@@ -225,14 +231,30 @@ class TemplateSet:
         return cls(digest, html_env, text_env)
 
 
-def _text_converter() -> html2text.HTML2Text:
-    converter = html2text.HTML2Text()
-    converter.body_width = 0
-    converter.ignore_tables = True
-    converter.ignore_images = True
-    converter.ignore_emphasis = True
-    converter.protect_links = True
-    return converter
+def _no_table_layout(*_: object) -> None:
+    """Email layout tables are columns for the eye, not data: their cells read as blocks."""
+
+
+def _link_end(state: HtmlDocumentState) -> None:
+    """`[text](<url>)`: the brackets keep a long URL whole when a mail client wraps lines."""
+    if state.link_target:
+        state.tags[-1].write(f"](<{state.link_target}>)")
+
+
+# Firefox's defaults (inscriptis' "strict" profile); layout table cells are plain blocks.
+_TEXT_CSS = {
+    **CSS_PROFILES["strict"],
+    **{tag: HtmlElement(display=Display.block) for tag in ("table", "tr", "td", "th")},
+    **{tag: HtmlElement(display=Display.block, padding_inline=2) for tag in ("ul", "ol")},
+}
+_TEXT_CONFIG = ParserConfig(
+    css=_TEXT_CSS,
+    display_links=True,
+    custom_html_tag_handler_mapping=CustomHtmlTagHandlerMapping(
+        start_tag_mapping=dict.fromkeys(("table", "tr", "td", "th"), _no_table_layout),
+        end_tag_mapping={**dict.fromkeys(("table", "td", "th"), _no_table_layout), "a": _link_end},
+    ),
+)
 
 
 # MRML's hidden preheader block; hidden text is not part of the readable message.
@@ -241,8 +263,8 @@ _HIDDEN_PREVIEW = re.compile(r'<div style="display:none;[^"]*">.*?</div>', re.DO
 
 def html_to_text(html: str) -> str:
     """Readable plain text of the visible HTML, blank lines collapsed."""
-    text = _text_converter().handle(_HIDDEN_PREVIEW.sub("", html, count=1)).strip()
-    lines = [line.rstrip() for line in text.splitlines()]
+    text = get_text(_HIDDEN_PREVIEW.sub("", html, count=1), _TEXT_CONFIG)
+    lines = [line.strip() for line in text.splitlines()]
     collapsed: list[str] = []
     for line in lines:
         if line or (collapsed and collapsed[-1]):
