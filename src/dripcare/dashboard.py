@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, ColumnElement, Select, func, select
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
@@ -299,7 +299,7 @@ def late_emails(
         .join(Enrollment, Message.enrollment_id == Enrollment.id)
         .join(Patient, Enrollment.patient_id == Patient.id)
         .join(Step, Message.step_id == Step.id)
-        .where(Message.status.in_(UPCOMING), Message.due_at < now - LATE_AFTER)
+        .where(_late(now - LATE_AFTER))
         .order_by(Message.due_at, Message.id)
     )
     rows, total = _first_rows(session, query, Message.clinic_id, scope, limit)
@@ -308,6 +308,16 @@ def late_emails(
         for m, p, key in rows
     ]
     return Listing(entries, total)
+
+
+def _late(cutoff: datetime) -> ColumnElement[bool]:
+    """Not sent and due before `cutoff`, written as the two partial indexes' predicates
+    (scheduled; queued or sending) so PostgreSQL reads both instead of the whole table."""
+    in_flight = [s for s in UPCOMING if s != MessageStatus.SCHEDULED]
+    return or_(
+        and_(Message.status == MessageStatus.SCHEDULED, Message.due_at < cutoff),
+        and_(Message.status.in_(in_flight), Message.due_at < cutoff),
+    )
 
 
 def _state(message: Message) -> str:
