@@ -316,7 +316,7 @@ def test_a_clinic_name_like_a_script_is_shown_as_text(
 
 # Every admin route, and how its isolation is checked below.
 ROUTES = {
-    ("GET", "/admin"): "redirect only",
+    ("GET", "/admin"): "test_admin_dashboard.py::test_a_clinic_admin_sees_only_their_clinic",
     ("GET", "/admin/sign-in"): "public",
     ("POST", "/admin/sign-in"): "public",
     ("POST", "/admin/sign-out"): "own session only",

@@ -88,6 +88,8 @@ def test_sign_in_see_the_outbox_open_a_sent_email_and_edit_branding(
     shot(page, f"admin-sign-in-{width}")
 
     sign_in(page, live_server, riverside.admin_email)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Dashboard")
+    page.get_by_role("link", name="Outbox").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Outbox")
     expect(page.get_by_role("heading", name="Red-flag check-ins")).to_be_visible()
     assert layout_problems(page) == []

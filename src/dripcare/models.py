@@ -256,6 +256,15 @@ class Message(Base):
             postgresql_where=text("status = 'scheduled'"),
             sqlite_where=text("status = 'scheduled'"),
         ),
+        # The dashboard's sent per day and failed per day of one clinic (dashboard.py).
+        Index("ix_messages_clinic_id_sent_at", "clinic_id", "sent_at"),
+        Index(
+            "ix_messages_failed",
+            "clinic_id",
+            "updated_at",
+            postgresql_where=text("status = 'failed'"),
+            sqlite_where=text("status = 'failed'"),
+        ),
         # Serves lease recovery: only the few rows in flight.
         Index(
             "ix_messages_lease_inflight",

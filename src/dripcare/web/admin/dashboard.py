@@ -1,0 +1,77 @@
+"""The admin's landing page: a clinic's last 30 or 90 days as charts, and what needs attention.
+
+A clinic's admin sees their clinic. A platform admin sees the clinic picked for this sign-in,
+another one (`?clinic=ID`, a view only: the pick stays), or every clinic (`?clinic=all`, days
+in UTC). Entries of a clinic other than the picked one open through the clinic switch, since
+every other page shows the picked clinic.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
+
+from dripcare import dashboard
+from dripcare.dashboard import Scope
+from dripcare.models import Clinic, utcnow
+from dripcare.web.admin.charts import Chart
+from dripcare.web.admin.deps import AdminContext, AdminDep, AdminNotFound
+from dripcare.web.admin.views import render
+from dripcare.web.deps import SessionDep
+
+router = APIRouter()
+TITLES = {
+    "sent": "Emails sent",
+    "failed": "Emails failed",
+    "bounced": "Addresses bounced",
+    "unsubscribed": "Unsubscribes",
+    "check_ins": "Check-ins",
+}
+
+
+@router.get("", response_class=HTMLResponse)
+def dashboard_page(
+    request: Request, admin: AdminDep, session: SessionDep, days: str = "30", clinic: str = ""
+) -> HTMLResponse:
+    period = int(days) if days in {str(d) for d in dashboard.WINDOWS} else dashboard.WINDOWS[0]
+    scope = _scope(session, admin, clinic)
+    now = utcnow()
+    activity = dashboard.activity(session, scope, period, now)
+    context = {
+        "scope": scope,
+        "clinic_param": "all" if scope.clinic_id is None else str(scope.clinic_id),
+        "clinic_name": _clinic_name(admin, scope),
+        "period": period,
+        "windows": dashboard.WINDOWS,
+        "activity": activity,
+        "charts": [
+            Chart(name, TITLES[name], activity.window.days, counts)
+            for name, counts in activity.series.items()
+        ],
+        "titles": TITLES,
+        "attention": dashboard.needs_attention(session, scope, activity.window.start, now),
+        "late_minutes": int(dashboard.LATE_AFTER / timedelta(minutes=1)),
+        "clinic_names": dict(admin.choices) or {admin.clinic_id: admin.clinic.name},
+    }
+    return render(request, admin, "admin/dashboard.html", context)
+
+
+def _scope(session: Session, admin: AdminContext, asked: str) -> Scope:
+    """What this admin may see of what was asked: a clinic admin always their own clinic."""
+    if not admin.user.is_platform_admin or not asked:
+        return Scope(admin.clinic_id, admin.clinic.timezone)
+    if asked == "all":
+        return Scope(None)
+    clinic = session.get(Clinic, int(asked)) if asked.isdigit() and len(asked) < 12 else None
+    if clinic is None:
+        raise AdminNotFound
+    return Scope(clinic.id, clinic.timezone)
+
+
+def _clinic_name(admin: AdminContext, scope: Scope) -> str:
+    if scope.clinic_id is None:
+        return "All clinics"
+    return dict(admin.choices).get(scope.clinic_id, admin.clinic.name)
