@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from dripcare.config import get_settings
 from dripcare.web import errors
-from dripcare.web.admin import auth, branding, campaigns, home, outbox, views
+from dripcare.web.admin import audit, auth, branding, campaigns, home, outbox, patient_data, views
 from dripcare.web.api import checkins, enrollments, health, messages, patients
 from dripcare.web.middleware import RequestLog
 from dripcare.web.pages import checkin, common, preferences, unsubscribe
@@ -30,6 +30,7 @@ first answer.
 
 # The admin's routers, each mounted under /admin (one module per group of pages).
 ADMIN_PAGE_GROUPS = (home, auth, campaigns, outbox, branding)
+ADMIN_PAGE_GROUPS += (patient_data, audit)  # data lifecycle
 API_PREFIX, ADMIN_PREFIX = "/api/v1", "/admin"
 
 
