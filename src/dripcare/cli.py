@@ -17,7 +17,7 @@ from dripcare.audit import Actor
 from dripcare.cli_admin import admin
 from dripcare.cli_common import emit, json_option, quiet_option, user_errors
 from dripcare.cli_health import health
-from dripcare.cli_lifecycle import audit, patient_erase, patient_export
+from dripcare.cli_lifecycle import audit, patient_erase, patient_export, purge
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.errors import UserError
@@ -31,7 +31,8 @@ def main() -> None:
 
 main.add_command(admin)  # `dripcare admin …`, in its own module
 main.add_command(health)  # `dripcare health api|worker|beat`, for container healthchecks
-main.add_command(audit)  # `dripcare audit`, in cli_lifecycle
+main.add_command(purge)  # `dripcare purge` and `dripcare audit`, in cli_lifecycle
+main.add_command(audit)
 
 
 # ---- database ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`dripcare patient export|erase` and `dripcare audit`: the data's life cycle.
+"""`dripcare patient export|erase`, `dripcare purge` and `dripcare audit`: the data's life cycle.
 
 Each command calls one domain function (patient_export, erasure, retention, audit) and is
 recorded in the audit log as the operating-system user who ran it.
@@ -15,11 +15,14 @@ from sqlalchemy.orm import Session
 from dripcare import audit as audit_log
 from dripcare.audit import Actor
 from dripcare.cli_common import emit, json_option, user_errors
+from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.erasure import erase
 from dripcare.errors import NotFound
-from dripcare.models import Patient
+from dripcare.models import Patient, utcnow
 from dripcare.patient_export import export_patient
+from dripcare.retention import parse_age
+from dripcare.retention import purge as purge_rows
 
 
 def _clinic_of(session: Session, patient_id: int) -> int:
@@ -78,6 +81,39 @@ def patient_erase(patient_id: int, yes: bool, as_json: bool) -> None:
         else f"patient {patient_id} erased; {done.messages_cancelled} unsent emails cancelled"
     )
     emit(as_json, data, text)
+
+
+@click.command()
+@click.option(
+    "--older-than",
+    required=True,
+    help="Age of the rows to delete, e.g. 400d (days) or 58w (weeks).",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be deleted; delete nothing.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 50_000),
+    default=None,
+    help="Rows per transaction (default: DRIPCARE_RETENTION_BATCH_SIZE).",
+)
+@json_option
+@user_errors
+def purge(older_than: str, dry_run: bool, batch_size: int | None, as_json: bool) -> None:
+    """Delete finished emails, check-ins, sessions and stored API answers older than a cutoff.
+
+    Suppressions, patients, enrollments and the audit log are kept; nothing of a treatment
+    with emails still to send is touched.
+    """
+    cutoff = utcnow() - parse_age(older_than)
+    size = batch_size or get_settings().retention_batch_size
+    result = purge_rows(session_scope, cutoff, batch_size=size, actor=Actor.cli(), dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    lines = [f"{verb} {n}\t{table}" for table, n in result.counts.items()]
+    emit(
+        as_json,
+        {"cutoff": cutoff.isoformat(), "dry_run": dry_run, "counts": result.counts},
+        f"rows last changed before {cutoff:%Y-%m-%d %H:%M} UTC:\n" + "\n".join(lines),
+    )
 
 
 @click.command()

@@ -79,6 +79,16 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(20, ge=1, description="per client address")
     login_window_minutes: int = Field(15, ge=1)
 
+    retention_days: int = Field(
+        0,
+        ge=0,
+        description="delete finished emails, check-ins, sessions and stored API answers older "
+        "than this many days, every night; 0 (the default) keeps everything",
+    )
+    retention_batch_size: int = Field(
+        1000, ge=1, le=50_000, description="rows deleted per transaction by the purge"
+    )
+
     templates_dir: Path = Path(__file__).resolve().parents[2] / "templates" / "emails"
 
     @field_validator("quiet_hours")
