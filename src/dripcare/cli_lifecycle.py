@@ -139,7 +139,7 @@ def audit(clinic_id: int | None, action: str, limit: int, as_json: bool) -> None
             for e in events
         ]
     text = "\n".join(
-        f"{r['at'][:19]}\t{r['clinic_id'] or '-'}\t{r['actor_kind']}:{r['actor']}\t"
+        f"{str(r['at'])[:19]}\t{r['clinic_id'] or '-'}\t{r['actor_kind']}:{r['actor']}\t"
         f"{r['action']}\t{r['target']}\t{r['detail']}"
         for r in rows
     )

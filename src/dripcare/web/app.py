@@ -29,8 +29,7 @@ first answer.
 """
 
 # The admin's routers, each mounted under /admin (one module per group of pages).
-ADMIN_PAGE_GROUPS = (home, auth, campaigns, outbox, branding)
-ADMIN_PAGE_GROUPS += (patient_data, audit)  # data lifecycle
+ADMIN_PAGE_GROUPS = (home, auth, campaigns, outbox, branding, patient_data, audit)
 API_PREFIX, ADMIN_PREFIX = "/api/v1", "/admin"
 
 
