@@ -17,6 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, select, update
@@ -92,29 +93,16 @@ def purge(
             _count(session, cutoff, result)
         return result
 
-    def messages(session: Session, ids: list[int]) -> None:
-        _delete_messages(session, ids, result)
-
-    _in_batches(scope, _purgeable_messages(cutoff), batch_size, messages, lock=True)
+    deleting = partial(_delete_messages, result=result)
+    _in_batches(scope, _purgeable_messages(cutoff), batch_size, deleting, lock=True)
     for model, condition in _simple_tables(cutoff):
-
-        def rows(
-            session: Session, ids: list[int], model: Any = model, where: Any = condition
-        ) -> None:
-            deleted = session.execute(delete(model).where(model.id.in_(ids), where))
-            result.add(model.__tablename__, _rows(deleted))
-
-        _in_batches(scope, select(model.id).where(condition), batch_size, rows)
+        deleting = partial(_delete_rows, model=model, where=condition, result=result)
+        _in_batches(scope, select(model.id).where(condition), batch_size, deleting)
     if result.total:
         with scope() as session:
             detail = ", ".join(f"{n} {table}" for table, n in result.counts.items() if n)
-            audit.record(
-                session,
-                actor,
-                Action.PURGE,
-                clinic_id=None,
-                detail=f"before {cutoff:%Y-%m-%d}: {detail}",
-            )
+            before = f"before {cutoff:%Y-%m-%d}: {detail}"
+            audit.record(session, actor, Action.PURGE, clinic_id=None, detail=before)
     return result
 
 
@@ -174,7 +162,14 @@ def _in_batches(
         after = ids[-1]
 
 
-def _delete_messages(session: Session, ids: list[int], result: Purged) -> None:
+def _delete_rows(
+    session: Session, ids: list[int], *, model: Any, where: Any, result: Purged
+) -> None:
+    deleted = session.execute(delete(model).where(model.id.in_(ids), where))
+    result.add(model.__tablename__, _rows(deleted))
+
+
+def _delete_messages(session: Session, ids: list[int], *, result: Purged) -> None:
     """The rows that point at these emails first; subscription history stays, unlinked."""
     check_ins = select(CheckIn.id).where(CheckIn.message_id.in_(ids))
     result.add(
