@@ -194,3 +194,22 @@ def test_beat_schedules_the_purge_only_when_retention_is_set(
 
     assert "purge-old-data" not in off
     assert on["purge-old-data"]["task"] == "dripcare.purge"
+
+
+def test_an_email_whose_check_in_alert_is_still_pending_is_kept(settings: Settings) -> None:
+    then = long_ago()
+    clinic = make_clinic()
+    with time_machine.travel(then, tick=False):
+        enrollment_id = make_enrollment(settings, clinic, then - timedelta(hours=3))
+        send_due(session_scope, settings, transport_from_url(settings.smtp_url))
+        with session_scope() as session:
+            enrollment = session.get(Enrollment, enrollment_id)
+            assert enrollment is not None
+            checkins.record(session, enrollment.messages[0], worried=True, codes=["eye"])
+            enrollments.cancel(session, enrollment)
+    cutoff = datetime.now(UTC) - timedelta(days=400)
+
+    done = retention.purge(session_scope, cutoff, batch_size=100, actor=SYSTEM)
+
+    assert count(CheckIn) == 1 and done.counts["clinic_alerts"] == 0
+    assert messages_of(enrollment_id) == 1  # the cancelled ones went, the alerted one stays
