@@ -333,6 +333,15 @@ ROUTES = {
         route: "test_admin_campaigns.py::test_another_clinics_admin_gets_404_on_every_route"
         for route in CAMPAIGN_ROUTES
     },
+    **{
+        route: "test_erasure.py::test_admin_cannot_export_or_erase_another_clinics_patient"
+        for route in (
+            ("GET", "/admin/patients/{patient_id}/export"),
+            ("GET", "/admin/patients/{patient_id}/erase"),
+            ("POST", "/admin/patients/{patient_id}/erase"),
+        )
+    },
+    ("GET", "/admin/audit"): "test_audit.py::test_a_clinic_admin_sees_only_their_clinics_events",
 }
 
 

@@ -7,7 +7,7 @@ over 30 days from ~42 to ~10 ms, failed from ~28 to ~0.2 ms). The failed one is 
 rows are failed.
 
 Revision ID: 5d1e0a7c9b42
-Revises: 04215b877b38
+Revises: 7c1e5a90d3b2
 Create Date: 2026-12-01 04:30:00
 
 """
@@ -19,7 +19,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "5d1e0a7c9b42"
-down_revision: str | Sequence[str] | None = "04215b877b38"
+down_revision: str | Sequence[str] | None = "7c1e5a90d3b2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

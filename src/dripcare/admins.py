@@ -15,10 +15,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dripcare import login_throttle
+from dripcare import audit, login_throttle
+from dripcare.audit import Action, Actor
 from dripcare.config import Settings
 from dripcare.errors import UserError
-from dripcare.models import AdminUser, Clinic
+from dripcare.models import ActorKind, AdminUser, Clinic
 from dripcare.validation import normalize_email
 
 MIN_PASSWORD_LENGTH = 12
@@ -91,12 +92,25 @@ def authenticate(
         if user is None:
             _verify(_DUMMY_HASH, attempt.password)
         login_throttle.record_failure(session, settings, keys, now)
+        _audit_sign_in(session, user, attempt, Action.SIGN_IN_FAILED, now)
         return None
+    _audit_sign_in(session, user, attempt, Action.SIGN_IN, now)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(attempt.password)
     login_throttle.forget(session, email_key)
     user.last_login_at = now
     return user
+
+
+def _audit_sign_in(
+    session: Session, user: AdminUser | None, attempt: SignIn, action: Action, now: datetime
+) -> None:
+    """What was typed in the email field is kept only when it names an account: it might be
+    a password typed in the wrong field."""
+    actor = Actor.admin(user) if user else Actor(ActorKind.ADMIN, "(no such account)")
+    detail = f"from {attempt.client_address}"
+    clinic_id = user.clinic_id if user else None
+    audit.record(session, actor, action, clinic_id=clinic_id, detail=detail, now=now)
 
 
 def _verify(password_hash: str, password: str) -> bool:

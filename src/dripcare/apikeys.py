@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from dripcare import audit
+from dripcare.audit import Action, Actor
 from dripcare.errors import NotFound
 from dripcare.models import ApiKey, utcnow
 
@@ -30,12 +32,22 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(session: Session, clinic_id: int, name: str = "") -> IssuedKey:
+def create_key(
+    session: Session, clinic_id: int, name: str = "", actor: Actor = audit.SYSTEM
+) -> IssuedKey:
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     key = ApiKey(clinic_id=clinic_id, prefix=prefix, secret_hash=_digest(secret), name=name)
     session.add(key)
     session.flush()
+    _audit(session, actor, Action.API_KEY_CREATE, key)
     return IssuedKey(key, f"{SCHEME}_{prefix}_{secret}")
+
+
+def _audit(session: Session, actor: Actor, action: Action, key: ApiKey) -> None:
+    detail = f"dc_{key.prefix}_… {key.name}".strip()
+    audit.record(
+        session, actor, action, clinic_id=key.clinic_id, target=("apikey", key.id), detail=detail
+    )
 
 
 @dataclass(frozen=True)
@@ -70,10 +82,12 @@ def list_keys(session: Session, clinic_id: int) -> list[ApiKey]:
     )
 
 
-def revoke_key(session: Session, key_id: int) -> ApiKey:
+def revoke_key(session: Session, key_id: int, actor: Actor = audit.SYSTEM) -> ApiKey:
+    """Idempotent; only the revocation that takes effect is audited."""
     key = session.get(ApiKey, key_id)
     if key is None:
         raise NotFound(f"no API key with id {key_id}; see `dripcare apikey list --clinic ID`")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        _audit(session, actor, Action.API_KEY_REVOKE, key)
     return key

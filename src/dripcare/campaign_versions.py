@@ -20,7 +20,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dripcare import enrollments
+from dripcare import audit, enrollments
+from dripcare.audit import Action, Actor, as_actor
 from dripcare.campaign_spec import CampaignSpec
 from dripcare.campaigns import apply_spec, default_campaign_dirs, load_campaign_dir, timing_of
 from dripcare.config import Settings, get_settings
@@ -197,11 +198,29 @@ def publish(
     campaign: Campaign,
     number: int,
     *,
-    author: str,
+    author: Actor | str,
     settings: Settings | None = None,
     now: datetime | None = None,
 ) -> Published:
-    """Make a draft live. Refused if it cannot render or fails the red-flag safety check."""
+    """Make a draft live. Refused if it cannot render or fails the red-flag safety check.
+
+    Audited as a publish, with `author` (an admin, an operator, or a bare name such as
+    "import") as the actor.
+    """
+    return _publish(
+        session, campaign, number, as_actor(author), Action.CAMPAIGN_PUBLISH, settings, now
+    )
+
+
+def _publish(
+    session: Session,
+    campaign: Campaign,
+    number: int,
+    actor: Actor,
+    action: Action,
+    settings: Settings | None,
+    now: datetime | None,
+) -> Published:
     _lock(session, campaign)
     version = get_version(session, campaign, number)
     if number == campaign.version:
@@ -215,7 +234,17 @@ def publish(
     problems = check_publishable(spec, _clinic(session, campaign))
     if problems:
         raise ProblemsFound(f"version {number} was not published", problems)
-    return _go_live(session, campaign, version, spec, author, settings or get_settings(), now)
+    done = _go_live(session, campaign, version, spec, actor.name, settings or get_settings(), now)
+    audit.record(
+        session,
+        actor,
+        action,
+        clinic_id=campaign.clinic_id,
+        target=("campaign", campaign.slug),
+        detail=f"version {number} live",
+        now=now,
+    )
+    return done
 
 
 def roll_back(
@@ -223,21 +252,23 @@ def roll_back(
     campaign: Campaign,
     number: int,
     *,
-    author: str,
+    author: Actor | str,
     settings: Settings | None = None,
     now: datetime | None = None,
 ) -> Published:
-    """Publish the content of any earlier version again, as a new version."""
+    """Publish the content of any earlier version again, as a new version (audited)."""
+    actor = as_actor(author)
     spec = spec_of(get_version(session, campaign, number))
     copy = _record(
         session,
         campaign,
         spec,
-        author=author,
+        author=actor.name,
         note=f"roll back to version {number}",
         based_on=number,
     )
-    return publish(session, campaign, copy.number, author=author, settings=settings, now=now)
+    rollback = Action.CAMPAIGN_ROLLBACK
+    return _publish(session, campaign, copy.number, actor, rollback, settings, now)
 
 
 def _go_live(
@@ -293,7 +324,7 @@ def _clinic(session: Session, campaign: Campaign) -> Clinic:
 
 
 def import_campaign(
-    session: Session, clinic: Clinic, spec: CampaignSpec, author: str = IMPORT_AUTHOR
+    session: Session, clinic: Clinic, spec: CampaignSpec, author: Actor | str = IMPORT_AUTHOR
 ) -> Campaign:
     """Create or update the clinic's campaign from a spec, as a new published version."""
     campaign = session.scalar(
@@ -309,7 +340,8 @@ def import_campaign(
         )
         session.add(campaign)
         session.flush()
-    version = _record(session, campaign, spec, author=author, note="imported", based_on=None)
+    name = as_actor(author).name
+    version = _record(session, campaign, spec, author=name, note="imported", based_on=None)
     publish(session, campaign, version.number, author=author)
     return campaign
 

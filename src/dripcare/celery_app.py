@@ -11,6 +11,7 @@ from typing import Any
 
 from celery import Celery, Task, signals
 from celery.exceptions import TaskPredicate
+from celery.schedules import crontab
 
 from dripcare.config import get_settings
 from dripcare.logs import REQUEST_ID, use_format
@@ -55,6 +56,7 @@ def create_app() -> Celery:
         task_routes={
             "dripcare.dispatch": {"queue": DISPATCH_QUEUE},
             "dripcare.deliver_alerts": {"queue": DISPATCH_QUEUE},
+            "dripcare.purge": {"queue": DISPATCH_QUEUE},
         },
         beat_schedule={
             "dispatch-due-messages": {
@@ -71,6 +73,12 @@ def create_app() -> Celery:
         worker_hijack_root_logger=False,
         timezone="UTC",
     )
+    if settings.retention_days:
+        app.conf.beat_schedule["purge-old-data"] = {
+            "task": "dripcare.purge",
+            "schedule": crontab(hour=3, minute=17),  # a quiet hour, off the round minute
+            "options": {"expires": 3600},
+        }
     return app
 
 

@@ -13,9 +13,11 @@ from typing import Any
 import click
 
 from dripcare import campaign_versions, campaigns, enrollments
+from dripcare.audit import Actor
 from dripcare.cli_admin import admin
 from dripcare.cli_common import emit, json_option, quiet_option, user_errors
 from dripcare.cli_health import health
+from dripcare.cli_lifecycle import audit, patient_erase, patient_export, purge
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.errors import UserError
@@ -29,6 +31,8 @@ def main() -> None:
 
 main.add_command(admin)  # `dripcare admin …`, in its own module
 main.add_command(health)  # `dripcare health api|worker|beat`, for container healthchecks
+main.add_command(purge)  # `dripcare purge` and `dripcare audit`, in cli_lifecycle
+main.add_command(audit)
 
 
 # ---- database ---------------------------------------------------------------------------------
@@ -133,7 +137,7 @@ def campaign_import(directory: Path, clinic_id: int, as_json: bool) -> None:
     spec = campaigns.load_campaign_dir(directory)
     with session_scope() as session:
         imported = campaign_versions.import_campaign(
-            session, enrollments.get_clinic(session, clinic_id), spec
+            session, enrollments.get_clinic(session, clinic_id), spec, Actor.cli()
         )
         data: dict[str, Any] = {
             "id": imported.id,
@@ -191,7 +195,7 @@ def apikey_create(clinic_id: int, name: str, as_json: bool, quiet: bool) -> None
 
     with session_scope() as session:
         enrollments.get_clinic(session, clinic_id)
-        issued = create_key(session, clinic_id, name)
+        issued = create_key(session, clinic_id, name, Actor.cli())
         data = {"id": issued.key.id, "clinic_id": clinic_id, "key": issued.plaintext}
     emit(
         as_json,
@@ -247,7 +251,7 @@ def apikey_revoke(key: str, as_json: bool) -> None:
             key_id = caller.key_id
         else:
             raise UserError("that is no live API key; give the key's id (`dripcare apikey list`)")
-        revoked = revoke_key(session, key_id)
+        revoked = revoke_key(session, key_id, Actor.cli())
         when = revoked.revoked_at
         data = {"id": revoked.id, "revoked_at": when.isoformat() if when else None}
     emit(as_json, data, f"key {key_id} revoked")
@@ -259,6 +263,10 @@ def apikey_revoke(key: str, as_json: bool) -> None:
 @main.group()
 def patient() -> None:
     """Patients."""
+
+
+patient.add_command(patient_export)  # `dripcare patient export|erase`, in cli_lifecycle
+patient.add_command(patient_erase)
 
 
 @patient.command("revoke-links")

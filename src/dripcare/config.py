@@ -97,6 +97,16 @@ class Settings(BaseSettings):
     templates_dir: Path = Field(
         default_factory=campaigns_dir, description="the default campaigns (default: shipped ones)"
     )
+    retention_days: int = Field(
+        0,
+        ge=0,
+        description="delete finished emails, check-ins, sessions and stored API answers older "
+        "than this many days, every night; 0 (the default) keeps everything",
+    )
+    retention_batch_size: int = Field(
+        1000, ge=1, le=50_000, description="rows deleted per transaction by the purge"
+    )
+
 
     @field_validator("quiet_hours")
     @classmethod

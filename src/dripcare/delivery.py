@@ -246,13 +246,14 @@ def _mark_suppressed(session: Session, jobs: list[Job]) -> None:
         return
     found = session.execute(
         select(Suppression.clinic_id, Suppression.email, Suppression.reason).where(
-            Suppression.email.in_({email for _, email in pairs}),
+            Suppression.email.in_({key for _, email in pairs for key in suppression.keys(email)}),
             Suppression.clinic_id.in_({clinic for clinic, _ in pairs}),
         )
     ).all()
     reasons = {(clinic, email): reason for clinic, email, reason in found}
     for job in jobs:
-        job.suppressed = reasons.get((job.clinic.id, job.to))
+        plain, hashed = suppression.keys(job.to)
+        job.suppressed = reasons.get((job.clinic.id, plain)) or reasons.get((job.clinic.id, hashed))
 
 
 def render_job(job: Job, settings: Settings) -> tuple[Rendered, MessageLinks]:

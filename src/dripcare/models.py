@@ -122,6 +122,7 @@ class Patient(Base):
     # Signed into every link the patient is sent; bumping it voids the older links (links.py).
     link_epoch: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    erased_at: Mapped[datetime | None]  # personal data removed on request (erasure.py)
 
     clinic: Mapped[Clinic] = relationship()
 
@@ -316,7 +317,11 @@ class DeliveryAttempt(Base):
 
 
 class Suppression(Base):
-    """An address this clinic must not email again (hard bounce, unsubscribe, complaint)."""
+    """An address this clinic must not email again (hard bounce, unsubscribe, complaint).
+
+    An erased patient's address is kept only as `sha256:<hex>` (suppression.hashed), which
+    still matches the address if a clinic enrolls it again.
+    """
 
     __tablename__ = "suppressions"
     __table_args__ = (UniqueConstraint("clinic_id", "email"),)
@@ -474,3 +479,35 @@ class LoginFailure(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(340))  # "email:<address>" or "addr:<client address>"
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ActorKind(enum.StrEnum):
+    ADMIN = "admin"  # a person signed in to the web admin
+    API_KEY = "api-key"  # a clinic's system, through the REST API
+    CLI = "cli"  # an operator at the `dripcare` command
+    SYSTEM = "system"  # dripcare itself (a scheduled task)
+
+
+class AuditEvent(Base):
+    """Append-only record of an administrative action: who, what, on which object, when.
+
+    Never holds a patient's personal data: patients are named by id, which says nothing about
+    the person once they are erased.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        # a clinic's log, newest first, page by page
+        Index("ix_audit_events_clinic_id_id", "clinic_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id"))
+    actor_kind: Mapped[ActorKind] = mapped_column(_enum(ActorKind))
+    actor_id: Mapped[int | None] = mapped_column(Integer)  # admin user or API key id
+    actor: Mapped[str] = mapped_column(String(320))  # admin email, key prefix, OS user
+    action: Mapped[str] = mapped_column(String(64))  # e.g. campaign.publish, patient.erase
+    target_kind: Mapped[str] = mapped_column(String(32), default="")
+    target_id: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[str] = mapped_column(String(500), default="")

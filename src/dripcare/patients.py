@@ -59,7 +59,18 @@ def create_patient(session: Session, clinic_id: int, changes: PatientChanges) ->
     )
 
 
+def not_erased(patient: Patient) -> Patient:
+    """Refuse to write to, or mail, a patient erased on request."""
+    if patient.erased_at is not None:
+        raise UserError(
+            f"patient {patient.id} was erased on request: it can no longer be changed or "
+            "enrolled, and their address stays on the clinic's suppression list"
+        )
+    return patient
+
+
 def update_patient(session: Session, patient: Patient, changes: PatientChanges) -> Patient:
+    not_erased(patient)
     if changes.email is not None:
         email = normalize_email(changes.email)
         other = find_by_email(session, patient.clinic_id, email)

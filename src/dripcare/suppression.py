@@ -8,6 +8,7 @@ the suppression row a resubscribe deletes.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -113,7 +114,7 @@ def _unsubscribe(
 ) -> Unsubscribed:
     add(session, [Entry(recipient.clinic_id, recipient.email, "unsubscribed", source)])
     _record(session, recipient, message_pk, SubscriptionChange.UNSUBSCRIBED, source)
-    cancelled = _cancel_unsent(session, recipient.patient_id, "unsubscribed")
+    cancelled = cancel_unsent(session, recipient.patient_id, "unsubscribed")
     return Unsubscribed(recipient.clinic_id, cancelled)
 
 
@@ -156,7 +157,7 @@ def _record(
     session.flush()
 
 
-def _cancel_unsent(session: Session, patient_id: int, reason: str) -> int:
+def cancel_unsent(session: Session, patient_id: int, reason: str) -> int:
     enrollment_ids = select(Enrollment.id).where(Enrollment.patient_id == patient_id)
     result = session.execute(
         update(Message)
@@ -176,12 +177,32 @@ def _cancel_unsent(session: Session, patient_id: int, reason: str) -> int:
     return result.rowcount or 0  # type: ignore[attr-defined]
 
 
+def hashed(email: str) -> str:
+    """How an erased patient's address stays on the list: it matches the address, but the
+    list no longer shows it (a SHA-256 cannot be read back; only a guess can be confirmed)."""
+    return "sha256:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def keys(email: str) -> tuple[str, str]:
+    """What an address is listed as: itself, or its hash once its patient was erased."""
+    return email, hashed(email)
+
+
+def keep_hashed(session: Session, clinic_id: int, email: str, now: datetime) -> None:
+    """Replace the address by its hash on the list, adding it if it was not there: a patient
+    erased on request is never mailed again, even if enrolled again with the same address."""
+    session.execute(
+        delete(Suppression).where(Suppression.clinic_id == clinic_id, Suppression.email == email)
+    )
+    add(session, [Entry(clinic_id, hashed(email), "patient erased on request", "erasure")], now)
+
+
 def is_suppressed(session: Session, clinic_id: int, email: str) -> bool:
     return (
         session.scalar(
-            select(Suppression.id).where(
-                Suppression.clinic_id == clinic_id, Suppression.email == email
-            )
+            select(Suppression.id)
+            .where(Suppression.clinic_id == clinic_id, Suppression.email.in_(keys(email)))
+            .limit(1)
         )
         is not None
     )

@@ -9,12 +9,13 @@ from typing import Any
 
 import httpx
 
-from dripcare import alerts, delivery, metrics
+from dripcare import alerts, audit, delivery, metrics, retention
 from dripcare.celery_app import app
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.dispatch import Claim, dispatch_tick
 from dripcare.metric_store import get_store
+from dripcare.models import utcnow
 from dripcare.transports import transport_from_url
 
 log = logging.getLogger(__name__)
@@ -72,3 +73,17 @@ def deliver_alerts() -> dict[str, int]:
     transport = transport_from_url(settings.smtp_url, settings.smtp_timeout)
     with httpx.Client(timeout=10) as http:
         return alerts.deliver_due(session_scope, transport, http)
+
+
+@app.task(name="dripcare.purge", ignore_result=True, acks_late=False)
+def purge() -> dict[str, int]:
+    """Nightly: delete finished rows older than DRIPCARE_RETENTION_DAYS (retention.py)."""
+    settings = get_settings()
+    if not settings.retention_days:
+        return {}
+    cutoff = utcnow() - timedelta(days=settings.retention_days)
+    result = retention.purge(
+        session_scope, cutoff, batch_size=settings.retention_batch_size, actor=audit.SYSTEM
+    )
+    log.info("purge before %s: %s", cutoff.date(), result.counts)
+    return result.counts

@@ -13,7 +13,17 @@ from fastapi_offline import FastAPIOffline
 
 from dripcare.config import get_settings
 from dripcare.web import errors, prometheus
-from dripcare.web.admin import auth, branding, campaigns, dashboard, home, outbox, views
+from dripcare.web.admin import (
+    audit,
+    auth,
+    branding,
+    campaigns,
+    dashboard,
+    home,
+    outbox,
+    patient_data,
+    views,
+)
 from dripcare.web.api import checkins, enrollments, health, messages, patients
 from dripcare.web.middleware import RequestLog
 from dripcare.web.pages import checkin, common, preferences, unsubscribe
@@ -29,7 +39,7 @@ first answer.
 """
 
 # The admin's routers, each mounted under /admin (one module per group of pages).
-ADMIN_PAGE_GROUPS = (dashboard, home, auth, campaigns, outbox, branding)
+ADMIN_PAGE_GROUPS = (dashboard, home, auth, campaigns, outbox, branding, patient_data, audit)
 API_PREFIX, ADMIN_PREFIX = "/api/v1", "/admin"
 
 

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from dripcare.apikeys import authenticate
+from dripcare.audit import Actor
 from dripcare.db import new_session
 from dripcare.web.ratelimit import retry_after_header
 
@@ -67,11 +68,19 @@ def current_clinic(
             "too many requests for this API key; slow down",
             headers={"Retry-After": retry_after_header(wait)},
         )
-    request.state.clinic_id = key.clinic_id
+    request.state.clinic_id, request.state.api_key_id = key.clinic_id, key.key_id
     return key.clinic_id
 
 
 ClinicDep = Annotated[int, Depends(current_clinic)]
+
+
+def api_actor(request: Request, clinic: ClinicDep) -> Actor:
+    """The key that signed this request, for the audit log."""
+    return Actor.api_key(request.state.api_key_id)
+
+
+ApiActorDep = Annotated[Actor, Depends(api_actor)]
 IdempotencyKey = Annotated[
     str | None,
     Header(

@@ -178,3 +178,11 @@ class CheckInOut(BaseModel):
     level: Literal["fine", "expected", "urgent", "emergency"]
     answers: list[str] = Field(description="Codes of the red flags the patient ticked")
     created_at: datetime
+
+
+class ErasureOut(BaseModel):
+    object: Literal["erasure"] = "erasure"
+    patient_id: int
+    erased_at: datetime
+    messages_cancelled: int = Field(description="Unsent emails cancelled by this request")
+    already_erased: bool = Field(description="True when an earlier request erased the patient")

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from dripcare import campaign_editing as edit
 from dripcare import campaign_versions as versions
+from dripcare.audit import Actor
 from dripcare.campaign_spec import CampaignSpec
 from dripcare.campaigns import find_campaign, list_campaigns
 from dripcare.config import get_settings
@@ -204,7 +205,7 @@ def publish(
 ) -> Response:
     campaign = _campaign(session, admin, slug)
     try:
-        done = versions.publish(session, campaign, number, author=_who(admin))
+        done = versions.publish(session, campaign, number, author=Actor.admin(admin.user))
     except ProblemsFound as exc:
         return _campaign_page(
             request, admin, session, campaign, problems=exc.problems, error=exc.summary
@@ -221,7 +222,7 @@ def roll_back(
 ) -> Response:
     campaign = _campaign(session, admin, slug)
     try:
-        done = versions.roll_back(session, campaign, number, author=_who(admin))
+        done = versions.roll_back(session, campaign, number, author=Actor.admin(admin.user))
     except NotFound as exc:
         raise AdminNotFound from exc
     except ProblemsFound as exc:

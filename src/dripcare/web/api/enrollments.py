@@ -20,7 +20,7 @@ from dripcare.enrollments import (
 )
 from dripcare.errors import UserError
 from dripcare.models import Enrollment, EnrollmentStatus
-from dripcare.patients import get_patient
+from dripcare.patients import get_patient, not_erased
 from dripcare.treatment_time import DATE_ONLY_TIME
 from dripcare.web.deps import ClinicDep, IdempotencyKey, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, IDEMPOTENT_POST, NOT_FOUND
@@ -48,7 +48,7 @@ def _treated_at(value: date | datetime) -> str | datetime:
 
 def _request(session: Session, clinic: int, payload: EnrollmentIn) -> EnrollRequest:
     if isinstance(payload.patient, int):
-        patient = get_patient(session, clinic, payload.patient)
+        patient = not_erased(get_patient(session, clinic, payload.patient))
         email, first, last, locale = (
             patient.email,
             patient.first_name,

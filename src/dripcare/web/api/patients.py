@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import dataclasses
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from dripcare.db import again_on_conflict
+from dripcare.erasure import erase as erase_patient
+from dripcare.patient_export import export_patient
 from dripcare.patients import PatientChanges, create_patient, find_by_email, get_patient
 from dripcare.patients import update_patient as apply_changes
-from dripcare.web.deps import ClinicDep, IdempotencyKey, SessionDep
+from dripcare.web.deps import ApiActorDep, ClinicDep, IdempotencyKey, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, IDEMPOTENT_POST, NOT_FOUND
 from dripcare.web.idempotency import respond
 from dripcare.web.pagination import Id
-from dripcare.web.schemas import Page, PatientIn, PatientOut, PatientPatch
+from dripcare.web.schemas import ErasureOut, Page, PatientIn, PatientOut, PatientPatch
 from dripcare.web.serialize import patient_out
 
 router = APIRouter(prefix="/patients", tags=["patients"], responses=COMMON_RESPONSES)
@@ -73,3 +76,42 @@ def update(
         return patient_out(patient)
 
     return again_on_conflict(session, attempt)
+
+
+@router.get(
+    "/{patient_id}/export",
+    response_model=dict[str, Any],
+    responses=NOT_FOUND,
+    summary="Export everything about a patient",
+)
+def export(
+    patient_id: Id, clinic: ClinicDep, actor: ApiActorDep, session: SessionDep
+) -> dict[str, Any]:
+    """The patient, their enrollments, emails with status and delivery history, check-ins,
+    and unsubscribe history, as one JSON document (for a patient's access request).
+
+    Each export is recorded in the clinic's audit log.
+    """
+    data = export_patient(session, clinic, patient_id, actor)
+    session.commit()
+    return data
+
+
+@router.post(
+    "/{patient_id}/erase",
+    response_model=ErasureOut,
+    responses=NOT_FOUND,
+    summary="Erase a patient's personal data",
+)
+def erase(patient_id: Id, clinic: ClinicDep, actor: ApiActorDep, session: SessionDep) -> ErasureOut:
+    """Remove the patient's name, email and other personal data, and cancel their unsent
+    emails. Counts of treatments and emails are kept under the patient's id; the address is
+    kept only as a hash on the suppression list, so it is never mailed again.
+
+    Idempotent without an Idempotency-Key: erasing an erased patient answers the same, with
+    `already_erased` true. Recorded in the clinic's audit log.
+    """
+
+    done = erase_patient(session, clinic, patient_id, actor)
+    session.commit()
+    return ErasureOut(**dataclasses.asdict(done))
