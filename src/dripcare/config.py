@@ -107,7 +107,6 @@ class Settings(BaseSettings):
         1000, ge=1, le=50_000, description="rows deleted per transaction by the purge"
     )
 
-
     @field_validator("quiet_hours")
     @classmethod
     def _valid_quiet_hours(cls, value: str) -> str:
