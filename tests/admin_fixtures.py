@@ -122,3 +122,15 @@ def clinic_with_history(
         assert sent.status == MessageStatus.SENT
         checkins.record(session, sent, worried=True, codes=["eye"])
         return ClinicWithHistory(clinic_id, admin, enrollment.patient_id, sent.id, upcoming.id)
+
+
+@pytest.fixture
+def a(settings: Settings, admin_now: datetime) -> ClinicWithHistory:
+    """Clinic A, its admin, a patient whose first email was sent and answered with a red flag."""
+    return clinic_with_history(settings, "Clinic A", "Ana", "a")
+
+
+@pytest.fixture
+def b(settings: Settings, a: ClinicWithHistory) -> ClinicWithHistory:
+    """A second clinic, for what one clinic's admin must not see of another."""
+    return clinic_with_history(settings, "Clinic B", "Bea", "b")

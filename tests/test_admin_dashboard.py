@@ -7,25 +7,14 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import update
 
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import Message, MessageStatus
-from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, clinic_with_history, make_admin
+from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, make_admin
 
 Browse = Callable[..., AdminBrowser]
-
-
-@pytest.fixture
-def a(settings: Settings, admin_now: datetime) -> ClinicWithHistory:
-    return clinic_with_history(settings, "Clinic A", "Ana", "a")
-
-
-@pytest.fixture
-def b(settings: Settings, a: ClinicWithHistory) -> ClinicWithHistory:
-    return clinic_with_history(settings, "Clinic B", "Bea", "b")
 
 
 def make_late(message_id: int) -> None:

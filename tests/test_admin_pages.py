@@ -28,16 +28,6 @@ ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 Browse = Callable[..., AdminBrowser]
 
 
-@pytest.fixture
-def a(settings: Settings, admin_now: datetime) -> ClinicWithHistory:
-    return clinic_with_history(settings, "Clinic A", "Ana", "a")
-
-
-@pytest.fixture
-def b(settings: Settings, a: ClinicWithHistory) -> ClinicWithHistory:
-    return clinic_with_history(settings, "Clinic B", "Bea", "b")
-
-
 # ---------------------------------------------------------------- what a clinic admin sees
 
 

@@ -7,35 +7,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 
-import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from dripcare.cli import main
-from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import AuditEvent
 from tests.admin_fixtures import (
     PASSWORD,
     AdminBrowser,
     ClinicWithHistory,
-    clinic_with_history,
     make_admin,
 )
 
 Browse = Callable[..., AdminBrowser]
-
-
-@pytest.fixture
-def a(settings: Settings, admin_now: datetime) -> ClinicWithHistory:
-    return clinic_with_history(settings, "Clinic A", "Ana", "a")
-
-
-@pytest.fixture
-def b(settings: Settings, a: ClinicWithHistory) -> ClinicWithHistory:
-    return clinic_with_history(settings, "Clinic B", "Bea", "b")
 
 
 def events(action: str) -> list[AuditEvent]:

@@ -25,7 +25,7 @@ from dripcare.models import AuditEvent, Enrollment, Message, MessageStatus, Pati
 from dripcare.suppression import hashed, is_suppressed
 from dripcare.transports import transport_from_url
 from dripcare.web.app import create_app
-from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, clinic_with_history, make_admin
+from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, make_admin
 from tests.test_api import Clinic
 
 ENROLL = {
@@ -187,16 +187,6 @@ def test_cli_names_an_unknown_patient(settings: Settings) -> None:
 
 
 # ---------------------------------------------------------------- the admin
-
-
-@pytest.fixture
-def a(settings: Settings, admin_now: datetime) -> ClinicWithHistory:
-    return clinic_with_history(settings, "Clinic A", "Ana", "a")
-
-
-@pytest.fixture
-def b(settings: Settings, a: ClinicWithHistory) -> ClinicWithHistory:
-    return clinic_with_history(settings, "Clinic B", "Bea", "b")
 
 
 def test_admin_downloads_and_erases_a_patient_after_confirming(
