@@ -17,7 +17,7 @@ from sqlalchemy import select
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.models import Enrollment, Message, MessageStatus, Patient, Suppression
-from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
+from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due, unsubscribe_targets
 from tests.report_samples import report_sample
 from tests.smtp_server import SMTPServer
 
@@ -145,5 +145,24 @@ def test_a_policy_bounce_or_a_report_about_no_message_of_ours_changes_nothing(
 
     assert policy["matched"] == 1 and policy["suppressed"] == 0
     assert unknown["matched"] == 0
+    assert suppressions() == []
+    assert MessageStatus.CANCELLED not in statuses("pat@example.com")
+
+
+def test_an_auto_reply_to_the_bounce_address_quoting_the_unsubscribe_link_changes_nothing(
+    verp_settings: Settings, smtp_server: SMTPServer
+) -> None:
+    sent = sent_to_two_patients(verp_settings, smtp_server)
+    [original] = [m for m in smtp_server.recorder.messages if m["To"] == "pat@example.com"]
+    https, mailto = unsubscribe_targets(original)
+    reply = (
+        f"From: pat@example.com\r\nTo: {sent['verp']}\r\nAuto-Submitted: auto-replied\r\n"
+        f"Subject: Out of office: {mailto.split('subject=')[1].replace('%20', ' ')}\r\n\r\n"
+        f"I am away until Monday.\r\n\r\n> Unsubscribe: {https}\r\n> {mailto}\r\n"
+    ).encode()
+
+    done = inbound(reply)
+
+    assert done["reports"] == 0
     assert suppressions() == []
     assert MessageStatus.CANCELLED not in statuses("pat@example.com")

@@ -66,3 +66,12 @@ def test_without_a_bounce_domain_mail_from_is_the_clinic_sender(
     send_due(smtp_server)
 
     assert smtp_server.recorder.senders == ["care@riverside.example"]
+
+
+def test_bounce_addresses_are_told_from_others(verp_settings: Settings) -> None:
+    token = verp.make_token(verp_settings, 7)
+
+    assert verp.is_bounce_address(verp_settings, f"<Bounces+{token}@Bounce.Riverside.Example>")
+    assert verp.is_bounce_address(verp_settings, "bounces@bounce.riverside.example")
+    assert not verp.is_bounce_address(verp_settings, "care@bounce.riverside.example")
+    assert not verp.is_bounce_address(verp_settings, f"bounces+{token}@riverside.example")

@@ -38,8 +38,7 @@ def parse(raw: bytes, envelope_recipients: Iterable[str] = ()) -> list[FeedbackE
     `envelope_recipients`: where the MTA delivered it (e.g. Postfix's ${original_recipient}),
     which holds the VERP token even when the To header does not.
     """
-    report = email.message_from_bytes(raw, policy=email.policy.default)
-    assert isinstance(report, EmailMessage)
+    report = _parsed(raw)
     if report.get_content_type() != "multipart/report":
         return None
     kind = str(report.get_param("report-type", "")).lower()
@@ -49,6 +48,17 @@ def parse(raw: bytes, envelope_recipients: Iterable[str] = ()) -> list[FeedbackE
     if kind == "feedback-report":
         return list(_arf_events(report, addressed))
     return None
+
+
+def addressed_to(raw: bytes, envelope_recipients: Iterable[str] = ()) -> list[str]:
+    """Where a mail was sent: the envelope recipients, then Delivered-To, X-Original-To, To."""
+    return [*envelope_recipients, *_header_addresses(_parsed(raw))]
+
+
+def _parsed(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 def _dsn_events(report: EmailMessage, addressed: list[str]) -> Iterator[FeedbackEvent]:

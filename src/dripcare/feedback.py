@@ -104,8 +104,9 @@ def about_recipient(status: str) -> bool:
 def _find(session: Session, event: FeedbackEvent, settings: Settings) -> Message | None:
     if event.verp_token:
         message_pk = verp.read_token(settings, event.verp_token)
-        if message_pk is not None:
-            return session.get(Message, message_pk)
+        found = session.get(Message, message_pk) if message_pk is not None else None
+        if found is not None:
+            return found
     if event.message_id:
         bare = event.message_id.strip().strip("<>")
         return session.scalar(select(Message).where(Message.message_id == f"<{bare}>"))

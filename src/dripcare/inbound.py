@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from email.message import EmailMessage
 
-from dripcare import delivery_reports, feedback
+from dripcare import delivery_reports, feedback, verp
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.links import message_for_token
@@ -25,10 +25,16 @@ _CANDIDATE = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
 def process_report(
     raw: bytes, settings: Settings, envelope_recipients: Iterable[str] = ()
 ) -> list[feedback.Applied] | None:
-    """Apply a DSN or ARF report; None if the mail is no report (then it may be an unsubscribe)."""
+    """Apply a DSN or ARF report; None if the mail is no report (then it may be an unsubscribe).
+
+    Other mail to the bounce address (out-of-office and other auto-replies go to the envelope
+    sender) is ignored, never read as an unsubscribe: it often quotes the email, and with it
+    the unsubscribe link's token.
+    """
     events = delivery_reports.parse(raw, envelope_recipients)
     if events is None:
-        return None
+        addresses = delivery_reports.addressed_to(raw, envelope_recipients)
+        return [] if any(verp.is_bounce_address(settings, a) for a in addresses) else None
     with session_scope() as session:
         return [feedback.apply(session, event, settings) for event in events]
 

@@ -52,3 +52,11 @@ def token_in_address(address: str) -> str | None:
     local = address.strip().strip("<>").rpartition("@")[0]
     _, plus, token = local.partition("+")
     return token if plus and token else None
+
+
+def is_bounce_address(settings: Settings, address: str) -> bool:
+    """Whether mail to this address came back to our envelope sender (a bounce address)."""
+    local, _, domain = address.strip().strip("<>").lower().rpartition("@")
+    if not settings.bounce_domain or domain != settings.bounce_domain.lower():
+        return False
+    return local.partition("+")[0] == settings.bounce_local_part.lower()
