@@ -62,7 +62,7 @@ def test_a_permanent_recipient_bounce_suppresses_and_stops_only_that_patient(
         recipient="pat@example.com",
         permanent=True,
         status="5.1.1",
-        diagnostic="smtp; 550 5.1.1 user unknown",
+        diagnostic="550 5.1.1 <pat@example.com>: user unknown",
         message_id=message.message_id.strip("<>"),
     )
 
@@ -76,10 +76,13 @@ def test_a_permanent_recipient_bounce_suppresses_and_stops_only_that_patient(
             select(DeliveryAttempt.outcome).where(DeliveryAttempt.message_id == message.id)
         ).all()
     assert listed == [("pat@example.com", "bounce")]
-    assert reason is not None and "5.1.1 user unknown" in reason
+    assert reason is not None and "5.1.1 <pat@example.com>: user unknown" in reason
     assert history == ["bounce"]
     assert statuses(pat) == {MessageStatus.CANCELLED}
     assert MessageStatus.CANCELLED not in statuses(sam)
+    with session_scope() as session:  # the remote's words, which may quote the address, stay off
+        reasons = set(session.scalars(select(Message.status_reason).where(Message.id > 0)))
+    assert reasons >= {"address bounced"} and not any("@" in r for r in reasons)
 
 
 def test_a_replayed_report_changes_nothing_the_second_time(

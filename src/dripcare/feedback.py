@@ -157,7 +157,7 @@ def _suppress(
     source = "complaint" if event.kind == FeedbackKind.COMPLAINT else "bounce"
     reason = _reason(event)
     suppression.add(session, [suppression.Entry(message.clinic_id, email, reason, source)], now)
-    return patient_id, suppression.cancel_unsent(session, patient_id, reason[:300])
+    return patient_id, suppression.cancel_unsent(session, patient_id, unreachable.STOPPED[source])
 
 
 def _reason(event: FeedbackEvent) -> str:

@@ -26,6 +26,11 @@ from dripcare.models import (
     utcnow,
 )
 
+# Why a patient's unsent emails were cancelled, by suppression source. Generic on purpose: the
+# remote's words (which may quote the address) stay on the suppression entry, which erasure
+# replaces, not on every email row.
+STOPPED = {"bounce": "address bounced", "complaint": "patient marked an email as spam"}
+
 
 def queue(session: Session, clinic_id: int, patient_id: int, now: datetime | None = None) -> None:
     """One alert per channel the clinic has set up, due now."""
@@ -57,14 +62,14 @@ def event(session: Session, alert: ClinicAlert) -> dict[str, Any]:
         )
     ).first()
     source, reason = listed if listed is not None else ("", "")
-    stopped = list(  # cancelled with the suppression's reason (feedback.py): what they miss
+    stopped = list(  # cancelled by the bounce or complaint (feedback.py): what they miss
         session.scalars(
             select(Message.due_at)
             .join(Enrollment, Message.enrollment_id == Enrollment.id)
             .where(
                 Enrollment.patient_id == patient.id,
                 Message.status == MessageStatus.CANCELLED,
-                Message.status_reason == reason[:300],
+                Message.status_reason == STOPPED.get(source, ""),
             )
             .order_by(Message.due_at)
         )
