@@ -34,9 +34,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column(
                 "kind",
-                sa.Enum(
-                    "red-flag", "unreachable", name="alertkind", native_enum=False, length=16
-                ),
+                sa.Enum("red-flag", "unreachable", name="alertkind", native_enum=False, length=16),
                 server_default="red-flag",
                 nullable=False,
             )
