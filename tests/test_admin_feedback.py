@@ -28,6 +28,7 @@ def test_a_complaint_shows_in_the_emails_history_and_in_needs_attention(
     browser = browser_for(a.admin_email)
 
     message = browser.get(f"/admin/messages/{a.sent_id}").text
+    patient = browser.get(f"/admin/patients/{a.patient_id}").text
     dashboard = browser.get("/admin").text
     attention = dashboard.split('id="attention"')[1].split('id="activity"')[0]
 
@@ -35,6 +36,7 @@ def test_a_complaint_shows_in_the_emails_history_and_in_needs_attention(
     assert "complaint" in history and "arf" in history
     assert f'<a href="/admin/patients/{a.patient_id}">Ana Patient</a>' in attention
     assert "marked as spam (arf)" in attention
+    assert "marked as spam (arf). They miss the safety information" in patient
 
 
 def test_a_delay_is_in_the_history_and_not_in_needs_attention(
