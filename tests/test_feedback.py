@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from dripcare import verp
 from dripcare.config import Settings
@@ -144,3 +144,36 @@ def test_reports_about_unknown_or_forged_messages_are_ignored(
     with session_scope() as session:
         assert session.scalar(select(Suppression.id)) is None
         assert session.scalar(select(Enrollment.id).limit(1)) is not None
+
+
+def test_a_sent_email_that_bounces_for_a_policy_reason_is_failed_and_logged_without_the_address(
+    settings: Settings, two_patients: tuple[int, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    pat, _ = two_patients
+    message = first_message(pat)
+    with session_scope() as session:
+        session.execute(
+            update(Message).where(Message.id == message.id).values(status=MessageStatus.SENT)
+        )
+    event = FeedbackEvent(
+        FeedbackKind.BOUNCE,
+        "dsn",
+        recipient="pat@example.com",
+        permanent=True,
+        status="5.7.26",
+        diagnostic="550 5.7.26 Unauthenticated email is not accepted due to DMARC policy",
+        message_id=message.message_id,
+    )
+
+    done = applied(event, settings)
+
+    assert done.found and not done.suppressed
+    with session_scope() as session:
+        failed = session.get(Message, message.id)
+        assert failed is not None
+        assert (failed.status, failed.status_reason) == (
+            MessageStatus.FAILED,
+            "bounced after it was sent (5.7.26)",
+        )
+    assert "check the sending setup" in caplog.text and "@" not in caplog.text
+    assert MessageStatus.SCHEDULED in statuses(pat)

@@ -99,7 +99,7 @@ def test_a_dsn_for_a_verp_sent_email_suppresses_that_patient_only(
     [(email, source, reason)] = suppressions()
     assert (email, source) == ("pat@example.com", "bounce")
     assert "5.1.1" in reason and "User unknown in virtual mailbox table" in reason
-    assert statuses("pat@example.com") == {MessageStatus.SENT, MessageStatus.CANCELLED}
+    assert statuses("pat@example.com") == {MessageStatus.FAILED, MessageStatus.CANCELLED}
     assert MessageStatus.CANCELLED not in statuses("sam@example.com")
 
 
@@ -146,7 +146,8 @@ def test_a_policy_bounce_or_a_report_about_no_message_of_ours_changes_nothing(
     assert policy["matched"] == 1 and policy["suppressed"] == 0
     assert unknown["matched"] == 0
     assert suppressions() == []
-    assert MessageStatus.CANCELLED not in statuses("pat@example.com")
+    assert statuses("pat@example.com") == {MessageStatus.FAILED, MessageStatus.SCHEDULED}
+    assert MessageStatus.FAILED not in statuses("sam@example.com")
 
 
 def test_an_auto_reply_to_the_bounce_address_quoting_the_unsubscribe_link_changes_nothing(

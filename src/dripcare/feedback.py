@@ -3,9 +3,10 @@ deliveries. One entry point, `apply`, for DSNs and ARF reports (`dripcare inboun
 providers' webhooks.
 
 Only a permanent bounce about the recipient (5.1.x bad mailbox, 5.2.1 disabled) or a complaint
-stops a patient's emails: a 5.7.x policy refusal, a full mailbox or a delay says nothing about
-the address, so it is recorded for a person to read and nothing else changes. When emails
-were stopped, the clinic is alerted to phone the patient (unreachable.py). Each applied
+stops a patient's emails. A 5.7.x policy refusal or a full mailbox says nothing about the
+address: it is recorded and logged as a sending problem; a delay is only recorded. Any bounced
+email becomes `failed`: it did not reach the patient. When emails were stopped, the clinic is
+alerted to phone the patient (unreachable.py). Each applied
 report is a row in the message's delivery attempts (the history the admin shows), keyed so
 that a replayed webhook or a DSN fed twice changes nothing the second time.
 """
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from dripcare import suppression, unreachable, verp
 from dripcare.config import Settings
-from dripcare.models import DeliveryAttempt, Enrollment, Message, Patient, utcnow
+from dripcare.models import DeliveryAttempt, Enrollment, Message, MessageStatus, Patient, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ def apply(
         return Applied(found=False)
     if not _record(session, message, event, now):
         return Applied(found=True, message_pk=message.id, replay=True)
+    if event.kind == FeedbackKind.BOUNCE:
+        _bounced_after_sending(message, event, now)
     if not stops_emails(event):
         return Applied(found=True, message_pk=message.id)
     patient_id, cancelled = _suppress(session, message, event, now)
@@ -143,6 +146,27 @@ def _record(session: Session, message: Message, event: FeedbackEvent, now: datet
     except IntegrityError:
         return False
     return True
+
+
+def _bounced_after_sending(message: Message, event: FeedbackEvent, now: datetime) -> None:
+    """The email was accepted and then bounced: it did not reach the patient, so it is failed,
+    as the outbox and the dashboard's failed emails show. A bounce that is not about the
+    address (policy, authentication, a relay giving up) is a sending problem a person must fix.
+    """
+    if not stops_emails(event):
+        log.warning(
+            "message %s bounced after it was sent, not because of the address (%s %s): "
+            "check the sending setup (SPF, DKIM, DMARC, the relay)",
+            message.id,
+            event.source,
+            event.status or "no status",
+        )
+    if message.status != MessageStatus.SENT:
+        return
+    message.status = MessageStatus.FAILED
+    message.status_reason = f"bounced after it was sent ({event.status or event.source})"
+    message.last_error = event.diagnostic  # erasure clears it; it may quote the address
+    message.updated_at = now
 
 
 def _suppress(
