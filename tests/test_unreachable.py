@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 import time_machine
 from sqlalchemy import select, update
 
-from dripcare import alerts, dashboard, unreachable
+from dripcare import alerts, dashboard, suppression, unreachable
 from dripcare.config import Settings
 from dripcare.dashboard import Scope
 from dripcare.db import session_scope
 from dripcare.feedback import Applied, FeedbackEvent, FeedbackKind, apply
-from dripcare.models import AlertKind, AlertStatus, ClinicAlert, Message, MessageStatus
+from dripcare.models import AlertKind, AlertStatus, ClinicAlert, Message, MessageStatus, Patient
 from dripcare.transports import SMTPTransport
 from tests.factories import DAYTIME, make_clinic, make_enrollment
 from tests.smtp_server import SMTPServer
@@ -124,3 +124,19 @@ def test_the_dashboard_lists_complaints_as_well_as_bounces(settings: Settings) -
         listed = dashboard.undeliverable(session, Scope(clinic))
     assert sorted(e.email for e in listed.entries) == ["pat@example.com", "sam@example.com"]
     assert listed.total == 2
+
+
+def test_a_patient_who_resubscribes_after_a_complaint_gets_the_emails_still_ahead(
+    settings: Settings,
+) -> None:
+    clinic = make_clinic()
+    pat = enrolled(settings, clinic, "pat@example.com")
+    stopped = report(FeedbackKind.COMPLAINT, pat, settings)
+
+    with session_scope() as session:
+        patient = session.scalars(select(Patient).where(Patient.email == "pat@example.com")).one()
+        restored = suppression.resubscribe(session, clinic, patient, datetime.now(UTC))
+
+    assert restored == stopped.cancelled - 1  # the day-0 email was due already: not ahead
+    with session_scope() as session:
+        assert not suppression.is_suppressed(session, clinic, "pat@example.com")

@@ -106,7 +106,8 @@ def _email(
         *([f"What the mail system said: {reason}"] if reason else []),
         f"Emails stopped: {len(stopped)}" + _next(stopped),
         "",
-        "Once you have a working address, correct it and resubscribe the patient in the admin.",
+        "If they want the emails again, the preferences link in any earlier email resubscribes",
+        "them; if the address is wrong, enroll them again with the right one.",
     ]
     return {
         "subject": f"[Call the patient] aftercare emails cannot reach patient {patient.id}",
