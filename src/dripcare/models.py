@@ -304,9 +304,12 @@ class Message(Base):
 
 
 class DeliveryAttempt(Base):
-    """Append-only log of every send attempt and its outcome."""
+    """Append-only log of every send attempt and its outcome, and of what the receiving side
+    reported later (bounce, delay, complaint, delivered: feedback.py)."""
 
     __tablename__ = "delivery_attempts"
+    # a report applied once: a replayed webhook or DSN finds its key taken (NULLs never clash)
+    __table_args__ = (UniqueConstraint("message_id", "feedback_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
@@ -314,6 +317,7 @@ class DeliveryAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     smtp_code: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[str] = mapped_column(Text, default="")
+    feedback_key: Mapped[str | None] = mapped_column(String(200))
 
 
 class Suppression(Base):
@@ -412,8 +416,14 @@ class AlertStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class AlertKind(enum.StrEnum):
+    RED_FLAG = "red-flag"  # a check-in with red-flag symptoms (check_in_id)
+    UNREACHABLE = "unreachable"  # a patient's address bounced or complained (patient_id)
+
+
 class ClinicAlert(Base):
-    """An outbox row for telling a clinic about a red-flag check-in: by email or webhook.
+    """An outbox row for telling a clinic about a red-flag check-in, or about a patient whom
+    aftercare emails can no longer reach: by email or webhook.
 
     Like patient emails, alerts are rows first and deliveries second, so a crash, an SMTP
     outage or a webhook returning 500 delays an alert but never loses or doubles it.
@@ -424,7 +434,11 @@ class ClinicAlert(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
-    check_in_id: Mapped[int] = mapped_column(ForeignKey("check_ins.id"))
+    check_in_id: Mapped[int | None] = mapped_column(ForeignKey("check_ins.id"))
+    kind: Mapped[AlertKind] = mapped_column(
+        _enum(AlertKind), default=AlertKind.RED_FLAG, server_default=AlertKind.RED_FLAG.value
+    )
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
     channel: Mapped[str] = mapped_column(String(16))  # email | webhook
     status: Mapped[AlertStatus] = mapped_column(_enum(AlertStatus), default=AlertStatus.PENDING)
     due_at: Mapped[datetime] = mapped_column(default=utcnow)

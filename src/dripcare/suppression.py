@@ -28,6 +28,11 @@ from dripcare.models import (
     Suppression,
     utcnow,
 )
+from dripcare.unreachable import STOPPED
+
+# What a resubscribe undoes: emails stopped by an unsubscribe, a bounce or a complaint
+# (feedback.py). The patient says they want the emails, at an address that works.
+RESUBSCRIBE_RESTORES = ("unsubscribed", *STOPPED.values())
 
 
 @dataclass(frozen=True)
@@ -216,7 +221,8 @@ def resubscribe(
     message_pk: int | None = None,
     source: str = "preferences",
 ) -> int:
-    """Lift the suppression; emails cancelled by the unsubscribe that are still ahead come back.
+    """Lift the suppression; emails cancelled by it (unsubscribe, bounce, complaint) that are
+    still ahead come back.
 
     A hard bounce is lifted too: the patient says the address works. Returns how many emails
     were put back on the schedule.
@@ -232,4 +238,4 @@ def resubscribe(
     enrollment_ids = select(Enrollment.id).where(
         Enrollment.patient_id == patient.id, Enrollment.status == EnrollmentStatus.ACTIVE
     )
-    return restore_cancelled(session, enrollment_ids, "unsubscribed", now)
+    return sum(restore_cancelled(session, enrollment_ids, r, now) for r in RESUBSCRIBE_RESTORES)

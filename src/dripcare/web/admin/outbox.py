@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from dripcare.config import get_settings
 from dripcare.delivery import load_jobs, render_job
-from dripcare.models import DeliveryAttempt, Enrollment, Message, Patient
+from dripcare.models import DeliveryAttempt, Enrollment, Message, Patient, Suppression
 from dripcare.rendering import Rendered, RenderError
 from dripcare.reporting import (
     PatientFilter,
@@ -75,6 +75,11 @@ def patient_page(
         "enrollments": enrollments,
         "messages": patient_messages(session, admin.clinic_id, patient.id),
         "check_ins": patient_check_ins(session, admin.clinic_id, patient.id),
+        "suppressed": session.scalar(
+            select(Suppression).where(
+                Suppression.clinic_id == admin.clinic_id, Suppression.email == patient.email
+            )
+        ),
     }
     return render(request, admin, "admin/patient.html", context)
 
