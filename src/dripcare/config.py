@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     )
     base_url: str = "http://localhost:8000"
     unsubscribe_mailbox: str = Field("", description="mailto target; default unsubscribe@<domain>")
+    bounce_domain: str = Field(
+        "",
+        description="when set, each email's envelope sender is <bounce local part>+<token>@ this "
+        "domain (VERP), so late bounces and complaints reach `dripcare inbound`; unset: the From",
+    )
+    bounce_local_part: str = Field("bounces", description="the VERP envelope sender's local part")
 
     dispatch_interval: float = 10.0
     batch_size: int = 100

@@ -304,9 +304,12 @@ class Message(Base):
 
 
 class DeliveryAttempt(Base):
-    """Append-only log of every send attempt and its outcome."""
+    """Append-only log of every send attempt and its outcome, and of what the receiving side
+    reported later (bounce, delay, complaint, delivered: feedback.py)."""
 
     __tablename__ = "delivery_attempts"
+    # a report applied once: a replayed webhook or DSN finds its key taken (NULLs never clash)
+    __table_args__ = (UniqueConstraint("message_id", "feedback_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
@@ -314,6 +317,7 @@ class DeliveryAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     smtp_code: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[str] = mapped_column(Text, default="")
+    feedback_key: Mapped[str | None] = mapped_column(String(200))
 
 
 class Suppression(Base):

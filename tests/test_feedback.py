@@ -1,0 +1,154 @@
+"""feedback.apply: what a bounce, delay, complaint or delivery report does to a patient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from dripcare import verp
+from dripcare.config import Settings
+from dripcare.db import session_scope
+from dripcare.feedback import Applied, FeedbackEvent, FeedbackKind, apply
+from dripcare.models import DeliveryAttempt, Enrollment, Message, MessageStatus, Suppression
+from tests.factories import DAYTIME, make_clinic, make_enrollment
+
+
+@pytest.fixture(autouse=True)
+def daytime() -> Iterator[None]:
+    with time_machine.travel(DAYTIME, tick=True):
+        yield
+
+
+def first_message(enrollment_id: int) -> Message:
+    with session_scope() as session:
+        return session.scalars(
+            select(Message).where(Message.enrollment_id == enrollment_id).order_by(Message.due_at)
+        ).first()  # type: ignore[return-value]
+
+
+def statuses(enrollment_id: int) -> set[MessageStatus]:
+    with session_scope() as session:
+        return set(
+            session.scalars(select(Message.status).where(Message.enrollment_id == enrollment_id))
+        )
+
+
+def applied(event: FeedbackEvent, settings: Settings) -> Applied:
+    with session_scope() as session:
+        return apply(session, event, settings)
+
+
+@pytest.fixture
+def two_patients(settings: Settings) -> tuple[int, int]:
+    clinic = make_clinic()
+    treated = DAYTIME - timedelta(hours=3)
+    pat = make_enrollment(settings, clinic, treated, email="pat@example.com")
+    sam = make_enrollment(settings, clinic, treated, email="sam@example.com")
+    return pat, sam
+
+
+def test_a_permanent_recipient_bounce_suppresses_and_stops_only_that_patient(
+    settings: Settings, two_patients: tuple[int, int]
+) -> None:
+    pat, sam = two_patients
+    message = first_message(pat)
+    event = FeedbackEvent(
+        FeedbackKind.BOUNCE,
+        "dsn",
+        recipient="pat@example.com",
+        permanent=True,
+        status="5.1.1",
+        diagnostic="smtp; 550 5.1.1 user unknown",
+        message_id=message.message_id.strip("<>"),
+    )
+
+    done = applied(event, settings)
+
+    assert done.found and done.suppressed and done.cancelled > 0 and not done.replay
+    with session_scope() as session:
+        listed = session.execute(select(Suppression.email, Suppression.source)).all()
+        reason = session.scalar(select(Suppression.reason))
+        history = session.scalars(
+            select(DeliveryAttempt.outcome).where(DeliveryAttempt.message_id == message.id)
+        ).all()
+    assert listed == [("pat@example.com", "bounce")]
+    assert reason is not None and "5.1.1 user unknown" in reason
+    assert history == ["bounce"]
+    assert statuses(pat) == {MessageStatus.CANCELLED}
+    assert MessageStatus.CANCELLED not in statuses(sam)
+
+
+def test_a_replayed_report_changes_nothing_the_second_time(
+    settings: Settings, two_patients: tuple[int, int]
+) -> None:
+    pat, _ = two_patients
+    message = first_message(pat)
+    event = FeedbackEvent(
+        FeedbackKind.COMPLAINT, "ses", message_id=message.message_id, provider_event_id="ev-1"
+    )
+
+    first, again = applied(event, settings), applied(event, settings)
+
+    assert first.suppressed and not first.replay
+    assert again == Applied(found=True, message_pk=message.id, replay=True)
+    with session_scope() as session:
+        assert session.scalars(select(Suppression.source)).all() == ["complaint"]
+        assert len(session.scalars(select(DeliveryAttempt.id)).all()) == 1
+
+
+def test_delays_policy_refusals_and_full_mailboxes_are_only_recorded(
+    settings: Settings, two_patients: tuple[int, int]
+) -> None:
+    pat, _ = two_patients
+    token = verp.make_token(settings, first_message(pat).id)
+    events = [
+        FeedbackEvent(FeedbackKind.DELAY, "dsn", status="4.4.7", verp_token=token),
+        FeedbackEvent(FeedbackKind.BOUNCE, "dsn", status="4.2.2", verp_token=token),
+        FeedbackEvent(FeedbackKind.BOUNCE, "dsn", permanent=True, status="5.7.1", verp_token=token),
+        FeedbackEvent(FeedbackKind.BOUNCE, "dsn", permanent=True, status="5.2.2", verp_token=token),
+        FeedbackEvent(FeedbackKind.DELIVERED, "postmark", verp_token=token.upper()),
+    ]
+
+    results = [applied(event, settings) for event in events]
+
+    assert all(r.found and not r.suppressed and not r.replay for r in results)
+    with session_scope() as session:
+        assert session.scalar(select(Suppression.id)) is None
+        outcomes = session.scalars(select(DeliveryAttempt.outcome)).all()
+    assert sorted(outcomes) == ["bounce", "bounce", "bounce", "delay", "delivered"]
+    assert MessageStatus.CANCELLED not in statuses(pat)
+
+
+def test_reports_about_unknown_or_forged_messages_are_ignored(
+    settings: Settings, two_patients: tuple[int, int]
+) -> None:
+    pat, _ = two_patients
+    real = first_message(pat).id
+    forged = verp.make_token(settings, real)[:-1] + "a"
+    events = [
+        FeedbackEvent(FeedbackKind.COMPLAINT, "arf", verp_token=forged),
+        FeedbackEvent(FeedbackKind.COMPLAINT, "arf", message_id="<nope@example.com>"),
+        FeedbackEvent(FeedbackKind.COMPLAINT, "arf"),
+    ]
+
+    results = [applied(event, settings) for event in events]
+
+    assert results == [Applied(found=False)] * 3
+    with session_scope() as session:
+        assert session.scalar(select(Suppression.id)) is None
+        assert session.scalar(select(Enrollment.id).limit(1)) is not None
+
+
+def test_verp_tokens_survive_lowercasing_and_refuse_tampering(settings: Settings) -> None:
+    token = verp.make_token(settings, 42)
+
+    assert token == token.lower()
+    assert verp.read_token(settings, token.upper()) == 42
+    assert verp.read_token(settings, token.replace("m42", "m43")) is None
+    assert verp.read_token(settings, "hello") is None
+    assert verp.token_in_address(f"<Bounces+{token}@b.example>") == token
+    assert verp.token_in_address("care@clinic.example") is None
