@@ -4,7 +4,7 @@
 recorded request replayed within the freshness window counts once.
 
 Revision ID: e5f3b9c4d1a6
-Revises: 5d1e0a7c9b42
+Revises: d4e2a8b3c0f5
 Create Date: 2026-12-01 05:00:00
 
 """
@@ -18,7 +18,7 @@ import dripcare.models
 
 # revision identifiers, used by Alembic.
 revision: str = "e5f3b9c4d1a6"
-down_revision: str | Sequence[str] | None = "5d1e0a7c9b42"
+down_revision: str | Sequence[str] | None = "d4e2a8b3c0f5"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,12 +4,14 @@ header followed by the raw body, checked with the public key SendGrid shows for 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from dripcare.feedback import FeedbackEvent, FeedbackKind
 from dripcare.webhooks.signing import Rejected, b64decode, check_fresh
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -45,3 +47,39 @@ def verify(
         )
     except InvalidSignature:
         raise Rejected("the SendGrid signature does not match the body") from None
+
+
+def events(batch: Any) -> list[FeedbackEvent]:
+    """SendGrid posts a JSON array of events; those about delivery become feedback."""
+    if not isinstance(batch, list):
+        raise ValueError("a SendGrid event webhook body is a JSON array")
+    return [event for item in batch if isinstance(item, dict) for event in _event(item)]
+
+
+def _event(item: dict[str, Any]) -> list[FeedbackEvent]:
+    name = item.get("event")
+    if name == "bounce":
+        # type "blocked": refused for the sender or content, not the address.
+        kind, permanent = FeedbackKind.BOUNCE, item.get("type", "bounce") == "bounce"
+    elif name == "dropped":  # SendGrid did not send it (its own suppression list)
+        kind, permanent = FeedbackKind.BOUNCE, False
+    elif name == "deferred":
+        kind, permanent = FeedbackKind.DELAY, False
+    elif name == "delivered":
+        kind, permanent = FeedbackKind.DELIVERED, False
+    elif name == "spamreport":
+        kind, permanent = FeedbackKind.COMPLAINT, False
+    else:
+        return []
+    return [
+        FeedbackEvent(
+            kind,
+            source="sendgrid",
+            recipient=str(item.get("email", "")),
+            permanent=permanent,
+            status=str(item.get("status", "")) if kind == FeedbackKind.BOUNCE else "",
+            diagnostic=str(item.get("reason") or item.get("response") or ""),
+            message_id=item.get("smtp-id"),
+            provider_event_id=item.get("sg_event_id"),
+        )
+    ]
