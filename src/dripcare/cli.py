@@ -547,16 +547,31 @@ def send(loop: bool, as_json: bool) -> None:
 
 
 @main.command()
+@click.option(
+    "--recipient",
+    "recipients",
+    multiple=True,
+    envvar="ORIGINAL_RECIPIENT",
+    help="Where the mail server delivered it (default: $ORIGINAL_RECIPIENT, as Postfix sets).",
+)
 @json_option
 @user_errors
-def inbound(as_json: bool) -> None:
-    """Process one email sent to the unsubscribe mailbox (RFC 5322 message on stdin).
+def inbound(recipients: tuple[str, ...], as_json: bool) -> None:
+    """Process one email (RFC 5322 message on stdin): a bounce (DSN) or complaint (ARF) report
+    sent to the bounce address, or a mail sent to the unsubscribe mailbox.
 
-    Wire it to your mail server, e.g. a Postfix alias: `unsubscribe: "|dripcare inbound"`.
+    Wire it to your mail server, e.g. Postfix aliases: `unsubscribe: "|dripcare inbound"` and
+    `bounces: "|dripcare inbound"` (with recipient_delimiter = +).
     """
-    from dripcare.inbound import process_unsubscribe_mail
+    from dripcare.inbound import process_report, process_unsubscribe_mail, summary
 
-    result = process_unsubscribe_mail(sys.stdin.buffer.read(), get_settings())
+    raw = sys.stdin.buffer.read()
+    applied = process_report(raw, get_settings(), recipients)
+    if applied is not None:
+        data = summary(applied)
+        emit(as_json, data, "  ".join(f"{k}: {v}" for k, v in data.items()))
+        return
+    result = process_unsubscribe_mail(raw, get_settings())
     data = {
         "unsubscribed": result is not None,
         "cancelled_messages": result.cancelled if result else 0,

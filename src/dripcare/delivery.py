@@ -49,6 +49,7 @@ from dripcare.redaction import withheld
 from dripcare.render_cache import Renderer
 from dripcare.rendering import Rendered, RenderError
 from dripcare.transports import ConnectionFailure, PermanentError, TransientError, Transport
+from dripcare.verp import envelope_sender
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +352,8 @@ def _send_one(
         )
     start = time.perf_counter()
     try:
-        transport.send(job.clinic.sender_email, job.to, data, job.message_id)
+        sender = envelope_sender(settings, job.pk) or job.clinic.sender_email
+        transport.send(sender, job.to, data, job.message_id)
     except ConnectionFailure:
         raise
     except TransientError as exc:

@@ -1,4 +1,5 @@
-"""Mail sent to the unsubscribe mailbox (the mailto: in List-Unsubscribe).
+"""Mail that comes back to dripcare: bounce and complaint reports (to the VERP bounce address),
+and mail sent to the unsubscribe mailbox (the mailto: in List-Unsubscribe).
 
 The mailto link pre-fills the subject `unsubscribe <token>`; the token is looked for in the
 subject first, then in the plain-text body, since some clients drop or rewrite subjects.
@@ -9,14 +10,39 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from collections.abc import Iterable
 from email.message import EmailMessage
 
+from dripcare import delivery_reports, feedback
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.links import message_for_token
 from dripcare.suppression import Unsubscribed, unsubscribe_by_message
 
 _CANDIDATE = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
+
+
+def process_report(
+    raw: bytes, settings: Settings, envelope_recipients: Iterable[str] = ()
+) -> list[feedback.Applied] | None:
+    """Apply a DSN or ARF report; None if the mail is no report (then it may be an unsubscribe)."""
+    events = delivery_reports.parse(raw, envelope_recipients)
+    if events is None:
+        return None
+    with session_scope() as session:
+        return [feedback.apply(session, event, settings) for event in events]
+
+
+def summary(applied: list[feedback.Applied]) -> dict[str, int]:
+    """What `dripcare inbound` prints about a report. A report about no message of ours is
+    not an error: failing would make the mail server bounce the bounce."""
+    return {
+        "reports": len(applied),
+        "matched": sum(a.found for a in applied),
+        "replays": sum(a.replay for a in applied),
+        "suppressed": sum(a.suppressed for a in applied),
+        "cancelled_messages": sum(a.cancelled for a in applied),
+    }
 
 
 def process_unsubscribe_mail(raw: bytes, settings: Settings) -> Unsubscribed | None:
