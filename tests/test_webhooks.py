@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import time_machine
 from fastapi.testclient import TestClient
@@ -399,3 +400,19 @@ def test_webhooks_are_documented_in_openapi(client: TestClient) -> None:
 
     for provider in ("ses", "postmark", "sendgrid", "mailgun"):
         assert "401" in paths[f"/webhooks/{provider}"]["post"]["responses"]
+
+
+def test_ses_subscription_answers_502_when_sns_cannot_be_reached(
+    client: TestClient, sns_host: FakeSNSHost, caplog: pytest.LogCaptureFixture
+) -> None:
+    def unreachable(url: str) -> bytes:
+        if "ConfirmSubscription" in url:
+            raise httpx.ConnectError("no route to host")
+        return sns_host(url)
+
+    client.app.dependency_overrides[sns_verifier] = lambda: SNSVerifier(unreachable)  # type: ignore[attr-defined]
+
+    response = post_sns(client, sns_subscription_confirmation())
+
+    assert response.status_code == 502
+    assert "cannot confirm the SNS subscription" in caplog.text

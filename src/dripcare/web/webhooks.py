@@ -10,9 +10,11 @@ nothing, so providers stop retrying them.
 from __future__ import annotations
 
 import json
+import logging
 from functools import lru_cache
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
@@ -26,6 +28,7 @@ from dripcare.webhooks import mailgun, postmark, replays, sendgrid, ses
 from dripcare.webhooks.signing import Rejected
 from dripcare.webhooks.sns import SNSVerifier
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 FAILS: dict[int | str, dict[str, Any]] = {
     401: {"description": "the request did not prove the provider sent it; nothing changed"},
@@ -56,6 +59,12 @@ def _configured(*values: str) -> None:
         raise HTTPException(404, "this webhook is not configured")
 
 
+def _refused(provider: str, error: Rejected, **headers: str) -> HTTPException:
+    """401, logged: a wrong key or credentials in the settings shows up here first."""
+    log.warning("%s webhook refused: %s", provider, error)
+    return HTTPException(401, str(error), headers=headers or None)
+
+
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body)
@@ -79,7 +88,14 @@ async def _apply(session: Session, events: list[feedback.FeedbackEvent]) -> Rece
     return await run_in_threadpool(apply_all)
 
 
-@router.post("/ses", responses={**FAILS, 403: {"description": "a topic not in the allowed list"}})
+SES_FAILS: dict[int | str, dict[str, Any]] = {
+    **FAILS,
+    403: {"description": "a topic not in DRIPCARE_SES_TOPIC_ARNS"},
+    502: {"description": "SNS could not be reached to confirm the subscription; SNS retries"},
+}
+
+
+@router.post("/ses", responses=SES_FAILS)
 async def ses_webhook(request: Request, session: SessionDep, verifier: SNSDep) -> Received:
     """Amazon SES notifications through an SNS HTTPS subscription (DRIPCARE_SES_TOPIC_ARNS).
 
@@ -94,13 +110,20 @@ async def ses_webhook(request: Request, session: SessionDep, verifier: SNSDep) -
     try:
         await run_in_threadpool(verifier.verify, message)
     except Rejected as error:
-        raise HTTPException(401, str(error)) from None
+        raise _refused("ses", error) from None
     if message.get("TopicArn") not in topics:
         raise HTTPException(
             403, f"topic {message.get('TopicArn')} is not in DRIPCARE_SES_TOPIC_ARNS"
         )
     if message["Type"] == "SubscriptionConfirmation":
-        await run_in_threadpool(verifier.confirm_subscription, message)
+        try:
+            await run_in_threadpool(verifier.confirm_subscription, message)
+        except httpx.HTTPError as error:
+            log.error("cannot confirm the SNS subscription to %s: %s", message["TopicArn"], error)
+            raise HTTPException(
+                502, f"cannot reach SNS to confirm the subscription: {error}"
+            ) from None
+        log.info("confirmed the SNS subscription to %s", message["TopicArn"])
         return Received(events=0, applied=0, unknown=0, replays=0)
     if message["Type"] != "Notification":
         return Received(events=0, applied=0, unknown=0, replays=0)
@@ -122,7 +145,7 @@ async def postmark_webhook(
     try:
         postmark.check_basic_auth(authorization, user, password)
     except Rejected as error:
-        raise HTTPException(401, str(error), headers={"WWW-Authenticate": "Basic"}) from None
+        raise _refused("postmark", error, **{"WWW-Authenticate": "Basic"}) from None
     record = _json(await request.body())
     return await _apply(session, postmark.events(record if isinstance(record, dict) else {}))
 
@@ -155,7 +178,7 @@ async def sendgrid_webhook(
         )
         events = sendgrid.events(_json(body))
     except Rejected as error:
-        raise HTTPException(401, str(error)) from None
+        raise _refused("sendgrid", error) from None
     except ValueError as error:
         raise HTTPException(400, str(error)) from None
     return await _apply(session, events)
@@ -174,7 +197,7 @@ async def mailgun_webhook(request: Request, session: SessionDep) -> Received:
     try:
         token = mailgun.verify(settings.mailgun_signing_key, payload.get("signature"), now, max_age)
     except Rejected as error:
-        raise HTTPException(401, str(error)) from None
+        raise _refused("mailgun", error) from None
     if not await run_in_threadpool(replays.first_use, session, "mailgun", token, now, max_age):
         return Received(events=0, applied=0, unknown=0, replays=1)
     return await _apply(session, mailgun.events(payload))
