@@ -4,6 +4,7 @@ header followed by the raw body, checked with the public key SendGrid shows for 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -18,6 +19,7 @@ SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 
 
+@lru_cache(maxsize=4)  # parsed once, not per request
 def load_public_key(setting: str) -> ec.EllipticCurvePublicKey:
     """The key as SendGrid shows it: base64 DER, with or without PEM armour."""
     body = "".join(line for line in setting.strip().splitlines() if not line.startswith("-----"))
