@@ -17,10 +17,12 @@ import time_machine
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import DeliveryAttempt, Message, MessageStatus, Suppression
 from dripcare.web.app import create_app
 from dripcare.web.webhooks import sns_verifier
+from dripcare.webhooks import replays
 from dripcare.webhooks.sns import SNSVerifier
 from tests.conftest import configure
 from tests.factories import DAYTIME, make_clinic, make_enrollment
@@ -416,3 +418,16 @@ def test_ses_subscription_answers_502_when_sns_cannot_be_reached(
 
     assert response.status_code == 502
     assert "cannot confirm the SNS subscription" in caplog.text
+
+
+def test_replay_tokens_are_forgotten_once_their_timestamps_would_be_refused(
+    settings: Settings,
+) -> None:
+    later = DAYTIME + timedelta(seconds=10)
+    much_later = DAYTIME + timedelta(minutes=11)  # past twice the 300 s window
+    with session_scope() as session:
+        first = replays.first_use(session, "mailgun", "t", DAYTIME, 300)
+        again = replays.first_use(session, "mailgun", "t", later, 300)
+        after_window = replays.first_use(session, "mailgun", "t", much_later, 300)
+
+    assert (first, again, after_window) == (True, False, True)
