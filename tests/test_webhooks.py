@@ -17,7 +17,7 @@ import time_machine
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from dripcare.config import Settings
+from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.models import DeliveryAttempt, Message, MessageStatus, Suppression
 from dripcare.web.app import create_app
@@ -69,8 +69,6 @@ def client(
 @pytest.fixture
 def message_id(client: TestClient) -> str:
     """The Message-ID of the patient's first email (the day-0 one), without <>."""
-    from dripcare.config import get_settings
-
     make_enrollment(get_settings(), make_clinic(), DAYTIME - timedelta(hours=3), email=PATIENT)
     with session_scope() as session:
         first = session.scalars(select(Message.message_id).order_by(Message.due_at)).first()
