@@ -25,10 +25,12 @@ import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from dripcare import unreachable
 from dripcare.checkins import RED_FLAGS
 from dripcare.composing import Envelope, compose
 from dripcare.dispatch import claim_rows
 from dripcare.models import (
+    AlertKind,
     AlertStatus,
     CheckIn,
     Clinic,
@@ -106,6 +108,9 @@ class WebhookRefused(Exception):
 
 
 def _load(session: Session, alert_id: int) -> tuple[ClinicAlert, dict[str, Any]]:
+    unreachable_alert = session.get(ClinicAlert, alert_id)
+    if unreachable_alert is not None and unreachable_alert.kind == AlertKind.UNREACHABLE:
+        return unreachable_alert, unreachable.event(session, unreachable_alert)
     alert, check_in, enrollment, patient, clinic = session.execute(
         select(ClinicAlert, CheckIn, Enrollment, Patient, Clinic)
         .join(CheckIn, ClinicAlert.check_in_id == CheckIn.id)
@@ -134,6 +139,9 @@ def _load(session: Session, alert_id: int) -> tuple[ClinicAlert, dict[str, Any]]
 
 
 def _send_email(alert: ClinicAlert, event: dict[str, Any], transport: Transport) -> None:
+    if "text" in event["_email"]:  # written by the module that queued it (unreachable.py)
+        _send_text(alert, event["_email"], transport)
+        return
     clinic: Clinic = event["_email"]["clinic"]
     patient: Patient = event["_email"]["patient"]
     data = event["data"]
@@ -154,12 +162,19 @@ def _send_email(alert: ClinicAlert, event: dict[str, Any], transport: Transport)
         + (" and to call the emergency number." if data["level"] == "emergency" else "."),
     ]
     text = "\n".join(lines) + "\n"
+    subject = f"[{level}] red-flag check-in, patient {patient.id}"
+    _send_text(alert, {"clinic": clinic, "subject": subject, "text": text}, transport)
+
+
+def _send_text(alert: ClinicAlert, email: dict[str, Any], transport: Transport) -> None:
+    clinic: Clinic = email["clinic"]
+    text: str = email["text"]
     domain = clinic.sender_email.rpartition("@")[2]
     envelope = Envelope(
         from_name=f"{clinic.name} (dripcare)",
         from_addr=clinic.sender_email,
         to_addr=clinic.alert_email or clinic.sender_email,
-        subject=f"[{level}] red-flag check-in, patient {patient.id}",
+        subject=email["subject"],
         message_id=f"<alert-{alert.id}@{domain}>",
         date=utcnow(),
     )

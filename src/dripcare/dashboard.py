@@ -46,6 +46,7 @@ from dripcare.reporting import RED_FLAG_LEVELS, UPCOMING
 WINDOWS = (30, 90)  # the day ranges the dashboard offers
 LATE_AFTER = timedelta(minutes=30)  # due longer ago than this and still not sent: late
 ATTENTION_LIMIT = 20  # entries shown per kind; the total is counted
+UNREACHABLE_SOURCES = ("bounce", "complaint")  # suppression sources: the patient cannot be reached
 SERIES = ("sent", "failed", "bounced", "unsubscribed", "check_ins")
 QUARTER = 900  # seconds
 
@@ -215,7 +216,8 @@ def _name(patient: Patient) -> str:
 
 
 def undeliverable(session: Session, scope: Scope, limit: int = ATTENTION_LIMIT) -> Listing:
-    """Patients still in aftercare whose address bounced: their emails are being cancelled."""
+    """Patients still in aftercare whose address bounced or who complained (marked an email as
+    spam): their emails are being cancelled."""
     in_aftercare = (
         select(Enrollment.id)
         .where(Enrollment.patient_id == Patient.id, Enrollment.status == EnrollmentStatus.ACTIVE)
@@ -227,7 +229,7 @@ def undeliverable(session: Session, scope: Scope, limit: int = ATTENTION_LIMIT) 
             Patient,
             (Patient.clinic_id == Suppression.clinic_id) & (Patient.email == Suppression.email),
         )
-        .where(Suppression.source == "bounce", in_aftercare)
+        .where(Suppression.source.in_(UNREACHABLE_SOURCES), in_aftercare)
         .order_by(Suppression.created_at.desc(), Suppression.id.desc())
     )
     rows, total = _first_rows(session, query, Suppression.clinic_id, scope, limit)
@@ -275,7 +277,7 @@ def _alerts_of(session: Session, check_in_ids: list[int]) -> dict[int, list[Clin
     found: dict[int, list[ClinicAlert]] = {}
     query = select(ClinicAlert).where(ClinicAlert.check_in_id.in_(check_in_ids))
     for alert in session.scalars(query.order_by(ClinicAlert.id)):
-        found.setdefault(alert.check_in_id, []).append(alert)
+        found.setdefault(alert.check_in_id or 0, []).append(alert)  # never 0: filtered above
     return found
 
 

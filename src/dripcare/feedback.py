@@ -4,7 +4,8 @@ providers' webhooks.
 
 Only a permanent bounce about the recipient (5.1.x bad mailbox, 5.2.1 disabled) or a complaint
 stops a patient's emails: a 5.7.x policy refusal, a full mailbox or a delay says nothing about
-the address, so it is recorded for a person to read and nothing else changes. Each applied
+the address, so it is recorded for a person to read and nothing else changes. When emails
+were stopped, the clinic is alerted to phone the patient (unreachable.py). Each applied
 report is a row in the message's delivery attempts (the history the admin shows), keyed so
 that a replayed webhook or a DSN fed twice changes nothing the second time.
 """
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dripcare import suppression, verp
+from dripcare import suppression, unreachable, verp
 from dripcare.config import Settings
 from dripcare.models import DeliveryAttempt, Enrollment, Message, Patient, utcnow
 
@@ -74,8 +75,16 @@ def apply(
         return Applied(found=True, message_pk=message.id, replay=True)
     if not stops_emails(event):
         return Applied(found=True, message_pk=message.id)
-    cancelled = _suppress(session, message, event, now)
-    return Applied(found=True, message_pk=message.id, suppressed=True, cancelled=cancelled)
+    patient_id, cancelled = _suppress(session, message, event, now)
+    if cancelled:  # aftercare was still ahead: someone has to phone the patient
+        unreachable.queue(session, message.clinic_id, patient_id, now)
+    return Applied(
+        found=True,
+        message_pk=message.id,
+        suppressed=True,
+        cancelled=cancelled,
+        alerted=bool(cancelled),
+    )
 
 
 def stops_emails(event: FeedbackEvent) -> bool:
@@ -135,7 +144,10 @@ def _record(session: Session, message: Message, event: FeedbackEvent, now: datet
     return True
 
 
-def _suppress(session: Session, message: Message, event: FeedbackEvent, now: datetime) -> int:
+def _suppress(
+    session: Session, message: Message, event: FeedbackEvent, now: datetime
+) -> tuple[int, int]:
+    """Suppress the address; returns the patient and how many unsent emails were stopped."""
     patient_id, email = session.execute(
         select(Patient.id, Patient.email)
         .join(Enrollment, Enrollment.patient_id == Patient.id)
@@ -144,7 +156,7 @@ def _suppress(session: Session, message: Message, event: FeedbackEvent, now: dat
     source = "complaint" if event.kind == FeedbackKind.COMPLAINT else "bounce"
     reason = _reason(event)
     suppression.add(session, [suppression.Entry(message.clinic_id, email, reason, source)], now)
-    return suppression.cancel_unsent(session, patient_id, reason[:300])
+    return patient_id, suppression.cancel_unsent(session, patient_id, reason[:300])
 
 
 def _reason(event: FeedbackEvent) -> str:

@@ -416,8 +416,14 @@ class AlertStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class AlertKind(enum.StrEnum):
+    RED_FLAG = "red-flag"  # a check-in with red-flag symptoms (check_in_id)
+    UNREACHABLE = "unreachable"  # a patient's address bounced or complained (patient_id)
+
+
 class ClinicAlert(Base):
-    """An outbox row for telling a clinic about a red-flag check-in: by email or webhook.
+    """An outbox row for telling a clinic about a red-flag check-in, or about a patient whom
+    aftercare emails can no longer reach: by email or webhook.
 
     Like patient emails, alerts are rows first and deliveries second, so a crash, an SMTP
     outage or a webhook returning 500 delays an alert but never loses or doubles it.
@@ -428,7 +434,11 @@ class ClinicAlert(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
-    check_in_id: Mapped[int] = mapped_column(ForeignKey("check_ins.id"))
+    check_in_id: Mapped[int | None] = mapped_column(ForeignKey("check_ins.id"))
+    kind: Mapped[AlertKind] = mapped_column(
+        _enum(AlertKind), default=AlertKind.RED_FLAG, server_default=AlertKind.RED_FLAG.value
+    )
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
     channel: Mapped[str] = mapped_column(String(16))  # email | webhook
     status: Mapped[AlertStatus] = mapped_column(_enum(AlertStatus), default=AlertStatus.PENDING)
     due_at: Mapped[datetime] = mapped_column(default=utcnow)
