@@ -19,7 +19,14 @@ from sqlalchemy import func, select
 
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
-from dripcare.models import DeliveryAttempt, Message, MessageStatus, Suppression
+from dripcare.models import (
+    AlertKind,
+    ClinicAlert,
+    DeliveryAttempt,
+    Message,
+    MessageStatus,
+    Suppression,
+)
 from dripcare.web.app import create_app
 from dripcare.web.webhooks import sns_verifier
 from dripcare.webhooks import replays
@@ -76,12 +83,13 @@ def message_id(client: TestClient) -> str:
     return first.strip("<>")
 
 
-def state() -> tuple[int, int, list[str]]:
-    """Everything a webhook can change: history rows, suppressions, message statuses."""
+def state() -> tuple[int, int, int, list[str]]:
+    """Everything a webhook can change: history rows, suppressions, alerts, message statuses."""
     with session_scope() as session:
         return (
             session.scalar(select(func.count()).select_from(DeliveryAttempt)) or 0,
             session.scalar(select(func.count()).select_from(Suppression)) or 0,
+            session.scalar(select(func.count()).select_from(ClinicAlert)) or 0,
             list(session.scalars(select(Message.status).order_by(Message.id))),
         )
 
@@ -89,6 +97,11 @@ def state() -> tuple[int, int, list[str]]:
 def suppressed() -> list[str]:
     with session_scope() as session:
         return list(session.scalars(select(Suppression.email)))
+
+
+def alerts() -> list[AlertKind]:
+    with session_scope() as session:
+        return list(session.scalars(select(ClinicAlert.kind)))
 
 
 def ses_bounce(
@@ -145,9 +158,10 @@ def test_ses_permanent_bounce_suppresses_the_patient_once(
     again = post_sns(client, notification)
 
     assert first.status_code == 200, first.text
-    assert first.json() == {"events": 1, "applied": 1, "unknown": 0, "replays": 0}
+    assert first.json() == {"events": 1, "applied": 1, "unknown": 0, "replays": 0, "alerted": 1}
     assert suppressed() == [PATIENT]
-    assert MessageStatus.CANCELLED in after_first[2]
+    assert alerts() == [AlertKind.UNREACHABLE]  # the clinic is told to phone the patient
+    assert MessageStatus.CANCELLED in after_first[-1]
     assert again.json()["replays"] == 1 and state() == after_first
 
 
@@ -158,7 +172,7 @@ def test_ses_sender_refusal_is_recorded_but_suppresses_nobody(
 
     assert response.json()["applied"] == 1
     assert suppressed() == []
-    assert MessageStatus.CANCELLED not in state()[2]
+    assert MessageStatus.CANCELLED not in state()[-1]
 
 
 def test_ses_forged_signature_is_refused_and_changes_nothing(
@@ -300,7 +314,7 @@ def test_sendgrid_signed_events_are_applied(client: TestClient, message_id: str)
     response = client.post("/webhooks/sendgrid", content=body, headers=sendgrid_headers(body))
 
     assert response.status_code == 200, response.text
-    assert response.json() == {"events": 2, "applied": 1, "unknown": 1, "replays": 0}
+    assert response.json() == {"events": 2, "applied": 1, "unknown": 1, "replays": 0, "alerted": 1}
     assert suppressed() == [PATIENT]
 
 
@@ -392,7 +406,7 @@ def test_reports_about_unknown_messages_are_accepted_and_ignored(client: TestCli
     response = post_sns(client, sns_notification(ses_bounce("not-ours@example.com")))
 
     assert response.status_code == 200
-    assert response.json() == {"events": 1, "applied": 0, "unknown": 1, "replays": 0}
+    assert response.json() == {"events": 1, "applied": 0, "unknown": 1, "replays": 0, "alerted": 0}
 
 
 def test_webhooks_are_documented_in_openapi(client: TestClient) -> None:

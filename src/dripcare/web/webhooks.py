@@ -43,6 +43,7 @@ class Received(BaseModel):
     applied: int  # recorded against one of our messages
     unknown: int  # about no message of ours: ignored
     replays: int  # already applied: ignored
+    alerted: int = 0  # patients whose clinic is now alerted to phone them (beat delivers it)
 
 
 @lru_cache
@@ -83,6 +84,7 @@ async def _apply(session: Session, events: list[feedback.FeedbackEvent]) -> Rece
             applied=sum(r.found and not r.replay for r in results),
             unknown=sum(not r.found for r in results),
             replays=sum(r.replay for r in results),
+            alerted=sum(r.alerted for r in results),
         )
 
     return await run_in_threadpool(apply_all)
