@@ -39,10 +39,10 @@ FAILS: dict[int | str, dict[str, Any]] = {
 class Received(BaseModel):
     """What the request reported and what came of it."""
 
-    events: int  # feedback events read from the payload
-    applied: int  # recorded against one of our messages
-    unknown: int  # about no message of ours: ignored
-    replays: int  # already applied: ignored
+    events: int = 0  # feedback events read from the payload
+    applied: int = 0  # recorded against one of our messages
+    unknown: int = 0  # about no message of ours: ignored
+    replays: int = 0  # already applied: ignored
     alerted: int = 0  # patients whose clinic is now alerted to phone them (beat delivers it)
 
 
@@ -105,18 +105,19 @@ async def ses_webhook(request: Request, session: SessionDep, verifier: SNSDep) -
     an allowed topic is confirmed by visiting its SubscribeURL.
     """
     topics = {arn.strip() for arn in get_settings().ses_topic_arns.split(",") if arn.strip()}
-    _configured(*topics or [""])
+    _configured(",".join(topics))
     message = _json(await request.body())
     if not isinstance(message, dict):
         raise HTTPException(400, "an SNS message is a JSON object")
-    try:
-        await run_in_threadpool(verifier.verify, message)
-    except Rejected as error:
-        raise _refused("ses", error) from None
+    # Before the signature: another account's topic costs no certificate fetch.
     if message.get("TopicArn") not in topics:
         raise HTTPException(
             403, f"topic {message.get('TopicArn')} is not in DRIPCARE_SES_TOPIC_ARNS"
         )
+    try:
+        await run_in_threadpool(verifier.verify, message)
+    except Rejected as error:
+        raise _refused("ses", error) from None
     if message["Type"] == "SubscriptionConfirmation":
         try:
             await run_in_threadpool(verifier.confirm_subscription, message)
@@ -126,9 +127,9 @@ async def ses_webhook(request: Request, session: SessionDep, verifier: SNSDep) -
                 502, f"cannot reach SNS to confirm the subscription: {error}"
             ) from None
         log.info("confirmed the SNS subscription to %s", message["TopicArn"])
-        return Received(events=0, applied=0, unknown=0, replays=0)
+        return Received()
     if message["Type"] != "Notification":
-        return Received(events=0, applied=0, unknown=0, replays=0)
+        return Received()
     notification = _json(str(message.get("Message", "")).encode())
     return await _apply(session, ses.events(notification if isinstance(notification, dict) else {}))
 
@@ -201,5 +202,5 @@ async def mailgun_webhook(request: Request, session: SessionDep) -> Received:
     except Rejected as error:
         raise _refused("mailgun", error) from None
     if not await run_in_threadpool(replays.first_use, session, "mailgun", token, now, max_age):
-        return Received(events=0, applied=0, unknown=0, replays=1)
+        return Received(replays=1)
     return await _apply(session, mailgun.events(payload))
