@@ -113,6 +113,20 @@ class Settings(BaseSettings):
         1000, ge=1, le=50_000, description="rows deleted per transaction by the purge"
     )
 
+    # Provider webhooks under /webhooks/<provider>: each answers 404 until configured.
+    ses_topic_arns: str = Field(
+        "", description="comma-separated SNS topic ARNs whose SES notifications are accepted"
+    )
+    postmark_webhook_user: str = Field("", description="HTTP basic auth user set on the webhook")
+    postmark_webhook_password: str = Field("", description="and its password")
+    sendgrid_webhook_public_key: str = Field(
+        "", description="the Signed Event Webhook's verification key (base64, as SendGrid shows it)"
+    )
+    mailgun_signing_key: str = Field("", description="Mailgun's HTTP webhook signing key")
+    webhook_max_age_seconds: int = Field(
+        300, ge=30, description="older signed timestamps (SendGrid, Mailgun) are refused"
+    )
+
     @field_validator("quiet_hours")
     @classmethod
     def _valid_quiet_hours(cls, value: str) -> str:

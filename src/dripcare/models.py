@@ -525,3 +525,18 @@ class AuditEvent(Base):
     target_kind: Mapped[str] = mapped_column(String(32), default="")
     target_id: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(String(500), default="")
+
+
+class WebhookToken(Base):
+    """A signed webhook token already used (Mailgun): the same token again is a replay.
+
+    Kept only as long as its timestamp could still pass the freshness check.
+    """
+
+    __tablename__ = "webhook_tokens"
+    __table_args__ = (UniqueConstraint("provider", "token"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    token: Mapped[str] = mapped_column(String(128))
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

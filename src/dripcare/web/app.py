@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from dripcare.config import get_settings
-from dripcare.web import errors, prometheus
+from dripcare.web import errors, prometheus, webhooks
 from dripcare.web.admin import (
     audit,
     auth,
@@ -80,6 +80,7 @@ def create_app() -> FastAPI:
     app.include_router(unsubscribe.router)
     app.include_router(checkin.router)
     app.include_router(preferences.router)
+    app.include_router(webhooks.router)
     views.install(app)
     for page_group in ADMIN_PAGE_GROUPS:
         app.include_router(page_group.router, prefix=ADMIN_PREFIX, include_in_schema=False)
