@@ -33,9 +33,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_tokens")),
         sa.UniqueConstraint("provider", "token", name=op.f("uq_webhook_tokens_provider_token")),
     )
-    op.create_index(
-        op.f("ix_webhook_tokens_seen_at"), "webhook_tokens", ["seen_at"], unique=False
-    )
+    op.create_index(op.f("ix_webhook_tokens_seen_at"), "webhook_tokens", ["seen_at"], unique=False)
 
 
 def downgrade() -> None:
