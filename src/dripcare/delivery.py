@@ -291,6 +291,7 @@ def build_email(job: Job, settings: Settings, when: datetime) -> bytes:
         message_id=job.message_id,
         date=when,
         list_unsubscribe=(links.unsubscribe, links.unsubscribe_mailto),
+        reply_to=clinic.alert_email or clinic.sender_email,  # a reply reaches the clinic's staff
     )
     return compose(envelope, rendered.text, rendered.html)
 
