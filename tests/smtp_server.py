@@ -18,6 +18,7 @@ class Recorder:
     """aiosmtpd handler. `rcpt_replies` maps an address to the reply its RCPT TO gets."""
 
     messages: list[EmailMessage] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)  # the bytes as received (DKIM checks them)
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     stall_at: int | None = None  # hold the n-th message until `release` (to kill a sender)
     stalled: threading.Event = field(default_factory=threading.Event)
@@ -41,6 +42,7 @@ class Recorder:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.arrived:
             self.messages.append(parsed)  # type: ignore[arg-type]
+            self.raw.append(envelope.original_content or envelope.content)
             self.arrived.notify_all()
             stall = len(self.messages) == self.stall_at
         if stall:

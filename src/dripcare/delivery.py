@@ -24,7 +24,7 @@ from typing import cast
 from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from dripcare import suppression
+from dripcare import dkim_keys, suppression
 from dripcare.campaign_spec import StepSpec
 from dripcare.campaign_versions import Compiled, compiled
 from dripcare.composing import Envelope, compose
@@ -293,7 +293,7 @@ def build_email(job: Job, settings: Settings, when: datetime) -> bytes:
         list_unsubscribe=(links.unsubscribe, links.unsubscribe_mailto),
         reply_to=clinic.alert_email or clinic.sender_email,  # a reply reaches the clinic's staff
     )
-    return compose(envelope, rendered.text, rendered.html)
+    return dkim_keys.signed(settings, clinic, compose(envelope, rendered.text, rendered.html))
 
 
 def _deliver(

@@ -1,0 +1,112 @@
+"""DKIM: keys made by the CLI, records to publish, and emails that verify against them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import dkim
+import pytest
+import time_machine
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from dripcare.cli import main
+from dripcare.config import Settings
+from dripcare.db import session_scope
+from dripcare.models import DkimKey
+from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
+from tests.smtp_server import SMTPServer
+
+
+@pytest.fixture(autouse=True)
+def daytime() -> Iterator[None]:
+    """A working morning at the clinic (no quiet hours), whenever the tests run."""
+    with time_machine.travel(DAYTIME, tick=True):
+        yield
+
+
+def make_key(clinic: int, *args: str) -> dict[str, str]:
+    result = CliRunner().invoke(
+        main, ["clinic", "dkim", "--clinic", str(clinic), *args, "--json"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.output))
+
+
+def dns_answering(record: dict[str, str]):  # type: ignore[no-untyped-def]
+    """dkimpy's DNS lookup, answered from the record the CLI told us to publish."""
+
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes | None:
+        return record["value"].encode() if name.decode().rstrip(".") == record["name"] else None
+
+    return dnsfunc
+
+
+def test_cli_prints_the_record_to_publish_and_never_the_private_key(settings: Settings) -> None:
+    clinic = make_clinic()
+    result = CliRunner().invoke(
+        main, ["clinic", "dkim", "--clinic", str(clinic), "--selector", "s1"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert 's1._domainkey.riverside.example TXT "v=DKIM1; k=rsa; p=MII' in result.output
+    assert "PRIVATE KEY" not in result.output
+    with session_scope() as session:
+        stored = session.scalars(select(DkimKey)).one()
+    assert stored.private_key.startswith("fernet:")
+    assert "PRIVATE KEY" not in stored.private_key
+
+
+def test_a_taken_selector_is_refused_with_what_to_do(settings: Settings) -> None:
+    clinic = make_clinic()
+    make_key(clinic, "--selector", "s1")
+    again = CliRunner().invoke(
+        main, ["clinic", "dkim", "--clinic", str(clinic), "--selector", "s1"]
+    )
+    assert again.exit_code == 2
+    assert "already has a key; choose another --selector" in again.output
+
+
+def test_a_sent_email_verifies_against_the_published_key(
+    settings: Settings, smtp_server: SMTPServer
+) -> None:
+    clinic = make_clinic()
+    record = make_key(clinic, "--selector", "s1")
+    make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3))
+
+    send_due(smtp_server)
+
+    (raw,) = smtp_server.recorder.raw
+    assert raw.startswith(b"DKIM-Signature: ")
+    assert dkim.verify(raw, dnsfunc=dns_answering(record))
+    signature = dkim.DKIM(raw)
+    signature.verify(dnsfunc=dns_answering(record))
+    signed = {name.lower() for name, _ in signature.signed_headers}
+    assert {b"list-unsubscribe", b"list-unsubscribe-post", b"from", b"date"} <= signed
+
+
+def test_a_changed_email_no_longer_verifies(settings: Settings, smtp_server: SMTPServer) -> None:
+    clinic = make_clinic()
+    record = make_key(clinic, "--selector", "s1")
+    make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3))
+
+    send_due(smtp_server)
+
+    (raw,) = smtp_server.recorder.raw
+    assert not dkim.verify(
+        raw.replace(b"Subject: ", b"Subject: FREE "), dnsfunc=dns_answering(record)
+    )
+
+
+def test_a_clinic_without_a_key_sends_unsigned(settings: Settings, smtp_server: SMTPServer) -> None:
+    signing = make_clinic(sender="care@signed.example")
+    make_key(signing)
+    clinic = make_clinic(name="Other", sender="hello@unsigned.example")
+    make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3))
+
+    send_due(smtp_server)
+
+    (raw,) = smtp_server.recorder.raw
+    assert b"DKIM-Signature" not in raw
