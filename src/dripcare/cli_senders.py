@@ -40,3 +40,98 @@ def clinic_dkim(clinic_id: int, domain: str, selector: str, as_json: bool) -> No
         f"DKIM key {data['selector']} made for {data['domain']}. Publish this DNS record:\n"
         f"{dkim_keys.dns_record(key)}",
     )
+
+
+@click.command("transport")
+@click.option("--clinic", "clinic_id", type=int, required=True)
+@click.option(
+    "--smtp-url",
+    default="",
+    help="smtp://user:pass@host:587?starttls=true, smtps://…, or env:NAME to read it from "
+    "the workers' environment. Stored encrypted; never printed.",
+)
+@click.option("--clear", is_flag=True, help="Send through the platform's server again.")
+@json_option
+@user_errors
+def clinic_transport(clinic_id: int, smtp_url: str, clear: bool, as_json: bool) -> None:
+    """Where the clinic's emails are sent from: its own SMTP server or the platform's.
+
+    Without --smtp-url or --clear, shows the current one (password hidden).
+    """
+    from dripcare import clinic_transports
+    from dripcare.errors import UserError
+
+    if smtp_url and clear:
+        raise UserError("give --smtp-url or --clear, not both")
+    settings = get_settings()
+    with session_scope() as session:
+        clinic = get_clinic(session, clinic_id)
+        if smtp_url:
+            clinic_transports.set_smtp_url(session, settings, clinic, smtp_url)
+        elif clear:
+            clinic_transports.clear_smtp_url(session, clinic)
+        where = clinic_transports.describe(session, settings, clinic)
+    emit(
+        as_json,
+        {"clinic": clinic_id, "sends_through": where},
+        f"clinic {clinic_id} sends through {where}",
+    )
+
+
+@click.command("domains")
+@click.option("--clinic", "clinic_id", type=int, required=True)
+@click.option("--add", "added", multiple=True, help="Let the clinic send from this domain.")
+@click.option("--remove", "removed", multiple=True, help="No longer let it send from this one.")
+@json_option
+@user_errors
+def clinic_domains(
+    clinic_id: int, added: tuple[str, ...], removed: tuple[str, ...], as_json: bool
+) -> None:
+    """The domains a clinic may use in its sender address (platform administrators only:
+    check that the clinic owns a domain before adding it)."""
+    from dripcare import sending_domains
+
+    with session_scope() as session:
+        clinic = get_clinic(session, clinic_id)
+        for domain in added:
+            sending_domains.grant(session, clinic, domain)
+        for domain in removed:
+            sending_domains.revoke(session, clinic, domain)
+        domains = sending_domains.domains_of(session, clinic_id)
+    text = f"clinic {clinic_id} may send from: {', '.join(domains) or 'no domain'}"
+    emit(as_json, {"clinic": clinic_id, "domains": domains}, text)
+
+
+@click.command("check-domain")
+@click.option("--clinic", "clinic_id", type=int, required=True)
+@click.option("--domain", default="", help="Default: every sending domain of the clinic.")
+@click.option("--nameserver", default="", help="Ask this DNS server (HOST or HOST:PORT).")
+@json_option
+@user_errors
+def clinic_check_domain(clinic_id: int, domain: str, nameserver: str, as_json: bool) -> None:
+    """Check the SPF, DKIM and DMARC records of the clinic's sending domains in DNS, and say
+    what to publish. Exits with 1 when something is missing or wrong."""
+    from dataclasses import asdict
+
+    from dripcare import dkim_keys, domain_checks, sending_domains
+
+    with session_scope() as session:
+        get_clinic(session, clinic_id)
+        domains = (
+            [sending_domains.checked_domain(domain)]
+            if domain
+            else sending_domains.domains_of(session, clinic_id)
+        )
+        keys = dkim_keys.keys_of(session, clinic_id)
+    resolver = domain_checks.resolver_for(nameserver)
+    results = {d: domain_checks.check_domain(resolver, d, keys) for d in domains}
+    lines = []
+    for name, findings in results.items():
+        lines.append(name)
+        for f in findings:
+            lines.append(f"  {f.record:<14} {f.status.value:<8} {f.advice or f.found}")
+    data = {name: [asdict(f) for f in findings] for name, findings in results.items()}
+    emit(as_json, data, "\n".join(lines) or f"clinic {clinic_id} has no sending domain")
+    ok = domain_checks.Status.OK
+    if any(f.status != ok for findings in results.values() for f in findings):
+        raise SystemExit(1)

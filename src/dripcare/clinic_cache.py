@@ -14,9 +14,10 @@ from typing import Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from dripcare import db
+from dripcare.models import Clinic
 
 T = TypeVar("T")
 TTL_SECONDS = 60.0
@@ -28,14 +29,20 @@ class PerClinic(Generic[T]):
         self._ttl = ttl
         self._entries: WeakKeyDictionary[Engine, dict[int, tuple[float, T]]] = WeakKeyDictionary()
 
-    def get(self, clinic_id: int) -> T:
+    def get(self, clinic: Clinic) -> T:
         entries = self._entries.setdefault(db.get_engine(), {})
-        found = entries.get(clinic_id)
+        found = entries.get(clinic.id)
         if found is not None and time.monotonic() - found[0] < self._ttl:
             return found[1]
-        with db.session_scope() as session:
-            value = self._load(session, clinic_id)
-        entries[clinic_id] = (time.monotonic(), value)
+        # Read through the clinic's own session when it has one: on SQLite a second
+        # connection would wait for the write lock that session may hold.
+        current = object_session(clinic)
+        if current is not None:
+            value = self._load(current, clinic.id)
+        else:
+            with db.session_scope() as session:
+                value = self._load(session, clinic.id)
+        entries[clinic.id] = (time.monotonic(), value)
         return value
 
     def forget(self, clinic_id: int) -> None:

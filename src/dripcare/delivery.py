@@ -24,7 +24,7 @@ from typing import cast
 from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from dripcare import dkim_keys, suppression
+from dripcare import clinic_transports, dkim_keys, suppression
 from dripcare.campaign_spec import StepSpec
 from dripcare.campaign_versions import Compiled, compiled
 from dripcare.composing import Envelope, compose
@@ -309,8 +309,14 @@ def _deliver(
                 reason=f"address suppressed: {job.suppressed}",
                 suppressed=True,
             )
-    if not pending:
-        return
+    for own, group in clinic_transports.grouped(pending, settings, transport):
+        yield from _deliver_over(own, group, settings, now)
+
+
+def _deliver_over(
+    transport: Transport, pending: list[Job], settings: Settings, now: Callable[[], datetime]
+) -> Iterator[Outcome]:
+    """One connection for these messages; if it fails, the rest of them wait."""
     try:
         with transport:
             for index, job in enumerate(pending):

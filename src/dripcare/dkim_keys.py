@@ -142,5 +142,5 @@ _keys: PerClinic[dict[str, Signer]] = PerClinic(_load_signers)
 
 def signed(settings: Settings, clinic: Clinic, data: bytes) -> bytes:
     """The final bytes of a message from this clinic: DKIM-signed when it has a key."""
-    signer = _keys.get(clinic.id).get(sender_domain(clinic))
+    signer = _keys.get(clinic).get(sender_domain(clinic))
     return data if signer is None else signer.sign(settings, data)

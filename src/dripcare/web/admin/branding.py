@@ -12,6 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from dripcare import sending_domains
 from dripcare.clinics import Branding, InvalidFields, branding_of
 from dripcare.models import Clinic
 from dripcare.previews import first_live_step
@@ -75,6 +76,8 @@ def save_branding(
         return _page(request, admin, session, typed, problems=exc.problems)
     if action == "preview":
         return _page(request, admin, session, typed, shown=checked.on_copy_of(admin.clinic))
+    if problem := sending_domains.sender_problem(session, admin.clinic_id, checked.sender_email):
+        return _page(request, admin, session, typed, problems={"sender_email": problem})
     clinic = session.get(Clinic, admin.clinic_id)
     assert clinic is not None  # AdminDep loaded it in this request
     checked.apply(clinic)
