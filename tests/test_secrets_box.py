@@ -51,3 +51,32 @@ def test_rotation_new_key_first_old_keys_still_open_then_reseal() -> None:
 def test_a_malformed_secrets_key_is_named() -> None:
     with pytest.raises(SecretUnavailable, match="DRIPCARE_SECRETS_KEY is not a list of Fernet"):
         secrets_box.seal(settings(secrets_key="not-a-key"), SMTP)
+
+
+def test_reseal_secrets_lets_the_old_key_go(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from dripcare import db
+    from dripcare.cli import main
+    from tests.factories import make_clinic
+
+    def use_keys(keys: str) -> None:
+        monkeypatch.setenv("DRIPCARE_SECRETS_KEY", keys)
+        db.reset()
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, ["clinic", *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    use_keys(old)
+    clinic = str(make_clinic())
+    cli("transport", "--clinic", clinic, "--smtp-url", SMTP)
+    cli("dkim", "--clinic", clinic)
+    use_keys(f"{new},{old}")
+
+    assert cli("reseal-secrets").startswith("2 secrets sealed with the newest key")
+
+    use_keys(new)
+    assert "smtp://clinic:***@mail.clinic.example:587" in cli("transport", "--clinic", clinic)

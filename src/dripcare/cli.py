@@ -22,6 +22,7 @@ from dripcare.cli_senders import (
     clinic_check_domain,
     clinic_dkim,
     clinic_domains,
+    clinic_reseal_secrets,
     clinic_transport,
 )
 from dripcare.config import get_settings
@@ -76,6 +77,7 @@ clinic.add_command(clinic_dkim)  # sending as each clinic: cli_senders
 clinic.add_command(clinic_transport)
 clinic.add_command(clinic_domains)
 clinic.add_command(clinic_check_domain)
+clinic.add_command(clinic_reseal_secrets)
 
 
 @clinic.command("create")

@@ -135,3 +135,15 @@ def clinic_check_domain(clinic_id: int, domain: str, nameserver: str, as_json: b
     ok = domain_checks.Status.OK
     if any(f.status != ok for findings in results.values() for f in findings):
         raise SystemExit(1)
+
+
+@click.command("reseal-secrets")
+@user_errors
+def clinic_reseal_secrets() -> None:
+    """Encrypt every clinic's stored secrets again with the first DRIPCARE_SECRETS_KEY (after
+    putting a new key first); then the old keys can be removed."""
+    from dripcare import secrets_box
+
+    with session_scope() as session:
+        count = secrets_box.reseal_all(session, get_settings())
+    click.echo(f"{count} secrets sealed with the newest key; the older keys can now be removed")

@@ -21,6 +21,8 @@ import os
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from dripcare.config import Settings
 from dripcare.errors import UserError
@@ -85,3 +87,17 @@ def reseal(settings: Settings, stored: str) -> str:
         return SEALED + _box(settings).rotate(token).decode()
     except InvalidToken as exc:
         raise SecretUnavailable("a stored secret was sealed with a key no longer given") from exc
+
+
+def reseal_all(session: Session, settings: Settings) -> int:
+    """Every stored secret sealed again with the newest key; how many were sealed."""
+    from dripcare.models import ClinicTransport, DkimKey
+
+    count = 0
+    for row in session.scalars(select(ClinicTransport)):
+        if not is_reference(row.smtp_url):
+            row.smtp_url, count = reseal(settings, row.smtp_url), count + 1
+    for key in session.scalars(select(DkimKey)):
+        key.private_key, count = reseal(settings, key.private_key), count + 1
+    session.flush()
+    return count
