@@ -110,3 +110,24 @@ def test_a_clinic_without_a_key_sends_unsigned(settings: Settings, smtp_server: 
 
     (raw,) = smtp_server.recorder.raw
     assert b"DKIM-Signature" not in raw
+
+
+def test_a_key_that_cannot_be_opened_defers_the_email_never_fails_it(
+    settings: Settings, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dripcare import db
+    from dripcare.models import Message, MessageStatus
+
+    clinic = make_clinic()
+    make_key(clinic, "--selector", "s1")
+    make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3))
+    monkeypatch.setenv("DRIPCARE_SECRET_KEY", "another-secret-key-than-the-one-that-sealed-it")
+    db.reset()
+
+    assert send_due(smtp_server)["deferred"] == 1
+
+    assert not smtp_server.recorder.messages
+    with session_scope() as session:
+        (deferred,) = session.scalars(select(Message).where(Message.attempts > 0))
+        assert deferred.status == MessageStatus.SCHEDULED
+        assert "restore the key it was sealed with" in (deferred.last_error or "")

@@ -48,6 +48,7 @@ from dripcare.models import (
 from dripcare.redaction import withheld
 from dripcare.render_cache import Renderer
 from dripcare.rendering import Rendered, RenderError
+from dripcare.secrets_box import SecretUnavailable
 from dripcare.transports import ConnectionFailure, PermanentError, TransientError, Transport
 
 log = logging.getLogger(__name__)
@@ -347,6 +348,8 @@ def _send_one(
         return Outcome(
             job.pk, MessageStatus.FAILED, reason="template error", error=str(exc), version=version
         )
+    except SecretUnavailable as exc:  # the clinic's DKIM key cannot be opened here: wait for it
+        return _defer(job, settings, now(), str(exc), None, count=False)
     except Exception as exc:  # one bad message must not sink its batch (and loop on recovery)
         log.error("could not build message %s\n%s", job.pk, withheld(exc))
         return Outcome(
