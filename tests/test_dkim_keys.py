@@ -131,3 +131,37 @@ def test_a_key_that_cannot_be_opened_defers_the_email_never_fails_it(
         (deferred,) = session.scalars(select(Message).where(Message.attempts > 0))
         assert deferred.status == MessageStatus.SCHEDULED
         assert "restore the key it was sealed with" in (deferred.last_error or "")
+
+
+def test_openssl_signing_gives_dkimpys_own_signature_byte_for_byte(settings: Settings) -> None:
+    """The RSA step is OpenSSL's instead of dkimpy's; PKCS#1 v1.5 is deterministic, so the
+    header must be exactly the one dkimpy makes by itself."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from dripcare import secrets_box
+    from dripcare.dkim_keys import SIGNED_HEADERS, Signer
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    data = (
+        b"From: Clinic <care@riverside.example>\r\nTo: pat@example.com\r\nSubject: Day 1\r\n"
+        b"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nList-Unsubscribe: <https://care.test/u/x>\r\n"
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\r\nBody  text\r\n"
+    )
+    signer = Signer("riverside.example", "s1", secrets_box.seal(settings, pem.decode()))
+    with time_machine.travel(DAYTIME, tick=False):  # the t= tag
+        ours = signer.sign(settings, data)
+        theirs = dkim.sign(
+            data,
+            b"s1",
+            b"riverside.example",
+            pem,
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=SIGNED_HEADERS,
+        )
+    assert ours == theirs + data
