@@ -176,6 +176,24 @@ def test_branding_refuses_a_sender_outside_the_clinics_domains_and_says_how(
         assert clinic is not None and clinic.sender_email == "care@a.example"
 
 
+def test_only_a_platform_admin_adds_a_sending_domain(
+    browser_for: Browse, a: ClinicWithHistory
+) -> None:
+    clinic_admin = browser_for(a.admin_email)
+    assert "Sending domains of this clinic: a.example." in clinic_admin.get("/admin/branding").text
+    refused = clinic_admin.post_form("/admin/branding/domains", {"domain": "bank.example"})
+    assert refused.status_code == 404
+
+    platform = browser_for(make_admin("ops@platform.example", platform=True))
+    bad = platform.post_form("/admin/branding/domains", {"domain": "not a domain"})
+    added = platform.post_form("/admin/branding/domains", {"domain": "A-Care.example"})
+
+    assert bad.status_code == 422 and "is not a domain name" in bad.text
+    assert added.status_code == 303
+    page = platform.get("/admin/branding").text
+    assert "Sending domains of this clinic: a-care.example, a.example." in page
+
+
 GOOD_BRANDING = {
     "name": "Clinic A",
     "brand_color": "#0f766e",
@@ -332,6 +350,7 @@ ROUTES = {
     ("GET", "/admin/branding"): "test_list_pages_show_nothing_of_another_clinic",
     ("POST", "/admin/branding"): "test_saving_branding_changes_only_the_admins_clinic, "
     "test_branding_preview_shows_only_the_admins_own_clinic",
+    ("POST", "/admin/branding/domains"): "test_only_a_platform_admin_adds_a_sending_domain",
     ("GET", "/admin/patients/{patient_id}"): "test_another_clinics_objects_are_404",
     ("GET", "/admin/messages/{message_id}"): "test_another_clinics_objects_are_404",
     ("GET", "/admin/messages/{message_id}/html"): "test_another_clinics_objects_are_404",
