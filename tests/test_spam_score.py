@@ -28,6 +28,7 @@ _STATUS = re.compile(
     re.M | re.S,
 )
 
+_MESSAGE_ID = re.compile(rb"^Message-ID: <([^>]+)>", re.M | re.I)
 CAMPAIGNS = sorted(p.parent.name for p in campaigns_dir().glob("*/campaign.toml"))
 
 
@@ -54,22 +55,25 @@ def default_emails(settings: Settings, campaign: str) -> dict[str, bytes]:
 
 
 def scores(emails: dict[str, bytes]) -> dict[str, tuple[float, str]]:
-    """Score every email in one SpamAssassin run (an mbox): its start-up is the slow part."""
+    """Score every email in one SpamAssassin run (an mbox): its start-up is the slow part.
+    It answers in its own order, so each result is matched by Message-ID."""
+    separator = b"From dripcare@localhost Thu Jan  1 00:00:00 1970\n"
     mbox = b"".join(
-        b"From dripcare@localhost Thu Jan  1 00:00:00 1970\n"
-        + data.replace(b"\r\n", b"\n").replace(b"\nFrom ", b"\n>From ")
-        + b"\n"
+        separator + data.replace(b"\r\n", b"\n").replace(b"\nFrom ", b"\n>From ") + b"\n"
         for data in emails.values()
     )
     run = subprocess.run(
         [spamassassin(), "-L", "-t", "--mbox"], input=mbox, capture_output=True, check=True
     )
-    found = _STATUS.findall(run.stdout)
-    assert len(found) == len(emails), run.stdout[-2000:]
-    return {
-        key: (float(score), b" ".join(tests.split()).decode())
-        for key, (score, tests) in zip(emails, found, strict=True)
-    }
+    step_of = {_MESSAGE_ID.search(data).group(1): key for key, data in emails.items()}  # type: ignore[union-attr]
+    found = {}
+    for chunk in run.stdout.split(separator)[1:]:
+        status, message_id = _STATUS.search(chunk), _MESSAGE_ID.search(chunk)
+        assert status and message_id, chunk[:2000]
+        score, tests = status.groups()
+        found[step_of[message_id.group(1)]] = (float(score), " ".join(tests.decode().split()))
+    assert found.keys() == emails.keys(), run.stdout[-2000:]
+    return found
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
