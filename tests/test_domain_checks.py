@@ -89,3 +89,22 @@ def test_a_domain_without_a_dkim_key_says_how_to_make_one(
     code, found = check(dns_server, make_clinic())
     assert code == 1
     assert "make one with dripcare clinic dkim" in found["DKIM"]["advice"]
+
+
+def test_a_domain_alone_is_checked_with_the_keys_any_clinic_has_for_it(
+    settings: Settings, dns_server: LocalDNS
+) -> None:
+    clinic = make_clinic()
+    key = json.loads(cli("dkim", "--clinic", str(clinic), "--selector", "s1", "--json").output)
+    dns_server.zone.txt[f"s1._domainkey.{DOMAIN}"] = [key["value"]]
+
+    result = cli("check-domain", "--domain", DOMAIN, "--nameserver", dns_server.nameserver)
+
+    assert result.exit_code == 1  # no SPF, no DMARC
+    assert f"DKIM s1        ok       {key['value']}" in result.output
+    assert "SPF            missing  publish riverside.example TXT" in result.output
+
+
+def test_neither_clinic_nor_domain_says_what_to_give(settings: Settings) -> None:
+    result = cli("check-domain")
+    assert result.exit_code == 2 and "give --clinic ID, --domain DOMAIN, or both" in result.output

@@ -103,26 +103,30 @@ def clinic_domains(
 
 
 @click.command("check-domain")
-@click.option("--clinic", "clinic_id", type=int, required=True)
+@click.option("--clinic", "clinic_id", type=int, default=None)
 @click.option("--domain", default="", help="Default: every sending domain of the clinic.")
 @click.option("--nameserver", default="", help="Ask this DNS server (HOST or HOST:PORT).")
 @json_option
 @user_errors
-def clinic_check_domain(clinic_id: int, domain: str, nameserver: str, as_json: bool) -> None:
-    """Check the SPF, DKIM and DMARC records of the clinic's sending domains in DNS, and say
-    what to publish. Exits with 1 when something is missing or wrong."""
+def clinic_check_domain(clinic_id: int | None, domain: str, nameserver: str, as_json: bool) -> None:
+    """Check the SPF, DKIM and DMARC records of the clinic's sending domains (or of --domain)
+    in DNS, and say what to publish. Exits with 1 when something is missing or wrong."""
     from dataclasses import asdict
 
     from dripcare import dkim_keys, domain_checks, sending_domains
+    from dripcare.errors import UserError
 
+    if clinic_id is None and not domain:
+        raise UserError("give --clinic ID, --domain DOMAIN, or both")
     with session_scope() as session:
-        get_clinic(session, clinic_id)
+        if clinic_id is not None:
+            get_clinic(session, clinic_id)
         domains = (
             [sending_domains.checked_domain(domain)]
             if domain
-            else sending_domains.domains_of(session, clinic_id)
+            else sending_domains.domains_of(session, clinic_id or 0)
         )
-        keys = dkim_keys.keys_of(session, clinic_id)
+        keys = dkim_keys.keys_for(session, clinic_id, domains)
     resolver = domain_checks.resolver_for(nameserver)
     results = {d: domain_checks.check_domain(resolver, d, keys) for d in domains}
     lines = []

@@ -114,6 +114,14 @@ def keys_of(session: Session, clinic_id: int) -> list[DkimKey]:
     )
 
 
+def keys_for(session: Session, clinic_id: int | None, domains: list[str]) -> list[DkimKey]:
+    """The keys for these domains: the clinic's, or every clinic's when none is named."""
+    query = select(DkimKey).where(DkimKey.domain.in_(domains)).order_by(DkimKey.id)
+    if clinic_id is not None:
+        query = query.where(DkimKey.clinic_id == clinic_id)
+    return list(session.scalars(query))
+
+
 @dataclass(frozen=True)
 class Signer:
     domain: str
