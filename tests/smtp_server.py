@@ -19,6 +19,7 @@ class Recorder:
 
     messages: list[EmailMessage] = field(default_factory=list)
     senders: list[str] = field(default_factory=list)  # each message's MAIL FROM
+    raw: list[bytes] = field(default_factory=list)  # the bytes as received (DKIM checks them)
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     stall_at: int | None = None  # hold the n-th message until `release` (to kill a sender)
     stalled: threading.Event = field(default_factory=threading.Event)
@@ -43,6 +44,7 @@ class Recorder:
         with self.arrived:
             self.messages.append(parsed)  # type: ignore[arg-type]
             self.senders.append(envelope.mail_from)
+            self.raw.append(envelope.original_content or envelope.content)
             self.arrived.notify_all()
             stall = len(self.messages) == self.stall_at
         if stall:

@@ -107,7 +107,7 @@ def test_branding_saves_and_new_emails_use_it(
         "brand_color": "#AA3300",
         "logo_url": "https://cdn.riverside.example/logo.png",
         "phone": "+1 555 010 0199",
-        "sender_email": "Hello@Riverside.example",
+        "sender_email": "Hello@A.example",  # a sending domain of the clinic's
     }
     saved = browser.post_form("/admin/branding", fields)
     page = browser.get(saved.headers["location"])
@@ -122,7 +122,7 @@ def test_branding_saves_and_new_emails_use_it(
     assert saved.status_code == 303
     assert "Saved." in page.text
     assert stored == ("Riverside Renewed", "#aa3300", fields["logo_url"], "+1 555 010 0199")
-    assert sender == "hello@riverside.example"
+    assert sender == "hello@a.example"
     assert "+1 555 010 0199" in rendered.text and "#aa3300" in rendered.html.lower()
 
 
@@ -158,6 +158,40 @@ def test_branding_refuses_bad_values_field_by_field_and_saves_nothing(
     with session_scope() as session:
         clinic = session.get(Clinic, a.clinic_id)
         assert clinic is not None and clinic.name == "Clinic A" and clinic.brand_color == "#0f766e"
+
+
+def test_branding_refuses_a_sender_outside_the_clinics_domains_and_says_how(
+    browser_for: Browse, a: ClinicWithHistory
+) -> None:
+    fields = {**GOOD_BRANDING, "sender_email": "care@bank.example"}
+    answer = browser_for(a.admin_email).post_form("/admin/branding", fields)
+
+    assert answer.status_code == 422
+    assert "care@bank.example is not in one of this clinic&#39;s sending domains (a.example)" in (
+        answer.text
+    )
+    assert f"dripcare clinic domains --clinic {a.clinic_id} --add bank.example" in answer.text
+    with session_scope() as session:
+        clinic = session.get(Clinic, a.clinic_id)
+        assert clinic is not None and clinic.sender_email == "care@a.example"
+
+
+def test_only_a_platform_admin_adds_a_sending_domain(
+    browser_for: Browse, a: ClinicWithHistory
+) -> None:
+    clinic_admin = browser_for(a.admin_email)
+    assert "Sending domains of this clinic: a.example." in clinic_admin.get("/admin/branding").text
+    refused = clinic_admin.post_form("/admin/branding/domains", {"domain": "bank.example"})
+    assert refused.status_code == 404
+
+    platform = browser_for(make_admin("ops@platform.example", platform=True))
+    bad = platform.post_form("/admin/branding/domains", {"domain": "not a domain"})
+    added = platform.post_form("/admin/branding/domains", {"domain": "A-Care.example"})
+
+    assert bad.status_code == 422 and "is not a domain name" in bad.text
+    assert added.status_code == 303
+    page = platform.get("/admin/branding").text
+    assert "Sending domains of this clinic: a-care.example, a.example." in page
 
 
 GOOD_BRANDING = {
@@ -316,6 +350,7 @@ ROUTES = {
     ("GET", "/admin/branding"): "test_list_pages_show_nothing_of_another_clinic",
     ("POST", "/admin/branding"): "test_saving_branding_changes_only_the_admins_clinic, "
     "test_branding_preview_shows_only_the_admins_own_clinic",
+    ("POST", "/admin/branding/domains"): "test_only_a_platform_admin_adds_a_sending_domain",
     ("GET", "/admin/patients/{patient_id}"): "test_another_clinics_objects_are_404",
     ("GET", "/admin/messages/{message_id}"): "test_another_clinics_objects_are_404",
     ("GET", "/admin/messages/{message_id}/html"): "test_another_clinics_objects_are_404",

@@ -97,6 +97,25 @@ def test_headers_carry_one_click_unsubscribe_and_the_clinic_as_sender(
     assert "Skin & Co" in received.get_body(("plain",)).get_content()
 
 
+@pytest.mark.parametrize(
+    ("alert_email", "reply_to"),
+    [
+        ("front-desk@riverside.example", "front-desk@riverside.example"),
+        ("", "care@riverside.example"),
+    ],
+)
+def test_a_patient_reply_goes_to_the_clinic_staff(
+    settings: Settings, smtp_server: SMTPServer, alert_email: str, reply_to: str
+) -> None:
+    make_enrollment(
+        settings, make_clinic(alert_email=alert_email), datetime.now(UTC) - timedelta(hours=3)
+    )
+
+    send_due(smtp_server)
+
+    assert smtp_server.recorder.messages[0]["Reply-To"] == reply_to
+
+
 def test_a_sent_message_is_never_sent_again(settings: Settings, smtp_server: SMTPServer) -> None:
     clinic = make_clinic()
     make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3))

@@ -16,3 +16,19 @@ def test_downgrade_and_upgrade_again(database: str) -> None:
     command.downgrade(config, "base")
     command.upgrade(config, "head")
     command.check(config)
+
+
+def test_existing_clinics_are_granted_their_senders_domain(database: str) -> None:
+    """Upgrading must not leave a clinic unable to use the sender it already has."""
+    import sqlalchemy as sa
+
+    from dripcare.db import get_engine
+    from tests.factories import make_clinic
+
+    config = alembic_config()
+    clinic = make_clinic(sender="care@Riverside.example")
+    command.downgrade(config, "5d1e0a7c9b42")
+    command.upgrade(config, "head")
+    with get_engine().connect() as conn:
+        granted = conn.execute(sa.text("SELECT clinic_id, domain FROM clinic_sending_domains"))
+        assert granted.all() == [(clinic, "riverside.example")]

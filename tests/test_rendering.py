@@ -699,3 +699,19 @@ def test_a_loop_past_the_deadline_stops_with_a_clear_error(monkeypatch: pytest.M
         render_full(one_template(payload), "t.mjml", "S", "P", make_context(simple_step()))
     assert "RenderTimeout" in str(info.value)
     assert "rendering took longer than 0 seconds" in str(info.value)
+
+
+def test_preheader_is_hidden_by_layout_not_by_text_colour() -> None:
+    """White 1px text on white is what spam filters call hidden text (HTML_FONT_LOW_CONTRAST)."""
+    source = (
+        "<mjml><mj-head><mj-preview>{{ step.preheader }}</mj-preview></mj-head>"
+        "<mj-body><mj-section><mj-column><mj-text>Visible</mj-text></mj-column></mj-section>"
+        "</mj-body></mjml>"
+    )
+    step = simple_step(preheader="Your first week")
+    templates = TemplateSet.from_sources({"t.mjml": source})
+    rendered = render_full(templates, "t.mjml", "S", "Your first week", make_context(step))
+    (hidden,) = re.findall(r'<div style="([^"]*)">Your first week</div>', rendered.html)
+    assert "display:none" in hidden and "mso-hide:all" in hidden
+    assert "color" not in hidden and "font-size" not in hidden
+    assert "Your first week" not in rendered.text

@@ -18,6 +18,13 @@ from dripcare.cli_admin import admin
 from dripcare.cli_common import emit, json_option, quiet_option, user_errors
 from dripcare.cli_health import health
 from dripcare.cli_lifecycle import audit, patient_erase, patient_export, purge
+from dripcare.cli_senders import (
+    clinic_check_domain,
+    clinic_dkim,
+    clinic_domains,
+    clinic_reseal_secrets,
+    clinic_transport,
+)
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.errors import UserError
@@ -64,6 +71,13 @@ def _safe_url(url: str) -> str:
 @main.group()
 def clinic() -> None:
     """Clinics."""
+
+
+clinic.add_command(clinic_dkim)  # sending as each clinic: cli_senders
+clinic.add_command(clinic_transport)
+clinic.add_command(clinic_domains)
+clinic.add_command(clinic_check_domain)
+clinic.add_command(clinic_reseal_secrets)
 
 
 @clinic.command("create")

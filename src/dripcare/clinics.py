@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
+from dripcare import sending_domains
 from dripcare.campaign_versions import install_defaults
 from dripcare.errors import UserError
 from dripcare.models import Clinic
@@ -122,6 +123,7 @@ def create_clinic(
     branding.apply(clinic)
     session.add(clinic)
     session.flush()
+    sending_domains.grant(session, clinic, sending_domains.domain_of(clinic.sender_email))
     install_defaults(session, clinic)
     return clinic
 

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
         "",
         description="signs links and sessions; in development, made per install in the state dir",
     )
+    secrets_key: str = Field(
+        "",
+        description="Fernet keys (comma-separated, newest first) sealing clinics' SMTP "
+        "passwords and DKIM keys; default: derived from the secret key",
+    )
     state_dir: Path = Field(
         Path("var"),
         description="where dripcare writes files: beat's schedule and heartbeat, previews, "

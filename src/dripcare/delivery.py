@@ -24,7 +24,7 @@ from typing import cast
 from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from dripcare import suppression
+from dripcare import clinic_transports, dkim_keys, suppression
 from dripcare.campaign_spec import StepSpec
 from dripcare.campaign_versions import Compiled, compiled
 from dripcare.composing import Envelope, compose
@@ -48,6 +48,7 @@ from dripcare.models import (
 from dripcare.redaction import withheld
 from dripcare.render_cache import Renderer
 from dripcare.rendering import Rendered, RenderError
+from dripcare.secrets_box import SecretUnavailable
 from dripcare.transports import ConnectionFailure, PermanentError, TransientError, Transport
 from dripcare.verp import envelope_sender
 
@@ -292,8 +293,9 @@ def build_email(job: Job, settings: Settings, when: datetime) -> bytes:
         message_id=job.message_id,
         date=when,
         list_unsubscribe=(links.unsubscribe, links.unsubscribe_mailto),
+        reply_to=clinic.alert_email or clinic.sender_email,  # a reply reaches the clinic's staff
     )
-    return compose(envelope, rendered.text, rendered.html)
+    return dkim_keys.signed(settings, clinic, compose(envelope, rendered.text, rendered.html))
 
 
 def _deliver(
@@ -309,8 +311,14 @@ def _deliver(
                 reason=f"address suppressed: {job.suppressed}",
                 suppressed=True,
             )
-    if not pending:
-        return
+    for own, group in clinic_transports.grouped(pending, settings, transport):
+        yield from _deliver_over(own, group, settings, now)
+
+
+def _deliver_over(
+    transport: Transport, pending: list[Job], settings: Settings, now: Callable[[], datetime]
+) -> Iterator[Outcome]:
+    """One connection for these messages; if it fails, the rest of them wait."""
     try:
         with transport:
             for index, job in enumerate(pending):
@@ -341,6 +349,8 @@ def _send_one(
         return Outcome(
             job.pk, MessageStatus.FAILED, reason="template error", error=str(exc), version=version
         )
+    except SecretUnavailable as exc:  # the clinic's DKIM key cannot be opened here: wait for it
+        return _defer(job, settings, now(), str(exc), None, count=False)
     except Exception as exc:  # one bad message must not sink its batch (and loop on recovery)
         log.error("could not build message %s\n%s", job.pk, withheld(exc))
         return Outcome(

@@ -540,3 +540,41 @@ class WebhookToken(Base):
     provider: Mapped[str] = mapped_column(String(16))
     token: Mapped[str] = mapped_column(String(128))
     seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ClinicSendingDomain(Base):
+    """A domain a platform admin has verified for a clinic: its From addresses must use one."""
+
+    __tablename__ = "clinic_sending_domains"
+    __table_args__ = (UniqueConstraint("clinic_id", "domain"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    domain: Mapped[str] = mapped_column(String(253))  # lower case, IDNA (punycode)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DkimKey(Base):
+    """A clinic's DKIM signing key for one domain and selector (dkim_keys.py)."""
+
+    __tablename__ = "dkim_keys"
+    __table_args__ = (UniqueConstraint("clinic_id", "domain", "selector"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    domain: Mapped[str] = mapped_column(String(253))
+    selector: Mapped[str] = mapped_column(String(63))
+    private_key: Mapped[str] = mapped_column(Text)  # PEM, sealed by secrets_box
+    public_key: Mapped[str] = mapped_column(Text)  # base64 DER: the p= of the DNS record
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClinicTransport(Base):
+    """A clinic's own SMTP server; clinics without one send through DRIPCARE_SMTP_URL."""
+
+    __tablename__ = "clinic_transports"
+
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), primary_key=True)
+    # sealed by secrets_box (it holds the password), or "env:NAME" naming where it is
+    smtp_url: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

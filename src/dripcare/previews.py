@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from dripcare import clinic_transports, dkim_keys
 from dripcare.campaign_spec import CampaignSpec
 from dripcare.campaign_versions import live_version, spec_of
 from dripcare.campaigns import find_campaign, list_campaigns, load_campaign_dir
@@ -111,8 +112,10 @@ def send_test_email(
         message_id=message_id,
         date=utcnow(),
     )
-    data = compose(envelope, rendered.text, rendered.html)
-    transport = transport or transport_from_url(settings.smtp_url, settings.smtp_timeout)
+    # signed and sent as the clinic's patient emails are, so the test shows what they get
+    data = dkim_keys.signed(settings, clinic, compose(envelope, rendered.text, rendered.html))
+    platform = transport_from_url(settings.smtp_url, settings.smtp_timeout)
+    transport = transport or clinic_transports.transport_for(clinic, settings, platform)
     try:
         with transport:
             transport.send(clinic.sender_email, address, data, message_id)

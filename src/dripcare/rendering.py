@@ -263,6 +263,16 @@ _TEXT_CONFIG = ParserConfig(
 
 # MRML's hidden preheader block; hidden text is not part of the readable message.
 _HIDDEN_PREVIEW = re.compile(r'<div style="display:none;[^"]*">.*?</div>', re.DOTALL)
+_PREVIEW_STYLE = re.compile(r'<div style="display:none;[^"]*">')
+# MRML hides the preheader with white 1px text, which spam filters read as text hidden by
+# colour (SpamAssassin's HTML_FONT_LOW_CONTRAST). This hides it with no colour at all;
+# mso-hide:all is for Outlook, which ignores display:none.
+_PREVIEW_HIDDEN = '<div style="display:none;max-height:0;overflow:hidden;mso-hide:all;">'
+
+
+def hide_preview(html: str) -> str:
+    """The preheader hidden by layout only, never by text coloured like its background."""
+    return _PREVIEW_STYLE.sub(_PREVIEW_HIDDEN, html, count=1)
 
 
 def html_to_text(html: str) -> str:
@@ -298,7 +308,7 @@ def render_full(
             f"template {template!r} produced more than {MAX_OUTPUT_CHARS} characters", template
         )
     try:
-        html = mjml.mjml2html(source)
+        html = hide_preview(mjml.mjml2html(source))
     except ValueError as exc:
         raise InvalidMjml(template, str(exc)) from exc
     return Rendered(subject_out, preheader_out, html, html_to_text(html))

@@ -12,10 +12,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from dripcare import sending_domains
 from dripcare.clinics import Branding, InvalidFields, branding_of
+from dripcare.errors import UserError
 from dripcare.models import Clinic
 from dripcare.previews import first_live_step
-from dripcare.web.admin.deps import AdminContext, AdminDep, CsrfFormDep
+from dripcare.web.admin.deps import AdminContext, AdminDep, AdminNotFound, CsrfFormDep
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep
 
@@ -43,6 +45,7 @@ def _page(
         "saved": saved,
         "sample": sample,
         "unsaved": shown is not None,
+        "domains": sending_domains.domains_of(session, admin.clinic_id),
     }
     status = 422 if problems else 200
     return render(request, admin, "admin/branding.html", context, status_code=status)
@@ -75,8 +78,26 @@ def save_branding(
         return _page(request, admin, session, typed, problems=exc.problems)
     if action == "preview":
         return _page(request, admin, session, typed, shown=checked.on_copy_of(admin.clinic))
+    if problem := sending_domains.sender_problem(session, admin.clinic_id, checked.sender_email):
+        return _page(request, admin, session, typed, problems={"sender_email": problem})
     clinic = session.get(Clinic, admin.clinic_id)
     assert clinic is not None  # AdminDep loaded it in this request
     checked.apply(clinic)
     session.commit()
     return RedirectResponse("/admin/branding?saved=true", status_code=303)
+
+
+@router.post("/branding/domains", response_class=HTMLResponse)
+def add_sending_domain(
+    request: Request, admin: CsrfFormDep, session: SessionDep, domain: Text = ""
+) -> Response:
+    """A platform admin lets the clinic send from another domain (once it is known to own it)."""
+    if not admin.user.is_platform_admin:
+        raise AdminNotFound
+    try:
+        sending_domains.grant(session, admin.clinic, domain)
+    except UserError as exc:
+        values = branding_of(admin.clinic)
+        return _page(request, admin, session, values, problems={"domain": str(exc)})
+    session.commit()
+    return RedirectResponse("/admin/branding", status_code=303)
