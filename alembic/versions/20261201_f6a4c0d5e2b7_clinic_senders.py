@@ -4,7 +4,7 @@ Every existing clinic is granted the domain of its current sender address, so th
 (a From address must use one of the clinic's domains) breaks no clinic on upgrade.
 
 Revision ID: f6a4c0d5e2b7
-Revises: 5d1e0a7c9b42
+Revises: e5f3b9c4d1a6
 Create Date: 2026-12-01 04:45:00
 
 """
@@ -19,7 +19,7 @@ import dripcare.models
 
 # revision identifiers, used by Alembic.
 revision: str = "f6a4c0d5e2b7"
-down_revision: str | Sequence[str] | None = "5d1e0a7c9b42"
+down_revision: str | Sequence[str] | None = "e5f3b9c4d1a6"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
