@@ -48,7 +48,13 @@ from dripcare.models import (
 from dripcare.redaction import withheld
 from dripcare.render_cache import Renderer
 from dripcare.rendering import Rendered, RenderError
-from dripcare.transports import ConnectionFailure, PermanentError, TransientError, Transport
+from dripcare.transports import (
+    PermanentError,
+    RecipientRefused,
+    TransientError,
+    Transport,
+    TransportFailure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +99,8 @@ class Outcome:
     version: int | None = None
     send_seconds: float | None = None  # how long the SMTP server took, when it was asked
     suppressed: bool = False  # cancelled because the address is on the suppression list
-
-    @property
-    def bounced(self) -> bool:
-        """A permanent refusal with a reply code: the address gets suppressed."""
-        return self.status == MessageStatus.FAILED and bool(self.code)
+    bounced: bool = False  # the recipient's server refused the address for good: suppress it
+    refund: bool = False  # the transport failed, not this message: the attempt does not count
 
 
 @dataclass
@@ -107,6 +110,7 @@ class BatchResult:
     failed: int = 0
     cancelled: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
+    transport_failure: TransportFailure | None = None  # why the whole batch waits, if it does
 
     @property
     def suppressed(self) -> int:
@@ -133,7 +137,7 @@ def send_batch(
         jobs = _start(session, token, message_ids, settings, now())
     result = BatchResult()
     unsaved: list[Outcome] = []
-    for outcome in _deliver(jobs, transport, settings, now):
+    for outcome in _deliver(jobs, transport, settings, now, result):
         unsaved.append(outcome)
         if len(unsaved) >= settings.result_flush:
             _save(scope, token, unsaved, jobs, now(), result)
@@ -296,7 +300,11 @@ def build_email(job: Job, settings: Settings, when: datetime) -> bytes:
 
 
 def _deliver(
-    jobs: list[Job], transport: Transport, settings: Settings, now: Callable[[], datetime]
+    jobs: list[Job],
+    transport: Transport,
+    settings: Settings,
+    now: Callable[[], datetime],
+    result: BatchResult,
 ) -> Iterator[Outcome]:
     """Yields each message's outcome as soon as it is known."""
     pending = [job for job in jobs if job.suppressed is None]
@@ -315,15 +323,18 @@ def _deliver(
             for index, job in enumerate(pending):
                 try:
                     outcome = _send_one(job, transport, settings, now)
-                except ConnectionFailure as exc:
+                except TransportFailure as exc:
                     log.warning(
-                        "SMTP unreachable, deferring %d messages: %s", len(pending) - index, exc
+                        "SMTP transport failed, deferring %d messages: %s",
+                        len(pending) - index,
+                        exc,
                     )
+                    result.transport_failure = exc
                     for waiting in pending[index:]:
-                        yield _defer(waiting, settings, now(), str(exc), None, count=False)
+                        yield _defer(waiting, settings, now(), str(exc), exc.code, count=False)
                     return
                 yield outcome
-    except ConnectionFailure as exc:  # raised while closing; every outcome is already known
+    except TransportFailure as exc:  # raised while closing; every outcome is already known
         log.warning("SMTP connection closed with an error: %s", exc)
 
 
@@ -352,7 +363,7 @@ def _send_one(
     start = time.perf_counter()
     try:
         transport.send(job.clinic.sender_email, job.to, data, job.message_id)
-    except ConnectionFailure:
+    except TransportFailure:
         raise
     except TransientError as exc:
         outcome = _defer(job, settings, now(), str(exc), exc.code, count=True)
@@ -364,6 +375,7 @@ def _send_one(
             error=str(exc),
             code=exc.code,
             version=version,
+            bounced=isinstance(exc, RecipientRefused),
         )
     else:
         outcome = Outcome(job.pk, MessageStatus.SENT, version=version)
@@ -398,6 +410,7 @@ def _defer(
         error=error,
         code=code,
         due_at=at + timedelta(seconds=delay),
+        refund=not count,
     )
 
 
@@ -448,6 +461,7 @@ def _write_outcomes(session: Session, token: str, outcomes: list[Outcome], now: 
             campaign_version=func.coalesce(
                 bindparam("b_version", type_=Integer()), table.c.campaign_version
             ),
+            attempts=table.c.attempts - bindparam("b_refund", type_=Integer()),
             lease_token=None,
             lease_until=None,
             updated_at=now,
@@ -462,6 +476,7 @@ def _write_outcomes(session: Session, token: str, outcomes: list[Outcome], now: 
             "b_due": o.due_at,
             "b_version": o.version,
             "b_sent": now if o.status == MessageStatus.SENT else None,
+            "b_refund": int(o.refund),
         }
         for o in outcomes
     ]
