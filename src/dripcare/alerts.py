@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -25,6 +24,7 @@ import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from dripcare import backoff
 from dripcare.checkins import RED_FLAGS
 from dripcare.composing import Envelope, compose
 from dripcare.dispatch import claim_rows
@@ -194,6 +194,5 @@ def _record(session: Session, alert_id: int, token: str, error: str) -> None:
     if not error:
         alert.status, alert.delivered_at, alert.last_error = AlertStatus.DELIVERED, utcnow(), ""
         return
-    delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (alert.attempts - 1))
-    alert.due_at = utcnow() + timedelta(seconds=delay * random.uniform(0.75, 1.25))
+    alert.due_at = utcnow() + backoff.delay(alert.attempts, RETRY_BASE_SECONDS, RETRY_MAX_SECONDS)
     alert.last_error = error[:1000]

@@ -13,7 +13,6 @@ duplicate window is at most `result_flush` messages, and receivers can recognise
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -24,12 +23,12 @@ from typing import cast
 from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from dripcare import suppression
+from dripcare import backoff, circuit, suppression
 from dripcare.campaign_spec import StepSpec
 from dripcare.campaign_versions import Compiled, compiled
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings
-from dripcare.dispatch import claim_due, recover_expired
+from dripcare.dispatch import claim_due, recover_expired, release
 from dripcare.email_context import build_context, care_values, clinic_context, format_date
 from dripcare.links import MessageLinks, links_for
 from dripcare.models import (
@@ -111,6 +110,7 @@ class BatchResult:
     cancelled: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
     transport_failure: TransportFailure | None = None  # why the whole batch waits, if it does
+    paused: int = 0  # released unsent: the transport's circuit is open
 
     @property
     def suppressed(self) -> int:
@@ -132,10 +132,16 @@ def send_batch(
     transport: Transport,
     settings: Settings,
     now: Callable[[], datetime] = utcnow,
+    transport_key: str = circuit.PLATFORM,
 ) -> BatchResult:
-    with scope() as session:
-        jobs = _start(session, token, message_ids, settings, now())
     result = BatchResult()
+    with scope() as session:
+        gate = circuit.gate(session, transport_key, now())
+        if gate is circuit.Gate.PAUSED:
+            reason = "sending paused: the mail server refuses our sender or login"
+            result.paused = release(session, token, message_ids, reason, now())
+            return result
+        jobs = _start(session, token, message_ids, settings, now())
     unsaved: list[Outcome] = []
     for outcome in _deliver(jobs, transport, settings, now, result):
         unsaved.append(outcome)
@@ -144,7 +150,19 @@ def send_batch(
             unsaved = []
     if unsaved:
         _save(scope, token, unsaved, jobs, now(), result)
+    _update_circuit(scope, transport_key, gate, result, now())
     return result
+
+
+def _update_circuit(
+    scope: SessionScope, key: str, gate: circuit.Gate, result: BatchResult, when: datetime
+) -> None:
+    if result.transport_failure is not None:
+        with scope() as session:
+            circuit.record_failure(session, key, result.transport_failure, when)
+    elif gate is circuit.Gate.PROBE and (result.sent or result.failed or result.deferred):
+        with scope() as session:
+            circuit.record_success(session, key, when)
 
 
 def _save(
@@ -399,17 +417,14 @@ def _defer(
             error=error,
             code=code,
         )
-    delay = min(
-        settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(job.attempts - 1, 0)
-    )
-    delay *= random.uniform(0.75, 1.25)
+    delay = backoff.delay(job.attempts, settings.retry_base_seconds, settings.retry_max_seconds)
     return Outcome(
         job.pk,
         MessageStatus.SCHEDULED,
         reason="temporary failure; will retry",
         error=error,
         code=code,
-        due_at=at + timedelta(seconds=delay),
+        due_at=at + delay,
         refund=not count,
     )
 
@@ -509,5 +524,5 @@ def send_due(scope: SessionScope, settings: Settings, transport: Transport) -> d
         result = send_batch(scope, claim.token, claim.message_ids, transport, settings)
         for name in ("sent", "deferred", "failed", "cancelled"):
             totals[name] += getattr(result, name)
-        if result.deferred and not result.sent:
+        if result.paused or (result.deferred and not result.sent):
             return totals  # the server is refusing everything; try again on the next run

@@ -511,3 +511,22 @@ class AuditEvent(Base):
     target_kind: Mapped[str] = mapped_column(String(32), default="")
     target_id: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(String(500), default="")
+
+
+class TransportCircuit(Base):
+    """A transport (an SMTP server and its credentials) that refused our sender, login or TLS.
+
+    Kept in the database so that every worker host agrees on it and an operator can see it;
+    circuit.py opens, probes and closes it. No row means the transport is closed (sending).
+    """
+
+    __tablename__ = "transport_circuits"
+
+    transport: Mapped[str] = mapped_column(String(200), primary_key=True)
+    is_open: Mapped[bool] = mapped_column(Boolean, default=False)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # in a row, since it opened
+    opened_at: Mapped[datetime | None]
+    probe_at: Mapped[datetime | None]  # when the next batch may try the transport again
+    stage: Mapped[str] = mapped_column(String(16), default="")
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

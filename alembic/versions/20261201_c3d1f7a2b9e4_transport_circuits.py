@@ -1,0 +1,42 @@
+"""transport circuits
+
+A transport that refuses our sender, login or TLS is paused for every worker host at once:
+its state lives in the database (circuit.py).
+
+Revision ID: c3d1f7a2b9e4
+Revises: 5d1e0a7c9b42
+Create Date: 2026-12-01 05:15:00
+
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from dripcare.models import UTCDateTime
+
+# revision identifiers, used by Alembic.
+revision: str = "c3d1f7a2b9e4"
+down_revision: str | Sequence[str] | None = "5d1e0a7c9b42"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "transport_circuits",
+        sa.Column("transport", sa.String(length=200), nullable=False),
+        sa.Column("is_open", sa.Boolean(), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("opened_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("probe_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("stage", sa.String(length=16), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("transport", name=op.f("pk_transport_circuits")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("transport_circuits")

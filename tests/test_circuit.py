@@ -1,0 +1,119 @@
+"""The transport circuit breaker, against a real SMTP server: a refused sender pauses sending
+for every worker, nothing is lost or counted, and one probe resumes it once the server works."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from dripcare import circuit, delivery
+from dripcare.config import Settings, get_settings
+from dripcare.db import session_scope
+from dripcare.models import Message, MessageStatus, Suppression, TransportCircuit
+from dripcare.smtp_replies import Stage
+from dripcare.transports import TransportFailure, transport_from_url
+from tests.factories import make_clinic, make_enrollment
+from tests.smtp_server import SMTPServer
+
+DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 10:00 in New York: no quiet hours
+
+
+@pytest.fixture(autouse=True)
+def daytime() -> Iterator[None]:
+    with time_machine.travel(DAYTIME, tick=True):
+        yield
+
+
+def send_due(server: SMTPServer) -> dict[str, int]:
+    return delivery.send_due(session_scope, get_settings(), transport_from_url(server.url, 5))
+
+
+def state() -> TransportCircuit | None:
+    with session_scope() as session:
+        return session.get(TransportCircuit, circuit.PLATFORM)
+
+
+def due_now(settings: Settings, clinic: int, email: str) -> int:
+    return make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3), email=email)
+
+
+def test_a_refused_sender_opens_the_circuit_pauses_sending_then_one_probe_resumes_it(
+    settings: Settings, smtp_server: SMTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    clinic = make_clinic()
+    due_now(settings, clinic, "ann@example.com")
+    smtp_server.recorder.replies["mail"] = "550 5.7.1 Sender address not verified"
+
+    send_due(smtp_server)
+    opened = state()
+    smtp_server.recorder.replies.clear()  # fixed, but the circuit waits for its probe time
+    late = due_now(settings, clinic, "bob@example.com")
+    paused = send_due(smtp_server)
+    arrived_while_paused = len(smtp_server.recorder.messages)
+    with session_scope() as session:
+        held = session.scalars(
+            select(Message).where(Message.enrollment_id == late).order_by(Message.due_at)
+        ).first()
+    assert held is not None
+    assert opened is not None and opened.probe_at is not None
+    with time_machine.travel(opened.probe_at + timedelta(hours=1)):
+        resumed = send_due(smtp_server)
+
+    assert opened.is_open and opened.stage == Stage.MAIL_FROM
+    assert "550 5.7.1 Sender address not verified" in opened.last_error
+    assert any(
+        r.levelno == logging.ERROR and "transport platform refused us" in r.getMessage()
+        for r in caplog.records
+    )
+    assert paused["sent"] == 0 and arrived_while_paused == 0
+    assert (held.status, held.attempts) == (MessageStatus.SCHEDULED, 0)
+    assert held.status_reason.startswith("sending paused")
+    assert resumed["sent"] == 2
+    assert sorted(m["To"] for m in smtp_server.recorder.messages) == [
+        "ann@example.com",
+        "bob@example.com",
+    ]
+    assert len(set(smtp_server.recorder.message_ids())) == 2  # each exactly once
+    closed = state()
+    assert closed is not None and not closed.is_open
+    with session_scope() as session:
+        assert session.scalars(select(Suppression)).all() == []
+
+
+def test_a_probe_that_fails_again_keeps_the_circuit_open_and_backs_off_further(
+    settings: Settings, smtp_server: SMTPServer
+) -> None:
+    clinic = make_clinic()
+    due_now(settings, clinic, "ann@example.com")
+    smtp_server.recorder.replies["mail"] = "550 5.7.1 Sender address not verified"
+
+    send_due(smtp_server)
+    first = state()
+    assert first is not None and first.probe_at is not None
+    with time_machine.travel(first.probe_at + timedelta(hours=1)):
+        send_due(smtp_server)
+        second = state()
+
+    assert second is not None and second.probe_at is not None
+    assert (second.is_open, second.failures) == (True, 2)
+    assert second.probe_at - (first.probe_at + timedelta(hours=1)) > timedelta(seconds=40)
+    assert smtp_server.recorder.messages == []
+
+
+def test_only_one_batch_at_a_time_probes_an_open_transport(settings: Settings) -> None:
+    failure = TransportFailure("550 5.7.1 Sender address not verified", 550, Stage.MAIL_FROM)
+    now = datetime.now(UTC)
+    with session_scope() as session:
+        circuit.record_failure(session, "smtp://mx.example", failure, now)
+    later = now + timedelta(minutes=30)
+    with session_scope() as session:
+        gates = [circuit.gate(session, "smtp://mx.example", later) for _ in range(2)]
+        other = circuit.gate(session, "smtp://other.example", later)
+
+    assert gates == [circuit.Gate.PROBE, circuit.Gate.PAUSED]
+    assert other == circuit.Gate.CLOSED  # circuits are per transport
