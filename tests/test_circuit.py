@@ -7,14 +7,22 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 import time_machine
 from sqlalchemy import select
 
-from dripcare import circuit, delivery
+from dripcare import alerts, circuit, delivery
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
-from dripcare.models import Message, MessageStatus, Suppression, TransportCircuit
+from dripcare.models import (
+    AlertKind,
+    ClinicAlert,
+    Message,
+    MessageStatus,
+    Suppression,
+    TransportCircuit,
+)
 from dripcare.smtp_replies import Stage
 from dripcare.transports import TransportFailure, transport_from_url
 from tests.factories import make_clinic, make_enrollment
@@ -117,3 +125,38 @@ def test_only_one_batch_at_a_time_probes_an_open_transport(settings: Settings) -
 
     assert gates == [circuit.Gate.PROBE, circuit.Gate.PAUSED]
     assert other == circuit.Gate.CLOSED  # circuits are per transport
+
+
+def test_opening_tells_the_clinic_and_the_operator_once_through_the_alert_outbox(
+    settings: Settings, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "operator_email", "ops@dripcare.example")
+    clinic = make_clinic()
+    due_now(settings, clinic, "ann@example.com")
+    smtp_server.recorder.replies["mail"] = "550 5.7.1 Sender address not verified"
+
+    send_due(smtp_server)
+    due_now(settings, clinic, "bob@example.com")
+    send_due(smtp_server)  # paused: no second alert
+    with session_scope() as session:
+        queued = session.scalars(select(ClinicAlert).order_by(ClinicAlert.id)).all()
+    smtp_server.recorder.replies.clear()
+    with httpx.Client() as http:
+        delivered = alerts.deliver_due(
+            session_scope,
+            transport_from_url(smtp_server.url, 5),
+            http,
+            operator_email="ops@dripcare.example",
+        )
+
+    assert [(a.kind, a.channel) for a in queued] == [
+        (AlertKind.TRANSPORT, "email"),
+        (AlertKind.TRANSPORT, "operator"),
+    ]
+    assert delivered == {"delivered": 2, "deferred": 0}
+    received = {m["To"]: m for m in smtp_server.recorder.messages}
+    assert sorted(received) == ["care@riverside.example", "ops@dripcare.example"]
+    body = received["care@riverside.example"].get_body(("plain",))
+    assert body is not None
+    assert "550 5.7.1 Sender address not verified" in body.get_content()
+    assert "paused" in received["ops@dripcare.example"]["Subject"]

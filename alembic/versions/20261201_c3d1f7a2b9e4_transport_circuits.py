@@ -1,7 +1,8 @@
-"""transport circuits
+"""transport circuits and transport alerts
 
 A transport that refuses our sender, login or TLS is paused for every worker host at once:
-its state lives in the database (circuit.py).
+its state lives in the database (circuit.py). Clinics are told through the clinic alert outbox,
+which gets a kind: an alert about a paused transport has no check-in.
 
 Revision ID: c3d1f7a2b9e4
 Revises: 5d1e0a7c9b42
@@ -36,7 +37,18 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("transport", name=op.f("pk_transport_circuits")),
     )
+    with op.batch_alter_table("clinic_alerts") as batch:
+        batch.alter_column("check_in_id", existing_type=sa.Integer(), nullable=True)
+        batch.add_column(
+            sa.Column("kind", sa.String(length=16), nullable=False, server_default="red-flag")
+        )
+        batch.add_column(sa.Column("detail", sa.Text(), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM clinic_alerts WHERE check_in_id IS NULL")
+    with op.batch_alter_table("clinic_alerts") as batch:
+        batch.drop_column("detail")
+        batch.drop_column("kind")
+        batch.alter_column("check_in_id", existing_type=sa.Integer(), nullable=False)
     op.drop_table("transport_circuits")

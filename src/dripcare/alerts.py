@@ -24,11 +24,12 @@ import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from dripcare import backoff
+from dripcare import backoff, transport_alerts
 from dripcare.checkins import RED_FLAGS
 from dripcare.composing import Envelope, compose
 from dripcare.dispatch import claim_rows
 from dripcare.models import (
+    AlertKind,
     AlertStatus,
     CheckIn,
     Clinic,
@@ -69,6 +70,7 @@ def deliver_due(
     transport: Transport,
     http: httpx.Client,
     lease: timedelta = timedelta(minutes=5),
+    operator_email: str = "",
 ) -> dict[str, int]:
     """Deliver every alert that is due; returns how many were delivered and deferred."""
     totals = {"delivered": 0, "deferred": 0}
@@ -78,18 +80,26 @@ def deliver_due(
         if not ids:
             return totals
         for alert_id in ids:
-            ok = _deliver_one(scope, alert_id, token, transport, http)
+            ok = _deliver_one(scope, alert_id, token, transport, http, operator_email)
             totals["delivered" if ok else "deferred"] += 1
 
 
 def _deliver_one(
-    scope: SessionScope, alert_id: int, token: str, transport: Transport, http: httpx.Client
+    scope: SessionScope,
+    alert_id: int,
+    token: str,
+    transport: Transport,
+    http: httpx.Client,
+    operator_email: str,
 ) -> bool:
     with scope() as session:
         alert, event = _load(session, alert_id)
     error = ""
     try:
-        if alert.channel == "email":
+        if alert.kind == AlertKind.TRANSPORT and alert.channel != "webhook":
+            to = operator_email if alert.channel == transport_alerts.OPERATOR else ""
+            _send_transport_email(alert, event["_email"]["clinic"], to, transport)
+        elif alert.channel == "email":
             _send_email(alert, event, transport)
         else:
             _post_webhook(alert, event, http)
@@ -106,6 +116,13 @@ class WebhookRefused(Exception):
 
 
 def _load(session: Session, alert_id: int) -> tuple[ClinicAlert, dict[str, Any]]:
+    alert = session.get(ClinicAlert, alert_id)
+    assert alert is not None
+    if alert.kind == AlertKind.TRANSPORT:
+        clinic = session.get(Clinic, alert.clinic_id)
+        assert clinic is not None
+        event = transport_alerts.event(alert, clinic, alert.due_at)
+        return alert, event | {"_email": {"clinic": clinic}}
     alert, check_in, enrollment, patient, clinic = session.execute(
         select(ClinicAlert, CheckIn, Enrollment, Patient, Clinic)
         .join(CheckIn, ClinicAlert.check_in_id == CheckIn.id)
@@ -154,12 +171,26 @@ def _send_email(alert: ClinicAlert, event: dict[str, Any], transport: Transport)
         + (" and to call the emergency number." if data["level"] == "emergency" else "."),
     ]
     text = "\n".join(lines) + "\n"
+    subject = f"[{level}] red-flag check-in, patient {patient.id}"
+    _email(alert, clinic, clinic.alert_email or clinic.sender_email, subject, text, transport)
+
+
+def _send_transport_email(
+    alert: ClinicAlert, clinic: Clinic, to: str, transport: Transport
+) -> None:
+    subject, text = transport_alerts.email_text(alert, clinic)
+    _email(alert, clinic, to or clinic.alert_email or clinic.sender_email, subject, text, transport)
+
+
+def _email(
+    alert: ClinicAlert, clinic: Clinic, to: str, subject: str, text: str, transport: Transport
+) -> None:
     domain = clinic.sender_email.rpartition("@")[2]
     envelope = Envelope(
         from_name=f"{clinic.name} (dripcare)",
         from_addr=clinic.sender_email,
-        to_addr=clinic.alert_email or clinic.sender_email,
-        subject=f"[{level}] red-flag check-in, patient {patient.id}",
+        to_addr=to,
+        subject=subject,
         message_id=f"<alert-{alert.id}@{domain}>",
         date=utcnow(),
     )

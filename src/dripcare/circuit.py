@@ -62,8 +62,9 @@ def gate(session: Session, transport: str, now: datetime) -> Gate:
 
 def record_failure(
     session: Session, transport: str, failure: TransportFailure, now: datetime
-) -> TransportCircuit:
-    """Open the circuit (or keep it open) and set the next probe further out."""
+) -> bool:
+    """Open the circuit (or keep it open) and set the next probe further out; True if it was
+    closed until now (time to tell people)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     session.execute(
         dialect.insert(TransportCircuit)
@@ -73,7 +74,8 @@ def record_failure(
     row = session.execute(
         select(TransportCircuit).where(TransportCircuit.transport == transport).with_for_update()
     ).scalar_one()
-    if not row.is_open:
+    opened = not row.is_open
+    if opened:
         row.is_open, row.failures, row.opened_at = True, 0, now
         log.error(
             "transport %s refused us at %s: %s. Sending through it is paused (no message is "
@@ -88,7 +90,7 @@ def record_failure(
     row.stage = str(failure.stage or "")
     row.last_error = str(failure)[:1000]
     row.updated_at = now
-    return row
+    return opened
 
 
 def record_success(session: Session, transport: str, now: datetime) -> bool:

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     )
     base_url: str = "http://localhost:8000"
     unsubscribe_mailbox: str = Field("", description="mailto target; default unsubscribe@<domain>")
+    operator_email: str = Field(
+        "", description="told by email when a mail server refuses dripcare's sender or login"
+    )
 
     dispatch_interval: float = 10.0
     batch_size: int = 100

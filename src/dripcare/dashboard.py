@@ -275,6 +275,7 @@ def _alerts_of(session: Session, check_in_ids: list[int]) -> dict[int, list[Clin
     found: dict[int, list[ClinicAlert]] = {}
     query = select(ClinicAlert).where(ClinicAlert.check_in_id.in_(check_in_ids))
     for alert in session.scalars(query.order_by(ClinicAlert.id)):
+        assert alert.check_in_id is not None  # selected by check-in
         found.setdefault(alert.check_in_id, []).append(alert)
     return found
 

@@ -23,7 +23,7 @@ from typing import cast
 from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from dripcare import backoff, circuit, suppression
+from dripcare import backoff, circuit, suppression, transport_alerts
 from dripcare.campaign_spec import StepSpec
 from dripcare.campaign_versions import Compiled, compiled
 from dripcare.composing import Envelope, compose
@@ -150,16 +150,27 @@ def send_batch(
             unsaved = []
     if unsaved:
         _save(scope, token, unsaved, jobs, now(), result)
-    _update_circuit(scope, transport_key, gate, result, now())
+    _update_circuit(scope, transport_key, gate, result, jobs, settings, now())
     return result
 
 
 def _update_circuit(
-    scope: SessionScope, key: str, gate: circuit.Gate, result: BatchResult, when: datetime
+    scope: SessionScope,
+    key: str,
+    gate: circuit.Gate,
+    result: BatchResult,
+    jobs: list[Job],
+    settings: Settings,
+    when: datetime,
 ) -> None:
-    if result.transport_failure is not None:
+    failure = result.transport_failure
+    if failure is not None:
         with scope() as session:
-            circuit.record_failure(session, key, result.transport_failure, when)
+            if circuit.record_failure(session, key, failure, when):
+                clinics = {job.clinic.id for job in jobs}
+                transport_alerts.queue(
+                    session, key, failure, clinics, when, settings.operator_email
+                )
     elif gate is circuit.Gate.PROBE and (result.sent or result.failed or result.deferred):
         with scope() as session:
             circuit.record_success(session, key, when)

@@ -412,6 +412,11 @@ class AlertStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class AlertKind(enum.StrEnum):
+    RED_FLAG = "red-flag"  # a patient's check-in ticked a red flag (check_in_id says which)
+    TRANSPORT = "transport"  # the clinic's emails are paused: the mail server refuses us
+
+
 class ClinicAlert(Base):
     """An outbox row for telling a clinic about a red-flag check-in: by email or webhook.
 
@@ -424,8 +429,12 @@ class ClinicAlert(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
-    check_in_id: Mapped[int] = mapped_column(ForeignKey("check_ins.id"))
+    check_in_id: Mapped[int | None] = mapped_column(ForeignKey("check_ins.id"))
     channel: Mapped[str] = mapped_column(String(16))  # email | webhook
+    kind: Mapped[AlertKind] = mapped_column(
+        _enum(AlertKind), default=AlertKind.RED_FLAG, server_default=AlertKind.RED_FLAG.value
+    )
+    detail: Mapped[str] = mapped_column(Text, default="", server_default="")  # transport alerts
     status: Mapped[AlertStatus] = mapped_column(_enum(AlertStatus), default=AlertStatus.PENDING)
     due_at: Mapped[datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -84,7 +84,7 @@ def undelivered_alerts(session: Session) -> tuple[dict[int, int], datetime | Non
     "Delivered" is what alerts.py knows: the clinic's SMTP server accepted the email, or its
     webhook answered 2xx. No person acknowledges an alert in dripcare.
     """
-    pending = ClinicAlert.status != AlertStatus.DELIVERED
+    pending = (ClinicAlert.status != AlertStatus.DELIVERED) & ClinicAlert.check_in_id.is_not(None)
     counts = session.execute(
         select(ClinicAlert.clinic_id, func.count()).where(pending).group_by(ClinicAlert.clinic_id)
     )

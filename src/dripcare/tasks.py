@@ -72,7 +72,9 @@ def deliver_alerts() -> dict[str, int]:
     settings = get_settings()
     transport = transport_from_url(settings.smtp_url, settings.smtp_timeout)
     with httpx.Client(timeout=10) as http:
-        return alerts.deliver_due(session_scope, transport, http)
+        return alerts.deliver_due(
+            session_scope, transport, http, operator_email=settings.operator_email
+        )
 
 
 @app.task(name="dripcare.purge", ignore_result=True, acks_late=False)
