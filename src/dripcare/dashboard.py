@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from dripcare.models import (
+    IN_FLIGHT,
     AlertStatus,
     CheckIn,
     ClinicAlert,
@@ -41,7 +42,7 @@ from dripcare.models import (
     SubscriptionEvent,
     Suppression,
 )
-from dripcare.reporting import RED_FLAG_LEVELS, UPCOMING
+from dripcare.reporting import RED_FLAG_LEVELS
 
 WINDOWS = (30, 90)  # the day ranges the dashboard offers
 LATE_AFTER = timedelta(minutes=30)  # due longer ago than this and still not sent: late
@@ -314,10 +315,9 @@ def late_emails(
 def _late(cutoff: datetime) -> ColumnElement[bool]:
     """Not sent and due before `cutoff`, written as the two partial indexes' predicates
     (scheduled; queued or sending) so PostgreSQL reads both instead of the whole table."""
-    in_flight = [s for s in UPCOMING if s != MessageStatus.SCHEDULED]
     return or_(
         and_(Message.status == MessageStatus.SCHEDULED, Message.due_at < cutoff),
-        and_(Message.status.in_(in_flight), Message.due_at < cutoff),
+        and_(Message.status.in_(IN_FLIGHT), Message.due_at < cutoff),
     )
 
 

@@ -32,6 +32,7 @@ from dripcare.dispatch import claim_due, recover_expired, release
 from dripcare.email_context import build_context, care_values, clinic_context, format_date
 from dripcare.links import MessageLinks, links_for
 from dripcare.models import (
+    RENDERED,
     Campaign,
     Clinic,
     DeliveryAttempt,
@@ -219,10 +220,6 @@ def _start(
     return jobs
 
 
-# A message in one of these states is shown from the version it was rendered with.
-_RENDERED = (MessageStatus.SENT, MessageStatus.FAILED)
-
-
 def load_jobs(session: Session, message_pks: list[int]) -> list[Job]:
     """Everything needed to render and send these messages, in one query (plus one per version).
 
@@ -252,7 +249,7 @@ def load_jobs(session: Session, message_pks: list[int]) -> list[Job]:
     versions: dict[tuple[int, int], Compiled] = {}
     jobs = []
     for pk, mid, attempts, status, used, patient, clinic, campaign, step, enrollment in rows:
-        number = used if used is not None and status in _RENDERED else campaign.version
+        number = used if used is not None and status in RENDERED else campaign.version
         if (campaign.id, number) not in versions:
             versions[campaign.id, number] = compiled(session, campaign.id, number)
         content = versions[campaign.id, number]

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dripcare.models import Message, MessageStatus, utcnow
+from dripcare.models import IN_FLIGHT, Message, MessageStatus, utcnow
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def recover_expired(session: Session, now: datetime | None = None) -> int:
     result = session.execute(
         update(Message)
         .where(
-            Message.status.in_([MessageStatus.QUEUED, MessageStatus.SENDING]),
+            Message.status.in_(IN_FLIGHT),
             Message.lease_until < now,
         )
         .values(

@@ -38,6 +38,7 @@ from dripcare.campaigns import CampaignPlan, campaign_plan, timing_of, unknown_c
 from dripcare.config import Settings
 from dripcare.errors import NotFound, UserError
 from dripcare.models import (
+    RESCHEDULABLE,
     Campaign,
     Clinic,
     Enrollment,
@@ -53,7 +54,6 @@ from dripcare.treatment_time import parse_treated_at
 from dripcare.validation import check_timezone, normalize_email
 
 REASON_LATE = "due more than the grace period before enrollment"
-RESCHEDULABLE = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SKIPPED)
 STOPPED_BY_PATIENT = "stopped by the patient"
 
 

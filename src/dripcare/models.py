@@ -58,7 +58,12 @@ class MessageStatus(enum.StrEnum):
     SKIPPED = "skipped"
 
 
-UNSENT = (MessageStatus.SCHEDULED, MessageStatus.QUEUED)
+# The message lifecycle's groups of statuses, defined here once for every module.
+UNSENT = (MessageStatus.SCHEDULED, MessageStatus.QUEUED)  # may still be cancelled or moved
+IN_FLIGHT = (MessageStatus.QUEUED, MessageStatus.SENDING)  # claimed under a lease
+UPCOMING = (MessageStatus.SCHEDULED, *IN_FLIGHT)  # not finished: it will be sent or fail
+RESCHEDULABLE = (*UNSENT, MessageStatus.SKIPPED)  # a new treatment time gives a new due time
+RENDERED = (MessageStatus.SENT, MessageStatus.FAILED)  # shown from the version it was built with
 FINAL = (MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.CANCELLED, MessageStatus.SKIPPED)
 
 

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 from dripcare.models import (
     FINAL,
+    IN_FLIGHT,
+    UPCOMING,
     AlertStatus,
     Campaign,
     CheckIn,
@@ -23,7 +25,6 @@ from dripcare.models import (
     Step,
 )
 
-UPCOMING = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING)
 RED_FLAG_LEVELS = (CheckInLevel.URGENT, CheckInLevel.EMERGENCY)
 
 
@@ -70,9 +71,7 @@ def oldest_due_unsent(session: Session, now: datetime) -> datetime | None:
         select(func.min(Message.due_at)).where(Message.status == MessageStatus.SCHEDULED)
     )
     in_flight = session.scalar(
-        select(func.min(Message.due_at)).where(
-            Message.status.in_([MessageStatus.QUEUED, MessageStatus.SENDING])
-        )
+        select(func.min(Message.due_at)).where(Message.status.in_(IN_FLIGHT))
     )
     due = [at for at in map(_utc, (waiting, in_flight)) if at is not None and at <= now]
     return min(due, default=None)
