@@ -2,7 +2,9 @@
 
 A transport that refuses our sender, login or TLS is paused for every worker host at once:
 its state lives in the database (circuit.py). Clinics are told through the clinic alert outbox,
-which gets a kind: an alert about a paused transport has no check-in.
+which gets a kind: an alert about a paused transport has no check-in. Messages get
+`stop_cause`, so what undoes a stop (resume, resubscribe) selects by cause instead of by the
+words in `status_reason`; existing rows get theirs from those words.
 
 Revision ID: c3d1f7a2b9e4
 Revises: 5d1e0a7c9b42
@@ -24,7 +26,34 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# status, status_reason pattern (LIKE), cause: the words each stop wrote until now.
+CAUSES = [
+    ("cancelled", "cancelled", "clinic"),
+    ("cancelled", "stopped by the patient", "patient"),
+    ("cancelled", "superseded by enrollment %", "superseded"),
+    ("cancelled", "step % removed in version %", "step-removed"),
+    ("cancelled", "unsubscribed", "unsubscribed"),
+    ("cancelled", "address suppressed:%", "suppressed"),
+    ("cancelled", "patient erased", "erased"),
+    ("skipped", "due more than the grace period before enrollment", "late"),
+]
+
+
 def upgrade() -> None:
+    with op.batch_alter_table("messages") as batch:
+        batch.add_column(sa.Column("stop_cause", sa.String(length=16), nullable=True))
+    messages = sa.table(
+        "messages",
+        sa.column("status", sa.String),
+        sa.column("status_reason", sa.String),
+        sa.column("stop_cause", sa.String),
+    )
+    for status, words, cause in CAUSES:
+        op.execute(
+            messages.update()
+            .where(messages.c.status == status, messages.c.status_reason.like(words))
+            .values(stop_cause=cause)
+        )
     op.create_table(
         "transport_circuits",
         sa.Column("transport", sa.String(length=200), nullable=False),
@@ -52,3 +81,5 @@ def downgrade() -> None:
         batch.drop_column("kind")
         batch.alter_column("check_in_id", existing_type=sa.Integer(), nullable=False)
     op.drop_table("transport_circuits")
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_column("stop_cause")

@@ -41,6 +41,7 @@ from dripcare.models import (
     MessageStatus,
     Patient,
     Step,
+    StopCause,
     Suppression,
     UTCDateTime,
     utcnow,
@@ -100,6 +101,7 @@ class Outcome:
     send_seconds: float | None = None  # how long the SMTP server took, when it was asked
     suppressed: bool = False  # cancelled because the address is on the suppression list
     bounced: bool = False  # the recipient's server refused the address for good: suppress it
+    cause: StopCause | None = None  # why it was cancelled
     refund: bool = False  # the transport failed, not this message: the attempt does not count
 
 
@@ -341,6 +343,7 @@ def _deliver(
                 MessageStatus.CANCELLED,
                 reason=f"address suppressed: {job.suppressed}",
                 suppressed=True,
+                cause=StopCause.SUPPRESSED,
             )
     if not pending:
         return
@@ -370,7 +373,7 @@ def _send_one(
     version = job.version
     if job.content_step is None:  # removed by a version published after this was claimed
         reason = f"step {job.step.key!r} removed in version {version}"
-        return Outcome(job.pk, MessageStatus.CANCELLED, reason=reason)
+        return Outcome(job.pk, MessageStatus.CANCELLED, reason=reason, cause=StopCause.STEP_REMOVED)
     try:
         data = build_email(job, settings, now())
     except RenderError as exc:
@@ -478,6 +481,7 @@ def _write_outcomes(session: Session, token: str, outcomes: list[Outcome], now: 
         .values(
             status=bindparam("b_status"),
             status_reason=bindparam("b_reason"),
+            stop_cause=bindparam("b_cause"),
             last_error=bindparam("b_error"),
             due_at=func.coalesce(bindparam("b_due", type_=UTCDateTime()), table.c.due_at),
             sent_at=bindparam("b_sent", type_=UTCDateTime()),
@@ -495,6 +499,7 @@ def _write_outcomes(session: Session, token: str, outcomes: list[Outcome], now: 
             "b_id": o.pk,
             "b_status": o.status.value,
             "b_reason": o.reason,
+            "b_cause": o.cause,
             "b_error": o.error,
             "b_due": o.due_at,
             "b_version": o.version,

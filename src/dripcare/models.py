@@ -67,6 +67,19 @@ RENDERED = (MessageStatus.SENT, MessageStatus.FAILED)  # shown from the version 
 FINAL = (MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.CANCELLED, MessageStatus.SKIPPED)
 
 
+class StopCause(enum.StrEnum):
+    """Why a message will not be sent (status cancelled, or skipped for LATE)."""
+
+    CLINIC = "clinic"  # the clinic cancelled the enrollment (API, CLI, admin)
+    PATIENT = "patient"  # the patient stopped this treatment's emails; they may resume
+    SUPERSEDED = "superseded"  # a newer enrollment for the same treatment replaced it
+    STEP_REMOVED = "step-removed"  # a published campaign version removed its step
+    UNSUBSCRIBED = "unsubscribed"  # the patient unsubscribed from the clinic; undone on resubscribe
+    SUPPRESSED = "suppressed"  # the address was on the suppression list when it was due
+    ERASED = "erased"  # the patient was erased on request
+    LATE = "late"  # skipped: already due more than the grace period before enrollment
+
+
 class EnrollmentStatus(enum.StrEnum):
     ACTIVE = "active"
     CANCELLED = "cancelled"
@@ -290,6 +303,7 @@ class Message(Base):
         _enum(MessageStatus), default=MessageStatus.SCHEDULED
     )
     status_reason: Mapped[str] = mapped_column(String(300), default="")
+    stop_cause: Mapped[StopCause | None] = mapped_column(_enum(StopCause))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[str] = mapped_column(String(255), unique=True)

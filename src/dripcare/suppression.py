@@ -12,17 +12,17 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
-from dripcare.enrollments import restore_cancelled
+from dripcare.message_lifecycle import restore, stop_unsent
 from dripcare.models import (
     Enrollment,
     EnrollmentStatus,
     Message,
-    MessageStatus,
     Patient,
+    StopCause,
     SubscriptionChange,
     SubscriptionEvent,
     Suppression,
@@ -114,7 +114,7 @@ def _unsubscribe(
 ) -> Unsubscribed:
     add(session, [Entry(recipient.clinic_id, recipient.email, "unsubscribed", source)])
     _record(session, recipient, message_pk, SubscriptionChange.UNSUBSCRIBED, source)
-    cancelled = cancel_unsent(session, recipient.patient_id, "unsubscribed")
+    cancelled = cancel_unsent(session, recipient.patient_id, StopCause.UNSUBSCRIBED)
     return Unsubscribed(recipient.clinic_id, cancelled)
 
 
@@ -157,24 +157,10 @@ def _record(
     session.flush()
 
 
-def cancel_unsent(session: Session, patient_id: int, reason: str) -> int:
+def cancel_unsent(session: Session, patient_id: int, cause: StopCause) -> int:
+    """Stop every unsent message to this patient, whatever the enrollment."""
     enrollment_ids = select(Enrollment.id).where(Enrollment.patient_id == patient_id)
-    result = session.execute(
-        update(Message)
-        .where(
-            Message.enrollment_id.in_(enrollment_ids),
-            Message.status.in_([MessageStatus.SCHEDULED, MessageStatus.QUEUED]),
-        )
-        .values(
-            status=MessageStatus.CANCELLED,
-            status_reason=reason,
-            lease_token=None,
-            lease_until=None,
-            updated_at=utcnow(),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    return stop_unsent(session, Message.enrollment_id.in_(enrollment_ids), cause)
 
 
 def hashed(email: str) -> str:
@@ -232,4 +218,4 @@ def resubscribe(
     enrollment_ids = select(Enrollment.id).where(
         Enrollment.patient_id == patient.id, Enrollment.status == EnrollmentStatus.ACTIVE
     )
-    return restore_cancelled(session, enrollment_ids, "unsubscribed", now)
+    return restore(session, Message.enrollment_id.in_(enrollment_ids), StopCause.UNSUBSCRIBED, now)
