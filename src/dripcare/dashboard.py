@@ -41,6 +41,7 @@ from dripcare.models import (
     SubscriptionChange,
     SubscriptionEvent,
     Suppression,
+    SuppressionSource,
 )
 from dripcare.reporting import RED_FLAG_LEVELS
 
@@ -122,7 +123,7 @@ def activity(session: Session, scope: Scope, days: int, now: datetime) -> Activi
         "bounced": (
             Suppression.created_at,
             Suppression.clinic_id,
-            [Suppression.source == "bounce"],
+            [Suppression.source == SuppressionSource.BOUNCE],
         ),
         "unsubscribed": (
             SubscriptionEvent.at,
@@ -228,7 +229,7 @@ def undeliverable(session: Session, scope: Scope, limit: int = ATTENTION_LIMIT) 
             Patient,
             (Patient.clinic_id == Suppression.clinic_id) & (Patient.email == Suppression.email),
         )
-        .where(Suppression.source == "bounce", in_aftercare)
+        .where(Suppression.source == SuppressionSource.BOUNCE, in_aftercare)
         .order_by(Suppression.created_at.desc(), Suppression.id.desc())
     )
     rows, total = _first_rows(session, query, Suppression.clinic_id, scope, limit)

@@ -43,6 +43,7 @@ from dripcare.models import (
     Step,
     StopCause,
     Suppression,
+    SuppressionSource,
     UTCDateTime,
     utcnow,
 )
@@ -516,7 +517,9 @@ def _suppress(session: Session, failures: Iterable[tuple[Job, Outcome]], now: da
     suppression.add(
         session,
         [
-            suppression.Entry(job.clinic.id, job.to, f"hard bounce: {outcome.error}", "bounce")
+            suppression.Entry(
+                job.clinic.id, job.to, f"hard bounce: {outcome.error}", SuppressionSource.BOUNCE
+            )
             for job, outcome in failures
         ],
         now,

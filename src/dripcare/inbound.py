@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.links import message_for_token
+from dripcare.models import SuppressionSource
 from dripcare.suppression import Unsubscribed, unsubscribe_by_message
 
 _CANDIDATE = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
@@ -27,7 +28,7 @@ def process_unsubscribe_mail(raw: bytes, settings: Settings) -> Unsubscribed | N
         for candidate in (found for text in texts for found in _CANDIDATE.findall(text)):
             named = message_for_token(session, settings, candidate)
             if named is not None:
-                return unsubscribe_by_message(session, named.id, "mailto")
+                return unsubscribe_by_message(session, named.id, SuppressionSource.MAILTO)
     return None
 
 

@@ -335,6 +335,19 @@ class DeliveryAttempt(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
 
 
+class SuppressionSource(enum.StrEnum):
+    """How an address got on a clinic's suppression list (or a subscription change came)."""
+
+    BOUNCE = "bounce"  # the recipient's server said the mailbox does not exist or is disabled
+    COMPLAINT = "complaint"  # the patient marked an email as spam (feedback loop)
+    UNSUBSCRIBE = "unsubscribe"
+    ONE_CLICK = "one-click"  # the RFC 8058 POST from the patient's mail client
+    WEB = "web"  # the unsubscribe page's button
+    MAILTO = "mailto"  # an email to the List-Unsubscribe mailbox
+    PREFERENCES = "preferences"  # the preferences page
+    ERASURE = "erasure"  # the patient was erased on request; the address is kept hashed
+
+
 class Suppression(Base):
     """An address this clinic must not email again (hard bounce, unsubscribe, complaint).
 
@@ -349,7 +362,7 @@ class Suppression(Base):
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
     email: Mapped[str] = mapped_column(String(320))
     reason: Mapped[str] = mapped_column(String(300))
-    source: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))  # a SuppressionSource value
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -371,7 +384,7 @@ class SubscriptionEvent(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     change: Mapped[SubscriptionChange] = mapped_column(_enum(SubscriptionChange))
-    source: Mapped[str] = mapped_column(String(32))  # one-click | web | preferences | mailto
+    source: Mapped[str] = mapped_column(String(32))  # a SuppressionSource value
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

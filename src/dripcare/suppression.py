@@ -26,6 +26,7 @@ from dripcare.models import (
     SubscriptionChange,
     SubscriptionEvent,
     Suppression,
+    SuppressionSource,
     utcnow,
 )
 
@@ -35,7 +36,7 @@ class Entry:
     clinic_id: int
     email: str
     reason: str
-    source: str  # bounce | one-click | web | mailto
+    source: SuppressionSource
 
 
 def add(session: Session, entries: list[Entry], now: datetime | None = None) -> None:
@@ -48,7 +49,7 @@ def add(session: Session, entries: list[Entry], now: datetime | None = None) -> 
             "clinic_id": e.clinic_id,
             "email": e.email,
             "reason": e.reason[:300],
-            "source": e.source,
+            "source": SuppressionSource(e.source).value,  # refuses an unknown source
             "created_at": now,
         }
         for e in entries
@@ -84,7 +85,9 @@ def _recipient(session: Session, message_pk: int) -> _Recipient | None:
     return _Recipient(*found) if found is not None else None
 
 
-def unsubscribe_by_message(session: Session, message_pk: int, source: str) -> Unsubscribed | None:
+def unsubscribe_by_message(
+    session: Session, message_pk: int, source: SuppressionSource
+) -> Unsubscribed | None:
     """Stop every email of this message's clinic to its recipient; None if no such message."""
     recipient = _recipient(session, message_pk)
     if recipient is None:
@@ -104,13 +107,19 @@ def one_click(session: Session, message_pk: int) -> Unsubscribed | None:
     if recipient is None:
         return None
     if _undone_by_resubscribe(session, recipient.patient_id, message_pk):
-        _record(session, recipient, message_pk, SubscriptionChange.REPLAY_IGNORED, "one-click")
+        _record(
+            session,
+            recipient,
+            message_pk,
+            SubscriptionChange.REPLAY_IGNORED,
+            SuppressionSource.ONE_CLICK,
+        )
         return Unsubscribed(recipient.clinic_id, 0, replay=True)
-    return _unsubscribe(session, recipient, message_pk, "one-click")
+    return _unsubscribe(session, recipient, message_pk, SuppressionSource.ONE_CLICK)
 
 
 def _unsubscribe(
-    session: Session, recipient: _Recipient, message_pk: int, source: str
+    session: Session, recipient: _Recipient, message_pk: int, source: SuppressionSource
 ) -> Unsubscribed:
     add(session, [Entry(recipient.clinic_id, recipient.email, "unsubscribed", source)])
     _record(session, recipient, message_pk, SubscriptionChange.UNSUBSCRIBED, source)
@@ -142,7 +151,7 @@ def _record(
     recipient: _Recipient,
     message_pk: int | None,
     change: SubscriptionChange,
-    source: str,
+    source: SuppressionSource,
 ) -> None:
     session.add(
         SubscriptionEvent(
@@ -180,7 +189,11 @@ def keep_hashed(session: Session, clinic_id: int, email: str, now: datetime) -> 
     session.execute(
         delete(Suppression).where(Suppression.clinic_id == clinic_id, Suppression.email == email)
     )
-    add(session, [Entry(clinic_id, hashed(email), "patient erased on request", "erasure")], now)
+    add(
+        session,
+        [Entry(clinic_id, hashed(email), "patient erased on request", SuppressionSource.ERASURE)],
+        now,
+    )
 
 
 def is_suppressed(session: Session, clinic_id: int, email: str) -> bool:
@@ -200,7 +213,7 @@ def resubscribe(
     patient: Patient,
     now: datetime,
     message_pk: int | None = None,
-    source: str = "preferences",
+    source: SuppressionSource = SuppressionSource.PREFERENCES,
 ) -> int:
     """Lift the suppression; emails cancelled by the unsubscribe that are still ahead come back.
 

@@ -16,6 +16,7 @@ from dripcare.models import (
     Message,
     Patient,
     StopCause,
+    SuppressionSource,
     utcnow,
 )
 from dripcare.web.deps import SessionDep
@@ -76,7 +77,7 @@ def change(
             return _view(request, session, message, CANNOT_RESUME)
         enrollments.resume(session, enrollment)
     elif action == "stop-all":
-        suppression.unsubscribe_by_message(session, message.id, "preferences")
+        suppression.unsubscribe_by_message(session, message.id, SuppressionSource.PREFERENCES)
     else:
         patient = session.get(Patient, enrollment.patient_id)
         assert patient is not None
