@@ -11,14 +11,15 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
+from aiosmtpd.smtp import SMTP, AuthResult, syntax
 
 
 @dataclass
 class Recorder:
     """aiosmtpd handler. `rcpt_replies` maps an address to the reply its RCPT TO gets;
-    `replies` maps a stage ("auth", "mail", "rcpt", "data") to the reply every client gets
-    there, as a misconfigured or unforgiving server would answer."""
+    `replies` maps a stage ("connect", "ehlo", "starttls", "auth", "mail", "rcpt", "data") to
+    the reply every client gets there, as a misconfigured or unforgiving server would answer.
+    With a "starttls" reply the server offers STARTTLS and answers it with that reply."""
 
     messages: list[EmailMessage] = field(default_factory=list)
     rcpt_replies: dict[str, str] = field(default_factory=dict)
@@ -31,6 +32,22 @@ class Recorder:
 
     def __post_init__(self) -> None:
         self.arrived = threading.Condition(self.lock)
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        if "ehlo" in self.replies:
+            return [self.replies["ehlo"]]
+        session.host_name = hostname
+        if "starttls" in self.replies:
+            return [responses[0], "250-STARTTLS", *responses[1:]]
+        return responses
+
+    async def handle_HELO(self, server: Any, session: Any, envelope: Any, hostname: str) -> str:
+        if "ehlo" in self.replies:
+            return self.replies["ehlo"]
+        session.host_name = hostname
+        return "250 OK"
 
     def authenticate(
         self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
@@ -82,11 +99,35 @@ class Recorder:
             return self.arrived.wait_for(lambda: len(self.messages) >= count, timeout)
 
 
+class _StagedSMTP(SMTP):
+    """aiosmtpd's server, answering the greeting and STARTTLS as the Recorder says."""
+
+    event_handler: Recorder
+
+    async def _handle_client(self) -> None:
+        reply = self.event_handler.replies.get("connect")
+        if reply is None:
+            await super()._handle_client()
+            return
+        await self.push(reply)
+        assert self.transport is not None
+        self.transport.close()
+
+    @syntax("STARTTLS")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        await self.push(self.event_handler.replies.get("starttls", "454 4.7.0 TLS not available"))
+
+
+class _StagedController(Controller):
+    def factory(self) -> SMTP:
+        return _StagedSMTP(self.handler, **self.SMTP_kwargs)
+
+
 class SMTPServer:
     def __init__(self, port: int) -> None:
         self.port = port
         self.recorder = Recorder()
-        self.controller = Controller(
+        self.controller = _StagedController(
             self.recorder,
             hostname="127.0.0.1",
             port=port,

@@ -75,7 +75,7 @@ def test_a_refused_sender_opens_the_circuit_pauses_sending_then_one_probe_resume
     assert opened.is_open and opened.stage == Stage.MAIL_FROM
     assert "550 5.7.1 Sender address not verified" in opened.last_error
     assert any(
-        r.levelno == logging.ERROR and "transport platform refused us" in r.getMessage()
+        r.levelno == logging.ERROR and "transport platform paused at mail-from" in r.getMessage()
         for r in caplog.records
     )
     assert paused["sent"] == 0 and arrived_while_paused == 0

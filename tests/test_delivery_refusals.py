@@ -67,6 +67,9 @@ def test_no_such_user_at_rcpt_suppresses_only_that_patient(
 @pytest.mark.parametrize(
     ("stage", "reply"),
     [
+        ("connect", "554 5.7.1 Your IP address is listed"),
+        ("ehlo", "550 5.7.1 Hostname refused"),
+        ("starttls", "454 4.7.0 TLS not available due to local problem"),
         ("mail", "550 5.7.1 Sender address not verified"),
         ("mail", "553 5.1.8 Domain of sender address does not exist"),
         ("auth", "535 5.7.8 Authentication credentials invalid"),
@@ -78,13 +81,18 @@ def test_a_refused_sender_or_login_suppresses_nobody_and_sends_each_once_when_fi
 ) -> None:
     three_patients(settings)
     smtp_server.recorder.replies[stage] = reply
-    url = smtp_server.login_url() if stage == "auth" else smtp_server.url
+    url = {
+        "auth": smtp_server.login_url(),
+        "starttls": f"{smtp_server.url}?starttls=true",
+    }.get(stage, smtp_server.url)
+    # Fixed: by the server's admin, or for TLS by the operator's URL (this server has none).
+    fixed_url = smtp_server.url if stage == "starttls" else url
 
     refused = send_due(url)
     waiting = [m for m in messages() if m.due_at <= datetime.now(UTC) or m.last_error]
     smtp_server.recorder.replies.clear()
     with time_machine.travel(datetime.now(UTC) + timedelta(hours=2)):
-        fixed = send_due(url)
+        fixed = send_due(fixed_url)
 
     assert (refused["sent"], refused["failed"], refused["cancelled"]) == (0, 0, 0)
     assert suppressed() == []
@@ -113,4 +121,18 @@ def test_repeated_temporary_refusals_fail_the_message_without_suppressing(
     assert failed.attempts == 3
     assert failed.status_reason == "gave up after temporary failures"
     assert failed.last_error.startswith("450 4.2.1")
+    assert suppressed() == []
+
+
+def test_content_refused_at_data_fails_those_messages_and_suppresses_nobody(
+    settings: Settings, smtp_server: SMTPServer
+) -> None:
+    three_patients(settings)
+    smtp_server.recorder.replies["data"] = "554 5.6.0 Message content rejected"
+
+    result = send_due(smtp_server.url)
+
+    assert (result["sent"], result["failed"], result["deferred"]) == (0, 3, 0)
+    failed = [m for m in messages() if m.status == MessageStatus.FAILED]
+    assert all(m.last_error.startswith("554 5.6.0") for m in failed)
     assert suppressed() == []

@@ -78,9 +78,8 @@ def record_failure(
     if opened:
         row.is_open, row.failures, row.opened_at = True, 0, now
         log.error(
-            "transport %s refused us at %s: %s. Sending through it is paused (no message is "
-            "lost, cancelled or suppressed) and retried with backoff; fix the SMTP settings "
-            "or the sender's domain.",
+            "transport %s paused at %s: %s. No message is lost, cancelled or suppressed; it is "
+            "retried with backoff. Fix the SMTP settings or the sender's domain.",
             transport,
             failure.stage or "connect",
             failure,
