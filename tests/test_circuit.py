@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from dripcare import alerts, circuit, delivery
+from dripcare import alerts, circuit, delivery, tasks
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.models import (
@@ -160,3 +160,22 @@ def test_opening_tells_the_clinic_and_the_operator_once_through_the_alert_outbox
     assert body is not None
     assert "550 5.7.1 Sender address not verified" in body.get_content()
     assert "paused" in received["ops@dripcare.example"]["Subject"]
+
+
+def test_the_dispatcher_claims_nothing_while_the_transport_waits_for_its_probe(
+    settings: Settings,
+) -> None:
+    clinic = make_clinic()
+    enrollment = due_now(settings, clinic, "ann@example.com")
+    failure = TransportFailure("535 5.7.8 Authentication credentials invalid", 535, Stage.AUTH)
+    with session_scope() as session:
+        circuit.record_failure(session, circuit.PLATFORM, failure, datetime.now(UTC))
+
+    result = tasks.dispatch()
+
+    assert result["claimed"] == 0
+    with session_scope() as session:
+        statuses = set(
+            session.scalars(select(Message.status).where(Message.enrollment_id == enrollment))
+        )
+    assert statuses == {MessageStatus.SCHEDULED}

@@ -60,6 +60,18 @@ def gate(session: Session, transport: str, now: datetime) -> Gate:
     return Gate.PROBE if taken.rowcount else Gate.PAUSED  # type: ignore[attr-defined]
 
 
+def paused(session: Session, transport: str, now: datetime) -> bool:
+    """Open and not yet due for a probe: claiming batches for it now would only churn."""
+    found = session.scalar(
+        select(TransportCircuit.transport).where(
+            TransportCircuit.transport == transport,
+            TransportCircuit.is_open.is_(True),
+            TransportCircuit.probe_at > now,
+        )
+    )
+    return found is not None
+
+
 def record_failure(
     session: Session, transport: str, failure: TransportFailure, now: datetime
 ) -> bool:
