@@ -18,6 +18,8 @@ from dripcare.smtp_replies import Stage, Verdict, classify
         (Stage.RCPT_TO, 552, "552 5.2.2 mailbox full", Verdict.TEMPORARY),
         (Stage.RCPT_TO, 451, "451 4.7.1 greylisted", Verdict.TEMPORARY),
         (Stage.DATA, 554, "554 5.6.0 message content rejected", Verdict.PERMANENT),
+        (Stage.DATA, 550, "550 5.7.1 message looks like spam", Verdict.PERMANENT),
+        (Stage.RCPT_TO, 554, "554 5.7.1 <a@b.example>: Relay access denied", Verdict.TRANSPORT),
         (Stage.DATA, 550, "550 5.7.26 unauthenticated email is not accepted", Verdict.TRANSPORT),
         (Stage.RCPT_TO, 553, "553 5.1.7 bad sender address syntax", Verdict.TRANSPORT),
         (Stage.MAIL_FROM, 550, "550 5.7.1 Sender address not verified", Verdict.TRANSPORT),

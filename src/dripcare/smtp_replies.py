@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
 
 
 class Stage(enum.StrEnum):
@@ -39,37 +38,20 @@ _OUR_AUTHENTICATION = {8, 9, *range(20, 28)}
 _RECIPIENT_STAGES = {Stage.RCPT_TO, Stage.DATA}
 
 
-@dataclass(frozen=True)
-class Reply:
-    stage: Stage
-    code: int | None
-    text: str
-
-    @property
-    def enhanced(self) -> tuple[int, int, int] | None:
-        """The `class.subject.detail` code the reply starts with, if any."""
-        found = _ENHANCED.match(self.text)
-        if found is None:
-            return None
-        klass, subject, detail = (int(part) for part in found.groups())
-        return klass, subject, detail
-
-    @property
-    def verdict(self) -> Verdict:
-        return classify(self.stage, self.code, self.text)
-
-    def __str__(self) -> str:
-        text = self.text
-        if self.code is not None and not text.startswith(str(self.code)):
-            text = f"{self.code} {text}"
-        return f"{text} (at {self.stage.value})"
+def enhanced_code(text: str) -> tuple[int, int, int] | None:
+    """The RFC 3463 `class.subject.detail` code a reply starts with, if it has one."""
+    found = _ENHANCED.match(text)
+    if found is None:
+        return None
+    klass, subject, detail = (int(part) for part in found.groups())
+    return klass, subject, detail
 
 
 def classify(stage: Stage, code: int | None, text: str) -> Verdict:
     """Whose problem a reply is; see the module docstring for why that decides suppression."""
     if stage not in _RECIPIENT_STAGES or code is None:
         return Verdict.TRANSPORT
-    enhanced = Reply(stage, code, text).enhanced
+    enhanced = enhanced_code(text)
     if 400 <= code < 500:
         return Verdict.TEMPORARY
     if not 500 <= code < 600:
@@ -85,6 +67,8 @@ def classify(stage: Stage, code: int | None, text: str) -> Verdict:
     if (subject, detail) == (2, 2):  # mailbox full: RFC 3463 calls it persistent transient
         return Verdict.TEMPORARY
     if subject == 1 or (subject == 7 and detail in _OUR_AUTHENTICATION):
+        return Verdict.TRANSPORT
+    if subject == 7 and "relay" in text.lower():  # "Relay access denied": our server setup
         return Verdict.TRANSPORT
     # Anything else (content, size, a receiver's policy for this message) fails this message
     # only: pausing everything for it would stall every patient behind one refusal.
