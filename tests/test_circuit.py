@@ -15,6 +15,8 @@ from sqlalchemy import select
 from dripcare import alerts, circuit, delivery, tasks
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
+from dripcare.dispatch import claim_due
+from dripcare.enrollments import cancel, get_enrollment
 from dripcare.models import (
     AlertKind,
     ClinicAlert,
@@ -179,3 +181,32 @@ def test_the_dispatcher_claims_nothing_while_the_transport_waits_for_its_probe(
             session.scalars(select(Message.status).where(Message.enrollment_id == enrollment))
         )
     assert statuses == {MessageStatus.SCHEDULED}
+
+
+def test_a_probe_batch_that_reaches_no_server_leaves_the_probe_to_the_next_batch(
+    settings: Settings, smtp_server: SMTPServer
+) -> None:
+    clinic = make_clinic()
+    enrollment = due_now(settings, clinic, "ann@example.com")
+    failure = TransportFailure("535 5.7.8 Authentication credentials invalid", 535, Stage.AUTH)
+    with session_scope() as session:
+        circuit.record_failure(session, circuit.PLATFORM, failure, datetime.now(UTC))
+    opened = state()
+    assert opened is not None and opened.probe_at is not None
+    later = opened.probe_at + timedelta(minutes=1)
+    with time_machine.travel(later, tick=False):
+        with session_scope() as session:
+            claim = claim_due(session, limit=10, lease=timedelta(minutes=5))
+            assert claim is not None
+        with session_scope() as session:  # cancelled after the claim: the probe sends nothing
+            cancel(session, get_enrollment(session, enrollment))
+        transport = transport_from_url(smtp_server.url, 5)
+        delivery.send_batch(session_scope, claim.token, claim.message_ids, transport, settings)
+        given_back = state()
+        due_now(settings, clinic, "bob@example.com")
+        sent = send_due(smtp_server)
+
+    assert given_back is not None and (given_back.is_open, given_back.probe_at) == (True, later)
+    assert sent["sent"] == 1
+    closed = state()
+    assert closed is not None and not closed.is_open

@@ -104,6 +104,16 @@ def record_failure(
     return opened
 
 
+def give_back_probe(session: Session, transport: str, now: datetime) -> None:
+    """A probe that sent nothing proves nothing: let the next batch probe at once."""
+    session.execute(
+        update(TransportCircuit)
+        .where(TransportCircuit.transport == transport, TransportCircuit.is_open.is_(True))
+        .values(probe_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def record_success(session: Session, transport: str, now: datetime) -> bool:
     """Close the circuit after a probe got through; True if it was open."""
     closed = session.execute(

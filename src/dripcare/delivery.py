@@ -175,9 +175,12 @@ def _update_circuit(
                 transport_alerts.queue(
                     session, key, failure, clinics, when, settings.operator_email
                 )
-    elif gate is circuit.Gate.PROBE and (result.sent or result.failed or result.deferred):
+    elif gate is circuit.Gate.PROBE:
         with scope() as session:
-            circuit.record_success(session, key, when)
+            if result.send_seconds:  # the server took or refused a message on its own merits
+                circuit.record_success(session, key, when)
+            else:  # nothing reached the server (all cancelled, say): the next batch probes
+                circuit.give_back_probe(session, key, when)
 
 
 def _save(
