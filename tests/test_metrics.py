@@ -13,13 +13,14 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from dripcare import alerts, checkins, metrics, tasks
+from dripcare import alerts, checkins, circuit, metrics, tasks
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.dispatch import TickResult
 from dripcare.metric_store import SMTP_SEND, Batch, RedisStore
 from dripcare.models import Message, MessageStatus
-from dripcare.transports import transport_from_url
+from dripcare.smtp_replies import Stage
+from dripcare.transports import TransportFailure, transport_from_url
 from dripcare.web.app import create_app
 from tests.conftest import configure, free_port
 from tests.factories import make_clinic, make_enrollment
@@ -242,3 +243,19 @@ def test_the_store_keeps_observations_in_buckets(redis_url: str) -> None:
     store.record(batch)
     assert store.snapshot().cumulative(SMTP_SEND)[0] == ("0.005", 1.0)
     assert store.snapshot().cumulative(SMTP_SEND)[-1] == ("+Inf", 2.0)
+
+
+def test_a_paused_transport_shows_as_an_open_circuit_until_it_works(
+    with_redis: Settings, client: TestClient
+) -> None:
+    failure = TransportFailure("535 5.7.8 Authentication credentials invalid", 535, Stage.AUTH)
+    now = datetime.now(UTC)
+    with session_scope() as session:
+        circuit.record_failure(session, circuit.PLATFORM, failure, now)
+    opened = scrape(client)
+    with session_scope() as session:
+        circuit.record_success(session, circuit.PLATFORM, now)
+    closed = scrape(client)
+
+    assert value(opened, "dripcare_transport_circuit_open", transport="platform") == 1
+    assert value(closed, "dripcare_transport_circuit_open", transport="platform") == 0

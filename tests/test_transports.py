@@ -20,14 +20,17 @@ from aiosmtpd.smtp import SMTP
 
 from dripcare.composing import Envelope, compose
 from dripcare.errors import UserError
+from dripcare.smtp_replies import Stage
 from dripcare.transports import (
     CaptureTransport,
     ConnectionFailure,
     ConsoleTransport,
     DeliveryError,
     PermanentError,
+    RecipientRefused,
     SMTPTransport,
     TransientError,
+    TransportFailure,
     transport_from_url,
 )
 
@@ -293,11 +296,19 @@ def test_data_451_is_transient(server: Server) -> None:
     assert not isinstance(info.value, (PermanentError, ConnectionFailure))
 
 
-def test_mail_from_refused_is_classified(server: Server) -> None:
+def test_mail_from_refused_is_a_transport_failure_not_a_refused_recipient(server: Server) -> None:
     server.handler.mail_replies["blocked@riverside.example"] = "553 5.7.1 Sender not allowed"
-    with server.transport() as transport, pytest.raises(PermanentError) as info:
+    with server.transport() as transport, pytest.raises(TransportFailure) as info:
         transport.send("blocked@riverside.example", "alex@example.com", message("m6@x"), "m6@x")
     assert info.value.code == 553
+    assert info.value.stage == Stage.MAIL_FROM
+
+
+def test_rcpt_no_such_user_is_a_refused_recipient(server: Server) -> None:
+    server.handler.rcpt_replies["gone@example.com"] = "550 5.1.1 no such user"
+    with server.transport() as transport, pytest.raises(RecipientRefused) as info:
+        transport.send(SENDER, "gone@example.com", message("m8@x"), "m8@x")
+    assert info.value.stage == Stage.RCPT_TO
 
 
 def test_nothing_listening_is_a_connection_failure() -> None:

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -25,7 +24,7 @@ import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from dripcare import unreachable
+from dripcare import backoff, transport_alerts, unreachable
 from dripcare.checkins import RED_FLAGS
 from dripcare.composing import Envelope, compose
 from dripcare.dispatch import claim_rows
@@ -71,6 +70,7 @@ def deliver_due(
     transport: Transport,
     http: httpx.Client,
     lease: timedelta = timedelta(minutes=5),
+    operator_email: str = "",
 ) -> dict[str, int]:
     """Deliver every alert that is due; returns how many were delivered and deferred."""
     totals = {"delivered": 0, "deferred": 0}
@@ -80,18 +80,26 @@ def deliver_due(
         if not ids:
             return totals
         for alert_id in ids:
-            ok = _deliver_one(scope, alert_id, token, transport, http)
+            ok = _deliver_one(scope, alert_id, token, transport, http, operator_email)
             totals["delivered" if ok else "deferred"] += 1
 
 
 def _deliver_one(
-    scope: SessionScope, alert_id: int, token: str, transport: Transport, http: httpx.Client
+    scope: SessionScope,
+    alert_id: int,
+    token: str,
+    transport: Transport,
+    http: httpx.Client,
+    operator_email: str,
 ) -> bool:
     with scope() as session:
         alert, event = _load(session, alert_id)
     error = ""
     try:
-        if alert.channel == "email":
+        if alert.kind == AlertKind.TRANSPORT and alert.channel != "webhook":
+            to = operator_email if alert.channel == transport_alerts.OPERATOR else ""
+            _send_transport_email(alert, event["_email"]["clinic"], to, transport)
+        elif alert.channel == "email":
             _send_email(alert, event, transport)
         else:
             _post_webhook(alert, event, http)
@@ -108,9 +116,15 @@ class WebhookRefused(Exception):
 
 
 def _load(session: Session, alert_id: int) -> tuple[ClinicAlert, dict[str, Any]]:
-    unreachable_alert = session.get(ClinicAlert, alert_id)
-    if unreachable_alert is not None and unreachable_alert.kind == AlertKind.UNREACHABLE:
-        return unreachable_alert, unreachable.event(session, unreachable_alert)
+    alert = session.get(ClinicAlert, alert_id)
+    assert alert is not None
+    if alert.kind == AlertKind.UNREACHABLE:
+        return alert, unreachable.event(session, alert)
+    if alert.kind == AlertKind.TRANSPORT:
+        clinic = session.get(Clinic, alert.clinic_id)
+        assert clinic is not None
+        event = transport_alerts.event(alert, clinic, alert.due_at)
+        return alert, event | {"_email": {"clinic": clinic}}
     alert, check_in, enrollment, patient, clinic = session.execute(
         select(ClinicAlert, CheckIn, Enrollment, Patient, Clinic)
         .join(CheckIn, ClinicAlert.check_in_id == CheckIn.id)
@@ -139,10 +153,12 @@ def _load(session: Session, alert_id: int) -> tuple[ClinicAlert, dict[str, Any]]
 
 
 def _send_email(alert: ClinicAlert, event: dict[str, Any], transport: Transport) -> None:
-    if "text" in event["_email"]:  # written by the module that queued it (unreachable.py)
-        _send_text(alert, event["_email"], transport)
-        return
     clinic: Clinic = event["_email"]["clinic"]
+    if "text" in event["_email"]:  # written by the module that queued it (unreachable.py)
+        email = event["_email"]
+        to = clinic.alert_email or clinic.sender_email
+        _email(alert, clinic, to, email["subject"], email["text"], transport)
+        return
     patient: Patient = event["_email"]["patient"]
     data = event["data"]
     level = "EMERGENCY" if data["level"] == "emergency" else "Call today"
@@ -163,18 +179,25 @@ def _send_email(alert: ClinicAlert, event: dict[str, Any], transport: Transport)
     ]
     text = "\n".join(lines) + "\n"
     subject = f"[{level}] red-flag check-in, patient {patient.id}"
-    _send_text(alert, {"clinic": clinic, "subject": subject, "text": text}, transport)
+    _email(alert, clinic, clinic.alert_email or clinic.sender_email, subject, text, transport)
 
 
-def _send_text(alert: ClinicAlert, email: dict[str, Any], transport: Transport) -> None:
-    clinic: Clinic = email["clinic"]
-    text: str = email["text"]
+def _send_transport_email(
+    alert: ClinicAlert, clinic: Clinic, to: str, transport: Transport
+) -> None:
+    subject, text = transport_alerts.email_text(alert, clinic)
+    _email(alert, clinic, to or clinic.alert_email or clinic.sender_email, subject, text, transport)
+
+
+def _email(
+    alert: ClinicAlert, clinic: Clinic, to: str, subject: str, text: str, transport: Transport
+) -> None:
     domain = clinic.sender_email.rpartition("@")[2]
     envelope = Envelope(
         from_name=f"{clinic.name} (dripcare)",
         from_addr=clinic.sender_email,
-        to_addr=clinic.alert_email or clinic.sender_email,
-        subject=email["subject"],
+        to_addr=to,
+        subject=subject,
         message_id=f"<alert-{alert.id}@{domain}>",
         date=utcnow(),
     )
@@ -209,6 +232,5 @@ def _record(session: Session, alert_id: int, token: str, error: str) -> None:
     if not error:
         alert.status, alert.delivered_at, alert.last_error = AlertStatus.DELIVERED, utcnow(), ""
         return
-    delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (alert.attempts - 1))
-    alert.due_at = utcnow() + timedelta(seconds=delay * random.uniform(0.75, 1.25))
+    alert.due_at = utcnow() + backoff.delay(alert.attempts, RETRY_BASE_SECONDS, RETRY_MAX_SECONDS)
     alert.last_error = error[:1000]

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
         "domain (VERP), so late bounces and complaints reach `dripcare inbound`; unset: the From",
     )
     bounce_local_part: str = Field("bounces", description="the VERP envelope sender's local part")
+    operator_email: str = Field(
+        "", description="told by email when a mail server refuses dripcare's sender or login"
+    )
 
     dispatch_interval: float = 10.0
     batch_size: int = 100

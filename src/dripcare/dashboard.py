@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from dripcare.models import (
+    IN_FLIGHT,
     AlertStatus,
     CheckIn,
     ClinicAlert,
@@ -40,8 +41,9 @@ from dripcare.models import (
     SubscriptionChange,
     SubscriptionEvent,
     Suppression,
+    SuppressionSource,
 )
-from dripcare.reporting import RED_FLAG_LEVELS, UPCOMING
+from dripcare.reporting import RED_FLAG_LEVELS
 
 WINDOWS = (30, 90)  # the day ranges the dashboard offers
 LATE_AFTER = timedelta(minutes=30)  # due longer ago than this and still not sent: late
@@ -122,7 +124,7 @@ def activity(session: Session, scope: Scope, days: int, now: datetime) -> Activi
         "bounced": (
             Suppression.created_at,
             Suppression.clinic_id,
-            [Suppression.source == "bounce"],
+            [Suppression.source == SuppressionSource.BOUNCE],
         ),
         "unsubscribed": (
             SubscriptionEvent.at,
@@ -277,7 +279,8 @@ def _alerts_of(session: Session, check_in_ids: list[int]) -> dict[int, list[Clin
     found: dict[int, list[ClinicAlert]] = {}
     query = select(ClinicAlert).where(ClinicAlert.check_in_id.in_(check_in_ids))
     for alert in session.scalars(query.order_by(ClinicAlert.id)):
-        found.setdefault(alert.check_in_id or 0, []).append(alert)  # never 0: filtered above
+        assert alert.check_in_id is not None  # selected by check-in
+        found.setdefault(alert.check_in_id, []).append(alert)
     return found
 
 
@@ -315,10 +318,9 @@ def late_emails(
 def _late(cutoff: datetime) -> ColumnElement[bool]:
     """Not sent and due before `cutoff`, written as the two partial indexes' predicates
     (scheduled; queued or sending) so PostgreSQL reads both instead of the whole table."""
-    in_flight = [s for s in UPCOMING if s != MessageStatus.SCHEDULED]
     return or_(
         and_(Message.status == MessageStatus.SCHEDULED, Message.due_at < cutoff),
-        and_(Message.status.in_(in_flight), Message.due_at < cutoff),
+        and_(Message.status.in_(IN_FLIGHT), Message.due_at < cutoff),
     )
 
 

@@ -13,7 +13,6 @@ duplicate window is at most `result_flush` messages, and receivers can recognise
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -24,15 +23,16 @@ from typing import cast
 from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from dripcare import clinic_transports, dkim_keys, suppression
+from dripcare import backoff, circuit, clinic_transports, dkim_keys, suppression, transport_alerts
 from dripcare.campaign_spec import StepSpec
 from dripcare.campaign_versions import Compiled, compiled
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings
-from dripcare.dispatch import claim_due, recover_expired
+from dripcare.dispatch import claim_due, recover_expired, release
 from dripcare.email_context import build_context, care_values, clinic_context, format_date
 from dripcare.links import MessageLinks, links_for
 from dripcare.models import (
+    RENDERED,
     Campaign,
     Clinic,
     DeliveryAttempt,
@@ -41,7 +41,9 @@ from dripcare.models import (
     MessageStatus,
     Patient,
     Step,
+    StopCause,
     Suppression,
+    SuppressionSource,
     UTCDateTime,
     utcnow,
 )
@@ -49,7 +51,13 @@ from dripcare.redaction import withheld
 from dripcare.render_cache import Renderer
 from dripcare.rendering import Rendered, RenderError
 from dripcare.secrets_box import SecretUnavailable
-from dripcare.transports import ConnectionFailure, PermanentError, TransientError, Transport
+from dripcare.transports import (
+    PermanentError,
+    RecipientRefused,
+    TransientError,
+    Transport,
+    TransportFailure,
+)
 from dripcare.verp import envelope_sender
 
 log = logging.getLogger(__name__)
@@ -95,11 +103,9 @@ class Outcome:
     version: int | None = None
     send_seconds: float | None = None  # how long the SMTP server took, when it was asked
     suppressed: bool = False  # cancelled because the address is on the suppression list
-
-    @property
-    def bounced(self) -> bool:
-        """A permanent refusal with a reply code: the address gets suppressed."""
-        return self.status == MessageStatus.FAILED and bool(self.code)
+    bounced: bool = False  # the recipient's server refused the address for good: suppress it
+    cause: StopCause | None = None  # why it was cancelled
+    refund: bool = False  # the transport failed, not this message: the attempt does not count
 
 
 @dataclass
@@ -109,6 +115,8 @@ class BatchResult:
     failed: int = 0
     cancelled: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
+    transport_failure: TransportFailure | None = None  # why the whole batch waits, if it does
+    paused: int = 0  # released unsent: the transport's circuit is open
 
     @property
     def suppressed(self) -> int:
@@ -130,19 +138,51 @@ def send_batch(
     transport: Transport,
     settings: Settings,
     now: Callable[[], datetime] = utcnow,
+    transport_key: str = circuit.PLATFORM,
 ) -> BatchResult:
-    with scope() as session:
-        jobs = _start(session, token, message_ids, settings, now())
     result = BatchResult()
+    with scope() as session:
+        gate = circuit.gate(session, transport_key, now())
+        if gate is circuit.Gate.PAUSED:
+            reason = "sending paused: the mail server refuses our sender or login"
+            result.paused = release(session, token, message_ids, reason, now())
+            return result
+        jobs = _start(session, token, message_ids, settings, now())
     unsaved: list[Outcome] = []
-    for outcome in _deliver(jobs, transport, settings, now):
+    for outcome in _deliver(jobs, transport, settings, now, result):
         unsaved.append(outcome)
         if len(unsaved) >= settings.result_flush:
             _save(scope, token, unsaved, jobs, now(), result)
             unsaved = []
     if unsaved:
         _save(scope, token, unsaved, jobs, now(), result)
+    _update_circuit(scope, transport_key, gate, result, jobs, settings, now())
     return result
+
+
+def _update_circuit(
+    scope: SessionScope,
+    key: str,
+    gate: circuit.Gate,
+    result: BatchResult,
+    jobs: list[Job],
+    settings: Settings,
+    when: datetime,
+) -> None:
+    failure = result.transport_failure
+    if failure is not None:
+        with scope() as session:
+            if circuit.record_failure(session, key, failure, when):
+                clinics = {job.clinic.id for job in jobs}
+                transport_alerts.queue(
+                    session, key, failure, clinics, when, settings.operator_email
+                )
+    elif gate is circuit.Gate.PROBE:
+        with scope() as session:
+            if result.send_seconds:  # the server took or refused a message on its own merits
+                circuit.record_success(session, key, when)
+            else:  # nothing reached the server (all cancelled, say): the next batch probes
+                circuit.give_back_probe(session, key, when)
 
 
 def _save(
@@ -188,10 +228,6 @@ def _start(
     return jobs
 
 
-# A message in one of these states is shown from the version it was rendered with.
-_RENDERED = (MessageStatus.SENT, MessageStatus.FAILED)
-
-
 def load_jobs(session: Session, message_pks: list[int]) -> list[Job]:
     """Everything needed to render and send these messages, in one query (plus one per version).
 
@@ -221,7 +257,7 @@ def load_jobs(session: Session, message_pks: list[int]) -> list[Job]:
     versions: dict[tuple[int, int], Compiled] = {}
     jobs = []
     for pk, mid, attempts, status, used, patient, clinic, campaign, step, enrollment in rows:
-        number = used if used is not None and status in _RENDERED else campaign.version
+        number = used if used is not None and status in RENDERED else campaign.version
         if (campaign.id, number) not in versions:
             versions[campaign.id, number] = compiled(session, campaign.id, number)
         content = versions[campaign.id, number]
@@ -299,7 +335,11 @@ def build_email(job: Job, settings: Settings, when: datetime) -> bytes:
 
 
 def _deliver(
-    jobs: list[Job], transport: Transport, settings: Settings, now: Callable[[], datetime]
+    jobs: list[Job],
+    transport: Transport,
+    settings: Settings,
+    now: Callable[[], datetime],
+    result: BatchResult,
 ) -> Iterator[Outcome]:
     """Yields each message's outcome as soon as it is known."""
     pending = [job for job in jobs if job.suppressed is None]
@@ -310,13 +350,21 @@ def _deliver(
                 MessageStatus.CANCELLED,
                 reason=f"address suppressed: {job.suppressed}",
                 suppressed=True,
+                cause=StopCause.SUPPRESSED,
             )
     for own, group in clinic_transports.grouped(pending, settings, transport):
-        yield from _deliver_over(own, group, settings, now)
+        # Only the platform's transport has a circuit yet: a clinic's own server that refuses
+        # us defers its emails (no attempt counted) without pausing everyone else's.
+        failures = result if own is transport else BatchResult()
+        yield from _deliver_over(own, group, settings, now, failures)
 
 
 def _deliver_over(
-    transport: Transport, pending: list[Job], settings: Settings, now: Callable[[], datetime]
+    transport: Transport,
+    pending: list[Job],
+    settings: Settings,
+    now: Callable[[], datetime],
+    result: BatchResult,
 ) -> Iterator[Outcome]:
     """One connection for these messages; if it fails, the rest of them wait."""
     try:
@@ -324,15 +372,18 @@ def _deliver_over(
             for index, job in enumerate(pending):
                 try:
                     outcome = _send_one(job, transport, settings, now)
-                except ConnectionFailure as exc:
+                except TransportFailure as exc:
                     log.warning(
-                        "SMTP unreachable, deferring %d messages: %s", len(pending) - index, exc
+                        "SMTP transport failed, deferring %d messages: %s",
+                        len(pending) - index,
+                        exc,
                     )
+                    result.transport_failure = exc
                     for waiting in pending[index:]:
-                        yield _defer(waiting, settings, now(), str(exc), None, count=False)
+                        yield _defer(waiting, settings, now(), str(exc), exc.code, count=False)
                     return
                 yield outcome
-    except ConnectionFailure as exc:  # raised while closing; every outcome is already known
+    except TransportFailure as exc:  # raised while closing; every outcome is already known
         log.warning("SMTP connection closed with an error: %s", exc)
 
 
@@ -342,7 +393,7 @@ def _send_one(
     version = job.version
     if job.content_step is None:  # removed by a version published after this was claimed
         reason = f"step {job.step.key!r} removed in version {version}"
-        return Outcome(job.pk, MessageStatus.CANCELLED, reason=reason)
+        return Outcome(job.pk, MessageStatus.CANCELLED, reason=reason, cause=StopCause.STEP_REMOVED)
     try:
         data = build_email(job, settings, now())
     except RenderError as exc:
@@ -364,7 +415,7 @@ def _send_one(
     try:
         sender = envelope_sender(settings, job.pk) or job.clinic.sender_email
         transport.send(sender, job.to, data, job.message_id)
-    except ConnectionFailure:
+    except TransportFailure:
         raise
     except TransientError as exc:
         outcome = _defer(job, settings, now(), str(exc), exc.code, count=True)
@@ -376,6 +427,7 @@ def _send_one(
             error=str(exc),
             code=exc.code,
             version=version,
+            bounced=isinstance(exc, RecipientRefused),
         )
     else:
         outcome = Outcome(job.pk, MessageStatus.SENT, version=version)
@@ -399,17 +451,15 @@ def _defer(
             error=error,
             code=code,
         )
-    delay = min(
-        settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(job.attempts - 1, 0)
-    )
-    delay *= random.uniform(0.75, 1.25)
+    delay = backoff.delay(job.attempts, settings.retry_base_seconds, settings.retry_max_seconds)
     return Outcome(
         job.pk,
         MessageStatus.SCHEDULED,
         reason="temporary failure; will retry",
         error=error,
         code=code,
-        due_at=at + timedelta(seconds=delay),
+        due_at=at + delay,
+        refund=not count,
     )
 
 
@@ -454,12 +504,14 @@ def _write_outcomes(session: Session, token: str, outcomes: list[Outcome], now: 
         .values(
             status=bindparam("b_status"),
             status_reason=bindparam("b_reason"),
+            stop_cause=bindparam("b_cause"),
             last_error=bindparam("b_error"),
             due_at=func.coalesce(bindparam("b_due", type_=UTCDateTime()), table.c.due_at),
             sent_at=bindparam("b_sent", type_=UTCDateTime()),
             campaign_version=func.coalesce(
                 bindparam("b_version", type_=Integer()), table.c.campaign_version
             ),
+            attempts=table.c.attempts - bindparam("b_refund", type_=Integer()),
             lease_token=None,
             lease_until=None,
             updated_at=now,
@@ -470,10 +522,12 @@ def _write_outcomes(session: Session, token: str, outcomes: list[Outcome], now: 
             "b_id": o.pk,
             "b_status": o.status.value,
             "b_reason": o.reason,
+            "b_cause": o.cause,
             "b_error": o.error,
             "b_due": o.due_at,
             "b_version": o.version,
             "b_sent": now if o.status == MessageStatus.SENT else None,
+            "b_refund": int(o.refund),
         }
         for o in outcomes
     ]
@@ -485,7 +539,9 @@ def _suppress(session: Session, failures: Iterable[tuple[Job, Outcome]], now: da
     suppression.add(
         session,
         [
-            suppression.Entry(job.clinic.id, job.to, f"hard bounce: {outcome.error}", "bounce")
+            suppression.Entry(
+                job.clinic.id, job.to, f"hard bounce: {outcome.error}", SuppressionSource.BOUNCE
+            )
             for job, outcome in failures
         ],
         now,
@@ -506,5 +562,5 @@ def send_due(scope: SessionScope, settings: Settings, transport: Transport) -> d
         result = send_batch(scope, claim.token, claim.message_ids, transport, settings)
         for name in ("sent", "deferred", "failed", "cancelled"):
             totals[name] += getattr(result, name)
-        if result.deferred and not result.sent:
+        if result.paused or (result.deferred and not result.sent):
             return totals  # the server is refusing everything; try again on the next run

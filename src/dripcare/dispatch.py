@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dripcare.models import Message, MessageStatus, utcnow
+from dripcare.models import IN_FLIGHT, Message, MessageStatus, utcnow
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,27 @@ def claim_due(
     return Claim(token, sorted(ids), now + lease)
 
 
+def release(session: Session, token: str, ids: list[int], reason: str, now: datetime) -> int:
+    """Give our claimed, unsent rows back to the queue as they were: no attempt counted."""
+    result = session.execute(
+        update(Message)
+        .where(
+            Message.id.in_(ids),
+            Message.lease_token == token,
+            Message.status == MessageStatus.QUEUED,
+        )
+        .values(
+            status=MessageStatus.SCHEDULED,
+            lease_token=None,
+            lease_until=None,
+            status_reason=reason,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
 def recover_expired(session: Session, now: datetime | None = None) -> int:
     """Give expired claims back to the queue. A row left `sending` may have reached the server
     before its worker died; it is sent again with the same Message-ID, never lost."""
@@ -87,7 +108,7 @@ def recover_expired(session: Session, now: datetime | None = None) -> int:
     result = session.execute(
         update(Message)
         .where(
-            Message.status.in_([MessageStatus.QUEUED, MessageStatus.SENDING]),
+            Message.status.in_(IN_FLIGHT),
             Message.lease_until < now,
         )
         .values(

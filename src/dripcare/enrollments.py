@@ -15,10 +15,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     JSON,
-    ColumnElement,
     DateTime,
     Integer,
-    Select,
     String,
     Table,
     bindparam,
@@ -37,7 +35,9 @@ from sqlalchemy.types import TypeEngine
 from dripcare.campaigns import CampaignPlan, campaign_plan, timing_of, unknown_campaign
 from dripcare.config import Settings
 from dripcare.errors import NotFound, UserError
+from dripcare.message_lifecycle import REASONS, restore, stop_unsent
 from dripcare.models import (
+    RESCHEDULABLE,
     Campaign,
     Clinic,
     Enrollment,
@@ -46,15 +46,14 @@ from dripcare.models import (
     MessageStatus,
     Patient,
     Step,
+    StopCause,
     utcnow,
 )
 from dripcare.scheduling import StepTiming, compute_due_at
 from dripcare.treatment_time import parse_treated_at
 from dripcare.validation import check_timezone, normalize_email
 
-REASON_LATE = "due more than the grace period before enrollment"
-RESCHEDULABLE = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SKIPPED)
-STOPPED_BY_PATIENT = "stopped by the patient"
+REASON_LATE = REASONS[StopCause.LATE]
 
 
 @dataclass
@@ -207,6 +206,7 @@ _PER_ROW: dict[str, TypeEngine[Any]] = {
     "due_at": DateTime(timezone=True),
     "status": String(),
     "status_reason": String(),
+    "stop_cause": String(),
 }
 _STEP_ROWS = (
     func.json_to_recordset(sql_cast(bindparam("rows", type_=String), JSON))
@@ -307,10 +307,10 @@ def _supersede(session: Session, older: list[Enrollment], newer: Enrollment) -> 
     for old in older:
         old.status = EnrollmentStatus.SUPERSEDED
         old.superseded_by_id = newer.id
-        _stop_unsent(
+        stop_unsent(
             session,
             Message.enrollment_id == old.id,
-            MessageStatus.CANCELLED,
+            StopCause.SUPERSEDED,
             f"superseded by enrollment {newer.id}",
         )
     return [old.id for old in older]
@@ -352,6 +352,7 @@ def _message_row(
         "due_at": place.due_at,
         "status": place.status,
         "status_reason": place.status_reason,
+        "stop_cause": place.cause,
     }
 
 
@@ -377,21 +378,23 @@ class _Placement:
     due_at: datetime
     status: MessageStatus
     status_reason: str
+    cause: StopCause | None = None
 
 
 def _placement(due_at: datetime, now: datetime, settings: Settings) -> _Placement:
     """Schedule, or skip when it is already too late for this email to make sense."""
     if due_at < now - timedelta(hours=settings.late_grace_hours):
-        return _Placement(due_at, MessageStatus.SKIPPED, REASON_LATE)
+        return _Placement(due_at, MessageStatus.SKIPPED, REASON_LATE, StopCause.LATE)
     return _Placement(due_at, MessageStatus.SCHEDULED, "")
 
 
 def _place(message: Message, due_at: datetime, now: datetime, settings: Settings) -> None:
     place = _placement(due_at, now, settings)
-    message.due_at, message.status, message.status_reason = (
+    message.due_at, message.status, message.status_reason, message.stop_cause = (
         due_at,
         place.status,
         place.status_reason,
+        place.cause,
     )
     message.lease_token, message.lease_until = None, None
 
@@ -409,15 +412,16 @@ def get_enrollment(
 
 
 def cancel(
-    session: Session, enrollment: Enrollment, reason: str = "cancelled", now: datetime | None = None
+    session: Session,
+    enrollment: Enrollment,
+    cause: StopCause = StopCause.CLINIC,
+    now: datetime | None = None,
 ) -> int:
     """Stop every unsent message; returns how many were stopped. Idempotent."""
     if enrollment.status == EnrollmentStatus.ACTIVE:
         enrollment.status = EnrollmentStatus.CANCELLED
         enrollment.cancelled_at = now or utcnow()
-    return _stop_unsent(
-        session, Message.enrollment_id == enrollment.id, MessageStatus.CANCELLED, reason
-    )
+    return stop_unsent(session, Message.enrollment_id == enrollment.id, cause)
 
 
 def resumable(session: Session, enrollment: Enrollment) -> bool:
@@ -426,7 +430,7 @@ def resumable(session: Session, enrollment: Enrollment) -> bool:
     if enrollment.status != EnrollmentStatus.CANCELLED:
         return False
     stopped = select(Message.id).where(
-        Message.enrollment_id == enrollment.id, Message.status_reason == STOPPED_BY_PATIENT
+        Message.enrollment_id == enrollment.id, Message.stop_cause == StopCause.PATIENT
     )
     newer = select(Enrollment.id).where(
         Enrollment.patient_id == enrollment.patient_id,
@@ -446,49 +450,9 @@ def resume(session: Session, enrollment: Enrollment, now: datetime | None = None
     enrollment.status = EnrollmentStatus.ACTIVE
     enrollment.cancelled_at = None
     session.flush()
-    ids = select(Enrollment.id).where(Enrollment.id == enrollment.id)
-    return restore_cancelled(session, ids, STOPPED_BY_PATIENT, now or utcnow())
-
-
-def restore_cancelled(
-    session: Session, enrollment_ids: Select[int], reason: str, now: datetime
-) -> int:
-    """Put back the emails of these enrollments that `reason` cancelled and are still ahead."""
-    result = session.execute(
-        update(Message)
-        .where(
-            Message.enrollment_id.in_(enrollment_ids),
-            Message.status == MessageStatus.CANCELLED,
-            Message.status_reason == reason,
-            Message.due_at > now,
-        )
-        .values(status=MessageStatus.SCHEDULED, status_reason="", updated_at=now)
-        .execution_options(synchronize_session=False)
+    return restore(
+        session, Message.enrollment_id == enrollment.id, StopCause.PATIENT, now or utcnow()
     )
-    return result.rowcount or 0  # type: ignore[attr-defined]
-
-
-def _stop_unsent(
-    session: Session, which: ColumnElement[bool], status: MessageStatus, reason: str
-) -> int:
-    """One UPDATE: a message claimed but not yet sending loses its lease and is not sent."""
-    result = session.execute(
-        update(Message)
-        .where(
-            which,
-            Message.status.in_([MessageStatus.SCHEDULED, MessageStatus.QUEUED]),
-        )
-        .values(
-            status=status,
-            status_reason=reason,
-            lease_token=None,
-            lease_until=None,
-            updated_at=utcnow(),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    session.expire_all()
-    return result.rowcount or 0  # type: ignore[attr-defined]
 
 
 def reschedule(
@@ -520,7 +484,7 @@ def _replace(
     """New due times for unsent messages (and for ones skipped only for being late)."""
     moved = 0
     for enrollment, message in pairs:
-        if message.status == MessageStatus.SKIPPED and message.status_reason != REASON_LATE:
+        if message.status == MessageStatus.SKIPPED and message.stop_cause != StopCause.LATE:
             continue
         _place(message, step_due(enrollment, timing_of(message.step), settings), now, settings)
         moved += 1
@@ -554,10 +518,10 @@ def follow_campaign_change(
     """
     result = FollowResult()
     for step in removed:
-        result.cancelled += _stop_unsent(
+        result.cancelled += stop_unsent(
             session,
             Message.step_id == step.id,
-            MessageStatus.CANCELLED,
+            StopCause.STEP_REMOVED,
             f"step {step.key!r} removed in version {campaign.version}",
         )
     active = select(Enrollment).where(

@@ -25,6 +25,7 @@ from dripcare.models import (
     EnrollmentStatus,
     Message,
     Patient,
+    StopCause,
     utcnow,
 )
 from dripcare.patients import get_patient
@@ -55,7 +56,7 @@ def erase(
     if patient.erased_at is not None:
         _audit(session, actor, patient, "already erased", now)
         return Erased(patient.id, patient.erased_at, 0, already_erased=True)
-    cancelled = suppression.cancel_unsent(session, patient.id, "patient erased")
+    cancelled = suppression.cancel_unsent(session, patient.id, StopCause.ERASED)
     suppression.keep_hashed(session, clinic_id, patient.email, now)
     _scrub_history(session, patient.id, now)
     patient.email = placeholder_email(patient.id)

@@ -25,7 +25,15 @@ from sqlalchemy.orm import Session
 
 from dripcare import suppression, unreachable, verp
 from dripcare.config import Settings
-from dripcare.models import DeliveryAttempt, Enrollment, Message, MessageStatus, Patient, utcnow
+from dripcare.models import (
+    DeliveryAttempt,
+    Enrollment,
+    Message,
+    MessageStatus,
+    Patient,
+    SuppressionSource,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +186,8 @@ def _suppress(
         .join(Enrollment, Enrollment.patient_id == Patient.id)
         .where(Enrollment.id == message.enrollment_id)
     ).one()
-    source = "complaint" if event.kind == FeedbackKind.COMPLAINT else "bounce"
+    complaint = event.kind == FeedbackKind.COMPLAINT
+    source = SuppressionSource.COMPLAINT if complaint else SuppressionSource.BOUNCE
     reason = _reason(event)
     suppression.add(session, [suppression.Entry(message.clinic_id, email, reason, source)], now)
     return patient_id, suppression.cancel_unsent(session, patient_id, unreachable.STOPPED[source])

@@ -17,6 +17,7 @@ from dripcare import delivery_reports, feedback, verp
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.links import message_for_token
+from dripcare.models import SuppressionSource
 from dripcare.suppression import Unsubscribed, unsubscribe_by_message
 
 _CANDIDATE = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
@@ -59,7 +60,7 @@ def process_unsubscribe_mail(raw: bytes, settings: Settings) -> Unsubscribed | N
         for candidate in (found for text in texts for found in _CANDIDATE.findall(text)):
             named = message_for_token(session, settings, candidate)
             if named is not None:
-                return unsubscribe_by_message(session, named.id, "mailto")
+                return unsubscribe_by_message(session, named.id, SuppressionSource.MAILTO)
     return None
 
 

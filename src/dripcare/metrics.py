@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from dripcare import reporting
+from dripcare import circuit, reporting
 from dripcare.db import session_scope
 from dripcare.dispatch import TickResult
 from dripcare.metric_store import DISPATCH_TICK, SMTP_SEND, Batch, MetricStore, get_store
@@ -94,7 +94,11 @@ class OutboxCollector(Collector):
         altogether would also hide the workers' numbers."""
         try:
             with session_scope() as session:
-                families = [*self._outbox(session, utcnow()), *self._alerts(session, utcnow())]
+                families = [
+                    *self._outbox(session, utcnow()),
+                    *self._alerts(session, utcnow()),
+                    self._circuits(session),
+                ]
         except SQLAlchemyError as exc:
             log.warning("metrics: the database could not be read\n%s", withheld(exc))
             return [_up(DATABASE_UP, 0)]
@@ -136,6 +140,21 @@ class OutboxCollector(Collector):
             "person acknowledges alerts in dripcare); 0 when every alert is delivered.",
             value=(now - oldest).total_seconds() if oldest else 0.0,
         )
+
+    def _circuits(self, session: Session) -> Metric:
+        gauge = GaugeMetricFamily(
+            "dripcare_transport_circuit_open",
+            "1 while a transport is paused because its mail server refuses our sender, login, "
+            "TLS or domain (circuit.py), else 0. The platform transport (DRIPCARE_SMTP_URL) "
+            "always has a series; others once they have failed.",
+            labels=["transport"],
+        )
+        states = {circuit.PLATFORM: False} | {
+            r.transport: r.is_open for r in circuit.circuits(session)
+        }
+        for transport, is_open in sorted(states.items()):
+            gauge.add_metric([transport], int(is_open))
+        return gauge
 
     def _processes(self) -> Iterator[Metric]:
         try:

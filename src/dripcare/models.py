@@ -58,8 +58,28 @@ class MessageStatus(enum.StrEnum):
     SKIPPED = "skipped"
 
 
-UNSENT = (MessageStatus.SCHEDULED, MessageStatus.QUEUED)
+# The message lifecycle's groups of statuses, defined here once for every module.
+UNSENT = (MessageStatus.SCHEDULED, MessageStatus.QUEUED)  # may still be cancelled or moved
+IN_FLIGHT = (MessageStatus.QUEUED, MessageStatus.SENDING)  # claimed under a lease
+UPCOMING = (MessageStatus.SCHEDULED, *IN_FLIGHT)  # not finished: it will be sent or fail
+RESCHEDULABLE = (*UNSENT, MessageStatus.SKIPPED)  # a new treatment time gives a new due time
+RENDERED = (MessageStatus.SENT, MessageStatus.FAILED)  # shown from the version it was built with
 FINAL = (MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.CANCELLED, MessageStatus.SKIPPED)
+
+
+class StopCause(enum.StrEnum):
+    """Why a message will not be sent (status cancelled, or skipped for LATE)."""
+
+    CLINIC = "clinic"  # the clinic cancelled the enrollment (API, CLI, admin)
+    PATIENT = "patient"  # the patient stopped this treatment's emails; they may resume
+    SUPERSEDED = "superseded"  # a newer enrollment for the same treatment replaced it
+    STEP_REMOVED = "step-removed"  # a published campaign version removed its step
+    UNSUBSCRIBED = "unsubscribed"  # the patient unsubscribed from the clinic; undone on resubscribe
+    SUPPRESSED = "suppressed"  # the address was on the suppression list when it was due
+    BOUNCED = "bounced"  # a later bounce said the address does not work; undone on resubscribe
+    COMPLAINED = "complained"  # the patient marked an email as spam; undone on resubscribe
+    ERASED = "erased"  # the patient was erased on request
+    LATE = "late"  # skipped: already due more than the grace period before enrollment
 
 
 class EnrollmentStatus(enum.StrEnum):
@@ -285,6 +305,7 @@ class Message(Base):
         _enum(MessageStatus), default=MessageStatus.SCHEDULED
     )
     status_reason: Mapped[str] = mapped_column(String(300), default="")
+    stop_cause: Mapped[StopCause | None] = mapped_column(_enum(StopCause))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
@@ -320,6 +341,19 @@ class DeliveryAttempt(Base):
     feedback_key: Mapped[str | None] = mapped_column(String(200))
 
 
+class SuppressionSource(enum.StrEnum):
+    """How an address got on a clinic's suppression list (or a subscription change came)."""
+
+    BOUNCE = "bounce"  # the recipient's server said the mailbox does not exist or is disabled
+    COMPLAINT = "complaint"  # the patient marked an email as spam (feedback loop)
+    UNSUBSCRIBE = "unsubscribe"
+    ONE_CLICK = "one-click"  # the RFC 8058 POST from the patient's mail client
+    WEB = "web"  # the unsubscribe page's button
+    MAILTO = "mailto"  # an email to the List-Unsubscribe mailbox
+    PREFERENCES = "preferences"  # the preferences page
+    ERASURE = "erasure"  # the patient was erased on request; the address is kept hashed
+
+
 class Suppression(Base):
     """An address this clinic must not email again (hard bounce, unsubscribe, complaint).
 
@@ -334,7 +368,7 @@ class Suppression(Base):
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
     email: Mapped[str] = mapped_column(String(320))
     reason: Mapped[str] = mapped_column(String(300))
-    source: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))  # a SuppressionSource value
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -356,7 +390,7 @@ class SubscriptionEvent(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     change: Mapped[SubscriptionChange] = mapped_column(_enum(SubscriptionChange))
-    source: Mapped[str] = mapped_column(String(32))  # one-click | web | preferences | mailto
+    source: Mapped[str] = mapped_column(String(32))  # a SuppressionSource value
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -419,6 +453,7 @@ class AlertStatus(enum.StrEnum):
 class AlertKind(enum.StrEnum):
     RED_FLAG = "red-flag"  # a check-in with red-flag symptoms (check_in_id)
     UNREACHABLE = "unreachable"  # a patient's address bounced or complained (patient_id)
+    TRANSPORT = "transport"  # the clinic's emails are paused: the mail server refuses us
 
 
 class ClinicAlert(Base):
@@ -440,6 +475,7 @@ class ClinicAlert(Base):
     )
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
     channel: Mapped[str] = mapped_column(String(16))  # email | webhook
+    detail: Mapped[str] = mapped_column(Text, default="", server_default="")  # transport alerts
     status: Mapped[AlertStatus] = mapped_column(_enum(AlertStatus), default=AlertStatus.PENDING)
     due_at: Mapped[datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -578,3 +614,22 @@ class ClinicTransport(Base):
     # sealed by secrets_box (it holds the password), or "env:NAME" naming where it is
     smtp_url: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TransportCircuit(Base):
+    """A transport (an SMTP server and its credentials) that refused our sender, login or TLS.
+
+    Kept in the database so that every worker host agrees on it and an operator can see it;
+    circuit.py opens, probes and closes it. No row means the transport is closed (sending).
+    """
+
+    __tablename__ = "transport_circuits"
+
+    transport: Mapped[str] = mapped_column(String(200), primary_key=True)
+    is_open: Mapped[bool] = mapped_column(Boolean, default=False)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # in a row, since it opened
+    opened_at: Mapped[datetime | None]
+    probe_at: Mapped[datetime | None]  # when the next batch may try the transport again
+    stage: Mapped[str] = mapped_column(String(16), default="")
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 from dripcare.models import (
     FINAL,
+    IN_FLIGHT,
+    UPCOMING,
     AlertStatus,
     Campaign,
     CheckIn,
@@ -23,7 +25,6 @@ from dripcare.models import (
     Step,
 )
 
-UPCOMING = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING)
 RED_FLAG_LEVELS = (CheckInLevel.URGENT, CheckInLevel.EMERGENCY)
 
 
@@ -70,9 +71,7 @@ def oldest_due_unsent(session: Session, now: datetime) -> datetime | None:
         select(func.min(Message.due_at)).where(Message.status == MessageStatus.SCHEDULED)
     )
     in_flight = session.scalar(
-        select(func.min(Message.due_at)).where(
-            Message.status.in_([MessageStatus.QUEUED, MessageStatus.SENDING])
-        )
+        select(func.min(Message.due_at)).where(Message.status.in_(IN_FLIGHT))
     )
     due = [at for at in map(_utc, (waiting, in_flight)) if at is not None and at <= now]
     return min(due, default=None)
@@ -84,7 +83,7 @@ def undelivered_alerts(session: Session) -> tuple[dict[int, int], datetime | Non
     "Delivered" is what alerts.py knows: the clinic's SMTP server accepted the email, or its
     webhook answered 2xx. No person acknowledges an alert in dripcare.
     """
-    pending = ClinicAlert.status != AlertStatus.DELIVERED
+    pending = (ClinicAlert.status != AlertStatus.DELIVERED) & ClinicAlert.check_in_id.is_not(None)
     counts = session.execute(
         select(ClinicAlert.clinic_id, func.count()).where(pending).group_by(ClinicAlert.clinic_id)
     )

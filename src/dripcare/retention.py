@@ -28,6 +28,7 @@ from dripcare.audit import Action, Actor
 from dripcare.errors import UserError
 from dripcare.models import (
     FINAL,
+    UPCOMING,
     AdminSession,
     AlertStatus,
     CheckIn,
@@ -36,12 +37,10 @@ from dripcare.models import (
     IdempotentRequest,
     LoginFailure,
     Message,
-    MessageStatus,
     SubscriptionEvent,
 )
 
 Scope = Callable[[], AbstractContextManager[Session]]
-NOT_FINISHED = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING)
 TABLES = (
     "messages",
     "delivery_attempts",
@@ -114,7 +113,7 @@ def _purgeable_messages(cutoff: datetime) -> Any:
     """
     sibling = aliased(Message)
     unsent_sibling = exists().where(
-        sibling.enrollment_id == Message.enrollment_id, sibling.status.in_(NOT_FINISHED)
+        sibling.enrollment_id == Message.enrollment_id, sibling.status.in_(UPCOMING)
     )
     pending_alert = exists().where(
         CheckIn.message_id == Message.id,

@@ -12,27 +12,28 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
-from dripcare.enrollments import restore_cancelled
+from dripcare.message_lifecycle import restore, stop_unsent
 from dripcare.models import (
     Enrollment,
     EnrollmentStatus,
     Message,
-    MessageStatus,
     Patient,
+    StopCause,
     SubscriptionChange,
     SubscriptionEvent,
     Suppression,
+    SuppressionSource,
     utcnow,
 )
 from dripcare.unreachable import STOPPED
 
 # What a resubscribe undoes: emails stopped by an unsubscribe, a bounce or a complaint
 # (feedback.py). The patient says they want the emails, at an address that works.
-RESUBSCRIBE_RESTORES = ("unsubscribed", *STOPPED.values())
+RESUBSCRIBE_RESTORES = (StopCause.UNSUBSCRIBED, *STOPPED.values())
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Entry:
     clinic_id: int
     email: str
     reason: str
-    source: str  # bounce | one-click | web | mailto
+    source: SuppressionSource
 
 
 def add(session: Session, entries: list[Entry], now: datetime | None = None) -> None:
@@ -53,7 +54,7 @@ def add(session: Session, entries: list[Entry], now: datetime | None = None) -> 
             "clinic_id": e.clinic_id,
             "email": e.email,
             "reason": e.reason[:300],
-            "source": e.source,
+            "source": SuppressionSource(e.source).value,  # refuses an unknown source
             "created_at": now,
         }
         for e in entries
@@ -89,7 +90,9 @@ def _recipient(session: Session, message_pk: int) -> _Recipient | None:
     return _Recipient(*found) if found is not None else None
 
 
-def unsubscribe_by_message(session: Session, message_pk: int, source: str) -> Unsubscribed | None:
+def unsubscribe_by_message(
+    session: Session, message_pk: int, source: SuppressionSource
+) -> Unsubscribed | None:
     """Stop every email of this message's clinic to its recipient; None if no such message."""
     recipient = _recipient(session, message_pk)
     if recipient is None:
@@ -109,17 +112,23 @@ def one_click(session: Session, message_pk: int) -> Unsubscribed | None:
     if recipient is None:
         return None
     if _undone_by_resubscribe(session, recipient.patient_id, message_pk):
-        _record(session, recipient, message_pk, SubscriptionChange.REPLAY_IGNORED, "one-click")
+        _record(
+            session,
+            recipient,
+            message_pk,
+            SubscriptionChange.REPLAY_IGNORED,
+            SuppressionSource.ONE_CLICK,
+        )
         return Unsubscribed(recipient.clinic_id, 0, replay=True)
-    return _unsubscribe(session, recipient, message_pk, "one-click")
+    return _unsubscribe(session, recipient, message_pk, SuppressionSource.ONE_CLICK)
 
 
 def _unsubscribe(
-    session: Session, recipient: _Recipient, message_pk: int, source: str
+    session: Session, recipient: _Recipient, message_pk: int, source: SuppressionSource
 ) -> Unsubscribed:
     add(session, [Entry(recipient.clinic_id, recipient.email, "unsubscribed", source)])
     _record(session, recipient, message_pk, SubscriptionChange.UNSUBSCRIBED, source)
-    cancelled = cancel_unsent(session, recipient.patient_id, "unsubscribed")
+    cancelled = cancel_unsent(session, recipient.patient_id, StopCause.UNSUBSCRIBED)
     return Unsubscribed(recipient.clinic_id, cancelled)
 
 
@@ -147,7 +156,7 @@ def _record(
     recipient: _Recipient,
     message_pk: int | None,
     change: SubscriptionChange,
-    source: str,
+    source: SuppressionSource,
 ) -> None:
     session.add(
         SubscriptionEvent(
@@ -162,24 +171,10 @@ def _record(
     session.flush()
 
 
-def cancel_unsent(session: Session, patient_id: int, reason: str) -> int:
+def cancel_unsent(session: Session, patient_id: int, cause: StopCause) -> int:
+    """Stop every unsent message to this patient, whatever the enrollment."""
     enrollment_ids = select(Enrollment.id).where(Enrollment.patient_id == patient_id)
-    result = session.execute(
-        update(Message)
-        .where(
-            Message.enrollment_id.in_(enrollment_ids),
-            Message.status.in_([MessageStatus.SCHEDULED, MessageStatus.QUEUED]),
-        )
-        .values(
-            status=MessageStatus.CANCELLED,
-            status_reason=reason,
-            lease_token=None,
-            lease_until=None,
-            updated_at=utcnow(),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    return stop_unsent(session, Message.enrollment_id.in_(enrollment_ids), cause)
 
 
 def hashed(email: str) -> str:
@@ -199,7 +194,11 @@ def keep_hashed(session: Session, clinic_id: int, email: str, now: datetime) -> 
     session.execute(
         delete(Suppression).where(Suppression.clinic_id == clinic_id, Suppression.email == email)
     )
-    add(session, [Entry(clinic_id, hashed(email), "patient erased on request", "erasure")], now)
+    add(
+        session,
+        [Entry(clinic_id, hashed(email), "patient erased on request", SuppressionSource.ERASURE)],
+        now,
+    )
 
 
 def is_suppressed(session: Session, clinic_id: int, email: str) -> bool:
@@ -219,7 +218,7 @@ def resubscribe(
     patient: Patient,
     now: datetime,
     message_pk: int | None = None,
-    source: str = "preferences",
+    source: SuppressionSource = SuppressionSource.PREFERENCES,
 ) -> int:
     """Lift the suppression; emails cancelled by it (unsubscribe, bounce, complaint) that are
     still ahead come back.
@@ -238,4 +237,5 @@ def resubscribe(
     enrollment_ids = select(Enrollment.id).where(
         Enrollment.patient_id == patient.id, Enrollment.status == EnrollmentStatus.ACTIVE
     )
-    return sum(restore_cancelled(session, enrollment_ids, r, now) for r in RESUBSCRIBE_RESTORES)
+    stopped_here = Message.enrollment_id.in_(enrollment_ids)
+    return sum(restore(session, stopped_here, cause, now) for cause in RESUBSCRIBE_RESTORES)

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from dripcare import alerts, audit, delivery, metrics, retention
+from dripcare import alerts, audit, circuit, delivery, metrics, retention
 from dripcare.celery_app import app
 from dripcare.config import get_settings
 from dripcare.db import session_scope
@@ -26,15 +26,18 @@ def dispatch() -> dict[str, int]:
     """Recover expired leases and hand due messages to send tasks, one task per batch."""
     settings = get_settings()
     start = time.perf_counter()
+    with session_scope() as session:  # while the transport is paused, only recover leases
+        paused = circuit.paused(session, circuit.PLATFORM, utcnow())
+    limit = 0 if paused else settings.max_per_tick
     result = dispatch_tick(
         session_scope,
         _enqueue,
         batch_size=settings.batch_size,
-        max_per_tick=settings.max_per_tick,
+        max_per_tick=limit,
         lease=timedelta(seconds=settings.lease_seconds),
     )
     metrics.record_tick(get_store(), time.perf_counter() - start, result)
-    if result.claimed >= settings.max_per_tick:
+    if limit and result.claimed >= limit:
         dispatch.delay()  # more is due: keep going instead of waiting for the next beat
     if result.claimed or result.recovered:
         log.info("dispatch: %s", result)
@@ -72,7 +75,9 @@ def deliver_alerts() -> dict[str, int]:
     settings = get_settings()
     transport = transport_from_url(settings.smtp_url, settings.smtp_timeout)
     with httpx.Client(timeout=10) as http:
-        return alerts.deliver_due(session_scope, transport, http)
+        return alerts.deliver_due(
+            session_scope, transport, http, operator_email=settings.operator_email
+        )
 
 
 @app.task(name="dripcare.purge", ignore_result=True, acks_late=False)

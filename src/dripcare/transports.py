@@ -1,8 +1,9 @@
 """Where composed emails go: a real SMTP server, a directory of .eml files, or the console.
 
 A transport is opened once per batch (one SMTP connection for many messages) and reports
-each failure as transient (try later), permanent (never retry this address) or a connection
-failure (the server is unreachable; the whole batch waits, no message is blamed).
+each failure as transient (try later), permanent (this message failed), a refused recipient
+(suppress the address) or a transport failure (unreachable, or refusing our sender, login, TLS or
+domain: the whole batch waits, no message is blamed). smtp_replies.py decides which.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from typing import Protocol, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dripcare.errors import UserError
+from dripcare.smtp_replies import Stage, Verdict, classify
 
 
 class DeliveryError(Exception):
-    def __init__(self, message: str, code: int | None = None) -> None:
+    def __init__(self, message: str, code: int | None = None, stage: Stage | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.stage = stage
 
 
 class TransientError(DeliveryError):
@@ -29,10 +32,21 @@ class TransientError(DeliveryError):
 
 
 class PermanentError(DeliveryError):
-    """The server refused this message for good (5xx): bad address, policy."""
+    """The server refused this message for good (5xx): content, size, a policy for it."""
 
 
-class ConnectionFailure(TransientError):
+class RecipientRefused(PermanentError):
+    """Permanent, and about the recipient's own mailbox (5.1.1, 5.2.1...): suppress it."""
+
+
+class TransportFailure(TransientError):
+    """Nothing can go through this transport now: our sender, login, TLS or domain is refused.
+
+    No message is blamed and no address suppressed; the circuit breaker pauses the transport.
+    """
+
+
+class ConnectionFailure(TransportFailure):
     """The server could not be reached or dropped the connection."""
 
 
@@ -71,6 +85,7 @@ class SMTPTransport:
         self.close()
 
     def _connect(self) -> smtplib.SMTP:
+        stage = Stage.TLS if self.ssl_on_connect else Stage.CONNECT
         try:
             if self.ssl_on_connect:
                 conn: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -82,14 +97,24 @@ class SMTPTransport:
             else:
                 conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 if self.starttls:
+                    stage = Stage.TLS
                     conn.starttls(context=ssl.create_default_context())
             if self.username:
+                stage = Stage.AUTH
                 conn.login(self.username, self.password)
         except smtplib.SMTPAuthenticationError as exc:
-            raise ConnectionFailure(f"SMTP login refused: {_reply(exc)}", exc.smtp_code) from exc
+            raise ConnectionFailure(
+                f"SMTP login refused: {_reply(exc)}", exc.smtp_code, Stage.AUTH
+            ) from exc
+        except smtplib.SMTPResponseException as exc:
+            raise ConnectionFailure(
+                f"SMTP server {self.host}:{self.port} refused us at {stage}: {_reply(exc)}",
+                exc.smtp_code,
+                stage,
+            ) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise ConnectionFailure(
-                f"cannot reach SMTP server {self.host}:{self.port}: {exc}"
+                f"cannot reach SMTP server {self.host}:{self.port} ({stage}): {exc}", None, stage
             ) from exc
         return conn
 
@@ -109,10 +134,16 @@ class SMTPTransport:
             self._conn.sendmail(sender, [recipient], data)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients[recipient]
-            raise _classify(code, reply.decode(errors="replace")) from exc
-        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            raise _classify(Stage.RCPT_TO, code, reply.decode(errors="replace")) from exc
+        except smtplib.SMTPSenderRefused as exc:
             self._reset()
-            raise _classify(exc.smtp_code, _reply(exc)) from exc
+            raise _classify(Stage.MAIL_FROM, exc.smtp_code, _reply(exc)) from exc
+        except smtplib.SMTPDataError as exc:
+            self._reset()
+            raise _classify(Stage.DATA, exc.smtp_code, _reply(exc)) from exc
+        except smtplib.SMTPHeloError as exc:
+            self.close()
+            raise _classify(Stage.EHLO, exc.smtp_code, _reply(exc)) from exc
         except TimeoutError as exc:
             self.close()
             raise ConnectionFailure(f"SMTP server timed out: {exc}") from exc
@@ -145,9 +176,17 @@ def _reply(exc: smtplib.SMTPResponseException) -> str:
     return f"{exc.smtp_code} {text}"
 
 
-def _classify(code: int, reply: str) -> DeliveryError:
+_ERRORS: dict[Verdict, type[DeliveryError]] = {
+    Verdict.RECIPIENT: RecipientRefused,
+    Verdict.PERMANENT: PermanentError,
+    Verdict.TEMPORARY: TransientError,
+    Verdict.TRANSPORT: TransportFailure,
+}
+
+
+def _classify(stage: Stage, code: int, reply: str) -> DeliveryError:
     text = reply if reply.startswith(str(code)) else f"{code} {reply}"
-    return PermanentError(text, code) if 500 <= code < 600 else TransientError(text, code)
+    return _ERRORS[classify(stage, code, text)](text, code, stage)
 
 
 class CaptureTransport:

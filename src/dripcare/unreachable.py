@@ -22,14 +22,17 @@ from dripcare.models import (
     Message,
     MessageStatus,
     Patient,
+    StopCause,
     Suppression,
+    SuppressionSource,
     utcnow,
 )
 
-# Why a patient's unsent emails were cancelled, by suppression source. Generic on purpose: the
-# remote's words (which may quote the address) stay on the suppression entry, which erasure
-# replaces, not on every email row.
-STOPPED = {"bounce": "address bounced", "complaint": "patient marked an email as spam"}
+# Why a patient's unsent emails were cancelled, by suppression source.
+STOPPED: dict[str, StopCause] = {
+    SuppressionSource.BOUNCE: StopCause.BOUNCED,
+    SuppressionSource.COMPLAINT: StopCause.COMPLAINED,
+}
 
 
 def queue(session: Session, clinic_id: int, patient_id: int, now: datetime | None = None) -> None:
@@ -69,7 +72,7 @@ def event(session: Session, alert: ClinicAlert) -> dict[str, Any]:
             .where(
                 Enrollment.patient_id == patient.id,
                 Message.status == MessageStatus.CANCELLED,
-                Message.status_reason == STOPPED.get(source, ""),
+                Message.stop_cause == STOPPED.get(source),
             )
             .order_by(Message.due_at)
         )

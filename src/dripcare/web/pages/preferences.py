@@ -9,7 +9,16 @@ from fastapi.responses import HTMLResponse
 
 from dripcare import enrollments, suppression
 from dripcare.email_context import format_date
-from dripcare.models import Clinic, Enrollment, EnrollmentStatus, Message, Patient, utcnow
+from dripcare.models import (
+    Clinic,
+    Enrollment,
+    EnrollmentStatus,
+    Message,
+    Patient,
+    StopCause,
+    SuppressionSource,
+    utcnow,
+)
 from dripcare.web.deps import SessionDep
 from dripcare.web.pages.common import TokenMessage, pages
 
@@ -62,13 +71,13 @@ def change(
     enrollment = session.get(Enrollment, message.enrollment_id)
     assert enrollment is not None
     if action == "stop-treatment":
-        enrollments.cancel(session, enrollment, reason=enrollments.STOPPED_BY_PATIENT)
+        enrollments.cancel(session, enrollment, StopCause.PATIENT)
     elif action == "resume-treatment":
         if not enrollments.resumable(session, enrollment):
             return _view(request, session, message, CANNOT_RESUME)
         enrollments.resume(session, enrollment)
     elif action == "stop-all":
-        suppression.unsubscribe_by_message(session, message.id, "preferences")
+        suppression.unsubscribe_by_message(session, message.id, SuppressionSource.PREFERENCES)
     else:
         patient = session.get(Patient, enrollment.patient_id)
         assert patient is not None

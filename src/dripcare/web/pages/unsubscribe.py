@@ -15,7 +15,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
 from dripcare import suppression
-from dripcare.models import Clinic, Message
+from dripcare.models import Clinic, Message, SuppressionSource
 from dripcare.web.deps import SessionDep
 from dripcare.web.pages.common import TokenMessage, pages
 
@@ -64,7 +64,7 @@ def one_click(
     with the button, for the rare person behind it.
     """
     if confirm:
-        done = suppression.unsubscribe_by_message(session, message.id, "web")
+        done = suppression.unsubscribe_by_message(session, message.id, SuppressionSource.WEB)
     else:
         done = suppression.one_click(session, message.id)
     session.commit()
