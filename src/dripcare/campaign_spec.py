@@ -20,6 +20,7 @@ class StepSpec:
     preheader: str
     template: str
     checkin: bool
+    send_until: str | None = None  # "1d": how late after its planned time it may still go
 
 
 @dataclass(frozen=True)

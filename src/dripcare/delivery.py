@@ -24,7 +24,7 @@ from typing import cast
 from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from dripcare import suppression
+from dripcare import send_rules, suppression
 from dripcare.campaign_spec import StepSpec
 from dripcare.campaign_versions import Compiled, compiled
 from dripcare.composing import Envelope, compose
@@ -93,6 +93,7 @@ class Outcome:
     version: int | None = None
     send_seconds: float | None = None  # how long the SMTP server took, when it was asked
     suppressed: bool = False  # cancelled because the address is on the suppression list
+    counted: bool = True  # False: held by a send-time rule, not an attempt at sending
 
     @property
     def bounced(self) -> bool:
@@ -106,6 +107,7 @@ class BatchResult:
     deferred: int = 0
     failed: int = 0
     cancelled: int = 0
+    skipped: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
 
     @property
@@ -334,6 +336,10 @@ def _send_one(
     if job.content_step is None:  # removed by a version published after this was claimed
         reason = f"step {job.step.key!r} removed in version {version}"
         return Outcome(job.pk, MessageStatus.CANCELLED, reason=reason)
+    timing = send_rules.timing_of_spec(job.content_step)
+    held = send_rules.hold(job.clinic, job.enrollment, timing, settings, now())
+    if held is not None:
+        return Outcome(job.pk, held.status, held.reason, due_at=held.due_at, counted=False)
     try:
         data = build_email(job, settings, now())
     except RenderError as exc:
@@ -406,6 +412,7 @@ _COUNTERS = {
     MessageStatus.SCHEDULED: "deferred",
     MessageStatus.FAILED: "failed",
     MessageStatus.CANCELLED: "cancelled",
+    MessageStatus.SKIPPED: "skipped",
 }
 
 
@@ -443,6 +450,7 @@ def _write_outcomes(session: Session, token: str, outcomes: list[Outcome], now: 
             status=bindparam("b_status"),
             status_reason=bindparam("b_reason"),
             last_error=bindparam("b_error"),
+            attempts=table.c.attempts - bindparam("b_uncount", type_=Integer()),
             due_at=func.coalesce(bindparam("b_due", type_=UTCDateTime()), table.c.due_at),
             sent_at=bindparam("b_sent", type_=UTCDateTime()),
             campaign_version=func.coalesce(
@@ -459,6 +467,7 @@ def _write_outcomes(session: Session, token: str, outcomes: list[Outcome], now: 
             "b_status": o.status.value,
             "b_reason": o.reason,
             "b_error": o.error,
+            "b_uncount": 0 if o.counted else 1,
             "b_due": o.due_at,
             "b_version": o.version,
             "b_sent": now if o.status == MessageStatus.SENT else None,
@@ -483,7 +492,7 @@ def _suppress(session: Session, failures: Iterable[tuple[Job, Outcome]], now: da
 def send_due(scope: SessionScope, settings: Settings, transport: Transport) -> dict[str, int]:
     """Claim and send everything due now in this process, batch after batch (no Celery)."""
     lease = timedelta(seconds=settings.lease_seconds)
-    totals = {"recovered": 0, "sent": 0, "deferred": 0, "failed": 0, "cancelled": 0}
+    totals = {"recovered": 0, "sent": 0, "deferred": 0, "failed": 0, "cancelled": 0, "skipped": 0}
     with scope() as session:
         totals["recovered"] = recover_expired(session)
     while True:
@@ -492,7 +501,7 @@ def send_due(scope: SessionScope, settings: Settings, transport: Transport) -> d
         if claim is None:
             return totals
         result = send_batch(scope, claim.token, claim.message_ids, transport, settings)
-        for name in ("sent", "deferred", "failed", "cancelled"):
+        for name in ("sent", "deferred", "failed", "cancelled", "skipped"):
             totals[name] += getattr(result, name)
         if result.deferred and not result.sent:
             return totals  # the server is refusing everything; try again on the next run

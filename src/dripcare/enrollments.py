@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -49,6 +49,7 @@ from dripcare.models import (
     utcnow,
 )
 from dripcare.scheduling import StepTiming, compute_due_at
+from dripcare.send_rules import late_window, too_late
 from dripcare.treatment_time import parse_treated_at
 from dripcare.validation import check_timezone, normalize_email
 
@@ -327,7 +328,8 @@ def materialize(
     """One outbox row per active step, each with its own fixed Message-ID; one INSERT."""
     domain = sender_email.rpartition("@")[2] or "dripcare.local"
     placed = [
-        (s, _placement(step_due(enrollment, s.timing, settings), now, settings)) for s in plan.steps
+        (s, _placement(step_due(enrollment, s.timing, settings), now, settings, s.timing))
+        for s in plan.steps
     ]
     if not placed:
         return []
@@ -379,15 +381,23 @@ class _Placement:
     status_reason: str
 
 
-def _placement(due_at: datetime, now: datetime, settings: Settings) -> _Placement:
-    """Schedule, or skip when it is already too late for this email to make sense."""
-    if due_at < now - timedelta(hours=settings.late_grace_hours):
+def _placement(
+    due_at: datetime, now: datetime, settings: Settings, timing: StepTiming
+) -> _Placement:
+    """Schedule, or skip when it is already too late for this email to make sense.
+
+    The same rule the send path applies (send_rules.py): the step's send_until, else
+    DRIPCARE_LATE_GRACE_HOURS."""
+    if too_late(due_at, late_window(timing, settings), now):
         return _Placement(due_at, MessageStatus.SKIPPED, REASON_LATE)
     return _Placement(due_at, MessageStatus.SCHEDULED, "")
 
 
-def _place(message: Message, due_at: datetime, now: datetime, settings: Settings) -> None:
-    place = _placement(due_at, now, settings)
+def _place(
+    message: Message, timing: StepTiming, enrollment: Enrollment, now: datetime, settings: Settings
+) -> None:
+    due_at = step_due(enrollment, timing, settings)
+    place = _placement(due_at, now, settings, timing)
     message.due_at, message.status, message.status_reason = (
         due_at,
         place.status,
@@ -522,7 +532,7 @@ def _replace(
     for enrollment, message in pairs:
         if message.status == MessageStatus.SKIPPED and message.status_reason != REASON_LATE:
             continue
-        _place(message, step_due(enrollment, timing_of(message.step), settings), now, settings)
+        _place(message, timing_of(message.step), enrollment, now, settings)
         moved += 1
     session.flush()
     return moved
@@ -597,9 +607,10 @@ def _add_steps(
     domain = clinic.sender_email.rpartition("@")[2] or "dripcare.local"
     rows = []
     for step in steps:
-        due = step_due(enrollment, timing_of(step), settings)
+        timing = timing_of(step)
+        due = step_due(enrollment, timing, settings)
         if step.id not in have and due >= now:
-            place = _placement(due, now, settings)
+            place = _placement(due, now, settings, timing)
             rows.append(_message_row(enrollment, domain, step.id, place))
     if rows:
         session.execute(insert(Message), rows)
