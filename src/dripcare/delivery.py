@@ -24,7 +24,7 @@ from typing import cast
 from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from dripcare import send_rules, suppression
+from dripcare import send_limits, send_rules, suppression
 from dripcare.campaign_spec import StepSpec
 from dripcare.campaign_versions import Compiled, compiled
 from dripcare.composing import Envelope, compose
@@ -340,6 +340,10 @@ def _send_one(
     held = send_rules.hold(job.clinic, job.enrollment, timing, settings, now())
     if held is not None:
         return Outcome(job.pk, held.status, held.reason, due_at=held.due_at, counted=False)
+    limits = send_limits.limits_for(settings)
+    if (wait := limits.wait(job.to)) is not None:  # put back a little later; the batch goes on
+        due = now() + wait.delay
+        return Outcome(job.pk, MessageStatus.SCHEDULED, wait.reason, due_at=due, counted=False)
     try:
         data = build_email(job, settings, now())
     except RenderError as exc:
@@ -361,7 +365,11 @@ def _send_one(
     except ConnectionFailure:
         raise
     except TransientError as exc:
-        outcome = _defer(job, settings, now(), str(exc), exc.code, count=True)
+        slow = send_limits.is_slow_down(exc.code, str(exc))
+        if slow:
+            limits.slow_down(job.to)
+        outcome = _defer(job, settings, now(), str(exc), exc.code, count=not slow)
+        outcome.counted = not slow
     except PermanentError as exc:
         outcome = Outcome(
             job.pk,
