@@ -13,6 +13,7 @@ from dripcare import delivery
 from dripcare.clinics import set_quiet_hours
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
+from dripcare.enrollments import get_enrollment, reschedule
 from dripcare.errors import UserError
 from dripcare.models import Clinic, Enrollment, Message, MessageStatus
 from dripcare.scheduling import StepTiming
@@ -224,3 +225,20 @@ def test_clinic_quiet_hours_refuse_a_typo_and_go_back_to_the_default(settings: S
         set_quiet_hours(row, "21:00-07:00")
         set_quiet_hours(row, "default")
         assert row.quiet_hours is None
+
+
+def test_enrolling_and_rescheduling_schedule_by_the_clinics_quiet_hours(
+    settings: Settings,
+) -> None:
+    clinic = make_clinic()
+    with session_scope() as session:
+        set_quiet_hours(session.get_one(Clinic, clinic), "22:00-09:30")
+    with time_machine.travel(TREATED, tick=False):
+        enrollment = make_enrollment(settings, clinic, TREATED)
+    # day-1 at 09:00 in New York falls in the clinic's quiet hours: 09:30 (14:30 UTC)
+    assert messages()["day-1"].due_at == datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
+
+    with time_machine.travel(TREATED, tick=False), session_scope() as session:
+        moved = TREATED + timedelta(days=1)
+        reschedule(session, get_enrollment(session, enrollment), moved, settings)
+    assert messages()["day-1"].due_at == datetime(2026, 11, 26, 14, 30, tzinfo=UTC)

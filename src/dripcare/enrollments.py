@@ -48,8 +48,8 @@ from dripcare.models import (
     Step,
     utcnow,
 )
-from dripcare.scheduling import StepTiming, compute_due_at
-from dripcare.send_rules import late_window, too_late
+from dripcare.scheduling import QuietHours, StepTiming, compute_due_at
+from dripcare.send_rules import clinic_quiet_hours, late_window, quiet_hours_of, too_late
 from dripcare.treatment_time import parse_treated_at
 from dripcare.validation import check_timezone, normalize_email
 
@@ -110,6 +110,7 @@ class _Found:
     plan: CampaignPlan
     existing_id: int | None
     patient: _KnownPatient | None
+    quiet_hours: str | None = None  # the clinic's own; None: DRIPCARE_QUIET_HOURS
 
 
 # ---- enrolling --------------------------------------------------------------------------------
@@ -163,7 +164,8 @@ def enroll(
     )
     older = [e for e in active if e.treatment == enrollment.treatment]
     superseded = _supersede(session, older, enrollment)
-    messages = materialize(session, enrollment, plan, found.sender_email, settings, now)
+    quiet = clinic_quiet_hours(found.quiet_hours, settings)
+    messages = materialize(session, enrollment, plan, found.sender_email, settings, now, quiet)
     return EnrollResult(enrollment, created=True, superseded=superseded, messages=messages)
 
 
@@ -173,6 +175,7 @@ _LOOK_UP = (
     select(
         Clinic.timezone,
         Clinic.sender_email,
+        Clinic.quiet_hours,
         Campaign.id.label("campaign_id"),
         Campaign.version,
         Campaign.updated_at,
@@ -248,6 +251,7 @@ def _look_up(
         campaign_plan(session, row.campaign_id, row.version, row.updated_at),
         row.existing_id,
         patient,
+        row.quiet_hours,
     )
 
 
@@ -324,11 +328,12 @@ def materialize(
     sender_email: str,
     settings: Settings,
     now: datetime,
+    quiet: QuietHours | None = None,
 ) -> list[ScheduledMessage]:
     """One outbox row per active step, each with its own fixed Message-ID; one INSERT."""
     domain = sender_email.rpartition("@")[2] or "dripcare.local"
     placed = [
-        (s, _placement(step_due(enrollment, s.timing, settings), now, settings, s.timing))
+        (s, _placement(step_due(enrollment, s.timing, settings, quiet), now, settings, s.timing))
         for s in plan.steps
     ]
     if not placed:
@@ -368,9 +373,12 @@ def _insert_messages(connection: Connection, rows: list[dict[str, Any]]) -> Resu
     )
 
 
-def step_due(enrollment: Enrollment, timing: StepTiming, settings: Settings) -> datetime:
+def step_due(
+    enrollment: Enrollment, timing: StepTiming, settings: Settings, quiet: QuietHours | None = None
+) -> datetime:
+    """`quiet`: the clinic's quiet hours (send_rules.quiet_hours_of), else the global ones."""
     return compute_due_at(
-        enrollment.treated_at, timing, ZoneInfo(enrollment.timezone), settings.quiet
+        enrollment.treated_at, timing, ZoneInfo(enrollment.timezone), quiet or settings.quiet
     )
 
 
@@ -394,9 +402,15 @@ def _placement(
 
 
 def _place(
-    message: Message, timing: StepTiming, enrollment: Enrollment, now: datetime, settings: Settings
+    session: Session,
+    message: Message,
+    timing: StepTiming,
+    enrollment: Enrollment,
+    now: datetime,
+    settings: Settings,
 ) -> None:
-    due_at = step_due(enrollment, timing, settings)
+    clinic = get_clinic(session, enrollment.clinic_id)  # usually in the identity map already
+    due_at = step_due(enrollment, timing, settings, quiet_hours_of(clinic, settings))
     place = _placement(due_at, now, settings, timing)
     message.due_at, message.status, message.status_reason = (
         due_at,
@@ -532,7 +546,7 @@ def _replace(
     for enrollment, message in pairs:
         if message.status == MessageStatus.SKIPPED and message.status_reason != REASON_LATE:
             continue
-        _place(message, timing_of(message.step), enrollment, now, settings)
+        _place(session, message, timing_of(message.step), enrollment, now, settings)
         moved += 1
     session.flush()
     return moved
@@ -608,7 +622,7 @@ def _add_steps(
     rows = []
     for step in steps:
         timing = timing_of(step)
-        due = step_due(enrollment, timing, settings)
+        due = step_due(enrollment, timing, settings, quiet_hours_of(clinic, settings))
         if step.id not in have and due >= now:
             place = _placement(due, now, settings, timing)
             rows.append(_message_row(enrollment, domain, step.id, place))

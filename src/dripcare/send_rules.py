@@ -26,6 +26,7 @@ from dripcare.scheduling import (
 
 __all__ = [
     "Hold",
+    "clinic_quiet_hours",
     "format_window",
     "hold",
     "late_window",
@@ -87,7 +88,12 @@ def _parsed(text: str) -> QuietHours:
 
 def quiet_hours_of(clinic: Clinic, settings: Settings) -> QuietHours:
     """The clinic's own quiet hours, else DRIPCARE_QUIET_HOURS."""
-    return _parsed(clinic.quiet_hours or settings.quiet_hours)
+    return clinic_quiet_hours(clinic.quiet_hours, settings)
+
+
+def clinic_quiet_hours(own: str | None, settings: Settings) -> QuietHours:
+    """The same, from the clinic's column alone (enrolling reads no Clinic object)."""
+    return _parsed(own or settings.quiet_hours)
 
 
 @dataclass(frozen=True)
