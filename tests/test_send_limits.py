@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,7 @@ from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.models import Message, MessageStatus, Patient
 from dripcare.send_limits import (
+    ConnectionSlots,
     SendLimits,
     Slowdowns,
     is_slow_down,
@@ -108,6 +110,29 @@ def test_workers_share_one_budget_and_slow_downs_through_redis(redis_url: str) -
     assert 0 < (redis.Redis.from_url(redis_url).ttl("dripcare:slowdown:outlook.com") or 0) <= 60
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["in this process", "in Redis"])
+def test_connection_slots_cap_open_connections_and_lapse_when_a_worker_dies(
+    shared: bool, redis_url: str
+) -> None:
+    url = redis_url if shared else ""
+    slots = ConnectionSlots(url, 2)
+    other = ConnectionSlots(url, 2) if shared else slots  # another worker host
+
+    first, second = slots.take(60), other.take(60)
+    assert first and second and other.take(60) is None
+    slots.release(first)
+    third = other.take(60)
+    assert third is not None
+    other.release(second)
+    other.release(third)
+    # a worker that died holding a slot gives it back after its lease
+    dying = ConnectionSlots(url, 1)
+    assert dying.take(0.05) is not None and dying.take(60) is None
+    time.sleep(0.1)
+    assert dying.take(60) is not None
+    assert ConnectionSlots(url, 0).take(60) is not None  # 0: no limit
+
+
 @pytest.fixture
 def daytime() -> Iterator[None]:
     with time_machine.travel(DAYTIME, tick=True):
@@ -168,3 +193,28 @@ def test_a_slow_down_reply_defers_without_spending_an_attempt_and_slows_the_doma
     assert (row.status, row.attempts) == (MessageStatus.SCHEDULED, 0)
     assert row.last_error.startswith("451 4.7.28")
     assert limits_for(settings).slow.active("slow.example")
+
+
+def test_when_every_connection_is_in_use_the_batch_is_put_back_without_an_attempt(
+    settings: Settings,
+    smtp_server: SMTPServer,
+    redis_url: str,
+    daytime: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings, "transport_concurrency", 1)
+    clinic = make_clinic()
+    make_enrollment(settings, clinic, DAYTIME - timedelta(hours=3))
+    slots = limits_for(settings).connections
+    busy = slots.take(60)  # another worker's connection
+    assert busy is not None
+
+    assert send_due(smtp_server)["sent"] == 0
+    row = day_0_rows()["pat@example.com"]
+    assert (row.status, row.attempts) == (MessageStatus.SCHEDULED, 0)
+    assert row.status_reason == "all 1 connections to the mail server in use; put back"
+
+    slots.release(busy)
+    with time_machine.travel(row.due_at + timedelta(seconds=1)):
+        assert send_due(smtp_server)["sent"] == 1
+    assert slots.take(60) is not None  # the sender gave its slot back

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     transport_rate: float = Field(
         0.0, ge=0, description="emails per second through the transport, all workers; 0: no limit"
     )
+    transport_concurrency: int = Field(
+        0, ge=0, description="SMTP connections open at once, all workers together; 0: no limit"
+    )
     slowdown_seconds: float = Field(
         600.0, gt=0, description="how long a 'slow down' reply (421/451 4.7.x) lowers a rate"
     )

@@ -312,6 +312,13 @@ def _deliver(
             )
     if not pending:
         return
+    slots = send_limits.limits_for(settings).connections
+    if (slot := slots.take(settings.lease_seconds)) is None:  # every connection is in use
+        reason = f"all {slots.limit} connections to the mail server in use; put back"
+        for job in pending:
+            due = now() + timedelta(seconds=random.uniform(5, 10))
+            yield Outcome(job.pk, MessageStatus.SCHEDULED, reason, due_at=due, counted=False)
+        return
     try:
         with transport:
             for index, job in enumerate(pending):
@@ -327,6 +334,8 @@ def _deliver(
                 yield outcome
     except ConnectionFailure as exc:  # raised while closing; every outcome is already known
         log.warning("SMTP connection closed with an error: %s", exc)
+    finally:
+        slots.release(slot)
 
 
 def _send_one(

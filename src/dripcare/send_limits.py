@@ -15,6 +15,7 @@ import random
 import re
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -116,10 +117,16 @@ class SendLimits:
     """Whether one more email may go to a recipient now, and what to do on "slow down"."""
 
     def __init__(
-        self, limiter: Limiter, domains: dict[str, float], transport_rate: float, slow: Slowdowns
+        self,
+        limiter: Limiter,
+        domains: dict[str, float],
+        transport_rate: float,
+        slow: Slowdowns,
+        connections: ConnectionSlots | None = None,
     ) -> None:
         self.limiter, self.domains, self.transport_rate = limiter, domains, transport_rate
         self.slow = slow
+        self.connections = connections or ConnectionSlots("", 0)
 
     def wait(self, recipient: str) -> Wait | None:
         """None to send now; else what is limited (a domain or "the transport") and for how long.
@@ -146,6 +153,51 @@ class SendLimits:
         self.slow.add(domain_of(recipient))
 
 
+# Connection slots: a sorted set of slot tokens scored by when they lapse, so a worker that dies
+# holding one gives it back by itself after the lease.
+_TAKE_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[5])) + 1)
+return 1
+"""
+_SLOTS_KEY = "dripcare:smtp-connections"
+
+
+class ConnectionSlots:
+    """At most `limit` SMTP connections open at once across every worker (0: no limit)."""
+
+    def __init__(self, url: str, limit: int) -> None:
+        self.limit = limit
+        self._client = redis.Redis.from_url(url) if url and limit else None
+        self._script = self._client.register_script(_TAKE_SLOT) if self._client else None
+        self._held: dict[str, float] = {}  # this process's slots when there is no Redis
+        self._lock = threading.Lock()
+
+    def take(self, lease_seconds: float) -> str | None:
+        """A slot token to give back with release(), or None when all are in use."""
+        token = uuid.uuid4().hex
+        if not self.limit:
+            return token
+        now = time.time()
+        if self._script is not None:
+            args: list[float | str] = [now, now + lease_seconds, self.limit, token, lease_seconds]
+            return token if self._script(keys=[_SLOTS_KEY], args=args) else None
+        with self._lock:
+            self._held = {t: until for t, until in self._held.items() if until > now}
+            if len(self._held) >= self.limit:
+                return None
+            self._held[token] = now + lease_seconds
+        return token
+
+    def release(self, token: str) -> None:
+        if self._client is not None:
+            self._client.zrem(_SLOTS_KEY, token)
+        with self._lock:
+            self._held.pop(token, None)
+
+
 def _burst(rate: float) -> int:
     """About one second's worth: smooth enough for providers, enough for a batch to flow."""
     return max(1, int(rate))
@@ -164,13 +216,20 @@ def limits_for(settings: Settings) -> SendLimits:
         settings.domain_limits,
         settings.transport_rate,
         settings.slowdown_seconds,
+        settings.transport_concurrency,
     )
 
 
 @lru_cache(maxsize=8)
-def _limits(url: str, domains: str, transport_rate: float, slowdown_seconds: float) -> SendLimits:
+def _limits(
+    url: str, domains: str, transport_rate: float, slowdown_seconds: float, connections: int
+) -> SendLimits:
     """One per process and configuration, so buckets and cached slow-downs are reused."""
     limiter: Limiter = RedisLimiter(url, 1.0, 1) if url else MemoryLimiter(1.0, 1)
     return SendLimits(
-        limiter, parse_limits(domains), transport_rate, Slowdowns(url, slowdown_seconds)
+        limiter,
+        parse_limits(domains),
+        transport_rate,
+        Slowdowns(url, slowdown_seconds),
+        ConnectionSlots(url, connections),
     )
