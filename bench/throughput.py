@@ -138,7 +138,9 @@ def bench_env(args: argparse.Namespace, smtp_port: int) -> dict[str, str]:
         "DRIPCARE_BATCH_SIZE": str(args.batch_size),
         "DRIPCARE_MAX_PER_TICK": str(args.max_per_tick),
         "DRIPCARE_DISPATCH_INTERVAL": str(args.interval),
-        "DRIPCARE_QUIET_HOURS": "21:00-08:00",
+        # No quiet hours: the run measures throughput at whatever hour it starts. The send-time
+        # rules are still evaluated for every message (send_rules.hold), so their cost counts.
+        "DRIPCARE_QUIET_HOURS": "00:00-00:00",
         **({"DRIPCARE_RESULT_FLUSH": str(args.result_flush)} if args.result_flush else {}),
         **dict(item.split("=", 1) for item in args.set),
     }
@@ -447,7 +449,10 @@ def seed(n: int, clinic_count: int) -> Seeded:
             clinics.append((clinic.id, clinic.sender_email, campaign, steps))
             clinic_zone[clinic.id] = zone
     steps_per = len(clinics[0][3])
-    enrollments_needed = -(-n // steps_per)
+    # One message per enrollment, treated one step offset (and up to an hour) ago, so every
+    # row is due now by the campaign's own timing and inside its send_until window: a row due
+    # now for a treatment weeks old would rightly be skipped as too late at send time.
+    enrollments_needed = n
 
     patients = []
     for i in range(enrollments_needed):
@@ -470,16 +475,21 @@ def seed(n: int, clinic_count: int) -> Seeded:
             insert(Patient).returning(Patient.id, sort_by_parameter_order=True), patients
         ).all()
         enrollments = []
-        for pid, patient in zip(patient_ids, patients, strict=True):
-            campaign = next(c[2] for c in clinics if c[0] == patient["clinic_id"])
+        picked = []
+        for i, (pid, patient) in enumerate(zip(patient_ids, patients, strict=True)):
+            campaign, steps = next((c[2], c[3]) for c in clinics if c[0] == patient["clinic_id"])
+            step = steps[i // len(clinics) % len(steps)]
+            offset = timedelta(
+                days=step.offset_days, hours=step.offset_hours, minutes=step.offset_minutes
+            )
+            picked.append(step)
             enrollments.append(
                 {
                     "clinic_id": patient["clinic_id"],
                     "patient_id": pid,
                     "campaign_id": campaign.id,
                     "treatment": campaign.treatment,
-                    "treated_at": now
-                    - timedelta(days=rng.randint(0, 45), minutes=rng.randint(0, 600)),
+                    "treated_at": now - offset - timedelta(seconds=rng.uniform(60, 3600)),
                     "timezone": patient["timezone"] or clinic_zone[patient["clinic_id"]],
                     "external_id": f"emr-{uuid.UUID(int=rng.getrandbits(128)).hex[:12]}",
                     "status": "active",
@@ -490,32 +500,29 @@ def seed(n: int, clinic_count: int) -> Seeded:
             insert(Enrollment).returning(Enrollment.id, sort_by_parameter_order=True), enrollments
         ).all()
         rows = []
-        for eid, enrollment in zip(enrollment_ids, enrollments, strict=True):
-            _, sender, _, steps = next(c for c in clinics if c[0] == enrollment["clinic_id"])
+        for eid, enrollment, step in zip(enrollment_ids, enrollments, picked, strict=True):
+            sender = next(c[1] for c in clinics if c[0] == enrollment["clinic_id"])
             domain = sender.rpartition("@")[2]
-            for step in steps:
-                if len(rows) == n:
-                    break
-                due = now - timedelta(seconds=rng.uniform(60, 3600))
-                rows.append(
-                    {
-                        "clinic_id": enrollment["clinic_id"],
-                        "enrollment_id": eid,
-                        "step_id": step.id,
-                        "due_at": due,
-                        "status": "scheduled",
-                        "status_reason": "",
-                        "attempts": 0,
-                        "last_error": "",
-                        "message_id": f"<{uuid.UUID(int=rng.getrandbits(128)).hex}@{domain}>",
-                        "lease_token": None,
-                        "lease_until": None,
-                        "campaign_version": None,
-                        "sent_at": None,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
+            due = now - timedelta(seconds=rng.uniform(60, 3600))
+            rows.append(
+                {
+                    "clinic_id": enrollment["clinic_id"],
+                    "enrollment_id": eid,
+                    "step_id": step.id,
+                    "due_at": due,
+                    "status": "scheduled",
+                    "status_reason": "",
+                    "attempts": 0,
+                    "last_error": "",
+                    "message_id": f"<{uuid.UUID(int=rng.getrandbits(128)).hex}@{domain}>",
+                    "lease_token": None,
+                    "lease_until": None,
+                    "campaign_version": None,
+                    "sent_at": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
         session.connection().execute(insert(Message.__table__), rows)
     with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))

@@ -173,6 +173,14 @@ def test_timeline_edits_add_move_retime_remove(admin: AdminBrowser) -> None:
     assert "draft version 5" in text
 
 
+def test_retime_sets_how_late_a_step_may_still_go_out(admin: AdminBrowser) -> None:
+    post(admin, f"{BASE}/steps/day-3/timing", offset_days="3", send_time="09:00", send_until="36h")
+    assert 'name="send_until" placeholder="1d" value="36h"' in admin.get(BASE).text
+
+    answer = post(admin, f"{BASE}/steps/day-3/timing", offset_days="3", send_until="soon")
+    assert "send_until must look like 1d, 36h, 2d12h or 90m, got &#39;soon&#39;" in answer.text  # type: ignore[attr-defined]
+
+
 def test_roll_back_publishes_the_old_content(admin: AdminBrowser, clinic: int) -> None:
     post(admin, STEP, subject="Changed", preheader="P", body=body_of(admin), action="save")
     post(admin, f"{BASE}/publish", number="2")

@@ -115,6 +115,18 @@ def test_bad_input_gives_one_clear_line_exit_2_and_writes_nothing(
     assert (count(Enrollment), count(Message)) == (0, 0)
 
 
+def test_clinic_quiet_hours_are_shown_set_and_reset(clinic_id: int) -> None:
+    shown = run("clinic", "quiet-hours", str(clinic_id)).output
+    assert "21:00-08:00 (DRIPCARE_QUIET_HOURS)" in shown
+
+    assert run_json("clinic", "quiet-hours", str(clinic_id), "22:00-09:00")["quiet_hours"] == (
+        "22:00-09:00"
+    )
+    refused = run("clinic", "quiet-hours", str(clinic_id), "10pm")
+    assert refused.exit_code == 2 and "must look like 21:00-08:00" in refused.stderr
+    assert run_json("clinic", "quiet-hours", str(clinic_id), "default")["quiet_hours"] is None
+
+
 def test_clinic_create_refuses_a_bad_time_zone(settings: Settings) -> None:
     args = [a if a != "America/New_York" else "EST5EDT/Nope" for a in CLINIC]
 

@@ -32,8 +32,6 @@ from tests.conftest import configure
 from tests.factories import make_clinic, make_enrollment
 from tests.smtp_server import SMTPServer
 
-DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
-
 
 def sent_count() -> int:
     with session_scope() as session:
@@ -134,8 +132,11 @@ def test_a_failed_task_is_logged_without_the_patients_data(
 def seed_due(count: int) -> list[str]:
     """`count` due messages, inserted in bulk (enrolling one by one would dominate the test)."""
     settings = get_settings()
-    clinic = make_clinic()
-    template = make_enrollment(settings, clinic, DAYTIME - timedelta(hours=3), now=DAYTIME)
+    # Worker processes read the real clock: due now by the step's own timing, in a zone where it
+    # is daytime now, or the send-time rules would rightly hold or skip them.
+    now = datetime.now(UTC)
+    clinic = make_clinic(timezone=daytime_zone(now))
+    template = make_enrollment(settings, clinic, now - timedelta(hours=3), now=now)
     with session_scope() as session:
         base = session.get(Enrollment, template)
         assert base is not None

@@ -11,6 +11,7 @@ from typing import Any
 
 from dripcare.campaign_spec import CampaignSpec, StepSpec
 from dripcare.errors import NotFound, UserError
+from dripcare.send_rules import parse_window
 
 LAYOUT = "_layout.mjml"
 STEP_FIELDS = {
@@ -18,6 +19,7 @@ STEP_FIELDS = {
     "offset_hours",
     "offset_minutes",
     "send_time",
+    "send_until",
     "subject",
     "preheader",
     "checkin",
@@ -60,9 +62,23 @@ def update_step(spec: CampaignSpec, key: str, **changes: Any) -> CampaignSpec:
         raise UserError(f"a step has no field(s) {', '.join(sorted(unknown))}")
     if "send_time" in changes:
         changes["send_time"] = (changes["send_time"] or "").strip() or None
+    if "send_until" in changes:
+        changes["send_until"] = _window(changes["send_until"])
     changed = dataclasses.replace(_find(spec, key), **changes)
     steps = [changed if s.key == key else s for s in spec.steps]
     return dataclasses.replace(spec, steps=steps)
+
+
+def _window(text: str | None) -> str | None:
+    """Blank means the default window (DRIPCARE_LATE_GRACE_HOURS); otherwise e.g. "1d"."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        parse_window(text)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    return text
 
 
 def set_body(spec: CampaignSpec, key: str, source: str) -> CampaignSpec:

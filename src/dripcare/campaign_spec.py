@@ -20,6 +20,7 @@ class StepSpec:
     preheader: str
     template: str
     checkin: bool
+    send_until: str | None = None  # "1d": how late after its planned time it may still go
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,11 @@ class CampaignSpec:
         return next((s for s in self.steps if s.key == key), None)
 
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "sources": dict(sorted(self.sources.items()))}
+        data = {**dataclasses.asdict(self), "sources": dict(sorted(self.sources.items()))}
+        for step in data["steps"]:
+            if step["send_until"] is None:  # so content stored before send_until keeps its digest
+                del step["send_until"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CampaignSpec:

@@ -21,6 +21,7 @@ from dripcare.config import get_settings
 from dripcare.errors import UserError
 from dripcare.models import Campaign, CampaignTemplate, Step
 from dripcare.scheduling import StepTiming, parse_local_time
+from dripcare.send_rules import parse_window
 from dripcare.template_checks import check_spec
 
 MANIFEST = "campaign.toml"
@@ -28,7 +29,10 @@ MANIFEST = "campaign.toml"
 
 def timing_of(step: Step) -> StepTiming:
     send_time = parse_local_time(step.send_time) if step.send_time else None
-    return StepTiming(step.offset_days, step.offset_hours, step.offset_minutes, send_time)
+    send_until = parse_window(step.send_until) if step.send_until else None
+    return StepTiming(
+        step.offset_days, step.offset_hours, step.offset_minutes, send_time, send_until
+    )
 
 
 def load_campaign_dir(directory: Path) -> CampaignSpec:
@@ -63,7 +67,16 @@ def _required(table: dict[str, Any], key: str, where: Path) -> str:
     return value.strip()
 
 
-STEP_FIELDS = {"key", "offset", "send_time", "subject", "preheader", "template", "checkin"}
+STEP_FIELDS = {
+    "key",
+    "offset",
+    "send_time",
+    "send_until",
+    "subject",
+    "preheader",
+    "template",
+    "checkin",
+}
 
 
 def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
@@ -93,9 +106,16 @@ def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
             parse_local_time(send_time)
         except ValueError as exc:
             raise UserError(f"{label}: {exc}") from exc
+    send_until = raw.get("send_until")
+    if send_until is not None:
+        try:
+            parse_window(send_until)
+        except ValueError as exc:
+            raise UserError(f"{label}: {exc}") from exc
     return StepSpec(
         key=_required(raw, "key", where),
         send_time=send_time,
+        send_until=send_until,
         subject=_required(raw, "subject", where),
         preheader=str(raw.get("preheader", "")),
         template=_required(raw, "template", where),
@@ -141,6 +161,7 @@ def _sync_steps(campaign: Campaign, specs: list[StepSpec]) -> None:
         step.offset_minutes = spec.offset_minutes
         step.send_time, step.subject, step.preheader = spec.send_time, spec.subject, spec.preheader
         step.template, step.checkin = spec.template, spec.checkin
+        step.send_until = spec.send_until
     wanted = {s.key for s in specs}
     for step in existing.values():
         if step.key not in wanted:

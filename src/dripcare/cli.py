@@ -134,6 +134,26 @@ def clinic_list(as_json: bool) -> None:
     )
 
 
+@clinic.command("quiet-hours")
+@click.argument("clinic_id", type=int)
+@click.argument("window", required=False)
+@json_option
+@user_errors
+def clinic_quiet_hours(clinic_id: int, window: str | None, as_json: bool) -> None:
+    """Show or set when no email reaches this clinic's patients, on each patient's clock.
+
+    WINDOW is like 21:00-08:00; "default" goes back to DRIPCARE_QUIET_HOURS."""
+    from dripcare.clinics import set_quiet_hours
+
+    with session_scope() as session:
+        found = enrollments.get_clinic(session, clinic_id)
+        if window is not None:
+            set_quiet_hours(found, window)
+        data = {"id": found.id, "quiet_hours": found.quiet_hours}
+    effective = data["quiet_hours"] or f"{get_settings().quiet_hours} (DRIPCARE_QUIET_HOURS)"
+    emit(as_json, data, f"clinic {clinic_id} quiet hours: {effective}")
+
+
 @main.group()
 def campaign() -> None:
     """Campaigns (email sequences per treatment)."""

@@ -13,6 +13,7 @@ from dripcare import sending_domains
 from dripcare.campaign_versions import install_defaults
 from dripcare.errors import UserError
 from dripcare.models import Clinic
+from dripcare.scheduling import QuietHours
 from dripcare.validation import check_timezone, normalize_email
 
 _COLOR = re.compile(r"#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?")
@@ -134,3 +135,15 @@ def list_clinics(session: Session) -> list[Clinic]:
 
 def branding_of(clinic: Clinic) -> Branding:
     return Branding(**{field.name: getattr(clinic, field.name) for field in fields(Branding)})
+
+
+def set_quiet_hours(clinic: Clinic, window: str) -> None:
+    """The clinic's own quiet hours ("21:00-08:00"), or "default" for DRIPCARE_QUIET_HOURS."""
+    if window.strip().lower() == "default":
+        clinic.quiet_hours = None
+        return
+    try:
+        quiet = QuietHours.parse(window)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    clinic.quiet_hours = f"{quiet.start:%H:%M}-{quiet.end:%H:%M}"

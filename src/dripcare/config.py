@@ -83,6 +83,20 @@ class Settings(BaseSettings):
     api_rate_per_second: float = Field(100.0, gt=0, description="per API key")
     api_rate_burst: int = Field(200, ge=1)
     ratelimit_url: str = Field("", description="redis://… to share limits across processes")
+    domain_limits: str = Field(
+        "",
+        description="emails per second per recipient domain, all workers together, e.g. "
+        "gmail.com=20/s,outlook.com=10/s,hotmail.com=10/s,yahoo.com=5/s (also /m, /h)",
+    )
+    transport_rate: float = Field(
+        0.0, ge=0, description="emails per second through the transport, all workers; 0: no limit"
+    )
+    transport_concurrency: int = Field(
+        0, ge=0, description="SMTP connections open at once, all workers together; 0: no limit"
+    )
+    slowdown_seconds: float = Field(
+        600.0, gt=0, description="how long a 'slow down' reply (421/451 4.7.x) lowers a rate"
+    )
     api_max_body_bytes: int = 1_000_000
 
     admin_session_hours: float = Field(12.0, gt=0, description="an admin sign-in lasts this long")
@@ -139,6 +153,14 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_quiet_hours(cls, value: str) -> str:
         QuietHours.parse(value)
+        return value
+
+    @field_validator("domain_limits")
+    @classmethod
+    def _valid_domain_limits(cls, value: str) -> str:
+        from dripcare.send_limits import parse_limits  # it reads these settings
+
+        parse_limits(value)
         return value
 
     @model_validator(mode="after")

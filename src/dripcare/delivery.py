@@ -13,6 +13,7 @@ duplicate window is at most `result_flush` messages, and receivers can recognise
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -23,7 +24,16 @@ from typing import cast
 from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from dripcare import backoff, circuit, clinic_transports, dkim_keys, suppression, transport_alerts
+from dripcare import (
+    backoff,
+    circuit,
+    clinic_transports,
+    dkim_keys,
+    send_limits,
+    send_rules,
+    suppression,
+    transport_alerts,
+)
 from dripcare.campaign_spec import StepSpec
 from dripcare.campaign_versions import Compiled, compiled
 from dripcare.composing import Envelope, compose
@@ -114,6 +124,7 @@ class BatchResult:
     deferred: int = 0
     failed: int = 0
     cancelled: int = 0
+    skipped: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
     transport_failure: TransportFailure | None = None  # why the whole batch waits, if it does
     paused: int = 0  # released unsent: the transport's circuit is open
@@ -367,6 +378,13 @@ def _deliver_over(
     result: BatchResult,
 ) -> Iterator[Outcome]:
     """One connection for these messages; if it fails, the rest of them wait."""
+    slots = send_limits.limits_for(settings).connections
+    if (slot := slots.take(settings.lease_seconds)) is None:  # every connection is in use
+        reason = f"all {slots.limit} connections to the mail server in use; put back"
+        for job in pending:
+            due = now() + timedelta(seconds=random.uniform(5, 10))
+            yield Outcome(job.pk, MessageStatus.SCHEDULED, reason, due_at=due, refund=True)
+        return
     try:
         with transport:
             for index, job in enumerate(pending):
@@ -385,6 +403,8 @@ def _deliver_over(
                 yield outcome
     except TransportFailure as exc:  # raised while closing; every outcome is already known
         log.warning("SMTP connection closed with an error: %s", exc)
+    finally:
+        slots.release(slot)
 
 
 def _send_one(
@@ -394,6 +414,17 @@ def _send_one(
     if job.content_step is None:  # removed by a version published after this was claimed
         reason = f"step {job.step.key!r} removed in version {version}"
         return Outcome(job.pk, MessageStatus.CANCELLED, reason=reason, cause=StopCause.STEP_REMOVED)
+    timing = send_rules.timing_of_spec(job.content_step)
+    held = send_rules.hold(job.clinic, job.enrollment, timing, settings, now())
+    if held is not None:
+        late = StopCause.LATE if held.status == MessageStatus.SKIPPED else None
+        return Outcome(
+            job.pk, held.status, held.reason, due_at=held.due_at, cause=late, refund=True
+        )
+    limits = send_limits.limits_for(settings)
+    if (wait := limits.wait(job.to)) is not None:  # put back a little later; the batch goes on
+        due = now() + wait.delay
+        return Outcome(job.pk, MessageStatus.SCHEDULED, wait.reason, due_at=due, refund=True)
     try:
         data = build_email(job, settings, now())
     except RenderError as exc:
@@ -418,7 +449,10 @@ def _send_one(
     except TransportFailure:
         raise
     except TransientError as exc:
-        outcome = _defer(job, settings, now(), str(exc), exc.code, count=True)
+        slow = send_limits.is_slow_down(exc.code, str(exc))
+        if slow:
+            limits.slow_down(job.to)
+        outcome = _defer(job, settings, now(), str(exc), exc.code, count=not slow)
     except PermanentError as exc:
         outcome = Outcome(
             job.pk,
@@ -468,6 +502,7 @@ _COUNTERS = {
     MessageStatus.SCHEDULED: "deferred",
     MessageStatus.FAILED: "failed",
     MessageStatus.CANCELLED: "cancelled",
+    MessageStatus.SKIPPED: "skipped",
 }
 
 
@@ -551,7 +586,7 @@ def _suppress(session: Session, failures: Iterable[tuple[Job, Outcome]], now: da
 def send_due(scope: SessionScope, settings: Settings, transport: Transport) -> dict[str, int]:
     """Claim and send everything due now in this process, batch after batch (no Celery)."""
     lease = timedelta(seconds=settings.lease_seconds)
-    totals = {"recovered": 0, "sent": 0, "deferred": 0, "failed": 0, "cancelled": 0}
+    totals = {"recovered": 0, "sent": 0, "deferred": 0, "failed": 0, "cancelled": 0, "skipped": 0}
     with scope() as session:
         totals["recovered"] = recover_expired(session)
     while True:
@@ -560,7 +595,7 @@ def send_due(scope: SessionScope, settings: Settings, transport: Transport) -> d
         if claim is None:
             return totals
         result = send_batch(scope, claim.token, claim.message_ids, transport, settings)
-        for name in ("sent", "deferred", "failed", "cancelled"):
+        for name in ("sent", "deferred", "failed", "cancelled", "skipped"):
             totals[name] += getattr(result, name)
         if result.paused or (result.deferred and not result.sent):
             return totals  # the server is refusing everything; try again on the next run

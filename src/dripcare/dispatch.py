@@ -100,6 +100,70 @@ def release(session: Session, token: str, ids: list[int], reason: str, now: date
     return result.rowcount or 0  # type: ignore[attr-defined]
 
 
+def due_clinics(session: Session, now: datetime | None = None) -> list[int]:
+    """Clinics with messages due now, each once; served by ix_messages_clinic_due_scheduled."""
+    now = now or utcnow()
+    return list(
+        session.scalars(
+            select(Message.clinic_id)
+            .where(Message.status == MessageStatus.SCHEDULED, Message.due_at <= now)
+            .distinct()
+            .order_by(Message.clinic_id)
+        )
+    )
+
+
+def claim_fair(
+    session: Session,
+    clinics: list[int],
+    *,
+    limit: int,
+    lease: timedelta,
+    now: datetime | None = None,
+) -> Claim | None:
+    """Like claim_due, but shared out between `clinics` so one clinic's big import cannot
+    push another clinic's day-1 emails out of the tick.
+
+    Each clinic in turn gets an equal share of what is left (at least one row), oldest due
+    first within the clinic. `clinics` is the tick's list and is updated in place: clinics
+    with nothing left are dropped and the rest rotate, so the next batch starts with the
+    clinic after the last one served. One transaction and one lease token for the batch;
+    every statement keeps FOR UPDATE SKIP LOCKED (claim_rows).
+    """
+    now = now or utcnow()
+    token = uuid.uuid4().hex
+    values = {
+        "status": MessageStatus.QUEUED,
+        "lease_token": token,
+        "lease_until": now + lease,
+        "updated_at": now,
+    }
+    ids: list[int] = []
+    while clinics and len(ids) < limit:
+        share = max(1, (limit - len(ids)) // len(clinics))
+        served = 0
+        for clinic_id in list(clinics):
+            want = min(share, limit - len(ids))
+            if want <= 0:
+                break
+            served += 1
+            # Served by the partial index ix_messages_clinic_due_scheduled.
+            conditions = [
+                Message.status == MessageStatus.SCHEDULED,
+                Message.due_at <= now,
+                Message.clinic_id == clinic_id,
+            ]
+            got = claim_rows(session, Message, conditions, want, values)
+            ids += got
+            if len(got) < want:
+                clinics.remove(clinic_id)
+                served -= 1
+        clinics[:] = clinics[served:] + clinics[:served]
+    if not ids:
+        return None
+    return Claim(token, sorted(ids), now + lease)
+
+
 def recover_expired(session: Session, now: datetime | None = None) -> int:
     """Give expired claims back to the queue. A row left `sending` may have reached the server
     before its worker died; it is sent again with the same Message-ID, never lost."""
@@ -140,15 +204,20 @@ def dispatch_tick(
 ) -> TickResult:
     """One dispatcher pass: recover leases, then claim batches and hand each to `enqueue`.
 
+    Batches are shared fairly between the clinics that had messages due when the tick began
+    (claim_fair); messages of other clinics that fall due meanwhile wait for the next tick.
+
     Each claim is committed before it is enqueued, so a worker never sees an uncommitted
     claim; if enqueueing fails the lease simply expires and the rows are claimed again.
     """
     with session_scope() as session:  # type: ignore[attr-defined]
         recovered = recover_expired(session)
+        clinics = due_clinics(session)
     claimed = batches = 0
     while claimed < max_per_tick:
         with session_scope() as session:  # type: ignore[attr-defined]
-            claim = claim_due(session, limit=min(batch_size, max_per_tick - claimed), lease=lease)
+            limit = min(batch_size, max_per_tick - claimed)
+            claim = claim_fair(session, clinics, limit=limit, lease=lease)
         if claim is None:
             break
         enqueue(claim)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -49,7 +49,8 @@ from dripcare.models import (
     StopCause,
     utcnow,
 )
-from dripcare.scheduling import StepTiming, compute_due_at
+from dripcare.scheduling import QuietHours, StepTiming, compute_due_at
+from dripcare.send_rules import clinic_quiet_hours, late_window, quiet_hours_of, too_late
 from dripcare.treatment_time import parse_treated_at
 from dripcare.validation import check_timezone, normalize_email
 
@@ -108,6 +109,7 @@ class _Found:
     plan: CampaignPlan
     existing_id: int | None
     patient: _KnownPatient | None
+    quiet_hours: str | None = None  # the clinic's own; None: DRIPCARE_QUIET_HOURS
 
 
 # ---- enrolling --------------------------------------------------------------------------------
@@ -161,7 +163,8 @@ def enroll(
     )
     older = [e for e in active if e.treatment == enrollment.treatment]
     superseded = _supersede(session, older, enrollment)
-    messages = materialize(session, enrollment, plan, found.sender_email, settings, now)
+    quiet = clinic_quiet_hours(found.quiet_hours, settings)
+    messages = materialize(session, enrollment, plan, found.sender_email, settings, now, quiet)
     return EnrollResult(enrollment, created=True, superseded=superseded, messages=messages)
 
 
@@ -171,6 +174,7 @@ _LOOK_UP = (
     select(
         Clinic.timezone,
         Clinic.sender_email,
+        Clinic.quiet_hours,
         Campaign.id.label("campaign_id"),
         Campaign.version,
         Campaign.updated_at,
@@ -247,6 +251,7 @@ def _look_up(
         campaign_plan(session, row.campaign_id, row.version, row.updated_at),
         row.existing_id,
         patient,
+        row.quiet_hours,
     )
 
 
@@ -323,11 +328,13 @@ def materialize(
     sender_email: str,
     settings: Settings,
     now: datetime,
+    quiet: QuietHours | None = None,
 ) -> list[ScheduledMessage]:
     """One outbox row per active step, each with its own fixed Message-ID; one INSERT."""
     domain = sender_email.rpartition("@")[2] or "dripcare.local"
     placed = [
-        (s, _placement(step_due(enrollment, s.timing, settings), now, settings)) for s in plan.steps
+        (s, _placement(step_due(enrollment, s.timing, settings, quiet), now, settings, s.timing))
+        for s in plan.steps
     ]
     if not placed:
         return []
@@ -367,9 +374,12 @@ def _insert_messages(connection: Connection, rows: list[dict[str, Any]]) -> Resu
     )
 
 
-def step_due(enrollment: Enrollment, timing: StepTiming, settings: Settings) -> datetime:
+def step_due(
+    enrollment: Enrollment, timing: StepTiming, settings: Settings, quiet: QuietHours | None = None
+) -> datetime:
+    """`quiet`: the clinic's quiet hours (send_rules.quiet_hours_of), else the global ones."""
     return compute_due_at(
-        enrollment.treated_at, timing, ZoneInfo(enrollment.timezone), settings.quiet
+        enrollment.treated_at, timing, ZoneInfo(enrollment.timezone), quiet or settings.quiet
     )
 
 
@@ -381,15 +391,29 @@ class _Placement:
     cause: StopCause | None = None
 
 
-def _placement(due_at: datetime, now: datetime, settings: Settings) -> _Placement:
-    """Schedule, or skip when it is already too late for this email to make sense."""
-    if due_at < now - timedelta(hours=settings.late_grace_hours):
+def _placement(
+    due_at: datetime, now: datetime, settings: Settings, timing: StepTiming
+) -> _Placement:
+    """Schedule, or skip when it is already too late for this email to make sense.
+
+    The same rule the send path applies (send_rules.py): the step's send_until, else
+    DRIPCARE_LATE_GRACE_HOURS."""
+    if too_late(due_at, late_window(timing, settings), now):
         return _Placement(due_at, MessageStatus.SKIPPED, REASON_LATE, StopCause.LATE)
     return _Placement(due_at, MessageStatus.SCHEDULED, "")
 
 
-def _place(message: Message, due_at: datetime, now: datetime, settings: Settings) -> None:
-    place = _placement(due_at, now, settings)
+def _place(
+    session: Session,
+    message: Message,
+    timing: StepTiming,
+    enrollment: Enrollment,
+    now: datetime,
+    settings: Settings,
+) -> None:
+    clinic = get_clinic(session, enrollment.clinic_id)  # usually in the identity map already
+    due_at = step_due(enrollment, timing, settings, quiet_hours_of(clinic, settings))
+    place = _placement(due_at, now, settings, timing)
     message.due_at, message.status, message.status_reason, message.stop_cause = (
         due_at,
         place.status,
@@ -486,7 +510,7 @@ def _replace(
     for enrollment, message in pairs:
         if message.status == MessageStatus.SKIPPED and message.stop_cause != StopCause.LATE:
             continue
-        _place(message, step_due(enrollment, timing_of(message.step), settings), now, settings)
+        _place(session, message, timing_of(message.step), enrollment, now, settings)
         moved += 1
     session.flush()
     return moved
@@ -561,9 +585,10 @@ def _add_steps(
     domain = clinic.sender_email.rpartition("@")[2] or "dripcare.local"
     rows = []
     for step in steps:
-        due = step_due(enrollment, timing_of(step), settings)
+        timing = timing_of(step)
+        due = step_due(enrollment, timing, settings, quiet_hours_of(clinic, settings))
         if step.id not in have and due >= now:
-            place = _placement(due, now, settings)
+            place = _placement(due, now, settings, timing)
             rows.append(_message_row(enrollment, domain, step.id, place))
     if rows:
         session.execute(insert(Message), rows)

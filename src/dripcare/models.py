@@ -123,6 +123,8 @@ class Clinic(Base):
     webhook_url: Mapped[str] = mapped_column(String(500), default="")
     webhook_secret: Mapped[str] = mapped_column(String(100), default="")
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # "21:00-08:00" on the patient's clock; None: DRIPCARE_QUIET_HOURS (send_rules.py)
+    quiet_hours: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -225,6 +227,8 @@ class Step(Base):
     template: Mapped[str] = mapped_column(String(200))
     checkin: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # "1d": still sent up to this long after its planned time; None: DRIPCARE_LATE_GRACE_HOURS
+    send_until: Mapped[str | None] = mapped_column(String(16))
 
     campaign: Mapped[Campaign] = relationship(back_populates="steps")
 
@@ -273,6 +277,14 @@ class Message(Base):
         # Serves the dispatcher's claim: only scheduled rows, in due order (stays small).
         Index(
             "ix_messages_due_scheduled",
+            "due_at",
+            postgresql_where=text("status = 'scheduled'"),
+            sqlite_where=text("status = 'scheduled'"),
+        ),
+        # Serves the dispatcher's per-clinic claim (fair share between clinics, dispatch.py).
+        Index(
+            "ix_messages_clinic_due_scheduled",
+            "clinic_id",
             "due_at",
             postgresql_where=text("status = 'scheduled'"),
             sqlite_where=text("status = 'scheduled'"),

@@ -17,6 +17,7 @@ __all__ = [
     "StepTiming",
     "compute_due_at",
     "local_to_utc",
+    "next_allowed",
     "parse_local_time",
 ]
 
@@ -41,6 +42,8 @@ class StepTiming:
     hours: int = 0
     minutes: int = 0
     send_time: time | None = None
+    # How long after its planned time the step is still worth sending (send_rules.py).
+    send_until: timedelta | None = None
 
     def __post_init__(self) -> None:
         # A negative part could make a step due before the treatment it follows up on.
@@ -124,6 +127,15 @@ def compute_due_at(
     if quiet is not None:
         due = _outside_quiet_hours(due, quiet, zone)
     return due
+
+
+def next_allowed(at: datetime, quiet: QuietHours, zone: ZoneInfo) -> datetime:
+    """`at` itself, or the end of the quiet hours it falls in on the patient's clock.
+
+    The send-time twin of the rule compute_due_at applies when scheduling: a retry or a
+    backlog after an outage obeys the same night as the original schedule did.
+    """
+    return _outside_quiet_hours(at.astimezone(UTC), quiet, zone)
 
 
 def _apply_offset(treated_utc: datetime, timing: StepTiming, zone: ZoneInfo) -> datetime:

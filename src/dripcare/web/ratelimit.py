@@ -17,8 +17,11 @@ from dripcare.config import Settings
 
 
 class Limiter(Protocol):
-    def acquire(self, key: str) -> float:
-        """0 when the request may go ahead, else the seconds to wait before retrying."""
+    def acquire(self, key: str, rate: float | None = None, burst: int | None = None) -> float:
+        """0 when the request may go ahead, else the seconds to wait before retrying.
+
+        `rate` and `burst` override the limiter's own for this key (send_limits.py keeps
+        one limiter for many recipient domains, each with its own rate)."""
         ...
 
 
@@ -28,16 +31,17 @@ class MemoryLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, key: str) -> float:
+    def acquire(self, key: str, rate: float | None = None, burst: int | None = None) -> float:
+        rate, burst = rate or self.rate, burst or self.burst
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            tokens, last = self._buckets.get(key, (float(burst), now))
+            tokens = min(float(burst), tokens + (now - last) * rate)
             if tokens >= 1:
                 self._buckets[key] = (tokens - 1, now)
                 return 0.0
             self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate
+            return (1 - tokens) / rate
 
 
 # A token bucket kept in one Redis hash, updated atomically.
@@ -61,9 +65,10 @@ class RedisLimiter:
         self._client = redis.Redis.from_url(url)
         self._script = self._client.register_script(_BUCKET)
 
-    def acquire(self, key: str) -> float:
+    def acquire(self, key: str, rate: float | None = None, burst: int | None = None) -> float:
         wait = self._script(
-            keys=[f"dripcare:ratelimit:{key}"], args=[self.rate, self.burst, time.time()]
+            keys=[f"dripcare:ratelimit:{key}"],
+            args=[rate or self.rate, burst or self.burst, time.time()],
         )
         return float(wait)
 

@@ -182,6 +182,7 @@ def retime_step(
     offset_hours: Number = 0,
     offset_minutes: Number = 0,
     send_time: Line = "",
+    send_until: Line = "",
 ) -> Response:
     def change(spec: CampaignSpec) -> CampaignSpec:
         return edit.update_step(
@@ -191,6 +192,7 @@ def retime_step(
             offset_hours=offset_hours,
             offset_minutes=offset_minutes,
             send_time=send_time,
+            send_until=send_until,
         )
 
     return _change(request, admin, session, slug, change, f"changed the timing of {key}")

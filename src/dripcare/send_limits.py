@@ -1,0 +1,235 @@
+"""How fast emails may leave: per transport and per recipient domain, for all workers at once.
+
+Large mailbox providers throttle a sender that goes too fast, with 421/451 replies such as
+"4.7.28 ... rate limited": retrying those at full speed burns the message's attempts and the
+sender's reputation. Token buckets (web/ratelimit.py: in Redis when DRIPCARE_RATELIMIT_URL or a
+Redis broker is set, so every worker host shares one budget; in this process otherwise, as in
+`dripcare dev`) keep the transport and each listed domain under its rate, and a "slow down"
+reply cuts that domain's rate to a quarter for DRIPCARE_SLOWDOWN_SECONDS. With no limits
+configured and no slow-down in force, the send path makes no extra call at all.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+
+import redis
+
+from dripcare.config import Settings
+from dripcare.web.ratelimit import Limiter, MemoryLimiter, RedisLimiter
+
+SLOWDOWN_FACTOR = 4
+# A domain with no configured rate that asks us to slow down gets this many per second.
+UNLISTED_SLOW_RATE = 1.0
+_CACHE_SECONDS = 5.0
+_PER = {"s": 1.0, "m": 60.0, "h": 3600.0}
+_LIMIT = re.compile(r"\s*([a-z0-9.-]+)\s*=\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*([smh])\s*", re.I)
+# RFC 3463 4.7.0/4.7.28 and the wording providers use when they throttle a sender.
+_SLOW_DOWN = re.compile(
+    r"\b4\.7\.(?:0|28)\b|rate.?limit|too many|slow down|throttl|try again later", re.I
+)
+
+
+def parse_limits(text: str) -> dict[str, float]:
+    """Read DRIPCARE_DOMAIN_LIMITS ("gmail.com=20/s,outlook.com=600/m") as per-second rates."""
+    limits: dict[str, float] = {}
+    for part in filter(str.strip, text.split(",")):
+        match = _LIMIT.fullmatch(part)
+        if match is None or float(match[2]) <= 0:
+            raise ValueError(
+                f"domain limit {part.strip()!r} must look like gmail.com=20/s (or /m, /h), "
+                "more than zero"
+            )
+        limits[match[1].lower()] = float(match[2]) / _PER[match[3].lower()]
+    return limits
+
+
+def is_slow_down(code: int | None, reply: str) -> bool:
+    """A temporary refusal that is about our sending rate, not about the message."""
+    return code in (421, 450, 451) and bool(_SLOW_DOWN.search(reply))
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+class Slowdowns:
+    """Domains that asked us to slow down, until when; in Redis (shared) or in this process.
+
+    Each process looks a domain up in Redis at most every few seconds: a slow-down lasts
+    minutes, and the send path must not pay a round trip per message for it.
+    """
+
+    def __init__(self, url: str, seconds: float) -> None:
+        self.seconds = seconds
+        self._client = redis.Redis.from_url(url) if url else None
+        self._until: dict[str, tuple[float, float]] = {}  # domain -> (until, checked at)
+        self._lock = threading.Lock()
+
+    def add(self, domain: str) -> None:
+        until = time.time() + self.seconds
+        if self._client is not None:
+            self._client.set(_key(domain), str(until), ex=max(1, round(self.seconds)))
+        with self._lock:
+            self._until[domain] = (until, time.monotonic())
+
+    def active(self, domain: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            until, checked = self._until.get(domain, (0.0, -_CACHE_SECONDS))
+        if self._client is not None and now - checked >= _CACHE_SECONDS:
+            stored = self._client.get(_key(domain))
+            until = float(stored) if stored else 0.0
+            with self._lock:
+                self._until[domain] = (until, now)
+        return until > time.time()
+
+
+def _key(domain: str) -> str:
+    return f"dripcare:slowdown:{domain}"
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A message that must not go now: put it back for `delay` (at least a second, jittered
+    so the put-back messages of one domain do not all come due in the same instant)."""
+
+    what: str
+    seconds: float
+
+    @property
+    def reason(self) -> str:
+        return f"rate limit for {self.what}; put back"
+
+    @property
+    def delay(self) -> timedelta:
+        return timedelta(seconds=max(self.seconds, 1.0) * random.uniform(1.0, 1.5))
+
+
+class SendLimits:
+    """Whether one more email may go to a recipient now, and what to do on "slow down"."""
+
+    def __init__(
+        self,
+        limiter: Limiter,
+        domains: dict[str, float],
+        transport_rate: float,
+        slow: Slowdowns,
+        connections: ConnectionSlots | None = None,
+    ) -> None:
+        self.limiter, self.domains, self.transport_rate = limiter, domains, transport_rate
+        self.slow = slow
+        self.connections = connections or ConnectionSlots("", 0)
+
+    def wait(self, recipient: str) -> Wait | None:
+        """None to send now; else what is limited (a domain or "the transport") and for how long.
+
+        The domain is asked first so a slow domain never spends the transport's tokens.
+        """
+        domain = domain_of(recipient)
+        rate = self.domains.get(domain, 0.0)
+        if self.slow.active(domain):
+            rate = rate / SLOWDOWN_FACTOR if rate else UNLISTED_SLOW_RATE
+        if rate:
+            wait = self.limiter.acquire(f"send:domain:{domain}", rate, _burst(rate))
+            if wait:
+                return Wait(domain, wait)
+        if self.transport_rate:
+            wait = self.limiter.acquire(
+                "send:transport", self.transport_rate, _burst(self.transport_rate)
+            )
+            if wait:
+                return Wait("the transport", wait)
+        return None
+
+    def slow_down(self, recipient: str) -> None:
+        self.slow.add(domain_of(recipient))
+
+
+# Connection slots: a sorted set of slot tokens scored by when they lapse, so a worker that dies
+# holding one gives it back by itself after the lease.
+_TAKE_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[5])) + 1)
+return 1
+"""
+_SLOTS_KEY = "dripcare:smtp-connections"
+
+
+class ConnectionSlots:
+    """At most `limit` SMTP connections open at once across every worker (0: no limit)."""
+
+    def __init__(self, url: str, limit: int) -> None:
+        self.limit = limit
+        self._client = redis.Redis.from_url(url) if url and limit else None
+        self._script = self._client.register_script(_TAKE_SLOT) if self._client else None
+        self._held: dict[str, float] = {}  # this process's slots when there is no Redis
+        self._lock = threading.Lock()
+
+    def take(self, lease_seconds: float) -> str | None:
+        """A slot token to give back with release(), or None when all are in use."""
+        token = uuid.uuid4().hex
+        if not self.limit:
+            return token
+        now = time.time()
+        if self._script is not None:
+            args: list[float | str] = [now, now + lease_seconds, self.limit, token, lease_seconds]
+            return token if self._script(keys=[_SLOTS_KEY], args=args) else None
+        with self._lock:
+            self._held = {t: until for t, until in self._held.items() if until > now}
+            if len(self._held) >= self.limit:
+                return None
+            self._held[token] = now + lease_seconds
+        return token
+
+    def release(self, token: str) -> None:
+        if self._client is not None:
+            self._client.zrem(_SLOTS_KEY, token)
+        with self._lock:
+            self._held.pop(token, None)
+
+
+def _burst(rate: float) -> int:
+    """About one second's worth: smooth enough for providers, enough for a batch to flow."""
+    return max(1, int(rate))
+
+
+def shared_url(settings: Settings) -> str:
+    """DRIPCARE_RATELIMIT_URL, else the broker when it is Redis; empty: this process only."""
+    if settings.ratelimit_url:
+        return settings.ratelimit_url
+    return settings.broker_url if settings.broker_url.startswith(("redis://", "rediss://")) else ""
+
+
+def limits_for(settings: Settings) -> SendLimits:
+    return _limits(
+        shared_url(settings),
+        settings.domain_limits,
+        settings.transport_rate,
+        settings.slowdown_seconds,
+        settings.transport_concurrency,
+    )
+
+
+@lru_cache(maxsize=8)
+def _limits(
+    url: str, domains: str, transport_rate: float, slowdown_seconds: float, connections: int
+) -> SendLimits:
+    """One per process and configuration, so buckets and cached slow-downs are reused."""
+    limiter: Limiter = RedisLimiter(url, 1.0, 1) if url else MemoryLimiter(1.0, 1)
+    return SendLimits(
+        limiter,
+        parse_limits(domains),
+        transport_rate,
+        Slowdowns(url, slowdown_seconds),
+        ConnectionSlots(url, connections),
+    )

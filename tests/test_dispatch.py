@@ -1,0 +1,100 @@
+"""Claiming due messages fairly between clinics, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert, select
+
+from dripcare.config import Settings
+from dripcare.db import session_scope
+from dripcare.dispatch import Claim, claim_fair, dispatch_tick, due_clinics
+from dripcare.models import Enrollment, Message, Patient, Step
+from tests.factories import make_clinic
+
+LEASE = timedelta(minutes=5)
+
+
+def due_messages(clinic_id: int, count: int, due_at: datetime) -> set[int]:
+    """`count` due messages of one clinic, one per enrollment, inserted in bulk."""
+    with session_scope() as session:
+        patient = Patient(clinic_id=clinic_id, email=f"p{clinic_id}@example.com")
+        session.add(patient)
+        session.flush()
+        step_id = session.scalars(
+            select(Step.id).join(Step.campaign).where(Step.campaign.has(clinic_id=clinic_id))
+        ).first()
+        enrollments = session.scalars(
+            insert(Enrollment).returning(Enrollment.id),
+            [
+                {
+                    "clinic_id": clinic_id,
+                    "patient_id": patient.id,
+                    "campaign_id": session.get_one(Step, step_id).campaign_id,
+                    "treatment": "microneedling",
+                    "treated_at": due_at,
+                    "timezone": "UTC",
+                }
+                for _ in range(count)
+            ],
+        ).all()
+        ids = session.scalars(
+            insert(Message).returning(Message.id),
+            [
+                {
+                    "clinic_id": clinic_id,
+                    "enrollment_id": enrollment,
+                    "step_id": step_id,
+                    "due_at": due_at,
+                    "message_id": f"<{clinic_id}.{enrollment}@test>",
+                }
+                for enrollment in enrollments
+            ],
+        ).all()
+        return set(ids)
+
+
+def test_a_big_import_does_not_push_another_clinics_emails_out_of_the_first_tick(
+    settings: Settings,
+) -> None:
+    # Given clinic A's import of 5,000 due emails, all older than clinic B's 10
+    now = datetime.now(UTC)
+    a, b = make_clinic(), make_clinic(name="Hillside", sender="care@hillside.example")
+    due_messages(a, 5000, now - timedelta(hours=2))
+    b_ids = due_messages(b, 10, now - timedelta(hours=1))
+    claims: list[Claim] = []
+
+    # When the dispatcher runs one tick with the default batch size and tick cap
+    result = dispatch_tick(
+        session_scope,
+        claims.append,
+        batch_size=settings.batch_size,
+        max_per_tick=settings.max_per_tick,
+        lease=LEASE,
+    )
+
+    # Then B's 10 are all in the first batch, beside A's oldest, and the tick is full
+    assert b_ids <= set(claims[0].message_ids)
+    assert len(claims[0].message_ids) == settings.batch_size
+    assert result.claimed == settings.max_per_tick
+
+
+def test_a_fair_claim_splits_a_batch_and_rotates_between_clinics(settings: Settings) -> None:
+    now = datetime.now(UTC)
+    clinics = [make_clinic(), make_clinic(), make_clinic()]
+    owned = {c: due_messages(c, 5, now - timedelta(minutes=5)) for c in clinics}
+
+    with session_scope() as session:
+        tick = due_clinics(session)
+        assert tick == clinics
+        first = claim_fair(session, tick, limit=4, lease=LEASE)
+    with session_scope() as session:
+        second = claim_fair(session, tick, limit=4, lease=LEASE)
+
+    def per_clinic(claim: Claim | None) -> list[int]:
+        assert claim is not None
+        return [len(owned[c] & set(claim.message_ids)) for c in clinics]
+
+    assert per_clinic(first) == [2, 1, 1]  # a share of 1 each, then the rest to the first
+    assert per_clinic(second) == [1, 2, 1]  # the next batch starts after the last served
+    assert tick == [clinics[2], clinics[0], clinics[1]]

@@ -1,0 +1,220 @@
+"""Sending rates per transport and recipient domain, in this process and shared in Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+import time_machine
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from dripcare import delivery
+from dripcare.config import Settings, get_settings
+from dripcare.db import session_scope
+from dripcare.models import Message, MessageStatus, Patient
+from dripcare.send_limits import (
+    ConnectionSlots,
+    SendLimits,
+    Slowdowns,
+    is_slow_down,
+    limits_for,
+    parse_limits,
+)
+from dripcare.transports import SMTPTransport
+from dripcare.web.ratelimit import MemoryLimiter, RedisLimiter
+from tests.factories import make_clinic, make_enrollment
+from tests.smtp_server import SMTPServer
+
+DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 10:00 in New York: no quiet hours
+
+
+def memory_limits(domains: str, transport_rate: float = 0.0) -> SendLimits:
+    return SendLimits(
+        MemoryLimiter(1.0, 1), parse_limits(domains), transport_rate, Slowdowns("", 600)
+    )
+
+
+def test_domain_limits_read_per_second_minute_or_hour() -> None:
+    assert parse_limits(" gmail.com=20/s, Outlook.com = 600/m,yahoo.com=3600/h,") == {
+        "gmail.com": 20.0,
+        "outlook.com": 10.0,
+        "yahoo.com": 1.0,
+    }
+    with pytest.raises(ValueError, match=r"must look like gmail\.com=20/s"):
+        parse_limits("gmail.com=fast")
+    with pytest.raises(ValidationError, match=r"must look like gmail\.com=20/s"):
+        Settings(domain_limits="gmail.com=0/s")
+
+
+@pytest.mark.parametrize(
+    ("code", "reply", "slow"),
+    [
+        (421, "421 4.7.28 Our system has detected an unusual rate of mail", True),
+        (451, "451 4.7.0 Temporary rate limit exceeded", True),
+        (450, "450 too many connections from your host, slow down", True),
+        (451, "451 4.7.1 greylisted, try later", False),
+        (452, "452 4.2.2 mailbox full", False),
+        (550, "550 5.7.1 rate limited forever", False),
+    ],
+)
+def test_a_slow_down_reply_is_told_from_other_temporary_refusals(
+    code: int, reply: str, slow: bool
+) -> None:
+    assert is_slow_down(code, reply) is slow
+
+
+def test_a_slow_domain_does_not_hold_up_the_others() -> None:
+    limits = memory_limits("gmail.com=2/s")
+
+    assert limits.wait("a@gmail.com") is None
+    assert limits.wait("b@gmail.com") is None
+    held = limits.wait("c@GMAIL.com")
+    assert held is not None and held.what == "gmail.com" and 0 < held.seconds <= 1
+    assert held.reason == "rate limit for gmail.com; put back"
+    assert all(limits.wait(f"p{i}@clinic-patients.example") is None for i in range(50))
+
+
+def test_the_transport_rate_covers_every_domain() -> None:
+    limits = memory_limits("", transport_rate=1)
+
+    assert limits.wait("a@gmail.com") is None
+    held = limits.wait("b@yahoo.com")
+    assert held is not None and held.what == "the transport"
+
+
+def test_slow_down_quarters_a_listed_domain_and_limits_an_unlisted_one() -> None:
+    limits = memory_limits("gmail.com=8/s")
+    limits.slow_down("x@gmail.com")
+    limits.slow_down("x@small-isp.example")
+
+    assert [limits.wait("a@gmail.com") is None for _ in range(3)] == [True, True, False]
+    assert [limits.wait("a@small-isp.example") is None for _ in range(2)] == [True, False]
+
+
+def test_workers_share_one_budget_and_slow_downs_through_redis(redis_url: str) -> None:
+    # Given two worker processes' limiters on the same Redis
+    a, b = (
+        SendLimits(RedisLimiter(redis_url, 1.0, 1), {"gmail.com": 2.0}, 0, Slowdowns(redis_url, 60))
+        for _ in range(2)
+    )
+
+    # Then the domain's two tokens are spent once between them, and a slow-down is seen by both
+    assert a.wait("p1@gmail.com") is None and b.wait("p2@gmail.com") is None
+    assert b.wait("p3@gmail.com") is not None
+    a.slow_down("p1@outlook.com")
+    assert b.slow.active("outlook.com")
+    assert 0 < (redis.Redis.from_url(redis_url).ttl("dripcare:slowdown:outlook.com") or 0) <= 60
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["in this process", "in Redis"])
+def test_connection_slots_cap_open_connections_and_lapse_when_a_worker_dies(
+    shared: bool, redis_url: str
+) -> None:
+    url = redis_url if shared else ""
+    slots = ConnectionSlots(url, 2)
+    other = ConnectionSlots(url, 2) if shared else slots  # another worker host
+
+    first, second = slots.take(60), other.take(60)
+    assert first and second and other.take(60) is None
+    slots.release(first)
+    third = other.take(60)
+    assert third is not None
+    other.release(second)
+    other.release(third)
+    # a worker that died holding a slot gives it back after its lease
+    dying = ConnectionSlots(url, 1)
+    assert dying.take(0.05) is not None and dying.take(60) is None
+    time.sleep(0.1)
+    assert dying.take(60) is not None
+    assert ConnectionSlots(url, 0).take(60) is not None  # 0: no limit
+
+
+@pytest.fixture
+def daytime() -> Iterator[None]:
+    with time_machine.travel(DAYTIME, tick=True):
+        yield
+
+
+def send_due(smtp_server: SMTPServer) -> dict[str, int]:
+    transport = SMTPTransport("127.0.0.1", smtp_server.port)
+    return delivery.send_due(session_scope, get_settings(), transport)
+
+
+def day_0_rows() -> dict[str, Message]:
+    with session_scope() as session:
+        found = session.execute(
+            select(Patient.email, Message).join(Message.enrollment).join(Patient)
+        ).all()
+        return {email: message for email, message in found if message.step.key == "day-0"}
+
+
+def test_messages_over_a_domains_rate_are_put_back_and_the_batch_goes_on(
+    settings: Settings,
+    smtp_server: SMTPServer,
+    redis_url: str,
+    daytime: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings, "domain_limits", "busy.example=1/s")
+    clinic = make_clinic()
+    for email in ["a@busy.example", "b@busy.example", "c@quiet.example"]:
+        make_enrollment(settings, clinic, DAYTIME - timedelta(hours=3), email=email)
+
+    with time_machine.travel(DAYTIME, tick=False):  # frozen: no token comes back meanwhile
+        totals = send_due(smtp_server)
+
+    rows = day_0_rows()
+    assert (totals["sent"], totals["deferred"]) == (2, 1)
+    assert sorted(m["To"] for m in smtp_server.recorder.messages) == [
+        "a@busy.example",
+        "c@quiet.example",
+    ]
+    put_back = rows["b@busy.example"]
+    assert (put_back.status, put_back.attempts) == (MessageStatus.SCHEDULED, 0)
+    assert put_back.status_reason == "rate limit for busy.example; put back"
+    assert DAYTIME + timedelta(seconds=1) <= put_back.due_at <= DAYTIME + timedelta(seconds=2)
+    assert limits_for(settings).domains == {"busy.example": 1.0}
+
+
+def test_a_slow_down_reply_defers_without_spending_an_attempt_and_slows_the_domain(
+    settings: Settings, smtp_server: SMTPServer, redis_url: str, daytime: None
+) -> None:
+    clinic = make_clinic()
+    make_enrollment(settings, clinic, DAYTIME - timedelta(hours=3), email="pat@slow.example")
+    smtp_server.recorder.rcpt_replies["pat@slow.example"] = "451 4.7.28 rate limited, slow down"
+
+    assert send_due(smtp_server)["deferred"] == 1
+
+    row = day_0_rows()["pat@slow.example"]
+    assert (row.status, row.attempts) == (MessageStatus.SCHEDULED, 0)
+    assert row.last_error.startswith("451 4.7.28")
+    assert limits_for(settings).slow.active("slow.example")
+
+
+def test_when_every_connection_is_in_use_the_batch_is_put_back_without_an_attempt(
+    settings: Settings,
+    smtp_server: SMTPServer,
+    redis_url: str,
+    daytime: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings, "transport_concurrency", 1)
+    clinic = make_clinic()
+    make_enrollment(settings, clinic, DAYTIME - timedelta(hours=3))
+    slots = limits_for(settings).connections
+    busy = slots.take(60)  # another worker's connection
+    assert busy is not None
+
+    assert send_due(smtp_server)["sent"] == 0
+    row = day_0_rows()["pat@example.com"]
+    assert (row.status, row.attempts) == (MessageStatus.SCHEDULED, 0)
+    assert row.status_reason == "all 1 connections to the mail server in use; put back"
+
+    slots.release(busy)
+    with time_machine.travel(row.due_at + timedelta(seconds=1)):
+        assert send_due(smtp_server)["sent"] == 1
+    assert slots.take(60) is not None  # the sender gave its slot back
