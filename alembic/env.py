@@ -1,6 +1,7 @@
 """Alembic environment: the database URL comes from DRIPCARE_DATABASE_URL (or the default)."""
 
 from alembic import context
+from sqlalchemy import Connection
 
 from dripcare.db import get_engine
 from dripcare.models import Base
@@ -24,14 +25,37 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = config.attributes.get("connection") or get_engine()
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode copies a table and drops the old one; with foreign keys enforced,
+            # dropping a table that other rows point at fails. The pragma works only outside a
+            # transaction, hence the driver's connection; the keys are checked at the end.
+            _pragma(connection, "foreign_keys=OFF")
+        try:
+            _migrate(connection, sqlite)
+        finally:
+            if sqlite:
+                connection.rollback()  # nothing, after the commit; else the failed migration
+                _pragma(connection, "foreign_keys=ON")
+
+
+def _migrate(connection: Connection, sqlite: bool) -> None:
+    context.configure(
+        connection=connection, target_metadata=target_metadata, render_as_batch=sqlite
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    if sqlite:
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+        if broken:
+            raise RuntimeError(f"the migration left rows pointing at nothing: {broken[:5]}")
+    connection.commit()
+
+
+def _pragma(connection: Connection, pragma: str) -> None:
+    cursor = connection.connection.cursor()
+    cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
 
 
 if context.is_offline_mode():

@@ -37,9 +37,13 @@ def transport(*args: str) -> Result:
     return CliRunner().invoke(main, ["clinic", "transport", *args], catch_exceptions=False)
 
 
-def statuses() -> list[MessageStatus]:
+def tried() -> list[tuple[MessageStatus, int]]:
+    """Status and attempts of the messages a send tried (each has the error it met)."""
     with session_scope() as session:
-        return list(session.scalars(select(Message.status).where(Message.attempts > 0)))
+        rows = session.execute(
+            select(Message.status, Message.attempts).where(Message.last_error != "")
+        )
+        return [(row.status, row.attempts) for row in rows]
 
 
 def test_the_password_is_stored_sealed_and_never_printed(settings: Settings) -> None:
@@ -107,7 +111,7 @@ def test_an_environment_reference_missing_here_defers_never_drops(
     make_enrollment(settings, clinic, DAYTIME - timedelta(hours=3))
 
     assert send_due(smtp_server)["deferred"] == 1
-    assert statuses() == [MessageStatus.SCHEDULED]
+    assert tried() == [(MessageStatus.SCHEDULED, 0)]  # waiting costs it no attempt
     assert not smtp_server.recorder.messages  # not sent through a server the clinic did not pick
 
     monkeypatch.setenv("CLINIC_SMTP_URL", own_server.url)
