@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 import uvicorn
 
 from dripcare import db
@@ -24,6 +25,7 @@ from dripcare.config import Settings, get_settings
 from dripcare.migrations import upgrade
 from dripcare.models import Base
 from dripcare.web.app import create_app
+from tests.factories import DAYTIME
 from tests.smtp_server import SMTPServer
 
 PG_ADMIN_URL = os.environ.get(
@@ -198,3 +200,18 @@ def live_server(settings: Settings) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def daytime() -> Iterator[None]:
+    """The clock at a working morning at the clinic (no quiet hours), whenever tests run."""
+    with time_machine.travel(DAYTIME, tick=True):
+        yield
+
+
+@pytest.fixture
+def verp_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings with a bounce domain: each email's envelope sender names it (VERP)."""
+    monkeypatch.setenv("DRIPCARE_BOUNCE_DOMAIN", "bounce.riverside.example")
+    get_settings.cache_clear()
+    return get_settings()

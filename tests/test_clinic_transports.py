@@ -18,12 +18,7 @@ from tests.conftest import free_port
 from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 
-
-@pytest.fixture(autouse=True)
-def daytime() -> Iterator[None]:
-    """A working morning at the clinic (no quiet hours), whenever the tests run."""
-    with time_machine.travel(DAYTIME, tick=True):
-        yield
+pytestmark = pytest.mark.usefixtures("daytime")  # conftest: a working morning
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,11 +24,7 @@ TREATED = datetime(2026, 11, 24, 19, 30, tzinfo=UTC)  # 14:30 in New York
 DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 10:00 in New York: no quiet hours
 
 
-@pytest.fixture(autouse=True)
-def daytime() -> Iterator[None]:
-    """Tests that say 'now' mean a working morning at the clinic, whenever they run."""
-    with time_machine.travel(DAYTIME, tick=True):
-        yield
+pytestmark = pytest.mark.usefixtures("daytime")  # conftest: a working morning
 
 
 def rows(enrollment_id: int | None = None) -> list[Message]:

@@ -3,7 +3,6 @@ suppresses; a refusal of our sender or login pauses sending and loses nothing.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,10 +20,7 @@ from tests.smtp_server import SMTPServer
 DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 10:00 in New York: no quiet hours
 
 
-@pytest.fixture(autouse=True)
-def daytime() -> Iterator[None]:
-    with time_machine.travel(DAYTIME, tick=True):
-        yield
+pytestmark = pytest.mark.usefixtures("daytime")  # conftest: a working morning
 
 
 def send_due(url: str) -> dict[str, int]:

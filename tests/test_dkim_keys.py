@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import dkim
@@ -19,12 +18,7 @@ from dripcare.models import DkimKey
 from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 
-
-@pytest.fixture(autouse=True)
-def daytime() -> Iterator[None]:
-    """A working morning at the clinic (no quiet hours), whenever the tests run."""
-    with time_machine.travel(DAYTIME, tick=True):
-        yield
+pytestmark = pytest.mark.usefixtures("daytime")  # conftest: a working morning
 
 
 def make_key(clinic: int, *args: str) -> dict[str, str]:

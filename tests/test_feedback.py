@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-import time_machine
 from sqlalchemy import select, update
 
 from dripcare import verp
@@ -16,11 +14,7 @@ from dripcare.feedback import Applied, FeedbackEvent, FeedbackKind, apply
 from dripcare.models import DeliveryAttempt, Enrollment, Message, MessageStatus, Suppression
 from tests.factories import DAYTIME, make_clinic, make_enrollment
 
-
-@pytest.fixture(autouse=True)
-def daytime() -> Iterator[None]:
-    with time_machine.travel(DAYTIME, tick=True):
-        yield
+pytestmark = pytest.mark.usefixtures("daytime")  # conftest: a working morning
 
 
 def first_message(enrollment_id: int) -> Message:

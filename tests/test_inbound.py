@@ -6,33 +6,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import time_machine
 from sqlalchemy import select
 
-from dripcare.config import Settings, get_settings
+from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import Enrollment, Message, MessageStatus, Patient, Suppression
 from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due, unsubscribe_targets
 from tests.report_samples import report_sample
 from tests.smtp_server import SMTPServer
 
-
-@pytest.fixture(autouse=True)
-def daytime() -> Iterator[None]:
-    with time_machine.travel(DAYTIME, tick=True):
-        yield
-
-
-@pytest.fixture
-def verp_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("DRIPCARE_BOUNCE_DOMAIN", "bounce.riverside.example")
-    get_settings.cache_clear()
-    return get_settings()
+pytestmark = pytest.mark.usefixtures("daytime")  # conftest: a working morning
 
 
 def sent_to_two_patients(settings: Settings, smtp_server: SMTPServer) -> dict[str, Any]:

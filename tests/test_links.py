@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import time_machine
 from click.testing import CliRunner, Result
 from itsdangerous import URLSafeSerializer
 from sqlalchemy import func, select
@@ -18,7 +17,7 @@ from dripcare.db import session_scope
 from dripcare.inbound import process_unsubscribe_mail
 from dripcare.links import SALT, LinkRef, make_token, read_token
 from dripcare.models import CheckIn, Clinic, Message, Suppression
-from tests.factories import DAYTIME, first_sent_links, send_due, unsubscribe_targets
+from tests.factories import first_sent_links, send_due, unsubscribe_targets
 from tests.smtp_server import SMTPServer
 
 ALPHABET = string.ascii_letters + string.digits + "-_"
@@ -35,10 +34,7 @@ POSTS = (
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-@pytest.fixture(autouse=True)
-def daytime() -> Iterator[None]:
-    with time_machine.travel(DAYTIME, tick=True):
-        yield
+pytestmark = pytest.mark.usefixtures("daytime")  # conftest: a working morning
 
 
 def token_of(url: str) -> str:

@@ -4,12 +4,10 @@ and the dashboard lists them, for a hard bounce and for a complaint alike."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import time_machine
 from sqlalchemy import select, update
 
 from dripcare import alerts, dashboard, suppression, unreachable
@@ -22,11 +20,7 @@ from dripcare.transports import SMTPTransport
 from tests.factories import DAYTIME, make_clinic, make_enrollment
 from tests.smtp_server import SMTPServer
 
-
-@pytest.fixture(autouse=True)
-def daytime() -> Iterator[None]:
-    with time_machine.travel(DAYTIME, tick=True):
-        yield
+pytestmark = pytest.mark.usefixtures("daytime")  # conftest: a working morning
 
 
 def enrolled(settings: Settings, clinic: int, email: str) -> str:

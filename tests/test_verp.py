@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-import time_machine
 from sqlalchemy import select
 
 from dripcare import verp
-from dripcare.config import Settings, get_settings
+from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import Message
 from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 
-
-@pytest.fixture(autouse=True)
-def daytime() -> Iterator[None]:
-    with time_machine.travel(DAYTIME, tick=True):
-        yield
-
-
-@pytest.fixture
-def verp_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("DRIPCARE_BOUNCE_DOMAIN", "bounce.riverside.example")
-    get_settings.cache_clear()
-    return get_settings()
+pytestmark = pytest.mark.usefixtures("daytime")  # conftest: a working morning
 
 
 def test_tokens_survive_lowercasing_and_refuse_tampering(settings: Settings) -> None:

@@ -38,7 +38,7 @@ from dripcare.campaign_spec import StepSpec
 from dripcare.campaign_versions import Compiled, compiled
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings
-from dripcare.dispatch import claim_due, recover_expired, release
+from dripcare.dispatch import claim_due, claimed, recover_expired, release
 from dripcare.email_context import build_context, care_values, clinic_context, format_date
 from dripcare.links import MessageLinks, links_for
 from dripcare.models import (
@@ -218,11 +218,7 @@ def _start(
     """Move our claimed rows to `sending`; rows cancelled or re-claimed meanwhile drop out."""
     owned = session.scalars(
         update(Message)
-        .where(
-            Message.id.in_(ids),
-            Message.lease_token == token,
-            Message.status == MessageStatus.QUEUED,
-        )
+        .where(claimed(token, ids))
         .values(
             status=MessageStatus.SENDING,
             attempts=Message.attempts + 1,

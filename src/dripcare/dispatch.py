@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.orm import Session
 
 from dripcare.models import IN_FLIGHT, Message, MessageStatus, utcnow
@@ -79,15 +79,18 @@ def claim_due(
     return Claim(token, sorted(ids), now + lease)
 
 
+def claimed(token: str, ids: list[int]) -> ColumnElement[bool]:
+    """Rows of `ids` that this claim still holds: cancelled or re-claimed ones are not."""
+    return and_(
+        Message.id.in_(ids), Message.lease_token == token, Message.status == MessageStatus.QUEUED
+    )
+
+
 def release(session: Session, token: str, ids: list[int], reason: str, now: datetime) -> int:
     """Give our claimed, unsent rows back to the queue as they were: no attempt counted."""
     result = session.execute(
         update(Message)
-        .where(
-            Message.id.in_(ids),
-            Message.lease_token == token,
-            Message.status == MessageStatus.QUEUED,
-        )
+        .where(claimed(token, ids))
         .values(
             status=MessageStatus.SCHEDULED,
             lease_token=None,
