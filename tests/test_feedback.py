@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from dripcare import verp
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.feedback import Applied, FeedbackEvent, FeedbackKind, apply
+from dripcare.feedback import Applied, FeedbackEvent, FeedbackKind, about_recipient, apply
 from dripcare.models import DeliveryAttempt, Enrollment, Message, MessageStatus, Suppression
 from tests.factories import DAYTIME, make_clinic, make_enrollment
 
@@ -171,3 +171,23 @@ def test_a_sent_email_that_bounces_for_a_policy_reason_is_failed_and_logged_with
         )
     assert "check the sending setup" in caplog.text and "@" not in caplog.text
     assert MessageStatus.SCHEDULED in statuses(pat)
+
+
+@pytest.mark.parametrize(
+    ("status", "blames_the_address"),
+    [
+        ("5.1.1", True),
+        ("5.1.10", True),
+        ("5.2.1", True),
+        ("", True),  # a hard bounce without a code: the provider's word
+        ("5.1.8", False),  # our sender's system, as during sending (smtp_replies)
+        ("5.1.7", False),
+        ("5.2.2", False),
+        ("5.7.26", False),
+        ("4.1.1", False),
+    ],
+)
+def test_a_report_blames_the_address_by_the_rule_sending_uses(
+    status: str, blames_the_address: bool
+) -> None:
+    assert about_recipient(status) is blames_the_address

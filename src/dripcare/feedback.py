@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dripcare import suppression, unreachable, verp
+from dripcare import smtp_replies, suppression, unreachable, verp
 from dripcare.config import Settings
 from dripcare.models import (
     DeliveryAttempt,
@@ -106,10 +106,13 @@ def stops_emails(event: FeedbackEvent) -> bool:
 
 
 def about_recipient(status: str) -> bool:
-    """Whether an enhanced status code (RFC 3463) blames the address: 5.1.x (no such mailbox,
-    bad address) or 5.2.1 (disabled). No code at all, as some providers' hard bounces come,
-    is taken as the provider's word that the address is bad."""
-    return not status or status.startswith("5.1.") or status == "5.2.1"
+    """Whether an enhanced status code (RFC 3463) blames the address, by the same rule as
+    replies during sending (smtp_replies.blames_recipient). No code at all, as some
+    providers' hard bounces come, is taken as the provider's word that the address is bad."""
+    if not status:
+        return True
+    code = smtp_replies.enhanced_code(status)
+    return code is not None and code[0] == 5 and smtp_replies.blames_recipient(*code[1:])
 
 
 def _find(session: Session, event: FeedbackEvent, settings: Settings) -> Message | None:

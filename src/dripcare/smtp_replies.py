@@ -47,6 +47,13 @@ def enhanced_code(text: str) -> tuple[int, int, int] | None:
     return klass, subject, detail
 
 
+def blames_recipient(subject: int, detail: int) -> bool:
+    """A permanent `5.subject.detail` about the recipient's own address: a bad destination
+    mailbox or address (5.1.x, but not 5.1.7/5.1.8, which are about our sender) or a disabled
+    mailbox (5.2.1). Replies during sending and bounce reports later go by this one rule."""
+    return (subject == 1 and detail not in _SENDER_ADDRESS) or (subject, detail) == (2, 1)
+
+
 def classify(stage: Stage, code: int | None, text: str) -> Verdict:
     """Whose problem a reply is; see the module docstring for why that decides suppression."""
     if stage not in _RECIPIENT_STAGES or code is None:
@@ -60,9 +67,7 @@ def classify(stage: Stage, code: int | None, text: str) -> Verdict:
         # A bare 550/551/553 to RCPT TO is how older servers say "no such user".
         return Verdict.RECIPIENT if stage is Stage.RCPT_TO else Verdict.PERMANENT
     _, subject, detail = enhanced
-    if subject == 1 and detail not in _SENDER_ADDRESS:
-        return Verdict.RECIPIENT
-    if (subject, detail) == (2, 1):  # mailbox disabled
+    if blames_recipient(subject, detail):
         return Verdict.RECIPIENT
     if (subject, detail) == (2, 2):  # mailbox full: RFC 3463 calls it persistent transient
         return Verdict.TEMPORARY
