@@ -75,6 +75,7 @@ class Handler:
     delivered: list[Delivered] = field(default_factory=list)
     greetings: int = 0
     sessions: list[Any] = field(default_factory=list)
+    drops_at_mail: int = 0  # hang up, without a reply, on this many MAIL commands
 
     def _seen(self, session: Any) -> None:
         if not any(known is session for known in self.sessions):
@@ -96,6 +97,10 @@ class Handler:
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         self._seen(session)
+        if self.drops_at_mail:
+            self.drops_at_mail -= 1
+            server.transport.close()
+            return ""
         if address in self.mail_replies:
             return self.mail_replies[address]
         envelope.mail_from = address
@@ -382,6 +387,19 @@ def test_dropped_connection_is_reopened_once(server: Server) -> None:
     assert [d.rcpt_tos for d in delivered] == [["one@example.com"], ["two@example.com"]]
     assert delivered[0].session is not delivered[1].session
     assert server.handler.greetings == 2
+
+
+def test_a_connection_dropped_again_after_reconnecting_is_a_transport_failure(
+    server: Server,
+) -> None:
+    """Not a bare smtplib exception that would end the batch with its rows still `sending`."""
+    server.handler.drops_at_mail = 2
+    with server.transport() as transport:
+        with pytest.raises(ConnectionFailure, match="dropped the connection twice"):
+            transport.send(SENDER, "one@example.com", message("j@x"), "j@x")
+        transport.send(SENDER, "two@example.com", message("k@x"), "k@x")  # a new connection
+    assert [d.rcpt_tos for d in server.handler.delivered] == [["two@example.com"]]
+    assert server.handler.greetings == 3
 
 
 def test_close_is_idempotent_and_next_send_reconnects(server: Server) -> None:

@@ -126,7 +126,13 @@ class SMTPTransport:
         except (smtplib.SMTPServerDisconnected, ConnectionError):
             self.close()
             self._conn = self._connect()
-            self._send_once(sender, recipient, data)
+            try:
+                self._send_once(sender, recipient, data)
+            except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+                self.close()  # dropped twice in a row: the server, not this message
+                raise ConnectionFailure(
+                    f"SMTP server {self.host}:{self.port} dropped the connection twice: {exc}"
+                ) from exc
 
     def _send_once(self, sender: str, recipient: str, data: bytes) -> None:
         assert self._conn is not None
