@@ -7,10 +7,11 @@ future emails wait in the database, never as `eta` tasks.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 from celery import Celery, Task, signals
-from celery.exceptions import TaskPredicate
+from celery.exceptions import CPendingDeprecationWarning, TaskPredicate
 from celery.schedules import crontab
 
 from dripcare.config import get_settings
@@ -19,6 +20,14 @@ from dripcare.redaction import withheld
 
 DISPATCH_QUEUE = "dispatch"
 SEND_QUEUE = "send"
+
+# Celery 5 warns on every broker connection loss that a default will change in Celery 6; we set
+# that setting explicitly (see create_app), so the warning only hides the real log line.
+warnings.filterwarnings(
+    "ignore",
+    r"\s*In Celery 5\.1 we introduced an optional breaking change",
+    CPendingDeprecationWarning,
+)
 
 
 class TaskFailed(Exception):
@@ -51,6 +60,10 @@ def create_app() -> Celery:
         accept_content=["json"],
         task_ignore_result=True,
         task_acks_late=True,
+        # On a broker connection loss the running batch finishes: its rows are guarded by the
+        # claim token, so the redelivered copy finds nothing left to send. Cancelling it would
+        # leave rows `sending` until lease recovery (Celery 6 changes this default).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_prefetch_multiplier=1,
         task_default_queue=SEND_QUEUE,
         task_routes={
