@@ -85,8 +85,9 @@ class Settings(BaseSettings):
     ratelimit_url: str = Field("", description="redis://… to share limits across processes")
     domain_limits: str = Field(
         "",
-        description="emails per second per recipient domain, all workers together, e.g. "
-        "gmail.com=20/s,outlook.com=10/s,hotmail.com=10/s,yahoo.com=5/s (also /m, /h)",
+        description="emails per second per recipient provider group (outlook, gmail, yahoo, "
+        "icloud: send_limits.PROVIDER_GROUPS) or domain, all workers together, e.g. "
+        "outlook=10/s,gmail=20/s,example.org=2/s (also /m, /h)",
     )
     transport_rate: float = Field(
         0.0, ge=0, description="emails per second through the transport, all workers; 0: no limit"

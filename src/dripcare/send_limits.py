@@ -5,8 +5,9 @@ Large mailbox providers throttle a sender that goes too fast, with 421/451 repli
 sender's reputation. Token buckets (web/ratelimit.py: in Redis when DRIPCARE_RATELIMIT_URL or a
 Redis broker is set, so every worker host shares one budget; in this process otherwise, as in
 `dripcare dev`) keep the transport and each listed domain under its rate, and a "slow down"
-reply cuts that domain's rate to a quarter for DRIPCARE_SLOWDOWN_SECONDS. With no limits
-configured and no slow-down in force, the send path makes no extra call at all.
+reply cuts that domain's rate to a quarter for DRIPCARE_SLOWDOWN_SECONDS. A provider that
+receives mail for many domains (PROVIDER_GROUPS) is one bucket under its group's name. With no
+limits configured and no slow-down in force, the send path makes no extra call at all.
 """
 
 from __future__ import annotations
@@ -37,27 +38,63 @@ _SLOW_DOWN = re.compile(
 )
 
 
+_GROUP_DOMAINS = {
+    "outlook": "outlook.com hotmail.com live.com msn.com passport.com outlook.co.uk outlook.de "
+    "outlook.fr outlook.es outlook.it outlook.jp outlook.com.au outlook.com.br hotmail.co.uk "
+    "hotmail.de hotmail.fr hotmail.es hotmail.it hotmail.nl hotmail.be hotmail.ca hotmail.com.au "
+    "hotmail.com.br hotmail.co.jp live.co.uk live.de live.fr live.nl live.it live.ca live.com.au "
+    "live.be windowslive.com",
+    "gmail": "gmail.com googlemail.com",
+    "yahoo": "yahoo.com ymail.com rocketmail.com yahoo.co.uk yahoo.de yahoo.fr yahoo.es yahoo.it "
+    "yahoo.ca yahoo.com.au yahoo.com.br yahoo.co.jp yahoo.co.in yahoo.com.mx aol.com aol.co.uk "
+    "aol.de aim.com verizon.net",
+    "icloud": "icloud.com me.com mac.com",
+}
+PROVIDER_GROUPS: dict[str, str] = {
+    domain: group for group, domains in _GROUP_DOMAINS.items() for domain in domains.split()
+}
+"""Recipient domain -> the provider that receives its mail, as one rate-limit bucket.
+
+Providers throttle per sender across all the domains they host (Microsoft's hotmail.co.uk and
+outlook.com, Yahoo's ymail.com and aol.com since Yahoo owns AOL, ...): separate buckets per
+domain would together send them several times the rate they accept. Domains not listed keep a
+bucket of their own. A list, not an MX lookup, so the send path makes no DNS query.
+"""
+
+
+def bucket_of(address_or_domain: str) -> str:
+    """The rate-limit bucket of an address or domain: its provider group, else the domain."""
+    domain = address_or_domain.rpartition("@")[2].lower()
+    return PROVIDER_GROUPS.get(domain, domain)
+
+
 def parse_limits(text: str) -> dict[str, float]:
-    """Read DRIPCARE_DOMAIN_LIMITS ("gmail.com=20/s,outlook.com=600/m") as per-second rates."""
+    """Read DRIPCARE_DOMAIN_LIMITS ("gmail=20/s,example.org=600/m") as per-second rates.
+
+    Keys are buckets: a group's name, or a domain (one in a group names its group, so
+    "gmail.com=20/s" keeps meaning what it did).
+    """
     limits: dict[str, float] = {}
     for part in filter(str.strip, text.split(",")):
         match = _LIMIT.fullmatch(part)
         if match is None or float(match[2]) <= 0:
             raise ValueError(
-                f"domain limit {part.strip()!r} must look like gmail.com=20/s (or /m, /h), "
-                "more than zero"
+                f"domain limit {part.strip()!r} must look like gmail=20/s or example.org=2/s "
+                "(or /m, /h), more than zero"
             )
-        limits[match[1].lower()] = float(match[2]) / _PER[match[3].lower()]
+        bucket, rate = bucket_of(match[1]), float(match[2]) / _PER[match[3].lower()]
+        if limits.get(bucket, rate) != rate:
+            raise ValueError(
+                f"domain limit {part.strip()!r}: {match[1].lower()} is in the {bucket!r} group, "
+                f"which another entry already limits differently; give {bucket}= once"
+            )
+        limits[bucket] = rate
     return limits
 
 
 def is_slow_down(code: int | None, reply: str) -> bool:
     """A temporary refusal that is about our sending rate, not about the message."""
     return code in (421, 450, 451) and bool(_SLOW_DOWN.search(reply))
-
-
-def domain_of(address: str) -> str:
-    return address.rpartition("@")[2].lower()
 
 
 class Slowdowns:
@@ -133,7 +170,7 @@ class SendLimits:
 
         The domain is asked first so a slow domain never spends the transport's tokens.
         """
-        domain = domain_of(recipient)
+        domain = bucket_of(recipient)
         rate = self.domains.get(domain, 0.0)
         if self.slow.active(domain):
             rate = rate / SLOWDOWN_FACTOR if rate else UNLISTED_SLOW_RATE
@@ -150,7 +187,7 @@ class SendLimits:
         return None
 
     def slow_down(self, recipient: str) -> None:
-        self.slow.add(domain_of(recipient))
+        self.slow.add(bucket_of(recipient))
 
 
 # Connection slots: a sorted set of slot tokens scored by when they lapse, so a worker that dies
