@@ -19,11 +19,15 @@ from dripcare.models import Message, MessageStatus, Patient
 from dripcare.send_limits import (
     PROVIDER_GROUPS,
     ConnectionSlots,
+    Sending,
     SendLimits,
     Slowdowns,
+    Wait,
+    _limits,
     bucket_of,
     is_slow_down,
     limits_for,
+    parse_concurrency,
     parse_limits,
 )
 from dripcare.transports import SMTPTransport
@@ -174,6 +178,50 @@ def test_connection_slots_cap_open_connections_and_lapse_when_a_worker_dies(
     assert ConnectionSlots(url, 0).take(60) is not None  # 0: no limit
 
 
+def test_concurrency_caps_read_per_group_or_domain() -> None:
+    assert parse_concurrency(" gmail=5, Hotmail.co.uk = 3,example.org=1,") == {
+        "gmail": 5,
+        "outlook": 3,
+        "example.org": 1,
+    }
+    with pytest.raises(ValueError, match=r"DRIPCARE_DOMAIN_CONCURRENCY: 'gmail=0' must look like"):
+        parse_concurrency("gmail=0")
+    with pytest.raises(ValidationError, match=r"must look like gmail=5 or example\.org=2"):
+        Settings(domain_concurrency="gmail=5/s")
+
+
+def test_no_concurrency_cap_costs_no_call_to_redis() -> None:
+    # Given limits whose Redis cannot be reached: any call to it would raise
+    limits = _limits("redis://127.0.0.1:1/0", "", 0.0, 600.0, 0, "")
+
+    sending = limits.start("a@gmail.com", 60)
+
+    assert sending == Sending() and limits.sends == {}
+    sending.done()
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["in this process", "in Redis"])
+def test_a_groups_sends_at_once_are_capped_for_all_workers_and_others_go_on(
+    shared: bool, redis_url: str
+) -> None:
+    def worker() -> SendLimits:
+        places = ConnectionSlots(redis_url if shared else "", 2, "dripcare:sends:gmail")
+        return SendLimits(MemoryLimiter(1.0, 1), {}, 0, Slowdowns("", 600), sends={"gmail": places})
+
+    one = worker()
+    other = worker() if shared else one  # another worker host
+
+    first, second = one.start("a@gmail.com", 60), other.start("b@googlemail.com", 60)
+    assert isinstance(first, Sending) and isinstance(second, Sending)
+    busy = one.start("c@gmail.com", 60)
+    assert isinstance(busy, Wait)
+    assert busy.reason == "limit of 2 sends at once for gmail; put back"
+    assert one.start("d@outlook.com", 60) == Sending()  # no cap: not held up
+
+    second.done()
+    assert isinstance(other.start("e@gmail.com", 60), Sending)
+
+
 @pytest.fixture
 def daytime() -> Iterator[None]:
     with time_machine.travel(DAYTIME, tick=True):
@@ -259,3 +307,33 @@ def test_when_every_connection_is_in_use_the_batch_is_put_back_without_an_attemp
     with time_machine.travel(row.due_at + timedelta(seconds=1)):
         assert send_due(smtp_server)["sent"] == 1
     assert slots.take(60) is not None  # the sender gave its slot back
+
+
+def test_an_email_to_a_provider_at_its_concurrency_cap_is_put_back_and_the_batch_goes_on(
+    settings: Settings,
+    smtp_server: SMTPServer,
+    redis_url: str,
+    daytime: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings, "domain_concurrency", "busy.example=1")
+    clinic = make_clinic()
+    for email in ["a@busy.example", "b@quiet.example"]:
+        make_enrollment(settings, clinic, DAYTIME - timedelta(hours=3), email=email)
+    places = limits_for(settings).sends["busy.example"]
+    elsewhere = places.take(60)  # another worker is sending to busy.example
+    assert elsewhere is not None
+
+    totals = send_due(smtp_server)
+
+    assert (totals["sent"], totals["deferred"]) == (1, 1)
+    assert [m["To"] for m in smtp_server.recorder.messages] == ["b@quiet.example"]
+    put_back = day_0_rows()["a@busy.example"]
+    assert (put_back.status, put_back.attempts) == (MessageStatus.SCHEDULED, 0)
+    assert put_back.status_reason == "limit of 1 sends at once for busy.example; put back"
+
+    places.release(elsewhere)
+    with time_machine.travel(put_back.due_at + timedelta(seconds=1)):
+        assert send_due(smtp_server)["sent"] == 1
+    assert not redis.Redis.from_url(redis_url).exists("dripcare:sends:busy.example")
+    assert places.take(60) is not None  # the sender gave its place back
