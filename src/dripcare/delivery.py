@@ -419,8 +419,7 @@ def _send_one(
         )
     limits = send_limits.limits_for(settings)
     if (wait := limits.wait(job.to)) is not None:  # put back a little later; the batch goes on
-        due = now() + wait.delay
-        return Outcome(job.pk, MessageStatus.SCHEDULED, wait.reason, due_at=due, refund=True)
+        return _put_back(job, wait, now)
     try:
         data = build_email(job, settings, now())
     except RenderError as exc:
@@ -438,6 +437,9 @@ def _send_one(
             error=f"{type(exc).__name__}: {exc}",
             version=version,
         )
+    sending = limits.start(job.to, settings.lease_seconds)
+    if isinstance(sending, send_limits.Wait):  # its provider has all the sends it may at once
+        return _put_back(job, sending, now)
     start = time.perf_counter()
     try:
         sender = envelope_sender(settings, job.pk) or job.clinic.sender_email
@@ -461,8 +463,16 @@ def _send_one(
         )
     else:
         outcome = Outcome(job.pk, MessageStatus.SENT, version=version)
+    finally:
+        sending.done()
     outcome.send_seconds = time.perf_counter() - start
     return outcome
+
+
+def _put_back(job: Job, wait: send_limits.Wait, now: Callable[[], datetime]) -> Outcome:
+    """Not now because of a limit, not because of this message: no attempt is counted."""
+    due = now() + wait.delay
+    return Outcome(job.pk, MessageStatus.SCHEDULED, wait.reason, due_at=due, refund=True)
 
 
 def _defer(
