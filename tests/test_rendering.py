@@ -85,15 +85,17 @@ def one_template(body: str) -> TemplateSet:
 
 @pytest.fixture
 def full_render_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every full render the Renderer does (it looks render_full up at call time)."""
+    """Record every full render the Renderer does (it looks render_full and render_limited, for
+    the preparation in a renderer process, up at call time)."""
     calls: list[str] = []
-    real: Callable[..., Rendered] = render_cache.render_full
+    for name in ("render_full", "render_limited"):
+        real: Callable[..., Rendered] = getattr(render_cache, name)
 
-    def spy(*args: Any, **kwargs: Any) -> Rendered:
-        calls.append(args[1])
-        return real(*args, **kwargs)
+        def spy(*args: Any, real: Callable[..., Rendered] = real, **kwargs: Any) -> Rendered:
+            calls.append(args[1])
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(render_cache, "render_full", spy)
+        monkeypatch.setattr(render_cache, name, spy)
     return calls
 
 

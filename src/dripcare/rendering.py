@@ -44,6 +44,17 @@ class RenderError(Exception):
         super().__init__(message)
         self.where, self.line = where, line
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Sent back from a renderer process (`isolation`) with its place and details."""
+        return _rebuilt, (type(self), str(self), dict(self.__dict__))
+
+
+def _rebuilt(cls: type[RenderError], message: str, attributes: dict[str, Any]) -> RenderError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(attributes)
+    return error
+
 
 class InvalidMjml(RenderError):
     """MRML refused the MJML that Jinja produced; `detail` is MRML's own words."""
@@ -78,6 +89,7 @@ class TemplateSet:
     key: str
     html_env: BoundedSandbox
     text_env: BoundedSandbox
+    sources: Mapping[str, str]
 
     @classmethod
     def from_sources(cls, sources: Mapping[str, str]) -> TemplateSet:
@@ -85,7 +97,7 @@ class TemplateSet:
         loader: BaseLoader = _NamedLoader(dict(sources))
         html_env = BoundedSandbox(loader=loader, autoescape=True, undefined=StrictUndefined)
         text_env = BoundedSandbox(autoescape=False, undefined=StrictUndefined)
-        return cls(digest, html_env, text_env)
+        return cls(digest, html_env, text_env, dict(sources))
 
 
 def _no_table_layout(*_: object) -> None:

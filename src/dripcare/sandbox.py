@@ -12,6 +12,7 @@ calls check a CPU-time deadline. The process running the render adds memory and 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +23,7 @@ from typing import Any
 
 from jinja2 import Environment, nodes
 from jinja2.compiler import CodeGenerator, Frame
+from jinja2.defaults import DEFAULT_FILTERS
 from jinja2.exceptions import SecurityError
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
@@ -74,6 +76,9 @@ def _check_deadline() -> None:
             f"rendering took longer than {MAX_RENDER_SECONDS:g} seconds; "
             "make loops shorter or remove them"
         )
+
+
+_TIMED_FILTER = "dripcare_timed_loop"
 
 
 def _timed(iterable: Iterable[Any]) -> Iterator[Any]:
@@ -260,6 +265,13 @@ def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str
     return generate_lorem_ipsum(n, html, min, max)
 
 
+@functools.cache
+def _bounded_filters() -> dict[str, Callable[..., Any]]:
+    """Jinja's filters, each bounded (built once: every environment shares them)."""
+    bounded = {name: _bounded_filter(name, f) for name, f in DEFAULT_FILTERS.items()}
+    return {**bounded, _TIMED_FILTER: _timed}
+
+
 class _BoundedCodeGenerator(CodeGenerator):
     """`a ~ b ~ c` is one join of all its parts in Jinja: their sizes are added up first.
 
@@ -284,9 +296,6 @@ class _BoundedCodeGenerator(CodeGenerator):
         self.write("))")
 
 
-_TIMED_FILTER = "dripcare_timed_loop"
-
-
 class BoundedSandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox with every operator, call and filter result size-checked."""
 
@@ -298,9 +307,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         # time, outside these checks.
         super().__init__(**options, optimized=False)
         self.globals["lipsum"] = _lipsum
-        for name, original in list(self.filters.items()):
-            self.filters[name] = _bounded_filter(name, original)
-        self.filters[_TIMED_FILTER] = _timed
+        self.filters.update(_bounded_filters())
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         """Wrap every loop's iterable so that the render deadline is checked on each pass."""
