@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import throughput  # noqa: E402  (the same seed as the end-to-end benchmark)
+import throughput  # the same seed as the end-to-end benchmark
 
 
 class NullTransport:
