@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import cast
 
 from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
@@ -96,7 +97,7 @@ class Job:
     def version(self) -> int:
         return self.content.number
 
-    @property
+    @cached_property
     def content_step(self) -> StepSpec | None:
         """The step as that version has it; None when that version removed it."""
         return self.content.spec.step(self.step.key)
@@ -286,18 +287,18 @@ def load_jobs(session: Session, message_pks: list[int]) -> list[Job]:
 
 
 def _mark_suppressed(session: Session, jobs: list[Job]) -> None:
-    pairs = {(job.clinic.id, job.to) for job in jobs}
-    if not pairs:
+    if not jobs:
         return
+    keys = {job.to: suppression.keys(job.to) for job in jobs}  # a hash each: once per address
     found = session.execute(
         select(Suppression.clinic_id, Suppression.email, Suppression.reason).where(
-            Suppression.email.in_({key for _, email in pairs for key in suppression.keys(email)}),
-            Suppression.clinic_id.in_({clinic for clinic, _ in pairs}),
+            Suppression.email.in_({key for pair in keys.values() for key in pair}),
+            Suppression.clinic_id.in_({job.clinic.id for job in jobs}),
         )
     ).all()
     reasons = {(clinic, email): reason for clinic, email, reason in found}
     for job in jobs:
-        plain, hashed = suppression.keys(job.to)
+        plain, hashed = keys[job.to]
         job.suppressed = reasons.get((job.clinic.id, plain)) or reasons.get((job.clinic.id, hashed))
 
 
@@ -374,7 +375,8 @@ def _deliver_over(
     result: BatchResult,
 ) -> Iterator[Outcome]:
     """One connection for these messages; if it fails, the rest of them wait."""
-    slots = send_limits.limits_for(settings).connections
+    limits = send_limits.limits_for(settings)
+    slots = limits.connections
     if (slot := slots.take(settings.lease_seconds)) is None:  # every connection is in use
         reason = f"all {slots.limit} connections to the mail server in use; put back"
         for job in pending:
@@ -385,7 +387,7 @@ def _deliver_over(
         with transport:
             for index, job in enumerate(pending):
                 try:
-                    outcome = _send_one(job, transport, settings, now)
+                    outcome = _send_one(job, transport, settings, now, limits)
                 except TransportFailure as exc:
                     log.warning(
                         "SMTP transport failed, deferring %d messages: %s",
@@ -404,7 +406,11 @@ def _deliver_over(
 
 
 def _send_one(
-    job: Job, transport: Transport, settings: Settings, now: Callable[[], datetime]
+    job: Job,
+    transport: Transport,
+    settings: Settings,
+    now: Callable[[], datetime],
+    limits: send_limits.SendLimits | None = None,
 ) -> Outcome:
     version = job.version
     if job.content_step is None:  # removed by a version published after this was claimed
@@ -417,7 +423,7 @@ def _send_one(
         return Outcome(
             job.pk, held.status, held.reason, due_at=held.due_at, cause=late, refund=True
         )
-    limits = send_limits.limits_for(settings)
+    limits = limits or send_limits.limits_for(settings)
     if (wait := limits.wait(job.to)) is not None:  # put back a little later; the batch goes on
         return _put_back(job, wait, now)
     try:
