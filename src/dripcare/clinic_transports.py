@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy.orm import Session
 
-from dripcare import secrets_box
+from dripcare import circuit, secrets_box
 from dripcare.clinic_cache import PerClinic
 from dripcare.config import Settings
 from dripcare.errors import UserError
@@ -104,6 +104,15 @@ def transport_for(clinic: Clinic, settings: Settings, platform: Transport) -> Tr
         return _Unusable(f"clinic {clinic.id}'s own SMTP server cannot be used: {exc}")
 
 
+def has_own(clinic: Clinic) -> bool:
+    return _stored.get(clinic) is not None
+
+
+def circuit_key(clinic: Clinic) -> str:
+    """The circuit the clinic's emails go through: its own server's, or the platform's."""
+    return circuit.key_for(clinic.id if has_own(clinic) else None)
+
+
 class _HasClinic(Protocol):
     clinic: Clinic
 
@@ -118,7 +127,7 @@ def grouped(
     every clinic without its own server shares the platform's, in one group."""
 
     def server(job: J) -> tuple[bool, int]:
-        own = _stored.get(job.clinic) is not None
+        own = has_own(job.clinic)
         return own, job.clinic.id if own else 0
 
     for _, group in groupby(sorted(jobs, key=server), server):
