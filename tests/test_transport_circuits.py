@@ -151,7 +151,7 @@ def test_a_clinic_server_refusing_our_sender_pauses_that_clinic_only_until_it_wo
     assert all(m["To"] != "bea@example.com" for m in own_server.recorder.messages)
 
 
-def test_while_the_platform_server_refuses_us_the_operator_hears_by_webhook_and_clinics_by_their_own(
+def test_while_the_platform_refuses_us_the_operator_hears_by_webhook_and_clinics_by_their_own(
     settings: Settings,
     smtp_server: SMTPServer,
     own_server: SMTPServer,
