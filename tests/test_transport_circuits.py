@@ -200,3 +200,38 @@ def test_a_transports_password_never_reaches_an_alert_or_the_circuit(settings: S
 
     stored = [r.detail for r in alert_rows()] + [c.last_error for c in circuits().values()]
     assert stored and all("hunter2" not in text and "ops:***@mx" in text for text in stored)
+
+
+def test_while_the_platform_waits_for_its_probe_the_dispatcher_claims_only_clinics_with_their_own(
+    settings: Settings, own_server: SMTPServer
+) -> None:
+    a = own_clinic(settings, own_server, "a")
+    b = make_clinic(name="Clinic B", sender="care@b.example")
+    due_now(settings, a, "ann@example.com")
+    due_now(settings, b, "bea@example.com")
+    failure = TransportFailure("535 5.7.8 Authentication credentials invalid", 535, Stage.AUTH)
+    with session_scope() as session:
+        circuit.record_failure(session, circuit.PLATFORM, failure, datetime.now(UTC))
+
+    claims: list[Claim] = []
+    dispatch_tick(
+        session_scope, claims.append, batch_size=100, max_per_tick=100, lease=timedelta(minutes=5)
+    )
+
+    claimed = {m.clinic_id for m in messages_of(a) + messages_of(b) if m.lease_token}
+    assert len(claims) == 1 and claimed == {a}
+
+
+def test_a_clinic_back_on_the_platforms_server_leaves_its_pause_behind(
+    settings: Settings, own_server: SMTPServer
+) -> None:
+    a = own_clinic(settings, own_server, "a")
+    failure = TransportFailure("535 5.7.8 Authentication credentials invalid", 535, Stage.AUTH)
+    with session_scope() as session:
+        circuit.record_failure(session, circuit.key_for(a), failure, datetime.now(UTC))
+    with session_scope() as session:
+        clinic = session.get(Clinic, a)
+        assert clinic is not None
+        clinic_transports.clear_smtp_url(session, clinic)
+
+    assert circuits() == {}

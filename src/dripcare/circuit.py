@@ -18,7 +18,7 @@ import enum
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -195,6 +195,11 @@ def paused_circuits(session: Session, clinic_id: int | None = None) -> list[Tran
     if clinic_id is not None:
         query = query.where(TransportCircuit.transport.in_([PLATFORM, key_for(clinic_id)]))
     return list(session.scalars(query.order_by(TransportCircuit.transport)))
+
+
+def forget(session: Session, transport: str) -> None:
+    """The transport is gone (a clinic back on the platform's server): its pause with it."""
+    session.execute(delete(TransportCircuit).where(TransportCircuit.transport == transport))
 
 
 def circuits(session: Session) -> list[TransportCircuit]:

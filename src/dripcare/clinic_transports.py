@@ -19,7 +19,7 @@ from dripcare import circuit, secrets_box
 from dripcare.clinic_cache import PerClinic
 from dripcare.config import Settings
 from dripcare.errors import UserError
-from dripcare.models import Clinic, ClinicTransport
+from dripcare.models import Clinic, ClinicTransport, utcnow
 from dripcare.transports import ConnectionFailure, Transport, transport_from_url
 
 
@@ -38,6 +38,7 @@ def set_smtp_url(session: Session, settings: Settings, clinic: Clinic, url: str)
     row.smtp_url = secrets_box.seal(settings, url)
     session.flush()
     _stored.forget(clinic.id)
+    circuit.probe_now(session, circuit.key_for(clinic.id), utcnow())  # paused? try the new one
 
 
 def clear_smtp_url(session: Session, clinic: Clinic) -> bool:
@@ -47,6 +48,7 @@ def clear_smtp_url(session: Session, clinic: Clinic) -> bool:
         session.delete(row)
         session.flush()
     _stored.forget(clinic.id)
+    circuit.forget(session, circuit.key_for(clinic.id))
     return row is not None
 
 
