@@ -7,11 +7,14 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from dripcare import circuit
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.models import Message, MessageStatus
+from dripcare.models import AuditEvent, Message, MessageStatus, TransportCircuit
+from dripcare.smtp_replies import Stage
+from dripcare.transports import TransportFailure
 from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, make_admin
 
 Browse = Callable[..., AdminBrowser]
@@ -134,3 +137,57 @@ def test_the_clinic_switch_goes_nowhere_outside_the_admin(
 
     assert answer.headers["location"] == "/admin"
     assert plain.headers["location"] == "/admin/outbox"  # the header's switch, as before
+
+
+def pause(key: str, error: str) -> None:
+    failure = TransportFailure(error, 535, Stage.AUTH)
+    with session_scope() as session:
+        circuit.record_failure(session, key, failure, datetime.now(UTC))
+
+
+def paused_section(page: str) -> str:
+    return (
+        page.split('id="paused-transports"')[1].split("</section>")[0] if "paused-" in page else ""
+    )
+
+
+def test_paused_transports_show_to_whom_they_concern_and_retry_now_is_audited(
+    browser_for: Browse, a: ClinicWithHistory, b: ClinicWithHistory
+) -> None:
+    pause(circuit.PLATFORM, "535 5.7.8 platform login smtp://ops:***@mx.example refused")
+    pause(circuit.key_for(a.clinic_id), "535 5.7.8 clinic A's login refused")
+    pause(circuit.key_for(b.clinic_id), "535 5.7.8 clinic B's login refused")
+    root = browser_for(make_admin("root@platform.example", platform=True))
+
+    seen_by_a = paused_section(browser_for(a.admin_email).get("/admin").text)
+    seen_by_root = paused_section(root.get("/admin").text)
+    refused = browser_for(a.admin_email).post_form(
+        "/admin/transports/retry", {"transport": circuit.key_for(a.clinic_id)}, csrf_from="/admin"
+    )
+    forged = root.client.post("/admin/transports/retry", data={"transport": circuit.PLATFORM})
+    retried = root.post_form(
+        "/admin/transports/retry", {"transport": circuit.PLATFORM}, csrf_from="/admin"
+    )
+    with session_scope() as session:
+        state = session.get(TransportCircuit, circuit.PLATFORM)
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "transport.retry")
+        ).all()
+
+    assert "clinic A&#39;s login refused" in seen_by_a and "Clinic B" not in seen_by_a
+    assert "The platform's mail server" in seen_by_a and "ops:" not in seen_by_a  # no detail
+    assert "Retry now" not in seen_by_a
+    assert seen_by_root.count("Retry now") == 3 and "clinic B&#39;s login refused" in seen_by_root
+    assert refused.status_code == 404 and forged.status_code == 403
+    assert retried.status_code == 303
+    assert state is not None and state.is_open and state.probe_at is not None
+    assert state.probe_at <= datetime.now(UTC)  # the next batch probes it
+    assert [(e.actor, e.target_id, e.clinic_id) for e in events] == [
+        ("root@platform.example", "platform", None)
+    ]
+
+
+def test_no_paused_transport_no_section(browser_for: Browse, a: ClinicWithHistory) -> None:
+    pause(circuit.key_for(a.clinic_id + 1000), "535 another clinic's server")
+
+    assert paused_section(browser_for(a.admin_email).get("/admin").text) == ""

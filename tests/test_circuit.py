@@ -144,12 +144,7 @@ def test_opening_tells_the_clinic_and_the_operator_once_through_the_alert_outbox
         queued = session.scalars(select(ClinicAlert).order_by(ClinicAlert.id)).all()
     smtp_server.recorder.replies.clear()
     with httpx.Client() as http:
-        delivered = alerts.deliver_due(
-            session_scope,
-            transport_from_url(smtp_server.url, 5),
-            http,
-            operator_email="ops@dripcare.example",
-        )
+        delivered = alerts.deliver_due(session_scope, transport_from_url(smtp_server.url, 5), http)
 
     assert [(a.kind, a.channel) for a in queued] == [
         (AlertKind.TRANSPORT, "email"),
@@ -206,7 +201,8 @@ def test_a_probe_batch_that_reaches_no_server_leaves_the_probe_to_the_next_batch
         due_now(settings, clinic, "bob@example.com")
         sent = send_due(smtp_server)
 
-    assert given_back is not None and (given_back.is_open, given_back.probe_at) == (True, later)
+    assert given_back is not None and given_back.is_open
+    assert given_back.probe_at is not None and given_back.probe_at <= later  # due: next batch
     assert sent["sent"] == 1
     closed = state()
     assert closed is not None and not closed.is_open

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from dripcare import unreachable
 from dripcare.cli import main
 from dripcare.config import Settings
 from dripcare.db import session_scope
@@ -84,6 +85,23 @@ def test_export_lists_the_patient_enrollments_messages_and_is_audited(
             select(AuditEvent).where(AuditEvent.action == "patient.export")
         ).one()
         assert (event.actor_kind, event.target_id) == ("api-key", str(enrollment["patient_id"]))
+
+
+def test_export_lists_the_alert_that_told_the_clinic_the_patient_cannot_be_emailed(
+    clinic: Clinic, settings: Settings
+) -> None:
+    ana = enroll(clinic)
+    bea = enroll(clinic, patient={**ENROLL["patient"], "email": "b@x.example"}, external_id="b")
+    with session_scope() as session:
+        patient = session.get(Patient, ana["patient_id"])
+        assert patient is not None
+        unreachable.queue(session, patient.clinic_id, patient.id)
+
+    told = clinic.get(f"/patients/{ana['patient_id']}/export").json()["unreachable_alerts"]
+    other = clinic.get(f"/patients/{bea['patient_id']}/export").json()["unreachable_alerts"]
+
+    assert [(a["channel"], a["status"]) for a in told] == [("email", "pending")]
+    assert other == []
 
 
 def test_erase_removes_the_person_cancels_unsent_and_is_idempotent(

@@ -252,6 +252,7 @@ def test_a_paused_transport_shows_as_an_open_circuit_until_it_works(
     now = datetime.now(UTC)
     with session_scope() as session:
         circuit.record_failure(session, circuit.PLATFORM, failure, now)
+        circuit.record_failure(session, circuit.key_for(7), failure, now)  # a clinic's own server
     opened = scrape(client)
     with session_scope() as session:
         circuit.record_success(session, circuit.PLATFORM, now)
@@ -259,3 +260,4 @@ def test_a_paused_transport_shows_as_an_open_circuit_until_it_works(
 
     assert value(opened, "dripcare_transport_circuit_open", transport="platform") == 1
     assert value(closed, "dripcare_transport_circuit_open", transport="platform") == 0
+    assert value(closed, "dripcare_transport_circuit_open", transport="clinic:7") == 1

@@ -25,8 +25,11 @@ from dripcare.db import session_scope
 from dripcare.delivery import send_due
 from dripcare.errors import UserError
 from dripcare.models import (
+    AlertKind,
+    AlertStatus,
     AuditEvent,
     CheckIn,
+    ClinicAlert,
     DeliveryAttempt,
     Enrollment,
     IdempotentRequest,
@@ -213,3 +216,47 @@ def test_an_email_whose_check_in_alert_is_still_pending_is_kept(settings: Settin
 
     assert count(CheckIn) == 1 and done.counts["clinic_alerts"] == 0
     assert messages_of(enrollment_id) == 1  # the cancelled ones went, the alerted one stays
+
+
+def test_delivered_unreachable_and_transport_alerts_go_and_undelivered_or_recent_ones_stay(
+    settings: Settings,
+) -> None:
+    clinic = make_clinic()
+    old, recent = long_ago(), datetime.now(UTC) - timedelta(days=10)
+
+    def alert(
+        kind: AlertKind, clinic_id: int | None, channel: str, delivered: datetime | None
+    ) -> ClinicAlert:
+        status = AlertStatus.DELIVERED if delivered else AlertStatus.PENDING
+        return ClinicAlert(
+            clinic_id=clinic_id,
+            kind=kind,
+            channel=channel,
+            status=status,
+            due_at=old,
+            delivered_at=delivered,
+            detail="transport platform refused us",
+        )
+
+    with session_scope() as session:
+        session.add_all(
+            [
+                alert(AlertKind.TRANSPORT, clinic, "email", old),
+                alert(AlertKind.RESUMED, None, "operator", old),
+                alert(AlertKind.UNREACHABLE, clinic, "email", old),
+                alert(AlertKind.TRANSPORT, None, "operator-hook", None),  # never delivered
+                alert(AlertKind.TRANSPORT, clinic, "email", recent),
+            ]
+        )
+    cutoff = datetime.now(UTC) - timedelta(days=400)
+
+    preview = retention.purge(session_scope, cutoff, batch_size=2, actor=SYSTEM, dry_run=True)
+    done = retention.purge(session_scope, cutoff, batch_size=2, actor=SYSTEM)
+
+    assert preview.counts["clinic_alerts"] == done.counts["clinic_alerts"] == 3
+    with session_scope() as session:
+        left = session.execute(select(ClinicAlert.channel, ClinicAlert.status)).all()
+    assert sorted(left) == [
+        ("email", AlertStatus.DELIVERED),
+        ("operator-hook", AlertStatus.PENDING),
+    ]

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from dripcare import backoff, transport_alerts, unreachable
 from dripcare.checkins import RED_FLAGS
 from dripcare.composing import Envelope, compose
+from dripcare.config import Settings, get_settings
 from dripcare.dispatch import claim_rows
 from dripcare.models import (
     AlertKind,
@@ -70,9 +71,12 @@ def deliver_due(
     transport: Transport,
     http: httpx.Client,
     lease: timedelta = timedelta(minutes=5),
-    operator_email: str = "",
+    settings: Settings | None = None,
 ) -> dict[str, int]:
-    """Deliver every alert that is due; returns how many were delivered and deferred."""
+    """Deliver every alert that is due; returns how many were delivered and deferred.
+
+    `transport` is the platform's; an email may take another (transport_alerts.route)."""
+    settings = settings or get_settings()
     totals = {"delivered": 0, "deferred": 0}
     while True:
         with scope() as session:
@@ -80,7 +84,7 @@ def deliver_due(
         if not ids:
             return totals
         for alert_id in ids:
-            ok = _deliver_one(scope, alert_id, token, transport, http, operator_email)
+            ok = _deliver_one(scope, alert_id, token, transport, http, settings)
             totals["delivered" if ok else "deferred"] += 1
 
 
@@ -88,21 +92,26 @@ def _deliver_one(
     scope: SessionScope,
     alert_id: int,
     token: str,
-    transport: Transport,
+    platform: Transport,
     http: httpx.Client,
-    operator_email: str,
+    settings: Settings,
 ) -> bool:
     with scope() as session:
         alert, event = _load(session, alert_id)
+        clinic: Clinic | None = event["_email"]["clinic"]
+        transport = transport_alerts.route(session, settings, clinic, platform)
     error = ""
     try:
-        if alert.kind == AlertKind.TRANSPORT and alert.channel != "webhook":
-            to = operator_email if alert.channel == transport_alerts.OPERATOR else ""
-            _send_transport_email(alert, event["_email"]["clinic"], to, transport)
+        if alert.channel == transport_alerts.OPERATOR_HOOK:
+            url, secret = settings.operator_webhook_url, settings.operator_webhook_secret
+            _post_webhook(event, url, secret, http)
+        elif alert.kind in transport_alerts.KINDS and alert.channel != "webhook":
+            _send_transport_email(alert, clinic, settings.operator_email, transport)
         elif alert.channel == "email":
             _send_email(alert, event, transport)
         else:
-            _post_webhook(alert, event, http)
+            assert clinic is not None
+            _post_webhook(event, clinic.webhook_url, clinic.webhook_secret, http)
     except (DeliveryError, httpx.HTTPError, WebhookRefused) as exc:
         error = f"{type(exc).__name__}: {exc}"
         log.warning("clinic alert %s via %s not delivered: %s", alert_id, alert.channel, error)
@@ -120,10 +129,9 @@ def _load(session: Session, alert_id: int) -> tuple[ClinicAlert, dict[str, Any]]
     assert alert is not None
     if alert.kind == AlertKind.UNREACHABLE:
         return alert, unreachable.event(session, alert)
-    if alert.kind == AlertKind.TRANSPORT:
-        clinic = session.get(Clinic, alert.clinic_id)
-        assert clinic is not None
-        event = transport_alerts.event(alert, clinic, alert.due_at)
+    if alert.kind in transport_alerts.KINDS:  # the operator's rows have no clinic
+        clinic = None if alert.clinic_id is None else session.get(Clinic, alert.clinic_id)
+        event = transport_alerts.event(alert, alert.due_at)
         return alert, event | {"_email": {"clinic": clinic}}
     alert, check_in, enrollment, patient, clinic = session.execute(
         select(ClinicAlert, CheckIn, Enrollment, Patient, Clinic)
@@ -183,42 +191,52 @@ def _send_email(alert: ClinicAlert, event: dict[str, Any], transport: Transport)
 
 
 def _send_transport_email(
-    alert: ClinicAlert, clinic: Clinic, to: str, transport: Transport
+    alert: ClinicAlert, clinic: Clinic | None, operator_email: str, transport: Transport
 ) -> None:
+    """To the clinic's staff from the clinic's address; to the operator from their own."""
     subject, text = transport_alerts.email_text(alert, clinic)
-    _email(alert, clinic, to or clinic.alert_email or clinic.sender_email, subject, text, transport)
+    if clinic is None:
+        sender = ("dripcare", operator_email)
+        _email(alert, sender, operator_email, subject, text, transport)
+        return
+    to = clinic.alert_email or clinic.sender_email
+    _email(alert, clinic, to, subject, text, transport)
 
 
 def _email(
-    alert: ClinicAlert, clinic: Clinic, to: str, subject: str, text: str, transport: Transport
+    alert: ClinicAlert,
+    sender: Clinic | tuple[str, str],
+    to: str,
+    subject: str,
+    text: str,
+    transport: Transport,
 ) -> None:
-    domain = clinic.sender_email.rpartition("@")[2]
+    name, address = (
+        (f"{sender.name} (dripcare)", sender.sender_email) if isinstance(sender, Clinic) else sender
+    )
     envelope = Envelope(
-        from_name=f"{clinic.name} (dripcare)",
-        from_addr=clinic.sender_email,
+        from_name=name,
+        from_addr=address,
         to_addr=to,
         subject=subject,
-        message_id=f"<alert-{alert.id}@{domain}>",
+        message_id=f"<alert-{alert.id}@{address.rpartition('@')[2]}>",
         date=utcnow(),
     )
     html = f'<pre style="font: 15px/1.5 sans-serif; white-space: pre-wrap">{escape(text)}</pre>'
     with transport:
         transport.send(
-            clinic.sender_email,
-            envelope.to_addr,
-            compose(envelope, text, html),
-            envelope.message_id,
+            address, envelope.to_addr, compose(envelope, text, html), envelope.message_id
         )
 
 
-def _post_webhook(alert: ClinicAlert, event: dict[str, Any], http: httpx.Client) -> None:
-    clinic: Clinic = event["_email"]["clinic"]
+def _post_webhook(event: dict[str, Any], url: str, secret: str, http: httpx.Client) -> None:
+    """A signed JSON POST (a clinic's webhook or the operator's), without the email-only keys."""
     body = json.dumps({k: v for k, v in event.items() if not k.startswith("_")}).encode()
     headers = {"Content-Type": "application/json", "Dripcare-Event-Id": event["id"]}
-    if clinic.webhook_secret:
-        signature = hmac.new(clinic.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+    if secret:
+        signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         headers["Dripcare-Signature"] = f"sha256={signature}"
-    response = http.post(clinic.webhook_url, content=body, headers=headers)
+    response = http.post(url, content=body, headers=headers)
     if not response.is_success:
         raise WebhookRefused(f"HTTP {response.status_code}")
 

@@ -29,6 +29,7 @@ class Action(enum.StrEnum):
     PATIENT_EXPORT = "patient.export"
     PATIENT_ERASE = "patient.erase"
     PURGE = "data.purge"
+    TRANSPORT_RETRY = "transport.retry"
 
 
 @dataclass(frozen=True)

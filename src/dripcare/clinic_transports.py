@@ -15,11 +15,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy.orm import Session
 
-from dripcare import secrets_box
+from dripcare import circuit, secrets_box
 from dripcare.clinic_cache import PerClinic
 from dripcare.config import Settings
 from dripcare.errors import UserError
-from dripcare.models import Clinic, ClinicTransport
+from dripcare.models import Clinic, ClinicTransport, utcnow
 from dripcare.transports import ConnectionFailure, Transport, transport_from_url
 
 
@@ -38,6 +38,7 @@ def set_smtp_url(session: Session, settings: Settings, clinic: Clinic, url: str)
     row.smtp_url = secrets_box.seal(settings, url)
     session.flush()
     _stored.forget(clinic.id)
+    circuit.probe_now(session, circuit.key_for(clinic.id), utcnow())  # paused? try the new one
 
 
 def clear_smtp_url(session: Session, clinic: Clinic) -> bool:
@@ -47,6 +48,7 @@ def clear_smtp_url(session: Session, clinic: Clinic) -> bool:
         session.delete(row)
         session.flush()
     _stored.forget(clinic.id)
+    circuit.forget(session, circuit.key_for(clinic.id))
     return row is not None
 
 
@@ -104,6 +106,15 @@ def transport_for(clinic: Clinic, settings: Settings, platform: Transport) -> Tr
         return _Unusable(f"clinic {clinic.id}'s own SMTP server cannot be used: {exc}")
 
 
+def has_own(clinic: Clinic) -> bool:
+    return _stored.get(clinic) is not None
+
+
+def circuit_key(clinic: Clinic) -> str:
+    """The circuit the clinic's emails go through: its own server's, or the platform's."""
+    return circuit.key_for(clinic.id if has_own(clinic) else None)
+
+
 class _HasClinic(Protocol):
     clinic: Clinic
 
@@ -122,7 +133,7 @@ def grouped(
     def server(job: J) -> tuple[bool, int]:
         clinic = job.clinic
         if clinic.id not in own:
-            own[clinic.id] = _stored.get(clinic) is not None
+            own[clinic.id] = has_own(clinic)
         return own[clinic.id], clinic.id if own[clinic.id] else 0
 
     for _, group in groupby(sorted(jobs, key=server), server):

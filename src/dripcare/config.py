@@ -66,6 +66,18 @@ class Settings(BaseSettings):
     operator_email: str = Field(
         "", description="told by email when a mail server refuses dripcare's sender or login"
     )
+    operator_webhook_url: str = Field(
+        "",
+        description="also told by a signed JSON POST here (works while every SMTP server fails)",
+    )
+    operator_webhook_secret: str = Field(
+        "", description="HMAC-SHA256 key of the Dripcare-Signature header of that POST"
+    )
+    alert_smtp_url: str = Field(
+        "",
+        description="a separate SMTP server for alerts to clinics and the operator; "
+        "unset: alerts use a working one of the platform's and the clinic's own",
+    )
 
     dispatch_interval: float = 10.0
     batch_size: int = 100

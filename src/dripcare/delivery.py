@@ -129,6 +129,9 @@ class BatchResult:
     outcomes: list[Outcome] = field(default_factory=list)
     transport_failure: TransportFailure | None = None  # why the whole batch waits, if it does
     paused: int = 0  # released unsent: the transport's circuit is open
+    transport_failures: dict[str, TransportFailure] = field(default_factory=dict)  # by circuit
+    keys: dict[int, str] = field(default_factory=dict)  # message pk: the circuit it went through
+    reached: set[str] = field(default_factory=set)  # circuits whose server answered a message
 
     @property
     def suppressed(self) -> int:
@@ -150,15 +153,13 @@ def send_batch(
     transport: Transport,
     settings: Settings,
     now: Callable[[], datetime] = utcnow,
-    transport_key: str = circuit.PLATFORM,
 ) -> BatchResult:
     result = BatchResult()
     with scope() as session:
-        gate = circuit.gate(session, transport_key, now())
-        if gate is circuit.Gate.PAUSED:
+        held, probes = _gates(session, token, message_ids, now())
+        if held:
             reason = "sending paused: the mail server refuses our sender or login"
-            result.paused = release(session, token, message_ids, reason, now())
-            return result
+            result.paused = release(session, token, held, reason, now())
         jobs = _start(session, token, message_ids, settings, now())
     unsaved: list[Outcome] = []
     for outcome in _deliver(jobs, transport, settings, now, result):
@@ -168,33 +169,53 @@ def send_batch(
             unsaved = []
     if unsaved:
         _save(scope, token, unsaved, jobs, now(), result)
-    _update_circuit(scope, transport_key, gate, result, jobs, settings, now())
+    _update_circuit(scope, probes, result, jobs, settings, now())
     return result
+
+
+def _gates(
+    session: Session, token: str, ids: list[int], now: datetime
+) -> tuple[list[int], set[str]]:
+    """Our rows that wait for a paused transport, and the transports this batch probes.
+
+    One query when every circuit is closed, as it nearly always is; only with a circuit open
+    are the rows' clinics looked up."""
+    opened = circuit.open_keys(session)
+    if not opened:
+        return [], set()
+    rows = session.execute(select(Message.id, Message.clinic_id).where(claimed(token, ids))).all()
+    keys = {
+        clinic_id: clinic_transports.circuit_key(clinic)
+        for clinic_id in {row.clinic_id for row in rows}
+        if (clinic := session.get(Clinic, clinic_id)) is not None
+    }
+    gates = {key: circuit.take_probe(session, key, now) for key in set(keys.values()) & opened}
+    held = [row.id for row in rows if gates.get(keys[row.clinic_id]) is circuit.Gate.PAUSED]
+    return held, {key for key, gate in gates.items() if gate is circuit.Gate.PROBE}
 
 
 def _update_circuit(
     scope: SessionScope,
-    key: str,
-    gate: circuit.Gate,
+    probes: set[str],
     result: BatchResult,
     jobs: list[Job],
     settings: Settings,
     when: datetime,
 ) -> None:
-    failure = result.transport_failure
-    if failure is not None:
-        with scope() as session:
+    """Open the circuit of each transport that refused us (telling people the first time);
+    close the ones this batch probed and got through; give back a probe that reached nothing."""
+    if not result.transport_failures and not probes:
+        return
+    with scope() as session:
+        for key, failure in result.transport_failures.items():
             if circuit.record_failure(session, key, failure, when):
-                clinics = {job.clinic.id for job in jobs}
-                transport_alerts.queue(
-                    session, key, failure, clinics, when, settings.operator_email
-                )
-    elif gate is circuit.Gate.PROBE:
-        with scope() as session:
-            if result.send_seconds:  # the server took or refused a message on its own merits
-                circuit.record_success(session, key, when)
-            else:  # nothing reached the server (all cancelled, say): the next batch probes
+                clinics = {job.clinic.id for job in jobs if result.keys.get(job.pk) == key}
+                transport_alerts.queue(session, key, failure, clinics, when, settings)
+        for key in probes - result.transport_failures.keys():
+            if key not in result.reached:  # nothing reached the server (all cancelled, say)
                 circuit.give_back_probe(session, key, when)
+            elif circuit.record_success(session, key, when):
+                transport_alerts.resumed(session, key, when, settings)
 
 
 def _save(
@@ -361,10 +382,17 @@ def _deliver(
                 cause=StopCause.SUPPRESSED,
             )
     for own, group in clinic_transports.grouped(pending, settings, transport):
-        # Only the platform's transport has a circuit yet: a clinic's own server that refuses
-        # us defers its emails (no attempt counted) without pausing everyone else's.
-        failures = result if own is transport else BatchResult()
-        yield from _deliver_over(own, group, settings, now, failures)
+        key = circuit.key_for(None if own is transport else group[0].clinic.id)
+        result.keys.update((job.pk, key) for job in group)
+        failures = BatchResult()
+        for outcome in _deliver_over(own, group, settings, now, failures):
+            if outcome.send_seconds is not None:
+                result.reached.add(key)
+            yield outcome
+        if failures.transport_failure is not None:
+            result.transport_failures[key] = failures.transport_failure
+            if key == circuit.PLATFORM:
+                result.transport_failure = failures.transport_failure
 
 
 def _deliver_over(

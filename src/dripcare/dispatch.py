@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.orm import Session
 
-from dripcare.models import IN_FLIGHT, Message, MessageStatus, utcnow
+from dripcare import circuit
+from dripcare.models import IN_FLIGHT, ClinicTransport, Message, MessageStatus, utcnow
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,20 @@ def due_clinics(session: Session, now: datetime | None = None) -> list[int]:
     )
 
 
+def sendable(session: Session, clinics: list[int], now: datetime) -> list[int]:
+    """`clinics` less those whose transport is paused (circuit.py) and not yet due for a probe:
+    claiming their rows would only release them again. One query while no circuit is open."""
+    paused = circuit.paused_keys(session, now)
+    if not paused or not clinics:
+        return clinics
+    own = set(
+        session.scalars(
+            select(ClinicTransport.clinic_id).where(ClinicTransport.clinic_id.in_(clinics))
+        )
+    )
+    return [c for c in clinics if circuit.key_for(c if c in own else None) not in paused]
+
+
 def claim_fair(
     session: Session,
     clinics: list[int],
@@ -208,14 +223,15 @@ def dispatch_tick(
     """One dispatcher pass: recover leases, then claim batches and hand each to `enqueue`.
 
     Batches are shared fairly between the clinics that had messages due when the tick began
-    (claim_fair); messages of other clinics that fall due meanwhile wait for the next tick.
+    (claim_fair), leaving out clinics whose transport is paused (sendable); messages of other
+    clinics that fall due meanwhile wait for the next tick.
 
     Each claim is committed before it is enqueued, so a worker never sees an uncommitted
     claim; if enqueueing fails the lease simply expires and the rows are claimed again.
     """
     with session_scope() as session:  # type: ignore[attr-defined]
         recovered = recover_expired(session)
-        clinics = due_clinics(session)
+        clinics = sendable(session, due_clinics(session), utcnow())
     claimed = batches = 0
     while claimed < max_per_tick:
         with session_scope() as session:  # type: ignore[attr-defined]

@@ -146,7 +146,7 @@ class OutboxCollector(Collector):
             "dripcare_transport_circuit_open",
             "1 while a transport is paused because its mail server refuses our sender, login, "
             "TLS or domain (circuit.py), else 0. The platform transport (DRIPCARE_SMTP_URL) "
-            "always has a series; others once they have failed.",
+            "always has a series; a clinic's own server (clinic:<id>) once it has failed.",
             labels=["transport"],
         )
         states = {circuit.PLATFORM: False} | {

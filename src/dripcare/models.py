@@ -465,12 +465,15 @@ class AlertStatus(enum.StrEnum):
 class AlertKind(enum.StrEnum):
     RED_FLAG = "red-flag"  # a check-in with red-flag symptoms (check_in_id)
     UNREACHABLE = "unreachable"  # a patient's address bounced or complained (patient_id)
-    TRANSPORT = "transport"  # the clinic's emails are paused: the mail server refuses us
+    TRANSPORT = "transport"  # emails are paused: the mail server refuses us (detail)
+    RESUMED = "resumed"  # the paused transport works again (detail)
 
 
 class ClinicAlert(Base):
     """An outbox row for telling a clinic about a red-flag check-in, or about a patient whom
-    aftercare emails can no longer reach: by email or webhook.
+    aftercare emails can no longer reach: by email or webhook. Transport alerts
+    (transport_alerts.py) also have rows for the platform operator: no clinic, channel
+    `operator` or `operator-hook`; no clinic's view ever lists those.
 
     Like patient emails, alerts are rows first and deliveries second, so a crash, an SMTP
     outage or a webhook returning 500 delays an alert but never loses or doubles it.
@@ -480,13 +483,13 @@ class ClinicAlert(Base):
     __table_args__ = (UniqueConstraint("check_in_id", "channel"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id"), index=True)
     check_in_id: Mapped[int | None] = mapped_column(ForeignKey("check_ins.id"))
     kind: Mapped[AlertKind] = mapped_column(
         _enum(AlertKind), default=AlertKind.RED_FLAG, server_default=AlertKind.RED_FLAG.value
     )
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
-    channel: Mapped[str] = mapped_column(String(16))  # email | webhook
+    channel: Mapped[str] = mapped_column(String(16))  # email | webhook | operator[-hook]
     detail: Mapped[str] = mapped_column(Text, default="", server_default="")  # transport alerts
     status: Mapped[AlertStatus] = mapped_column(_enum(AlertStatus), default=AlertStatus.PENDING)
     due_at: Mapped[datetime] = mapped_column(default=utcnow)

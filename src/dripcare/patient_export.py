@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from dripcare import audit, suppression
 from dripcare.audit import Action, Actor
 from dripcare.models import (
+    AlertKind,
     Campaign,
     CheckIn,
     ClinicAlert,
@@ -53,6 +54,7 @@ def export_patient(
         "check_ins": _check_ins(session, patient.id),
         "subscription_history": _subscription_history(session, patient.id),
         "suppressions": _suppressions(session, clinic_id, patient.email),
+        "unreachable_alerts": _unreachable_alerts(session, clinic_id, patient.id),
     }
     audit.record(
         session, actor, Action.PATIENT_EXPORT, clinic_id=clinic_id, target=("patient", patient.id)
@@ -148,6 +150,28 @@ def _check_ins(session: Session, patient_id: int) -> list[dict[str, Any]]:
             ],
         }
         for c in check_ins
+    ]
+
+
+def _unreachable_alerts(session: Session, clinic_id: int, patient_id: int) -> list[dict[str, Any]]:
+    """The clinic was told this patient can no longer be emailed (unreachable.py)."""
+    alerts = session.scalars(
+        select(ClinicAlert)
+        .where(
+            ClinicAlert.clinic_id == clinic_id,
+            ClinicAlert.patient_id == patient_id,
+            ClinicAlert.kind == AlertKind.UNREACHABLE,
+        )
+        .order_by(ClinicAlert.id)
+    )
+    return [
+        {
+            "channel": a.channel,
+            "status": a.status.value,
+            "due_at": _iso(a.due_at),
+            "delivered_at": _iso(a.delivered_at),
+        }
+        for a in alerts
     ]
 
 

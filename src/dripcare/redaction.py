@@ -7,6 +7,7 @@ frames, exception types and SQLSTATE are enough to find a fault, and name nobody
 
 from __future__ import annotations
 
+import re
 import traceback
 
 
@@ -27,3 +28,12 @@ def withheld(exc: BaseException) -> str:
 def _sqlstate(error: BaseException) -> str:
     code = getattr(getattr(error, "orig", error), "sqlstate", None)
     return f" (SQLSTATE {code}; message withheld)" if code else " (message withheld)"
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@", re.IGNORECASE)
+
+
+def without_passwords(text: str) -> str:
+    """`text` with the password of every URL in it masked (smtp://user:***@host): server
+    replies and errors about a transport may quote its URL, and alerts and the admin show them."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", text)

@@ -92,7 +92,7 @@ def undelivered_alerts(session: Session) -> tuple[dict[int, int], datetime | Non
         .join(ClinicAlert, ClinicAlert.check_in_id == CheckIn.id)
         .where(pending)
     )
-    return {clinic: n for clinic, n in counts}, _utc(oldest)
+    return {clinic: n for clinic, n in counts if clinic is not None}, _utc(oldest)
 
 
 def list_messages(

@@ -1,11 +1,12 @@
 """Retention: delete finished rows older than a cutoff, a small batch per transaction.
 
 What goes: emails that are finished (sent, failed, cancelled, skipped) with their delivery
-attempts, check-ins and clinic alerts; stored Idempotency-Key answers; admin sessions and
-failed sign-ins. What stays: patients, enrollments (the count of treatments), subscription
-history (its link to a deleted email is cleared), the audit log, and the suppression list,
-which keeps anyone who bounced, unsubscribed or was erased from being mailed again. Nothing
-of an enrollment that still has an email to send is touched.
+attempts, check-ins and clinic alerts; other clinic alerts (an unreachable patient, a paused or
+resumed transport, the operator's copies) once delivered; stored Idempotency-Key answers;
+admin sessions and failed sign-ins. What stays: patients, enrollments (the count of
+treatments), subscription history (its link to a deleted email is cleared), the audit log, and
+the suppression list, which keeps anyone who bounced, unsubscribed or was erased from being
+mailed again. Nothing of an enrollment that still has an email to send is touched.
 
 Each batch is its own short transaction, so the dispatcher and the API never wait long
 behind a purge; batches walk the primary key, so each starts where the last one ended.
@@ -134,6 +135,12 @@ def _simple_tables(cutoff: datetime) -> list[tuple[Any, ColumnElement[bool]]]:
         (IdempotentRequest, IdempotentRequest.created_at < cutoff),
         (AdminSession, AdminSession.expires_at < cutoff),
         (LoginFailure, LoginFailure.at < cutoff),
+        (  # a red-flag alert goes with its check-in (_delete_messages); undelivered ones stay
+            ClinicAlert,
+            ClinicAlert.check_in_id.is_(None)
+            & (ClinicAlert.status == AlertStatus.DELIVERED)
+            & (ClinicAlert.delivered_at < cutoff),
+        ),
     ]
 
 

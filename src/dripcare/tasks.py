@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from dripcare import alerts, audit, circuit, delivery, metrics, retention
+from dripcare import alerts, audit, delivery, metrics, retention
 from dripcare.celery_app import app
 from dripcare.config import get_settings
 from dripcare.db import session_scope
@@ -26,9 +26,7 @@ def dispatch() -> dict[str, int]:
     """Recover expired leases and hand due messages to send tasks, one task per batch."""
     settings = get_settings()
     start = time.perf_counter()
-    with session_scope() as session:  # while the transport is paused, only recover leases
-        paused = circuit.paused(session, circuit.PLATFORM, utcnow())
-    limit = 0 if paused else settings.max_per_tick
+    limit = settings.max_per_tick  # clinics whose transport is paused are left out
     result = dispatch_tick(
         session_scope,
         _enqueue,
@@ -75,9 +73,7 @@ def deliver_alerts() -> dict[str, int]:
     settings = get_settings()
     transport = transport_from_url(settings.smtp_url, settings.smtp_timeout)
     with httpx.Client(timeout=10) as http:
-        return alerts.deliver_due(
-            session_scope, transport, http, operator_email=settings.operator_email
-        )
+        return alerts.deliver_due(session_scope, transport, http, settings=settings)
 
 
 @app.task(name="dripcare.purge", ignore_result=True, acks_late=False)

@@ -4,21 +4,26 @@ A clinic's admin sees their clinic. A platform admin sees the clinic picked for 
 another one (`?clinic=ID`, a view only: the pick stays), or every clinic (`?clinic=all`, days
 in UTC). Entries of a clinic other than the picked one open through the clinic switch, since
 every other page shows the picked clinic.
+
+Paused transports (circuit.py) head the page: a clinic's admin sees its own server's and the
+platform's, a platform admin every one, with its last error and a "retry now" button.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.orm import Session
 
-from dripcare import dashboard
+from dripcare import circuit, dashboard
+from dripcare.audit import Actor
 from dripcare.dashboard import Scope
 from dripcare.models import Clinic, utcnow
 from dripcare.web.admin.charts import Chart
-from dripcare.web.admin.deps import AdminContext, AdminDep, AdminNotFound
+from dripcare.web.admin.deps import AdminContext, AdminDep, AdminNotFound, CsrfFormDep
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep
 
@@ -55,8 +60,25 @@ def dashboard_page(
         "attention": dashboard.needs_attention(session, scope, activity.window.start, now),
         "late_minutes": int(dashboard.LATE_AFTER / timedelta(minutes=1)),
         "clinic_names": dict(admin.choices) or {admin.clinic_id: admin.clinic.name},
+        "circuits": circuit.paused_circuits(
+            session, None if admin.user.is_platform_admin else admin.clinic_id
+        ),
+        "now": now,
     }
     return render(request, admin, "admin/dashboard.html", context)
+
+
+@router.post("/transports/retry")
+def retry_transport(
+    admin: CsrfFormDep, session: SessionDep, transport: Annotated[str, Form()]
+) -> RedirectResponse:
+    """A platform admin fixed a mail server: the next batch probes it now, not at probe_at."""
+    if not admin.user.is_platform_admin:
+        raise AdminNotFound
+    if not circuit.retry_now(session, transport, Actor.admin(admin.user), utcnow()):
+        raise AdminNotFound  # not paused (any more): nothing to retry
+    session.commit()
+    return RedirectResponse("/admin", status_code=303)
 
 
 def _scope(session: Session, admin: AdminContext, asked: str) -> Scope:
