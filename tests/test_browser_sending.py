@@ -31,7 +31,7 @@ pytestmark = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 
 def test_a_clinic_admin_sets_quiet_hours(
     live_server: str,
-    riverside: ClinicWithHistory,
+    riverside: ClinicWithHistory,  # noqa: F811
     width_page: tuple[str, Page],  # noqa: F811
 ) -> None:
     width, page = width_page
