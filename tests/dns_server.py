@@ -13,11 +13,14 @@ from tests.conftest import free_port
 class Zone(BaseResolver):  # type: ignore[misc]
     def __init__(self) -> None:
         self.txt: dict[str, list[str]] = {}
+        self.failing: set[str] = set()  # answered SERVFAIL, as a broken name server does
 
     def resolve(self, request: Any, handler: Any) -> Any:
         reply = request.reply()
         name = str(request.q.qname).rstrip(".").lower()
-        if name not in self.txt:
+        if name in self.failing:
+            reply.header.rcode = RCODE.SERVFAIL
+        elif name not in self.txt:
             reply.header.rcode = RCODE.NXDOMAIN
         elif request.q.qtype == QTYPE.TXT:
             for text in self.txt[name]:

@@ -22,6 +22,7 @@ from dripcare.models import Clinic
 from dripcare.web.app import ADMIN_PAGE_GROUPS
 from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, clinic_with_history, make_admin
 from tests.test_admin_campaigns import CAMPAIGN_ROUTES
+from tests.test_admin_sending import SENDING_ROUTES
 
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -367,6 +368,7 @@ ROUTES = {
         )
     },
     ("GET", "/admin/audit"): "test_audit.py::test_a_clinic_admin_sees_only_their_clinics_events",
+    **SENDING_ROUTES,
 }
 
 

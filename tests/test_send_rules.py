@@ -222,6 +222,8 @@ def test_clinic_quiet_hours_refuse_a_typo_and_go_back_to_the_default(settings: S
         row = session.get_one(Clinic, clinic)
         with pytest.raises(UserError, match="must look like 21:00-08:00"):
             set_quiet_hours(row, "9pm-8am")
+        with pytest.raises(UserError, match="start and end at the same time"):
+            set_quiet_hours(row, "07:00-7:00")
         set_quiet_hours(row, "21:00-07:00")
         set_quiet_hours(row, "default")
         assert row.quiet_hours is None

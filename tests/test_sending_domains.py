@@ -44,3 +44,12 @@ def test_a_domain_that_is_not_one_is_refused(settings: Settings) -> None:
     result = domains(make_clinic(), "--add", "not a domain")
     assert result.exit_code == 2
     assert "is not a domain name; give one such as riverside.example" in result.output
+
+
+def test_a_domain_another_clinic_sends_from_is_refused(settings: Settings) -> None:
+    holder = make_clinic(sender="care@riverside.example")
+    other = make_clinic(sender="care@lakeside.example")
+    result = domains(other, "--add", "Riverside.example")
+    assert result.exit_code == 2
+    assert f"riverside.example is already a sending domain of clinic {holder}" in result.output
+    assert "riverside.example" not in domains(other).output

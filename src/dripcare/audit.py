@@ -30,6 +30,12 @@ class Action(enum.StrEnum):
     PATIENT_ERASE = "patient.erase"
     PURGE = "data.purge"
     TRANSPORT_RETRY = "transport.retry"
+    QUIET_HOURS = "sending.quiet-hours"
+    DOMAIN_ASSIGN = "sending.domain-assign"
+    DOMAIN_REMOVE = "sending.domain-remove"
+    TRANSPORT_SET = "sending.transport-set"
+    TRANSPORT_CLEAR = "sending.transport-clear"
+    DKIM_GENERATE = "sending.dkim-generate"
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,7 @@ def clinic_dkim(clinic_id: int, domain: str, selector: str, as_json: bool) -> No
     with session_scope() as session:
         clinic = get_clinic(session, clinic_id)
         key = dkim_keys.generate(session, get_settings(), clinic, domain, selector)
-        data = {
-            "domain": key.domain,
-            "selector": key.selector,
-            "name": dkim_keys.dns_name(key),
-            "type": "TXT",
-            "value": dkim_keys.dns_value(key),
-        }
+        data = dkim_keys.record_fields(key)
     emit(
         as_json,
         data,
@@ -94,7 +88,7 @@ def clinic_domains(
     with session_scope() as session:
         clinic = get_clinic(session, clinic_id)
         for domain in added:
-            sending_domains.grant(session, clinic, domain)
+            sending_domains.assign(session, clinic, domain)
         for domain in removed:
             sending_domains.revoke(session, clinic, domain)
         domains = sending_domains.domains_of(session, clinic_id)
@@ -113,22 +107,16 @@ def clinic_check_domain(clinic_id: int | None, domain: str, nameserver: str, as_
     in DNS, and say what to publish. Exits with 1 when something is missing or wrong."""
     from dataclasses import asdict
 
-    from dripcare import dkim_keys, domain_checks, sending_domains
+    from dripcare import domain_checks
     from dripcare.errors import UserError
 
     if clinic_id is None and not domain:
         raise UserError("give --clinic ID, --domain DOMAIN, or both")
+    resolver = domain_checks.resolver_for(nameserver)
     with session_scope() as session:
         if clinic_id is not None:
             get_clinic(session, clinic_id)
-        domains = (
-            [sending_domains.checked_domain(domain)]
-            if domain
-            else sending_domains.domains_of(session, clinic_id or 0)
-        )
-        keys = dkim_keys.keys_for(session, clinic_id, domains)
-    resolver = domain_checks.resolver_for(nameserver)
-    results = {d: domain_checks.check_domain(resolver, d, keys) for d in domains}
+        results = domain_checks.check_clinic(session, resolver, clinic_id, domain)
     lines = []
     for name, findings in results.items():
         lines.append(name)
@@ -136,8 +124,7 @@ def clinic_check_domain(clinic_id: int | None, domain: str, nameserver: str, as_
             lines.append(f"  {f.record:<14} {f.status.value:<8} {f.advice or f.found}")
     data = {name: [asdict(f) for f in findings] for name, findings in results.items()}
     emit(as_json, data, "\n".join(lines) or f"clinic {clinic_id} has no sending domain")
-    ok = domain_checks.Status.OK
-    if any(f.status != ok for findings in results.values() for f in findings):
+    if not domain_checks.all_ok(results):
         raise SystemExit(1)
 
 

@@ -62,6 +62,18 @@ def describe(session: Session, settings: Settings, clinic: Clinic) -> str:
     return without_password(secrets_box.open_secret(settings, row.smtp_url))
 
 
+def own_server(session: Session, settings: Settings, clinic: Clinic) -> str | None:
+    """The host (and port) of the clinic's own server, None when it uses the platform's: what
+    clinic staff may see of it (no user name, no password)."""
+    row = session.get(ClinicTransport, clinic.id)
+    if row is None:
+        return None
+    if secrets_box.is_reference(row.smtp_url):
+        return "a server set by the platform operator"
+    parts = urlsplit(secrets_box.open_secret(settings, row.smtp_url))
+    return f"{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
 def without_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:

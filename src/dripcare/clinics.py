@@ -146,4 +146,9 @@ def set_quiet_hours(clinic: Clinic, window: str) -> None:
         quiet = QuietHours.parse(window)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
+    if quiet.start == quiet.end:
+        raise UserError(
+            f"quiet hours {window.strip()!r} start and end at the same time, so they would never "
+            'apply: give a window such as 21:00-08:00, or "default" for the platform\'s'
+        )
     clinic.quiet_hours = f"{quiet.start:%H:%M}-{quiet.end:%H:%M}"

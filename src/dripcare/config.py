@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     retry_base_seconds: float = 60.0
     retry_max_seconds: float = 3600.0
     smtp_timeout: float = 30.0
+    dns_nameserver: str = Field(
+        "",
+        description="HOST or HOST:PORT of the DNS server the admin's sending page asks when "
+        "checking clinics' SPF, DKIM and DMARC records; default: the system's resolver",
+    )
 
     api_rate_per_second: float = Field(100.0, gt=0, description="per API key")
     api_rate_burst: int = Field(200, ge=1)

@@ -58,6 +58,17 @@ def dns_value(key: DkimKey) -> str:
     return f"v=DKIM1; k=rsa; p={key.public_key}"
 
 
+def record_fields(key: DkimKey) -> dict[str, str]:
+    """The record to publish, field by field, as DNS hosts' forms ask for it."""
+    return {
+        "domain": key.domain,
+        "selector": key.selector,
+        "name": dns_name(key),
+        "type": "TXT",
+        "value": dns_value(key),
+    }
+
+
 def dns_record(key: DkimKey) -> str:
     """The TXT record to publish, as a line of a zone file."""
     return f'{dns_name(key)} TXT "{dns_value(key)}"'

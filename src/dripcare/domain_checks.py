@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import dns.exception
 import dns.resolver
+from sqlalchemy.orm import Session
 
+from dripcare import dkim_keys, sending_domains
 from dripcare.models import DkimKey
 
 TIMEOUT_SECONDS = 5.0
@@ -46,6 +48,13 @@ def resolver_for(nameserver: str = "") -> dns.resolver.Resolver:
     return resolver
 
 
+def _no_answer(name: str) -> str:
+    return (
+        f"DNS did not answer for {name}: check again in a few minutes; if it keeps failing, "
+        "make sure the domain is registered and its name servers answer"
+    )
+
+
 def _txt(resolver: dns.resolver.Resolver, name: str) -> list[str] | None:
     """The TXT records at `name` (each one's strings joined); None when DNS did not answer."""
     try:
@@ -64,7 +73,7 @@ def check_spf(resolver: dns.resolver.Resolver, domain: str) -> Finding:
         "(or ip4:<your mail server's address> in place of the include)"
     )
     if found is None:
-        return Finding("SPF", domain, Status.UNKNOWN, "", f"DNS did not answer for {domain}")
+        return Finding("SPF", domain, Status.UNKNOWN, "", _no_answer(domain))
     spf = [txt for txt in found if txt.lower().startswith("v=spf1")]
     if not spf:
         return Finding("SPF", domain, Status.MISSING, "", publish)
@@ -88,9 +97,7 @@ def check_dkim(resolver: dns.resolver.Resolver, key: DkimKey) -> Finding:
     publish = f'publish {name} TXT "{record}"'
     found = _txt(resolver, name)
     if found is None:
-        return Finding(
-            f"DKIM {key.selector}", name, Status.UNKNOWN, "", f"DNS did not answer for {name}"
-        )
+        return Finding(f"DKIM {key.selector}", name, Status.UNKNOWN, "", _no_answer(name))
     if not found:
         return Finding(f"DKIM {key.selector}", name, Status.MISSING, "", publish)
     published = "".join(_tags(found[0]).get("p", "").split())
@@ -108,7 +115,7 @@ def check_dmarc(resolver: dns.resolver.Resolver, domain: str) -> Finding:
     )
     found = _txt(resolver, name)
     if found is None:
-        return Finding("DMARC", name, Status.UNKNOWN, "", f"DNS did not answer for {name}")
+        return Finding("DMARC", name, Status.UNKNOWN, "", _no_answer(name))
     dmarc = [txt for txt in found if txt.lower().startswith("v=dmarc1")]
     if not dmarc:
         return Finding("DMARC", name, Status.MISSING, "", publish)
@@ -123,12 +130,31 @@ def check_domain(
 ) -> list[Finding]:
     """SPF, then DKIM for each selector dripcare has a key for, then DMARC."""
     findings = [check_spf(resolver, domain)]
-    dkim_keys = [key for key in keys if key.domain == domain]
-    findings += [check_dkim(resolver, key) for key in dkim_keys]
-    if not dkim_keys:
+    own_keys = [key for key in keys if key.domain == domain]
+    findings += [check_dkim(resolver, key) for key in own_keys]
+    if not own_keys:
         advice = "no DKIM key for this domain yet: make one with dripcare clinic dkim"
         findings.append(
             Finding("DKIM", f"<selector>._domainkey.{domain}", Status.MISSING, "", advice)
         )
     findings.append(check_dmarc(resolver, domain))
     return findings
+
+
+def check_clinic(
+    session: Session, resolver: dns.resolver.Resolver, clinic_id: int | None, domain: str = ""
+) -> dict[str, list[Finding]]:
+    """The findings for `domain`, or for every sending domain of the clinic, checked against
+    the clinic's DKIM keys (every clinic's when `clinic_id` is None): the CLI's and the admin's
+    check-DNS."""
+    domains = (
+        [sending_domains.checked_domain(domain)]
+        if domain
+        else sending_domains.domains_of(session, clinic_id or 0)
+    )
+    keys = dkim_keys.keys_for(session, clinic_id, domains)
+    return {name: check_domain(resolver, name, keys) for name in domains}
+
+
+def all_ok(results: dict[str, list[Finding]]) -> bool:
+    return all(f.status == Status.OK for findings in results.values() for f in findings)

@@ -49,7 +49,33 @@ def domains_of(session: Session, clinic_id: int) -> list[str]:
     )
 
 
+def holders(session: Session, domain: str, besides: int) -> list[int]:
+    """The other clinics that may send from this domain."""
+    return list(
+        session.scalars(
+            select(ClinicSendingDomain.clinic_id)
+            .where(ClinicSendingDomain.domain == domain, ClinicSendingDomain.clinic_id != besides)
+            .order_by(ClinicSendingDomain.clinic_id)
+        )
+    )
+
+
+def assign(session: Session, clinic: Clinic, domain: str) -> str:
+    """A platform admin grants a domain: refused while another clinic holds it, since a domain
+    (its SPF, DKIM and DMARC records, its reputation) belongs to one clinic."""
+    domain = checked_domain(domain)
+    others = holders(session, domain, clinic.id)
+    if others:
+        listed = ", ".join(str(c) for c in others)
+        raise UserError(
+            f"{domain} is already a sending domain of clinic {listed}; remove it there first "
+            "if it now belongs to this clinic"
+        )
+    return grant(session, clinic, domain)
+
+
 def grant(session: Session, clinic: Clinic, domain: str) -> str:
+    """Without the check of `assign`: clinics created with a shared sender domain keep it."""
     domain = checked_domain(domain)
     if domain not in domains_of(session, clinic.id):
         session.add(ClinicSendingDomain(clinic_id=clinic.id, domain=domain))

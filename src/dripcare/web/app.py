@@ -22,6 +22,7 @@ from dripcare.web.admin import (
     home,
     outbox,
     patient_data,
+    sending,
     views,
 )
 from dripcare.web.api import checkins, enrollments, health, messages, patients
@@ -39,7 +40,17 @@ first answer.
 """
 
 # The admin's routers, each mounted under /admin (one module per group of pages).
-ADMIN_PAGE_GROUPS = (dashboard, home, auth, campaigns, outbox, branding, patient_data, audit)
+ADMIN_PAGE_GROUPS = (
+    dashboard,
+    home,
+    auth,
+    campaigns,
+    outbox,
+    branding,
+    sending,
+    patient_data,
+    audit,
+)
 API_PREFIX, ADMIN_PREFIX = "/api/v1", "/admin"
 
 

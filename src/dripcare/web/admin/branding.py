@@ -95,7 +95,7 @@ def add_sending_domain(
     if not admin.user.is_platform_admin:
         raise AdminNotFound
     try:
-        sending_domains.grant(session, admin.clinic, domain)
+        sending_domains.assign(session, admin.clinic, domain)
     except UserError as exc:
         values = branding_of(admin.clinic)
         return _page(request, admin, session, values, problems={"domain": str(exc)})

@@ -38,6 +38,10 @@ class AdminNotFound(Exception):
     """Not there, or another clinic's: answered with a 404 page that shows nothing of it."""
 
 
+class PlatformOnly(Exception):
+    """A clinic admin asked for what only a platform admin may do: a 403 page saying so."""
+
+
 class NoClinic(Exception):
     """A platform admin signed in before any clinic exists."""
 

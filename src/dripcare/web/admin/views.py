@@ -20,7 +20,14 @@ from fastapi.templating import Jinja2Templates
 
 from dripcare.checkins import flag_text
 from dripcare.web import errors
-from dripcare.web.admin.deps import AdminContext, AdminNotFound, CsrfFailed, NoClinic, NotSignedIn
+from dripcare.web.admin.deps import (
+    AdminContext,
+    AdminNotFound,
+    CsrfFailed,
+    NoClinic,
+    NotSignedIn,
+    PlatformOnly,
+)
 from dripcare.web.middleware import HeadersUnder
 
 WEB = Path(__file__).resolve().parent.parent
@@ -97,6 +104,10 @@ def install(app: FastAPI) -> None:
     async def _csrf(request: Request, exc: CsrfFailed) -> HTMLResponse:
         return render(request, None, "admin/problem.html", _FORM_EXPIRED, status_code=403)
 
+    @app.exception_handler(PlatformOnly)
+    async def _platform_only(request: Request, exc: PlatformOnly) -> HTMLResponse:
+        return render(request, None, "admin/problem.html", _PLATFORM_ONLY, status_code=403)
+
     @app.exception_handler(AdminNotFound)
     async def _not_found(request: Request, exc: AdminNotFound) -> HTMLResponse:
         return not_found_page(request)
@@ -112,6 +123,10 @@ _FORM_EXPIRED = {
     "heading": "This form has expired",
     "detail": "Go back, reload the page and send the form again. If it keeps happening, "
     "sign in again.",
+}
+_PLATFORM_ONLY = {
+    "heading": "Only a platform administrator can do this",
+    "detail": "Ask your platform administrator to make this change for your clinic.",
 }
 _NOT_FOUND = {
     "heading": "Not found",
