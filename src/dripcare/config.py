@@ -9,14 +9,19 @@ from __future__ import annotations
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dripcare.errors import UserError
 from dripcare.scheduling import QuietHours
 from dripcare.shipped import campaigns_dir
 
 MIN_SECRET_LENGTH = 32
+# Secrets printed in dripcare's source at some point: anyone can sign links with them.
+PUBLISHED_SECRETS = frozenset({"dev-only-not-secret", "test-secret"})
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class Settings(BaseSettings):
@@ -178,11 +183,30 @@ class Settings(BaseSettings):
 
     def check_production_safety(self) -> None:
         """Outside development a short or missing secret is refused: its tokens are forgeable."""
-        if self.env != "development" and len(self.secret_key) < MIN_SECRET_LENGTH:
-            raise RuntimeError(
-                f"DRIPCARE_SECRET_KEY must be set to at least {MIN_SECRET_LENGTH} random "
-                "characters (e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
-            )
+        if self.env != "development" and self.weak_secret():
+            raise UserError(self.weak_secret_advice())
+
+    def weak_secret(self) -> bool:
+        return (
+            len(self.secret_key.encode()) < MIN_SECRET_LENGTH
+            or self.secret_key in PUBLISHED_SECRETS
+        )
+
+    def weak_secret_advice(self) -> str:
+        return (
+            f"DRIPCARE_SECRET_KEY must be at least {MIN_SECRET_LENGTH} random bytes and not one "
+            "published in dripcare's source; make one with "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )
+
+    def check_process_secret(self, bind_host: str = "127.0.0.1") -> None:
+        """A process that signs links or serves them (serve, worker, beat) refuses a weak
+        secret even in development, unless everything is on this machine: a development
+        setting left on a reachable server would otherwise make every link forgeable."""
+        local = urlsplit(self.base_url).hostname in LOCAL_HOSTS and bind_host in LOCAL_HOSTS
+        if self.weak_secret() and not (self.env == "development" and local):
+            where = "" if local else " (dripcare is reachable beyond localhost)"
+            raise UserError(f"{self.weak_secret_advice()}{where}")
 
 
 @lru_cache
