@@ -7,6 +7,7 @@ production SMTP server, and `make run` in the same checkout would have mailed th
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
@@ -112,6 +113,11 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(5, ge=1, description="per email, in login_window_minutes")
     login_max_failures_per_address: int = Field(20, ge=1, description="per client address")
     login_window_minutes: int = Field(15, ge=1)
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is "
+        "believed; unset: the connecting address is the client",
+    )
 
     metrics_token: str = Field(
         "",
@@ -176,6 +182,24 @@ class Settings(BaseSettings):
         self.broker_url = self.broker_url or f"sqla+sqlite:///{self.state_dir / 'broker.db'}"
         self.smtp_url = self.smtp_url or f"capture://{self.state_dir / 'outbox'}"
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"DRIPCARE_TRUSTED_PROXIES: {part!r} is not an IP address or CIDR "
+                    "(e.g. 10.0.0.0/8,127.0.0.1)"
+                ) from None
+        return value
+
+    @cached_property
+    def proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        parts = (p.strip() for p in self.trusted_proxies.split(","))
+        return tuple(ip_network(p, strict=False) for p in parts if p)
 
     @cached_property
     def quiet(self) -> QuietHours:
