@@ -141,7 +141,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> Se
     defaults = {
         "DRIPCARE_SMTP_URL": f"capture://{tmp_path / 'outbox'}",
         "DRIPCARE_BASE_URL": "https://care.test",
-        "DRIPCARE_SECRET_KEY": "test-secret",
+        "DRIPCARE_SECRET_KEY": "test-secret-of-dripcare-tests-not-for-production",
         "DRIPCARE_BROKER_URL": REDIS_URL,
     }
     for key, value in {**defaults, **env}.items():

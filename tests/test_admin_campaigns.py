@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from dripcare import campaign_versions as versions
 from dripcare.campaigns import find_campaign
 from dripcare.db import session_scope
+from dripcare.models import Clinic
 from dripcare.web.admin import campaigns as campaign_pages
 from tests.admin_fixtures import AdminBrowser, make_admin
 from tests.conftest import configure
@@ -199,12 +200,38 @@ def test_test_email_arrives_marked_and_is_not_an_outbox_row(
     tmp_path: object,
 ) -> None:
     configure(monkeypatch, tmp_path, DRIPCARE_SMTP_URL=smtp_server.url)  # type: ignore[arg-type]
-    answer = post(admin, f"{STEP}/test-email", to="me@clinic.example")
+    answer = post(admin, f"{STEP}/test-email", to="admin@riverside.example")
     assert answer.status_code == 303  # type: ignore[attr-defined]
     assert smtp_server.recorder.wait_for(1, timeout=10)
     (mail,) = smtp_server.recorder.messages
-    assert mail["To"] == "me@clinic.example"
+    assert mail["To"] == "admin@riverside.example"
     assert mail["Subject"] == "[Test] Day 3: flaking, pimples and when to call us"
+
+
+def test_test_emails_go_only_to_the_admin_or_the_staff_address_ten_an_hour(
+    admin: AdminBrowser,
+    clinic: int,
+    smtp_server: SMTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: object,
+) -> None:
+    configure(monkeypatch, tmp_path, DRIPCARE_SMTP_URL=smtp_server.url)  # type: ignore[arg-type]
+    with session_scope() as session:
+        session.get_one(Clinic, clinic).alert_email = "staff@riverside.example"
+
+    stranger = post(admin, f"{STEP}/test-email", to="victim@elsewhere.example")
+    sent = [
+        post(admin, f"{STEP}/test-email", to=to).status_code  # type: ignore[attr-defined]
+        for to in ["Admin@Riverside.example", "staff@riverside.example"] * 5
+    ]
+    over = post(admin, f"{STEP}/test-email", to="admin@riverside.example")
+
+    assert "goes only to your own address or the clinic&#39;s staff address" in stranger.text  # type: ignore[attr-defined]
+    assert sent == [303] * 10
+    assert "at most 10 test emails an hour" in over.text  # type: ignore[attr-defined]
+    assert smtp_server.recorder.wait_for(10, timeout=10)
+    recipients = {m["To"] for m in smtp_server.recorder.messages}
+    assert recipients == {"admin@riverside.example", "staff@riverside.example"}
 
 
 def test_any_version_can_be_previewed(admin: AdminBrowser) -> None:

@@ -177,6 +177,23 @@ def test_branding_refuses_a_sender_outside_the_clinics_domains_and_says_how(
         assert clinic is not None and clinic.sender_email == "care@a.example"
 
 
+@pytest.mark.parametrize("typed", ["Harbour Dental", "  harbour   DENTAL ", "HarbourDental"])
+def test_branding_refuses_another_clinics_name_whatever_its_case_and_spaces(
+    browser_for: Browse, a: ClinicWithHistory, typed: str
+) -> None:
+    from tests.factories import make_clinic
+
+    make_clinic(name="Harbour Dental", sender="care@harbour.example")
+    fields = {**GOOD_BRANDING, "name": typed}
+    answer = browser_for(a.admin_email).post_form("/admin/branding", fields)
+
+    assert answer.status_code == 422
+    assert "another clinic already has this name" in answer.text
+    with session_scope() as session:
+        clinic = session.get(Clinic, a.clinic_id)
+        assert clinic is not None and clinic.name != typed
+
+
 def test_only_a_platform_admin_adds_a_sending_domain(
     browser_for: Browse, a: ClinicWithHistory
 ) -> None:

@@ -98,9 +98,8 @@ def test_edit_preview_error_publish_roll_back_and_test_email(
     expect(page.locator("#step-day-3")).to_contain_text("Day 3: flaking, pimples")
 
     page.goto(f"{base}/admin/campaigns/microneedling/steps/day-3")
-    page.fill("#test-to", "tester@clinic.example")
-    page.click("button:has-text('Send test email')")
-    expect(page.locator(".flash")).to_contain_text("sent to tester@clinic.example")
+    page.click("button:has-text('Send test email')")  # to the admin's own address, prefilled
+    expect(page.locator(".flash")).to_contain_text("sent to ")
     assert smtp_server.recorder.wait_for(1, timeout=10)
     assert smtp_server.recorder.messages[0]["Subject"].startswith("[Test] Day 3")
 

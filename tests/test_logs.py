@@ -109,7 +109,7 @@ def test_dripcare_serve_prints_json_lines_without_query_strings(tmp_path: Path) 
         "DRIPCARE_LOG_FORMAT": "json",
         "DRIPCARE_DATABASE_URL": f"sqlite:///{tmp_path / 'dripcare.db'}",
         "DRIPCARE_STATE_DIR": str(tmp_path),
-        "DRIPCARE_SECRET_KEY": "test-secret",
+        "DRIPCARE_SECRET_KEY": "test-secret-of-dripcare-tests-not-for-production",
     }
     log = tmp_path / "serve.log"
     with log.open("w") as out:
@@ -163,7 +163,7 @@ def test_worker_lines_are_json_with_the_task_id(tmp_path: Path) -> None:
     env = os.environ | {
         "DRIPCARE_LOG_FORMAT": "json",
         "DRIPCARE_STATE_DIR": str(tmp_path),
-        "DRIPCARE_SECRET_KEY": "test-secret",
+        "DRIPCARE_SECRET_KEY": "test-secret-of-dripcare-tests-not-for-production",
     }
     done = subprocess.run(
         [sys.executable, "-c", WORKER], env=env, capture_output=True, text=True, timeout=60

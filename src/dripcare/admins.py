@@ -84,6 +84,7 @@ def authenticate(
     """
     email_key = login_throttle.email_key(attempt.email)
     keys = [email_key, login_throttle.address_key(attempt.client_address)]
+    login_throttle.hold(session, keys)
     wait = login_throttle.wait_minutes(session, settings, keys, now)
     if wait:
         raise TooManyAttempts(wait)

@@ -621,8 +621,10 @@ def inbound(recipients: tuple[str, ...], as_json: bool) -> None:
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--concurrency", "-c", type=int, default=None, help="Worker processes.")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+@user_errors
 def worker(concurrency: int | None, celery_args: tuple[str, ...]) -> None:
     """Run a Celery worker (send batches and dispatcher ticks). Run as many as you like."""
+    get_settings().check_process_secret()
     from dripcare.celery_app import DISPATCH_QUEUE, SEND_QUEUE, app
 
     argv = ["worker", "--loglevel=INFO", f"--queues={DISPATCH_QUEUE},{SEND_QUEUE}"]
@@ -644,6 +646,7 @@ def beat(celery_args: tuple[str, ...]) -> None:
     from dripcare.state import state_dir
 
     settings = get_settings()
+    settings.check_process_secret()
     state_dir(settings)
     scheduler = f"{HeartbeatScheduler.__module__}:{HeartbeatScheduler.__name__}"
     argv = ["beat", "--loglevel=INFO", f"--schedule={schedule_path(settings)}"]
@@ -663,6 +666,7 @@ def beat(celery_args: tuple[str, ...]) -> None:
 @user_errors
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the clinic REST API (docs at /docs, OpenAPI at /openapi.json)."""
+    get_settings().check_process_secret(host)
     from dripcare.web.serving import serve as run
 
     run(host, port, workers)

@@ -78,6 +78,22 @@ class Branding:
         return copy
 
 
+def name_problem(session: Session, name: str, clinic_id: int) -> str | None:
+    """Why this clinic may not take `name`, or None: another clinic already has it.
+
+    Patients trust an email by its From name; a clinic renaming itself after another (even
+    as "riverside  DENTAL") could pass its emails off as that clinic's."""
+    wanted = _name_key(name)
+    others = session.scalars(select(Clinic.name).where(Clinic.id != clinic_id))
+    if any(_name_key(other) == wanted for other in others):
+        return "another clinic already has this name: choose one patients can tell apart"
+    return None
+
+
+def _name_key(name: str) -> str:
+    return "".join(name.split()).casefold()
+
+
 def logo_url_problem(url: str) -> str | None:
     """Why this logo URL cannot go in an email, or None. Mail clients block non-https images."""
     parts = urlsplit(url)

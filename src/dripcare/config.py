@@ -7,16 +7,22 @@ production SMTP server, and `make run` in the same checkout would have mailed th
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dripcare.errors import UserError
 from dripcare.scheduling import QuietHours
 from dripcare.shipped import campaigns_dir
 
 MIN_SECRET_LENGTH = 32
+# Secrets printed in dripcare's source at some point: anyone can sign links with them.
+PUBLISHED_SECRETS = frozenset({"dev-only-not-secret", "test-secret"})
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class Settings(BaseSettings):
@@ -130,6 +136,11 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(5, ge=1, description="per email, in login_window_minutes")
     login_max_failures_per_address: int = Field(20, ge=1, description="per client address")
     login_window_minutes: int = Field(15, ge=1)
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is "
+        "believed; unset: the connecting address is the client",
+    )
 
     metrics_token: str = Field(
         "",
@@ -203,17 +214,54 @@ class Settings(BaseSettings):
         self.smtp_url = self.smtp_url or f"capture://{self.state_dir / 'outbox'}"
         return self
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"DRIPCARE_TRUSTED_PROXIES: {part!r} is not an IP address or CIDR "
+                    "(e.g. 10.0.0.0/8,127.0.0.1)"
+                ) from None
+        return value
+
+    @cached_property
+    def proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        parts = (p.strip() for p in self.trusted_proxies.split(","))
+        return tuple(ip_network(p, strict=False) for p in parts if p)
+
     @cached_property
     def quiet(self) -> QuietHours:
         return QuietHours.parse(self.quiet_hours)
 
     def check_production_safety(self) -> None:
         """Outside development a short or missing secret is refused: its tokens are forgeable."""
-        if self.env != "development" and len(self.secret_key) < MIN_SECRET_LENGTH:
-            raise RuntimeError(
-                f"DRIPCARE_SECRET_KEY must be set to at least {MIN_SECRET_LENGTH} random "
-                "characters (e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
-            )
+        if self.env != "development" and self.weak_secret():
+            raise UserError(self.weak_secret_advice())
+
+    def weak_secret(self) -> bool:
+        return (
+            len(self.secret_key.encode()) < MIN_SECRET_LENGTH
+            or self.secret_key in PUBLISHED_SECRETS
+        )
+
+    def weak_secret_advice(self) -> str:
+        return (
+            f"DRIPCARE_SECRET_KEY must be at least {MIN_SECRET_LENGTH} random bytes and not one "
+            "published in dripcare's source; make one with "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )
+
+    def check_process_secret(self, bind_host: str = "127.0.0.1") -> None:
+        """A process that signs links or serves them (serve, worker, beat) refuses a weak
+        secret even in development, unless everything is on this machine: a development
+        setting left on a reachable server would otherwise make every link forgeable."""
+        local = urlsplit(self.base_url).hostname in LOCAL_HOSTS and bind_host in LOCAL_HOSTS
+        if self.weak_secret() and not (self.env == "development" and local):
+            where = "" if local else " (dripcare is reachable beyond localhost)"
+            raise UserError(f"{self.weak_secret_advice()}{where}")
 
 
 @lru_cache

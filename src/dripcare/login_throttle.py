@@ -2,6 +2,13 @@
 
 Kept in the database rather than in memory so that every API process, and a restart, sees the
 same counts. Failures older than the window no longer count and are pruned on the next failure.
+
+Checking the count and recording a failure are two statements with a password check between
+them, so concurrent attempts for one key would all pass the check before any failure landed
+(an attacker's burst gets through). `hold` makes them one critical section per key: on
+PostgreSQL a transaction-scoped advisory lock, on SQLite the write lock that dripcare's
+`BEGIN IMMEDIATE` takes. A lock rather than a counter row keeps the sliding window (a failure
+leaves the count exactly when it is older than the window) and needs no new table.
 """
 
 from __future__ import annotations
@@ -9,7 +16,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from dripcare.config import Settings
@@ -34,6 +41,18 @@ def _limits(settings: Settings, keys: list[str]) -> list[tuple[str, int]]:
         )
         for key in keys
     ]
+
+
+def hold(session: Session, keys: list[str]) -> None:
+    """Serialize attempts on these keys until this transaction ends (see the module's note).
+
+    Keys are locked in sorted order, so two attempts sharing both keys cannot deadlock."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted(set(keys)):
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
 
 
 def wait_minutes(session: Session, settings: Settings, keys: list[str], now: datetime) -> int:

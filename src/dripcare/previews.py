@@ -94,6 +94,29 @@ def render_preview(campaign_slug: str, step_key: str, clinic_id: int | None = No
         return render_step(spec_of(live_version(session, campaign)), step_key, clinic)
 
 
+TEST_SENDS_PER_HOUR = 10
+
+
+def test_recipients(clinic: Clinic, admin_email: str) -> set[str]:
+    """Where an admin may send a test: their own address or the clinic's staff address.
+
+    Never a typed-in stranger's: a test email is signed as the clinic, so an open form would
+    let anyone with a login send the clinic's mail to anyone."""
+    return {normalize_email(a) for a in (admin_email, clinic.alert_email) if a}
+
+
+def check_test_recipient(clinic: Clinic, admin_email: str, to: str) -> str:
+    address = normalize_email(to)
+    allowed = test_recipients(clinic, admin_email)
+    if address not in allowed:
+        raise UserError(
+            "a test email goes only to your own address or the clinic's staff address ("
+            + ", ".join(sorted(allowed))
+            + ")"
+        )
+    return address
+
+
 def send_test_email(
     spec: CampaignSpec,
     step_key: str,

@@ -48,6 +48,7 @@ def serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         access_log=False,
+        proxy_headers=False,  # DRIPCARE_TRUSTED_PROXIES decides (web/ratelimit.client_address)
         log_level="info",
         log_config=uvicorn_log_config(get_settings().log_format),
     )

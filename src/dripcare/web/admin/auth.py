@@ -22,6 +22,7 @@ from dripcare.web.admin.deps import (
 )
 from dripcare.web.admin.views import render, safe_next
 from dripcare.web.deps import SessionDep
+from dripcare.web.ratelimit import client_address
 
 router = APIRouter()
 WRONG = "That email and password do not match an account. Check both and try again."
@@ -72,7 +73,7 @@ def sign_in(
     if not admin_sessions.csrf_valid(settings, "sign-in", pre, csrf_token):
         raise CsrfFailed
     now = utcnow()
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request, settings)
     try:
         user = authenticate(session, settings, SignIn(email, password, client), now)
     except TooManyAttempts as exc:

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from dripcare import sending_domains
-from dripcare.clinics import Branding, InvalidFields, branding_of
+from dripcare.clinics import Branding, InvalidFields, branding_of, name_problem
 from dripcare.errors import UserError
 from dripcare.models import Clinic
 from dripcare.previews import first_live_step
@@ -80,6 +80,8 @@ def save_branding(
         return _page(request, admin, session, typed, shown=checked.on_copy_of(admin.clinic))
     if problem := sending_domains.sender_problem(session, admin.clinic_id, checked.sender_email):
         return _page(request, admin, session, typed, problems={"sender_email": problem})
+    if problem := name_problem(session, checked.name, admin.clinic_id):
+        return _page(request, admin, session, typed, problems={"name": problem})
     clinic = session.get(Clinic, admin.clinic_id)
     assert clinic is not None  # AdminDep loaded it in this request
     checked.apply(clinic)

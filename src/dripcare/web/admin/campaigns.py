@@ -24,12 +24,18 @@ from dripcare.campaigns import find_campaign, list_campaigns
 from dripcare.config import get_settings
 from dripcare.errors import NotFound, UserError
 from dripcare.models import Campaign, CampaignVersion
-from dripcare.previews import checked_preview, send_test_email
+from dripcare.previews import (
+    TEST_SENDS_PER_HOUR,
+    check_test_recipient,
+    checked_preview,
+    send_test_email,
+)
 from dripcare.rendering import RenderError
 from dripcare.template_checks import Problem, ProblemsFound
 from dripcare.web.admin.deps import AdminContext, AdminDep, AdminNotFound, CsrfFormDep
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep
+from dripcare.web.ratelimit import Limiter, make_limiter
 
 router = APIRouter()
 Line = Annotated[str, Form(max_length=300)]
@@ -392,6 +398,16 @@ def preview_json(
     return JSONResponse({"problems": listed, "preview": shown})
 
 
+def _test_sends(request: Request) -> Limiter:
+    """Test emails per admin, kept with the app; shared between API processes through
+    DRIPCARE_RATELIMIT_URL when it is set."""
+    if not hasattr(request.app.state, "test_sends"):
+        rate, burst = TEST_SENDS_PER_HOUR / 3600, TEST_SENDS_PER_HOUR
+        request.app.state.test_sends = make_limiter(get_settings(), rate, burst)
+    limiter: Limiter = request.app.state.test_sends
+    return limiter
+
+
 @router.post("/campaigns/{slug}/steps/{key}/test-email", response_class=HTMLResponse)
 def test_email(
     request: Request, admin: CsrfFormDep, session: SessionDep, slug: str, key: str, to: Line
@@ -402,6 +418,9 @@ def test_email(
     if spec.step(key) is None:
         raise AdminNotFound
     try:
+        check_test_recipient(admin.clinic, admin.user.email, to)
+        if _test_sends(request).acquire(f"test-email:{admin.user.id}"):
+            raise UserError(f"at most {TEST_SENDS_PER_HOUR} test emails an hour: try again later")
         send_test_email(spec, key, admin.clinic, to, get_settings())
     except (UserError, RenderError) as exc:
         return _editor(request, admin, session, campaign, spec, key, error=str(exc))

@@ -1,18 +1,24 @@
-"""Liveness and readiness for load balancers and orchestrators (no API key needed)."""
+"""Liveness and readiness for load balancers and orchestrators (no API key needed).
+
+Anyone may ask whether dripcare is up, but only an operator learns why not: the exception
+type and the schema revision help an attacker fingerprint the deployment, so they are shown
+only to a caller with an API key or the metrics token."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from kombu import Connection
 from sqlalchemy import text
 
+from dripcare.apikeys import authenticate
 from dripcare.config import get_settings
-from dripcare.db import get_engine
+from dripcare.db import get_engine, new_session
 from dripcare.migrations import alembic_config
 from dripcare.web.schemas import Health
 
@@ -50,8 +56,25 @@ def _schema() -> str:
     return "ok" if current == head else f"error: schema at {current}, code expects {head}"
 
 
-def _answer(database: str, broker: str) -> JSONResponse:
+def _operator(authorization: str) -> bool:
+    """A live API key or the metrics token: someone who may see why a check failed."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    metrics_token = get_settings().metrics_token
+    if metrics_token and hmac.compare_digest(token.encode(), metrics_token.encode()):
+        return True
+    try:
+        with new_session() as session:
+            return authenticate(session, token) is not None
+    except Exception:  # the database being down is what the check reports, not an error
+        return False
+
+
+def _answer(database: str, broker: str, authorization: str) -> JSONResponse:
     healthy = database == "ok" and broker == "ok"
+    if not _operator(authorization):
+        database, broker = (("ok" if part == "ok" else "error") for part in (database, broker))
     body = Health(status="ok" if healthy else "error", database=database, broker=broker)
     return JSONResponse(body.model_dump(), 200 if healthy else 503)
 
@@ -59,12 +82,12 @@ def _answer(database: str, broker: str) -> JSONResponse:
 @router.get(
     "/healthz", response_model=Health, responses=UNHEALTHY, summary="Database and broker reachable"
 )
-def healthz() -> JSONResponse:
-    """The database and the broker answer."""
-    return _answer(_database(), _broker())
+def healthz(authorization: str = Header("")) -> JSONResponse:
+    """The database and the broker answer; why not only with an API key or metrics token."""
+    return _answer(_database(), _broker(), authorization)
 
 
 @router.get("/readyz", response_model=Health, responses=UNHEALTHY, summary="Ready: schema migrated")
-def readyz() -> JSONResponse:
+def readyz(authorization: str = Header("")) -> JSONResponse:
     """Ready for traffic: the database schema is at the version this code expects."""
-    return _answer(_schema(), _broker())
+    return _answer(_schema(), _broker(), authorization)

@@ -14,9 +14,23 @@ from dripcare.links import message_for_token
 from dripcare.models import Message
 from dripcare.web import errors
 from dripcare.web.deps import SessionDep
+from dripcare.web.middleware import HeadersUnder
 
 pages = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 LINK_PREFIXES = ("/u", "/p", "/c")  # unsubscribe, preferences, check-in
+PATIENT_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+# The admin's protections, stricter where a patient page allows it; no-referrer because the
+# page's URL carries the link's token, which must not leak to anything the page links to.
+PATIENT_HEADERS = {
+    "Content-Security-Policy": PATIENT_CSP,
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
 
 
 class LinkNotFound(Exception):
@@ -44,3 +58,5 @@ def install(app: FastAPI) -> None:
         return not_found_page(request)
 
     errors.html_not_found(app, LINK_PREFIXES, not_found_page)
+    for prefix in LINK_PREFIXES:
+        app.add_middleware(HeadersUnder, prefix=f"{prefix}/", headers=PATIENT_HEADERS)
