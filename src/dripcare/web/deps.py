@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from dripcare.apikeys import authenticate
 from dripcare.audit import Actor
 from dripcare.db import new_session
+from dripcare.web.jsonbody import StrictJsonRequest
 from dripcare.web.ratelimit import retry_after_header
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class ApiRoute(APIRoute):
+    """The clinic API's routes: bodies are parsed as strict JSON (see jsonbody.py)."""
+
+    def get_route_handler(self) -> Handler:
+        handle = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handle(StrictJsonRequest(request.scope, request.receive))
+
+        return strict
 
 
 async def get_session() -> AsyncIterator[Session]:

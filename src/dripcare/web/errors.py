@@ -7,11 +7,11 @@ or malformed (`/admin/patients/abc`), gets that page instead of FastAPI's JSON.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -34,6 +34,24 @@ IDEMPOTENT_POST: dict[int | str, dict[str, Any]] = {
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No such object for this clinic"},
 }
+
+
+MAX_MESSAGE = 200  # characters of one validation message
+
+
+def public_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Validation errors without the `input` and `ctx` pydantic adds: they echo what was sent,
+    which may be megabytes, a patient's data, or text JSON cannot encode (a 500 before)."""
+    return [
+        {"loc": list(error["loc"]), "msg": _message(error)[:MAX_MESSAGE], "type": error["type"]}
+        for error in errors
+    ]
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error["type"] == "json_invalid":
+        return f"the body is not valid JSON: {error.get('ctx', {}).get('error', '')}"
+    return str(error["msg"])
 
 
 NotFoundPage = Callable[[Request], Response]
@@ -68,7 +86,7 @@ def install(app: FastAPI) -> None:
         page = _not_found_page(request)
         if page is not None and any(error["loc"][0] in URL_PARTS for error in exc.errors()):
             return page(request)
-        return await request_validation_exception_handler(request, exc)
+        return JSONResponse({"detail": public_errors(exc.errors())}, 422)
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:

@@ -22,7 +22,7 @@ from dripcare.errors import UserError
 from dripcare.models import Enrollment, EnrollmentStatus
 from dripcare.patients import get_patient, not_erased
 from dripcare.treatment_time import DATE_ONLY_TIME
-from dripcare.web.deps import ClinicDep, IdempotencyKey, SessionDep
+from dripcare.web.deps import ApiRoute, ClinicDep, IdempotencyKey, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, IDEMPOTENT_POST, NOT_FOUND
 from dripcare.web.idempotency import respond
 from dripcare.web.pagination import Cursor, Id, IdFilter, Limit, page_of
@@ -37,7 +37,9 @@ from dripcare.web.schemas import (
 )
 from dripcare.web.serialize import enrollment_out
 
-router = APIRouter(prefix="/enrollments", tags=["enrollments"], responses=COMMON_RESPONSES)
+router = APIRouter(
+    prefix="/enrollments", tags=["enrollments"], responses=COMMON_RESPONSES, route_class=ApiRoute
+)
 
 
 def _treated_at(value: date | datetime) -> str | datetime:

@@ -12,14 +12,16 @@ from dripcare.erasure import erase as erase_patient
 from dripcare.patient_export import export_patient
 from dripcare.patients import PatientChanges, create_patient, find_by_email, get_patient
 from dripcare.patients import update_patient as apply_changes
-from dripcare.web.deps import ApiActorDep, ClinicDep, IdempotencyKey, SessionDep
+from dripcare.web.deps import ApiActorDep, ApiRoute, ClinicDep, IdempotencyKey, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, IDEMPOTENT_POST, NOT_FOUND
 from dripcare.web.idempotency import respond
 from dripcare.web.pagination import Id
 from dripcare.web.schemas import ErasureOut, Page, PatientIn, PatientOut, PatientPatch
 from dripcare.web.serialize import patient_out
 
-router = APIRouter(prefix="/patients", tags=["patients"], responses=COMMON_RESPONSES)
+router = APIRouter(
+    prefix="/patients", tags=["patients"], responses=COMMON_RESPONSES, route_class=ApiRoute
+)
 
 
 @router.post(
