@@ -6,14 +6,18 @@ HTTP against the app on SQLite and PostgreSQL, as in test_api.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 import time_machine
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from fastapi.utils import generate_unique_id
 
 from dripcare.config import Settings
 from dripcare.web.app import create_app
-from tests.test_api import NOW, Clinic
+from tests.test_api import ENROLL, NOW, Clinic
 
 
 @pytest.fixture
@@ -27,7 +31,7 @@ def clinic(client: TestClient) -> Clinic:
     return Clinic(client, "Clinic A", "care@a.example")
 
 
-def post_raw(clinic: Clinic, path: str, body: bytes | str) -> object:
+def post_raw(clinic: Clinic, path: str, body: bytes | str) -> httpx.Response:
     headers = {**clinic.headers, "Content-Type": "application/json"}
     return clinic.client.post(f"/api/v1{path}", content=body, headers=headers)
 
@@ -47,8 +51,8 @@ NOT_JSON = {
 def test_values_json_does_not_have_are_a_422_not_a_500(clinic: Clinic, body: str) -> None:
     response = post_raw(clinic, "/patients", body)
 
-    assert response.status_code == 422, response.text  # type: ignore[attr-defined]
-    assert "not valid JSON" in response.text  # type: ignore[attr-defined]
+    assert response.status_code == 422, response.text
+    assert "not valid JSON" in response.text
     assert clinic.get("/patients", params={"email": "ana@example.com"}).json()["data"] == []
 
 
@@ -73,3 +77,74 @@ def test_validation_errors_do_not_echo_the_input(clinic: Clinic) -> None:
     assert "xxxxxxxxxx" not in too_long.text
     assert secret_name not in wrong_type.text
     assert "first_name" in wrong_type.text
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    body: dict[str, Any] = response.json()
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert body["type"] == f"urn:dripcare:problem:{code}"
+    assert (body["status"], body["code"]) == (status, code)
+    assert body["title"] and body["detail"]
+    assert body["instance"] == response.request.url.path
+    return body
+
+
+def test_every_kind_of_api_error_is_a_problem_document(client: TestClient, clinic: Clinic) -> None:
+    first = clinic.post("/patients", {"email": "ana@example.com"}, headers={"Idempotency-Key": "k"})
+    reused = clinic.post("/patients", {"email": "cy@example.com"}, headers={"Idempotency-Key": "k"})
+    bad_key = {"Authorization": "Bearer dc_x_y"}
+
+    assert first.status_code == 201
+    assert_problem(client.get("/api/v1/enrollments"), 401, "missing_api_key")
+    assert_problem(client.get("/api/v1/enrollments", headers=bad_key), 401, "invalid_api_key")
+    assert_problem(clinic.get("/patients/4242"), 404, "not_found")
+    assert_problem(clinic.get("/no-such-resource"), 404, "not_found")
+    assert_problem(clinic.client.delete("/api/v1/patients"), 405, "method_not_allowed")
+    assert "different request" in assert_problem(reused, 409, "idempotency_key_reused")["detail"]
+    invalid = assert_problem(
+        clinic.post("/enrollments", {**ENROLL, "treated_at": "x"}), 422, "invalid_input"
+    )
+    assert invalid["errors"][0]["loc"][:2] == ["body", "treated_at"]
+    assert "treated_at" in invalid["detail"]
+    taken = assert_problem(
+        clinic.post("/patients", {"email": "ana@example.com"}), 422, "invalid_input"
+    )
+    assert "exists already" in taken["detail"]
+    assert_problem(post_raw(clinic, "/patients", "{"), 422, "invalid_json")
+
+
+def test_admin_pages_keep_their_html_error_pages(client: TestClient) -> None:
+    admin = client.get("/admin/patients/abc")
+    patient_link = client.get("/u/not-a-token/x")
+
+    assert admin.headers["content-type"].startswith("text/html")
+    assert patient_link.status_code == 404
+    assert patient_link.headers["content-type"].startswith("text/html")
+
+
+def test_every_operation_is_named_and_documents_its_problems(client: TestClient) -> None:
+    spec = client.app.openapi()  # type: ignore[attr-defined]
+    generated = {
+        generate_unique_id(route)
+        for route in client.app.routes
+        if isinstance(route, APIRoute)  # type: ignore[attr-defined]
+    }
+    responses = spec["components"]["responses"]
+
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            assert operation.get("operationId"), where
+            assert operation["operationId"] not in generated, where
+            if not path.startswith("/api/v1/") or path.endswith(("/healthz", "/readyz")):
+                continue
+            for status in ("400", "401", "413", "422", "429", "500", "503"):
+                ref = operation["responses"][status]["$ref"]
+                answer = responses[ref.rsplit("/", 1)[1]]
+                assert list(answer["content"]) == ["application/problem+json"], where
+    ids = [op["operationId"] for ops in spec["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+    documented = {name for name in responses}
+    assert {"Unauthorized", "Forbidden", "NotFound", "Conflict", "ContentTooLarge"} <= documented
+    assert {"InvalidInput", "TooManyRequests"} <= documented

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -15,6 +15,7 @@ from starlette.responses import Response
 from dripcare.apikeys import authenticate
 from dripcare.audit import Actor
 from dripcare.db import new_session
+from dripcare.web.errors import ApiError
 from dripcare.web.jsonbody import StrictJsonRequest
 from dripcare.web.ratelimit import retry_after_header
 
@@ -68,20 +69,25 @@ def current_clinic(
 ) -> int:
     """The clinic whose key signed this request; 401 without a live key, 429 over its limit."""
     if credentials is None:
-        raise HTTPException(
+        raise ApiError(
             401,
+            "missing_api_key",
             "missing API key: send 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
     key = authenticate(session, credentials.credentials)
     if key is None:
-        raise HTTPException(
-            401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
+        raise ApiError(
+            401,
+            "invalid_api_key",
+            "invalid or revoked API key",
+            headers={"WWW-Authenticate": "Bearer"},
         )
     wait = request.app.state.limiter.acquire(str(key.key_id))
     if wait > 0:
-        raise HTTPException(
+        raise ApiError(
             429,
+            "rate_limited",
             "too many requests for this API key; slow down",
             headers={"Retry-After": retry_after_header(wait)},
         )

@@ -144,12 +144,18 @@ class ErrorItem(BaseModel):
     type: str
 
 
-class ValidationErrorOut(BaseModel):
-    detail: list[ErrorItem]
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
 
-
-class ErrorOut(BaseModel):
-    detail: str
+    type: str = Field(description="`urn:dripcare:problem:` and `code`: one per kind of error")
+    title: str = Field(description="The kind of error, in words")
+    status: int = Field(description="The HTTP status")
+    detail: str = Field(description="What was wrong with this request, and what to do")
+    instance: str = Field(description="The request's path")
+    code: str = Field(description="Stable, for programs: `not_found`, `invalid_input`, …")
+    errors: list[ErrorItem] | None = Field(
+        None, description="422 only: each invalid field (the value sent is never echoed)"
+    )
 
 
 class BulkItemResult(BaseModel):

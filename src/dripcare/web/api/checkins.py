@@ -16,7 +16,9 @@ router = APIRouter(
 )
 
 
-@router.get("", response_model=Page[CheckInOut], summary="List check-ins")
+@router.get(
+    "", operation_id="listCheckIns", response_model=Page[CheckInOut], summary="List check-ins"
+)
 def search(
     clinic: ClinicDep,
     session: SessionDep,

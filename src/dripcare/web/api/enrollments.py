@@ -93,6 +93,7 @@ def _result_out(session: Session, result: EnrollResult, campaign: str) -> Enroll
 
 @router.post(
     "",
+    operation_id="createEnrollment",
     summary="Enroll a treatment",
     status_code=201,
     response_model=EnrollmentOut,
@@ -122,7 +123,11 @@ def create(
 
 
 @router.post(
-    ":bulk", response_model=BulkOut, responses=IDEMPOTENT_POST, summary="Enroll many at once"
+    ":bulk",
+    operation_id="createEnrollments",
+    response_model=BulkOut,
+    responses=IDEMPOTENT_POST,
+    summary="Enroll many at once",
 )
 def create_many(
     payload: BulkEnrollmentIn,
@@ -153,7 +158,12 @@ def _one(session: Session, clinic: int, index: int, item: EnrollmentIn) -> BulkI
     )
 
 
-@router.get("", response_model=Page[EnrollmentOut], summary="List enrollments")
+@router.get(
+    "",
+    operation_id="listEnrollments",
+    response_model=Page[EnrollmentOut],
+    summary="List enrollments",
+)
 def search(
     clinic: ClinicDep,
     session: SessionDep,
@@ -170,6 +180,7 @@ def search(
 
 @router.get(
     "/{enrollment_id}",
+    operation_id="getEnrollment",
     response_model=EnrollmentOut,
     responses=NOT_FOUND,
     summary="An enrollment and its timeline",
@@ -181,6 +192,7 @@ def read(enrollment_id: Id, clinic: ClinicDep, session: SessionDep) -> Enrollmen
 
 @router.post(
     "/{enrollment_id}/cancel",
+    operation_id="cancelEnrollment",
     response_model=EnrollmentOut,
     responses=NOT_FOUND,
     summary="Cancel an enrollment",
@@ -195,6 +207,7 @@ def cancel_one(enrollment_id: Id, clinic: ClinicDep, session: SessionDep) -> Enr
 
 @router.patch(
     "/{enrollment_id}",
+    operation_id="rescheduleEnrollment",
     response_model=EnrollmentOut,
     responses=NOT_FOUND,
     summary="Reschedule an enrollment",

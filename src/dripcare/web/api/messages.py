@@ -32,7 +32,9 @@ router = APIRouter(
 )
 
 
-@router.get("", response_model=Page[MessageSummary], summary="List messages")
+@router.get(
+    "", operation_id="listMessages", response_model=Page[MessageSummary], summary="List messages"
+)
 def search(
     clinic: ClinicDep,
     session: SessionDep,
@@ -56,6 +58,7 @@ def search(
 
 @router.get(
     "/{message_id}",
+    operation_id="getMessage",
     response_model=MessageOut,
     responses=NOT_FOUND,
     summary="A message, its subject and delivery history",

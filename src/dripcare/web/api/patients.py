@@ -26,6 +26,7 @@ router = APIRouter(
 
 @router.post(
     "",
+    operation_id="createPatient",
     status_code=201,
     response_model=PatientOut,
     responses=IDEMPOTENT_POST,
@@ -46,7 +47,12 @@ def create(
     return respond(session, clinic, idempotency_key, "POST /patients", payload, run)
 
 
-@router.get("", response_model=Page[PatientOut], summary="Find a patient by email")
+@router.get(
+    "",
+    operation_id="findPatients",
+    response_model=Page[PatientOut],
+    summary="Find a patient by email",
+)
 def search(
     clinic: ClinicDep,
     session: SessionDep,
@@ -58,13 +64,23 @@ def search(
     return Page[PatientOut](data=data, has_more=False, next_cursor=None)
 
 
-@router.get("/{patient_id}", response_model=PatientOut, responses=NOT_FOUND, summary="A patient")
+@router.get(
+    "/{patient_id}",
+    operation_id="getPatient",
+    response_model=PatientOut,
+    responses=NOT_FOUND,
+    summary="A patient",
+)
 def read(patient_id: Id, clinic: ClinicDep, session: SessionDep) -> PatientOut:
     return patient_out(get_patient(session, clinic, patient_id))
 
 
 @router.patch(
-    "/{patient_id}", response_model=PatientOut, responses=NOT_FOUND, summary="Update a patient"
+    "/{patient_id}",
+    operation_id="updatePatient",
+    response_model=PatientOut,
+    responses=NOT_FOUND,
+    summary="Update a patient",
 )
 def update(
     patient_id: Id, payload: PatientPatch, clinic: ClinicDep, session: SessionDep
@@ -82,6 +98,7 @@ def update(
 
 @router.get(
     "/{patient_id}/export",
+    operation_id="exportPatient",
     response_model=dict[str, Any],
     responses=NOT_FOUND,
     summary="Export everything about a patient",
@@ -101,6 +118,7 @@ def export(
 
 @router.post(
     "/{patient_id}/erase",
+    operation_id="erasePatient",
     response_model=ErasureOut,
     responses=NOT_FOUND,
     summary="Erase a patient's personal data",
