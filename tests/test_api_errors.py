@@ -148,3 +148,25 @@ def test_every_operation_is_named_and_documents_its_problems(client: TestClient)
     documented = {name for name in responses}
     assert {"Unauthorized", "Forbidden", "NotFound", "Conflict", "ContentTooLarge"} <= documented
     assert {"InvalidInput", "TooManyRequests"} <= documented
+
+
+@pytest.mark.parametrize("written", ["true", "1.0", "+1", "1_0", " 1", "١"])
+def test_an_id_in_the_url_is_digits_only(clinic: Clinic, written: str) -> None:
+    patient = clinic.post("/patients", {"email": "ana@example.com"}).json()
+    assert patient["id"] in (1, 10)  # "1" and "1_0" would find a patient under lax parsing
+
+    for path in (f"/patients/{written}", f"/enrollments?patient_id={written}"):
+        body = assert_problem(clinic.get(path), 422, "invalid_input")
+        assert "an id is a whole number such as 42" in body["errors"][0]["msg"]
+
+
+@pytest.mark.parametrize("patient", [True, "1", 1.0], ids=["true", "string", "float"])
+def test_an_id_in_a_body_is_a_json_integer(clinic: Clinic, patient: object) -> None:
+    created = clinic.post("/patients", {"email": "ana@example.com"}).json()
+    assert created["id"] == 1
+
+    response = clinic.post("/enrollments", {**ENROLL, "patient": patient})
+
+    body = assert_problem(response, 422, "invalid_input")
+    assert "an id is a whole number such as 42" in body["detail"]
+    assert clinic.get("/enrollments").json()["data"] == []
