@@ -5,7 +5,10 @@ HTTP against the app on SQLite and PostgreSQL, as in test_api.py.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +20,7 @@ from fastapi.utils import generate_unique_id
 
 from dripcare.config import Settings
 from dripcare.web.app import create_app
+from tests.conftest import configure
 from tests.test_api import ENROLL, NOW, Clinic
 
 
@@ -170,3 +174,68 @@ def test_an_id_in_a_body_is_a_json_integer(clinic: Clinic, patient: object) -> N
     body = assert_problem(response, 422, "invalid_input")
     assert "an id is a whole number such as 42" in body["detail"]
     assert clinic.get("/enrollments").json()["data"] == []
+
+
+def test_the_key_is_checked_before_the_body_is_read(client: TestClient, clinic: Clinic) -> None:
+    big = b'{"items": [' + b", ".join([json.dumps(ENROLL).encode()] * 20000) + b"]}"
+
+    def streamed() -> Iterator[bytes]:
+        yield from (big[i : i + 65536] for i in range(0, len(big), 65536))
+
+    headers = {"Content-Type": "application/json"}
+    broken = client.post("/api/v1/patients", content=b"{", headers=headers)
+    oversized = client.post("/api/v1/enrollments:bulk", content=streamed(), headers=headers)
+
+    assert_problem(broken, 401, "missing_api_key")
+    assert_problem(oversized, 401, "missing_api_key")
+
+
+def test_requests_without_a_live_key_are_limited_per_address(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(
+        monkeypatch,
+        tmp_path,
+        DRIPCARE_DATABASE_URL=database,
+        DRIPCARE_API_RATE_PER_SECOND="0.01",
+        DRIPCARE_API_RATE_BURST="20",  # 2 a burst for an address without a live key
+    )
+    wrong = {"Authorization": "Bearer dc_x_y"}
+    with TestClient(create_app()) as client:
+        clinic = Clinic(client, "Busy", "care@busy.example")
+        statuses = [client.get("/api/v1/enrollments", headers=wrong).status_code for _ in range(2)]
+        limited = client.get("/api/v1/enrollments")
+        keyed = clinic.get("/enrollments")
+        other_address = TestClient(create_app(), client=("203.0.113.9", 50000))
+        elsewhere = other_address.get("/api/v1/enrollments")
+
+    assert statuses == [401, 401]
+    assert_problem(limited, 429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert keyed.status_code == 200
+    assert elsewhere.status_code == 401
+
+
+def test_a_body_over_the_limit_is_a_logged_413_however_it_is_sent(
+    clinic: Clinic, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    big = b'{"items": [' + b", ".join([json.dumps(ENROLL).encode()] * 20000) + b"]}"
+    headers = {**clinic.headers, "Content-Type": "application/json"}
+
+    def streamed() -> Iterator[bytes]:
+        yield from (big[i : i + 65536] for i in range(0, len(big), 65536))
+
+    chunked = clinic.client.post("/api/v1/enrollments:bulk", content=streamed(), headers=headers)
+    lying = clinic.client.post(
+        "/api/v1/enrollments:bulk", content=big, headers={**headers, "Content-Length": "10"}
+    )
+
+    for response in (chunked, lying):
+        assert (
+            "larger than 1000000 bytes" in assert_problem(response, 413, "body_too_large")["detail"]
+        )
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    refused = [r.getMessage() for r in caplog.records if "body over" in r.getMessage()]
+    assert len(refused) == 2
+    assert "POST /api/v1/enrollments:bulk 413" in caplog.text
