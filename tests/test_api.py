@@ -146,8 +146,8 @@ def test_patch_patient_and_duplicate_email_is_refused(clinic_a: Clinic) -> None:
     again = clinic_a.post("/patients", {"email": "one@example.com"})
 
     assert renamed.json()["first_name"] == "Uno"
-    assert clash.status_code == 422 and "another patient" in clash.json()["detail"][0]["msg"]
-    assert again.status_code == 422 and "exists already" in again.json()["detail"][0]["msg"]
+    assert clash.status_code == 422 and "another patient" in clash.json()["errors"][0]["msg"]
+    assert again.status_code == 422 and "exists already" in again.json()["errors"][0]["msg"]
 
 
 @pytest.mark.parametrize(
@@ -167,7 +167,7 @@ def test_bad_input_is_422_with_a_field_level_message(
     response = clinic_a.post("/enrollments", body)
 
     assert response.status_code == 422
-    assert needle in str(response.json()["detail"])
+    assert needle in str(response.json())
     assert clinic_a.get("/enrollments").json()["data"] == []
 
 
@@ -176,8 +176,9 @@ def test_a_malformed_id_is_a_json_422_and_an_unknown_path_a_json_404(clinic_a: C
     unknown = clinic_a.get("/no-such-resource")
 
     assert malformed.status_code == 422
-    assert malformed.json()["detail"][0]["loc"] == ["path", "patient_id"]
-    assert (unknown.status_code, unknown.json()) == (404, {"detail": "Not Found"})
+    assert malformed.json()["errors"][0]["loc"] == ["path", "patient_id"]
+    assert (unknown.status_code, unknown.json()["detail"]) == (404, "Not Found")
+    assert unknown.headers["content-type"] == "application/problem+json"
 
 
 def test_bulk_is_atomic_per_row(clinic_a: Clinic) -> None:
@@ -537,7 +538,8 @@ def test_an_unexpected_error_is_a_500_logged_without_the_patients_data(
     response = clinic_a.post("/enrollments", ENROLL)
 
     assert response.status_code == 500
-    assert response.json() == {"detail": "internal error; it has been logged"}
+    assert response.json()["detail"] == "internal error; it has been logged"
+    assert response.json()["code"] == "internal_error"
     error = next(r for r in caplog.records if r.levelno == logging.ERROR)
     assert "unexpected error in POST /api/v1/enrollments" in error.getMessage()
     assert "message withheld" in error.getMessage()

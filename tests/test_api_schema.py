@@ -91,8 +91,9 @@ class Seeded:
 def keys(database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Seeded:
     """Clinic A with a live and a revoked key (all the unauthenticated pass needs).
 
-    The per-key rate limit is lifted: schemathesis sends hundreds of requests with one key,
-    and 429s (documented, so not failures) would only hide the answers under test.
+    The rate limits (per key, and per address without one) are lifted: schemathesis sends
+    hundreds of requests with one key or none, and 429s (documented, so not failures) would
+    only hide the answers under test.
     """
     configure(
         monkeypatch,

@@ -12,7 +12,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import HTTPException
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from dripcare.db import again_on_conflict
 from dripcare.models import IdempotentRequest
+from dripcare.web.errors import ApiError
 
 Handler = Callable[[], tuple[int, Any]]
 
@@ -90,8 +90,9 @@ def _stored(session: Session, clinic_id: int, key: str) -> IdempotentRequest | N
 
 def _replay(stored: IdempotentRequest, fingerprint: str) -> Response:
     if stored.fingerprint != fingerprint:
-        raise HTTPException(
+        raise ApiError(
             409,
+            "idempotency_key_reused",
             "this Idempotency-Key was used with a different request; "
             "use a new key for a new request",
         )

@@ -13,6 +13,7 @@ from typing import Any
 
 from dripcare.logs import REQUEST_ID, request_id_from
 from dripcare.redaction import withheld
+from dripcare.web.errors import API_PATHS, PROBLEM_JSON, problem_body
 
 log = logging.getLogger("dripcare.api")
 
@@ -102,11 +103,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 async def _answer_500(scope: Scope, send: Any) -> None:
-    if scope["path"].startswith("/api/"):
-        body, kind = (
-            json.dumps({"detail": "internal error; it has been logged"}),
-            "application/json",
-        )
+    if scope["path"].startswith(API_PATHS):
+        detail = "internal error; it has been logged"
+        body = json.dumps(problem_body(500, "internal_error", detail, scope["path"]))
+        kind = PROBLEM_JSON
     else:
         body, kind = "Something went wrong on our side. Please try again later.", "text/plain"
     headers = [(b"content-type", f"{kind}; charset=utf-8".encode())]

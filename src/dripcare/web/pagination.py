@@ -5,21 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Path, Query
+from pydantic import BeforeValidator
 
-from dripcare.web.schemas import Page
+from dripcare.web.schemas import MAX_ID, Page, id_in_url
 
 T = TypeVar("T")
 
-MAX_ID = 2_147_483_647  # the database's integer: larger ids cannot exist
-
+UrlId = BeforeValidator(id_in_url)
 Cursor = Annotated[
     int | None,
+    UrlId,
     Query(
         ge=0, le=MAX_ID, description="`next_cursor` of the previous page; omit for the first page"
     ),
 ]
-IdFilter = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdFilter = Annotated[int | None, UrlId, Query(ge=1, le=MAX_ID)]
+Id = Annotated[int, UrlId, Path(ge=1, le=MAX_ID)]
 
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 T = TypeVar("T")
+
+MAX_ID = 2_147_483_647  # the database's integer: larger ids cannot exist
+ID_MESSAGE = 'an id is a whole number such as 42, not true, "42", 42.0 or +42'
+_DIGITS = re.compile(r"[0-9]{1,10}")
+
+
+def exact_id(value: Any) -> Any:
+    """Ids are exact: pydantic's lax mode reads `true`, `"1"` and `1.0` as patient 1."""
+    if type(value) is int:
+        return value
+    raise ValueError(ID_MESSAGE)
+
+
+def id_in_url(value: Any) -> Any:
+    """An id in a path or query string: digits only (lax mode also took "+1", " 1", "1_0")."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return value
+    raise ValueError(ID_MESSAGE)
 
 
 class Strict(BaseModel):
@@ -67,7 +86,7 @@ class PatientOut(BaseModel):
 
 
 class EnrollmentIn(Strict):
-    patient: Annotated[int, Field(ge=1, le=2_147_483_647)] | PatientIn = Field(
+    patient: Annotated[int, BeforeValidator(exact_id), Field(ge=1, le=MAX_ID)] | PatientIn = Field(
         description="An existing patient's id, or a patient to create or update by email"
     )
     campaign: str = Field("microneedling", max_length=64)
@@ -144,12 +163,18 @@ class ErrorItem(BaseModel):
     type: str
 
 
-class ValidationErrorOut(BaseModel):
-    detail: list[ErrorItem]
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
 
-
-class ErrorOut(BaseModel):
-    detail: str
+    type: str = Field(description="`urn:dripcare:problem:` and `code`: one per kind of error")
+    title: str = Field(description="The kind of error, in words")
+    status: int = Field(description="The HTTP status")
+    detail: str = Field(description="What was wrong with this request, and what to do")
+    instance: str = Field(description="The request's path")
+    code: str = Field(description="Stable, for programs: `not_found`, `invalid_input`, …")
+    errors: list[ErrorItem] | None = Field(
+        None, description="422 only: each invalid field (the value sent is never echoed)"
+    )
 
 
 class BulkItemResult(BaseModel):

@@ -97,7 +97,7 @@ SES_FAILS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/ses", responses=SES_FAILS)
+@router.post("/ses", operation_id="receiveSesEvents", responses=SES_FAILS)
 async def ses_webhook(request: Request, session: SessionDep, verifier: SNSDep) -> Received:
     """Amazon SES notifications through an SNS HTTPS subscription (DRIPCARE_SES_TOPIC_ARNS).
 
@@ -134,7 +134,7 @@ async def ses_webhook(request: Request, session: SessionDep, verifier: SNSDep) -
     return await _apply(session, ses.events(notification if isinstance(notification, dict) else {}))
 
 
-@router.post("/postmark", responses=FAILS)
+@router.post("/postmark", operation_id="receivePostmarkEvents", responses=FAILS)
 async def postmark_webhook(
     request: Request,
     session: SessionDep,
@@ -153,7 +153,7 @@ async def postmark_webhook(
     return await _apply(session, postmark.events(record if isinstance(record, dict) else {}))
 
 
-@router.post("/sendgrid", responses=FAILS)
+@router.post("/sendgrid", operation_id="receiveSendgridEvents", responses=FAILS)
 async def sendgrid_webhook(
     request: Request,
     session: SessionDep,
@@ -187,7 +187,7 @@ async def sendgrid_webhook(
     return await _apply(session, events)
 
 
-@router.post("/mailgun", responses=FAILS)
+@router.post("/mailgun", operation_id="receiveMailgunEvents", responses=FAILS)
 async def mailgun_webhook(request: Request, session: SessionDep) -> Received:
     """Mailgun webhooks (DRIPCARE_MAILGUN_SIGNING_KEY): the HMAC of timestamp and token is
     checked, stale timestamps are refused, and each token counts once."""

@@ -6,15 +6,19 @@ from fastapi import APIRouter
 
 from dripcare.checkins import list_check_ins
 from dripcare.models import CheckInLevel
-from dripcare.web.deps import ClinicDep, SessionDep
+from dripcare.web.deps import ApiRoute, ClinicDep, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES
 from dripcare.web.pagination import Cursor, IdFilter, Limit, page_of
 from dripcare.web.schemas import CheckInOut, Page
 
-router = APIRouter(prefix="/check-ins", tags=["check-ins"], responses=COMMON_RESPONSES)
+router = APIRouter(
+    prefix="/check-ins", tags=["check-ins"], responses=COMMON_RESPONSES, route_class=ApiRoute
+)
 
 
-@router.get("", response_model=Page[CheckInOut], summary="List check-ins")
+@router.get(
+    "", operation_id="listCheckIns", response_model=Page[CheckInOut], summary="List check-ins"
+)
 def search(
     clinic: ClinicDep,
     session: SessionDep,

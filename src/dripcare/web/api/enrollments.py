@@ -22,7 +22,7 @@ from dripcare.errors import UserError
 from dripcare.models import Enrollment, EnrollmentStatus
 from dripcare.patients import get_patient, not_erased
 from dripcare.treatment_time import DATE_ONLY_TIME
-from dripcare.web.deps import ClinicDep, IdempotencyKey, SessionDep
+from dripcare.web.deps import ApiRoute, ClinicDep, IdempotencyKey, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, IDEMPOTENT_POST, NOT_FOUND
 from dripcare.web.idempotency import respond
 from dripcare.web.pagination import Cursor, Id, IdFilter, Limit, page_of
@@ -37,7 +37,9 @@ from dripcare.web.schemas import (
 )
 from dripcare.web.serialize import enrollment_out
 
-router = APIRouter(prefix="/enrollments", tags=["enrollments"], responses=COMMON_RESPONSES)
+router = APIRouter(
+    prefix="/enrollments", tags=["enrollments"], responses=COMMON_RESPONSES, route_class=ApiRoute
+)
 
 
 def _treated_at(value: date | datetime) -> str | datetime:
@@ -91,6 +93,7 @@ def _result_out(session: Session, result: EnrollResult, campaign: str) -> Enroll
 
 @router.post(
     "",
+    operation_id="createEnrollment",
     summary="Enroll a treatment",
     status_code=201,
     response_model=EnrollmentOut,
@@ -120,7 +123,11 @@ def create(
 
 
 @router.post(
-    ":bulk", response_model=BulkOut, responses=IDEMPOTENT_POST, summary="Enroll many at once"
+    ":bulk",
+    operation_id="createEnrollments",
+    response_model=BulkOut,
+    responses=IDEMPOTENT_POST,
+    summary="Enroll many at once",
 )
 def create_many(
     payload: BulkEnrollmentIn,
@@ -151,7 +158,12 @@ def _one(session: Session, clinic: int, index: int, item: EnrollmentIn) -> BulkI
     )
 
 
-@router.get("", response_model=Page[EnrollmentOut], summary="List enrollments")
+@router.get(
+    "",
+    operation_id="listEnrollments",
+    response_model=Page[EnrollmentOut],
+    summary="List enrollments",
+)
 def search(
     clinic: ClinicDep,
     session: SessionDep,
@@ -168,6 +180,7 @@ def search(
 
 @router.get(
     "/{enrollment_id}",
+    operation_id="getEnrollment",
     response_model=EnrollmentOut,
     responses=NOT_FOUND,
     summary="An enrollment and its timeline",
@@ -179,6 +192,7 @@ def read(enrollment_id: Id, clinic: ClinicDep, session: SessionDep) -> Enrollmen
 
 @router.post(
     "/{enrollment_id}/cancel",
+    operation_id="cancelEnrollment",
     response_model=EnrollmentOut,
     responses=NOT_FOUND,
     summary="Cancel an enrollment",
@@ -193,6 +207,7 @@ def cancel_one(enrollment_id: Id, clinic: ClinicDep, session: SessionDep) -> Enr
 
 @router.patch(
     "/{enrollment_id}",
+    operation_id="rescheduleEnrollment",
     response_model=EnrollmentOut,
     responses=NOT_FOUND,
     summary="Reschedule an enrollment",

@@ -80,14 +80,24 @@ def _answer(database: str, broker: str, authorization: str) -> JSONResponse:
 
 
 @router.get(
-    "/healthz", response_model=Health, responses=UNHEALTHY, summary="Database and broker reachable"
+    "/healthz",
+    operation_id="getHealth",
+    response_model=Health,
+    responses=UNHEALTHY,
+    summary="Database and broker reachable",
 )
 def healthz(authorization: str = Header("")) -> JSONResponse:
     """The database and the broker answer; why not only with an API key or metrics token."""
     return _answer(_database(), _broker(), authorization)
 
 
-@router.get("/readyz", response_model=Health, responses=UNHEALTHY, summary="Ready: schema migrated")
+@router.get(
+    "/readyz",
+    operation_id="getReadiness",
+    response_model=Health,
+    responses=UNHEALTHY,
+    summary="Ready: schema migrated",
+)
 def readyz(authorization: str = Header("")) -> JSONResponse:
     """Ready for traffic: the database schema is at the version this code expects."""
     return _answer(_schema(), _broker(), authorization)

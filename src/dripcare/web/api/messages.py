@@ -14,7 +14,7 @@ from dripcare.errors import NotFound
 from dripcare.models import DeliveryAttempt, Message, MessageStatus
 from dripcare.rendering import RenderError
 from dripcare.reporting import list_messages
-from dripcare.web.deps import ClinicDep, SessionDep
+from dripcare.web.deps import ApiRoute, ClinicDep, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, NOT_FOUND
 from dripcare.web.pagination import Cursor, Id, Limit, page_of
 from dripcare.web.schemas import Delivery, MessageOut, MessageSummary, Page
@@ -27,10 +27,14 @@ Since = Annotated[
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
-router = APIRouter(prefix="/messages", tags=["messages"], responses=COMMON_RESPONSES)
+router = APIRouter(
+    prefix="/messages", tags=["messages"], responses=COMMON_RESPONSES, route_class=ApiRoute
+)
 
 
-@router.get("", response_model=Page[MessageSummary], summary="List messages")
+@router.get(
+    "", operation_id="listMessages", response_model=Page[MessageSummary], summary="List messages"
+)
 def search(
     clinic: ClinicDep,
     session: SessionDep,
@@ -54,6 +58,7 @@ def search(
 
 @router.get(
     "/{message_id}",
+    operation_id="getMessage",
     response_model=MessageOut,
     responses=NOT_FOUND,
     summary="A message, its subject and delivery history",

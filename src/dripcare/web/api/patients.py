@@ -12,18 +12,21 @@ from dripcare.erasure import erase as erase_patient
 from dripcare.patient_export import export_patient
 from dripcare.patients import PatientChanges, create_patient, find_by_email, get_patient
 from dripcare.patients import update_patient as apply_changes
-from dripcare.web.deps import ApiActorDep, ClinicDep, IdempotencyKey, SessionDep
+from dripcare.web.deps import ApiActorDep, ApiRoute, ClinicDep, IdempotencyKey, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, IDEMPOTENT_POST, NOT_FOUND
 from dripcare.web.idempotency import respond
 from dripcare.web.pagination import Id
 from dripcare.web.schemas import ErasureOut, Page, PatientIn, PatientOut, PatientPatch
 from dripcare.web.serialize import patient_out
 
-router = APIRouter(prefix="/patients", tags=["patients"], responses=COMMON_RESPONSES)
+router = APIRouter(
+    prefix="/patients", tags=["patients"], responses=COMMON_RESPONSES, route_class=ApiRoute
+)
 
 
 @router.post(
     "",
+    operation_id="createPatient",
     status_code=201,
     response_model=PatientOut,
     responses=IDEMPOTENT_POST,
@@ -44,7 +47,12 @@ def create(
     return respond(session, clinic, idempotency_key, "POST /patients", payload, run)
 
 
-@router.get("", response_model=Page[PatientOut], summary="Find a patient by email")
+@router.get(
+    "",
+    operation_id="findPatients",
+    response_model=Page[PatientOut],
+    summary="Find a patient by email",
+)
 def search(
     clinic: ClinicDep,
     session: SessionDep,
@@ -56,13 +64,23 @@ def search(
     return Page[PatientOut](data=data, has_more=False, next_cursor=None)
 
 
-@router.get("/{patient_id}", response_model=PatientOut, responses=NOT_FOUND, summary="A patient")
+@router.get(
+    "/{patient_id}",
+    operation_id="getPatient",
+    response_model=PatientOut,
+    responses=NOT_FOUND,
+    summary="A patient",
+)
 def read(patient_id: Id, clinic: ClinicDep, session: SessionDep) -> PatientOut:
     return patient_out(get_patient(session, clinic, patient_id))
 
 
 @router.patch(
-    "/{patient_id}", response_model=PatientOut, responses=NOT_FOUND, summary="Update a patient"
+    "/{patient_id}",
+    operation_id="updatePatient",
+    response_model=PatientOut,
+    responses=NOT_FOUND,
+    summary="Update a patient",
 )
 def update(
     patient_id: Id, payload: PatientPatch, clinic: ClinicDep, session: SessionDep
@@ -80,6 +98,7 @@ def update(
 
 @router.get(
     "/{patient_id}/export",
+    operation_id="exportPatient",
     response_model=dict[str, Any],
     responses=NOT_FOUND,
     summary="Export everything about a patient",
@@ -99,6 +118,7 @@ def export(
 
 @router.post(
     "/{patient_id}/erase",
+    operation_id="erasePatient",
     response_model=ErasureOut,
     responses=NOT_FOUND,
     summary="Erase a patient's personal data",
