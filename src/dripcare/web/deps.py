@@ -20,7 +20,7 @@ from dripcare.config import get_settings
 from dripcare.db import new_session, session_scope
 from dripcare.web.errors import ApiError
 from dripcare.web.jsonbody import StrictJsonRequest
-from dripcare.web.ratelimit import retry_after_header
+from dripcare.web.ratelimit import client_address, retry_after_header
 
 log = logging.getLogger("dripcare.api")
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -71,8 +71,8 @@ def authorize(request: Request) -> None:
             caller = authenticate(session, token.strip())
     limiter = request.app.state.limiter
     if caller is None:
-        address = request.client.host if request.client else "-"
         settings = get_settings()
+        address = client_address(request, settings)
         wait = limiter.acquire(
             f"address:{address}",
             settings.api_rate_per_second / UNAUTHENTICATED_SHARE,
