@@ -22,6 +22,7 @@ def test_the_connection_loss_warning_about_celery_6_is_not_logged() -> None:
         from celery.exceptions import CPendingDeprecationWarning
         from celery.worker.consumer.consumer import CANCEL_TASKS_BY_DEFAULT
         import dripcare.celery_app
+        dripcare.celery_app.create_app().log.setup()  # as the worker does: Celery's own filters
         warnings.warn(CANCEL_TASKS_BY_DEFAULT, CPendingDeprecationWarning)
         warnings.warn("another pending deprecation", CPendingDeprecationWarning)
     """

@@ -22,11 +22,13 @@ DISPATCH_QUEUE = "dispatch"
 SEND_QUEUE = "send"
 
 # Celery 5 warns on every broker connection loss that a default will change in Celery 6; we set
-# that setting explicitly (see create_app), so the warning only hides the real log line.
-warnings.filterwarnings(
-    "ignore",
-    r"\s*In Celery 5\.1 we introduced an optional breaking change",
-    CPendingDeprecationWarning,
+# that setting explicitly (see create_app), so the warning only hides the real log line. The
+# worker's log setup puts an "always" filter for Celery's warnings first and logs them through
+# `py.warnings`, hence the logging filter too.
+_CELERY_6_NOTICE = "In Celery 5.1 we introduced an optional breaking change"
+warnings.filterwarnings("ignore", rf"\s*{_CELERY_6_NOTICE}", CPendingDeprecationWarning)
+logging.getLogger("py.warnings").addFilter(
+    lambda record: _CELERY_6_NOTICE not in record.getMessage()
 )
 
 
