@@ -167,6 +167,7 @@ class Dispatcher(threading.Thread):
                     batch_size=20,
                     max_per_tick=200,
                     lease=timedelta(seconds=LEASE),
+                    grace=timedelta(seconds=3),  # > db_faults.MAX_DELAY, as RECORD_GRACE is
                 )
             self.halt.wait(0.3)
 

@@ -92,7 +92,7 @@ def wait_out(
                 raise
             if limit is not None and clock() - started + delay > limit:
                 raise DatabaseUnavailable(kind) from None
-            if kind != fault:
+            if not fault:  # one line per outage, however long
                 said = "database unavailable (%s), %s, retrying in %.2g s"
                 log.warning(said, kind, holding, delay)
                 fault = kind
