@@ -11,10 +11,12 @@ import time_machine
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from dripcare import delivery
 from dripcare.cli import main
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import DkimKey
+from dripcare.transports import SMTPTransport
 from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 
@@ -79,6 +81,23 @@ def test_a_sent_email_verifies_against_the_published_key(
     signature.verify(dnsfunc=dns_answering(record))
     signed = {name.lower() for name, _ in signature.signed_headers}
     assert {b"list-unsubscribe", b"list-unsubscribe-post", b"from", b"date"} <= signed
+
+
+def test_postmarks_metadata_header_leaves_the_signature_valid(
+    settings: Settings, smtp_server: SMTPServer
+) -> None:
+    clinic = make_clinic()
+    record = make_key(clinic, "--selector", "s1")
+    make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3))
+    postmark = SMTPTransport("127.0.0.1", smtp_server.port, postmark_metadata=True)
+
+    delivery.send_due(session_scope, settings, postmark)
+
+    (raw,) = smtp_server.recorder.raw
+    (sent,) = smtp_server.recorder.messages
+    assert raw.startswith(b"X-PM-Metadata-dripcare-message: ")
+    assert f"<{sent['X-PM-Metadata-dripcare-message']}>" == sent["Message-ID"]
+    assert dkim.verify(raw, dnsfunc=dns_answering(record))
 
 
 def test_a_changed_email_no_longer_verifies(settings: Settings, smtp_server: SMTPServer) -> None:

@@ -22,7 +22,7 @@ from dripcare.shipped import campaigns_dir
 from tests.conftest import IN_CI
 from tests.factories import enroll_result, make_clinic
 
-MAX_SCORE = 1.0
+MAX_SCORE = 0.5  # a real margin under the 1.0 issue 11 asks for
 _STATUS = re.compile(
     rb"^X-Spam-Status: \w+, score=(-?[\d.]+) [^\n]*?tests=(.*?)(?: autolearn=| version=)",
     re.M | re.S,

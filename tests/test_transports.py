@@ -198,6 +198,22 @@ def test_plain_smtp_url_defaults(url: str, port: int, starttls: bool) -> None:
     assert (transport.username, transport.password) == ("", "")
 
 
+@pytest.mark.parametrize(
+    ("url", "metadata"),
+    [
+        ("smtp://token:token@smtp.postmarkapp.com:587?starttls=true", True),
+        ("smtp://token:token@SMTP-Broadcasts.postmarkapp.com:2525", True),
+        ("smtp://token:token@smtp.postmarkapp.com:587?postmark_metadata=false", False),
+        ("smtp://relay.example.com:587?postmark_metadata=true", True),
+        ("smtp://mail.example.com", False),
+    ],
+)
+def test_postmarks_metadata_header_is_chosen_once_by_host_or_url(url: str, metadata: bool) -> None:
+    transport = transport_from_url(url)
+    assert isinstance(transport, SMTPTransport)
+    assert transport.postmark_metadata is metadata
+
+
 def test_smtps_url_uses_tls_on_connect_and_port_465() -> None:
     transport = transport_from_url("smtps://mail.example.com")
     assert isinstance(transport, SMTPTransport)
@@ -261,6 +277,19 @@ def test_delivered_bytes_arrive_intact(server: Server) -> None:
     assert got.rcpt_tos == ["alex@example.com"]
     assert got.data == data  # dot-stuffing undone, nothing re-encoded
     assert b"\r\n.a line starting with a dot" in got.data
+
+
+def test_postmark_metadata_names_the_message_ahead_of_the_rest(server: Server) -> None:
+    data = message("m1@dripcare.example")
+    postmark = SMTPTransport("127.0.0.1", server.port, timeout=10, postmark_metadata=True)
+    with postmark as transport:
+        transport.send(SENDER, "alex@example.com", data, "<m1@dripcare.example>")
+    with server.transport() as transport:
+        transport.send(SENDER, "alex@example.com", data, "<m1@dripcare.example>")
+
+    marked, plain = server.handler.delivered
+    assert marked.data == b"X-PM-Metadata-dripcare-message: m1@dripcare.example\r\n" + data
+    assert plain.data == data
 
 
 def test_rcpt_550_is_permanent(server: Server) -> None:

@@ -256,7 +256,33 @@ def postmark_bounce(message_id: str) -> dict[str, Any]:
         "CanActivate": True,
         "Subject": "Your aftercare",
         "Content": f"Return-Path: <>\r\nMessage-ID: <{message_id}>\r\nSubject: Your aftercare\r\n",
-        "Metadata": {},
+        "Metadata": {"dripcare-message": message_id},  # our X-PM-Metadata-dripcare-message
+    }
+
+
+def postmark_complaint(message_id: str) -> dict[str, Any]:
+    """Postmark's spam complaint webhook: no content, only the metadata we sent."""
+    return {
+        "RecordType": "SpamComplaint",
+        "ID": 4323372037,
+        "Type": "SpamComplaint",
+        "TypeCode": 512,
+        "Name": "Spam complaint",
+        "Tag": "",
+        "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483",
+        "Metadata": {"dripcare-message": message_id},
+        "ServerID": 23,
+        "MessageStream": "outbound",
+        "Description": "The subscriber explicitly marked this message as spam.",
+        "Details": "Test spam complaint details",
+        "Email": PATIENT,
+        "From": "care@riverside.example",
+        "BouncedAt": "2026-11-25T15:28:10.2735393-05:00",
+        "DumpAvailable": True,
+        "Inactive": True,
+        "CanActivate": False,
+        "Subject": "Your aftercare",
+        "Content": "",
     }
 
 
@@ -265,6 +291,18 @@ def test_postmark_hard_bounce_with_the_right_credentials_suppresses(
 ) -> None:
     response = client.post(
         "/webhooks/postmark", json=postmark_bounce(message_id), headers=_basic("hook-password")
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["applied"] == 1
+    assert suppressed() == [PATIENT]
+
+
+def test_postmark_complaint_without_content_is_matched_by_our_metadata(
+    client: TestClient, message_id: str
+) -> None:
+    response = client.post(
+        "/webhooks/postmark", json=postmark_complaint(message_id), headers=_basic("hook-password")
     )
 
     assert response.status_code == 200, response.text

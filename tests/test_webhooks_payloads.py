@@ -87,6 +87,23 @@ def test_postmark_record_types_map_to_the_right_kinds() -> None:
     ]
 
 
+def test_postmark_records_name_our_message_by_metadata_without_bounce_content() -> None:
+    metadata = {"Metadata": {"dripcare-message": "1f2e3d@riverside.example"}}
+    records = [
+        {"RecordType": "Bounce", "Type": "HardBounce", "ID": 1, "Email": "pat@example.com"},
+        {"RecordType": "SpamComplaint", "Type": "SpamComplaint", "ID": 2, "Email": "p@x.example"},
+        {"RecordType": "Delivery", "MessageID": "x", "Recipient": "pat@example.com"},
+    ]
+
+    found = [e.message_id for r in records for e in postmark.events(r | metadata)]
+    assert found == ["1f2e3d@riverside.example"] * 3
+    # bounce content still serves when the metadata is missing (an email sent elsewhere)
+    content = {"Content": "Message-ID: <abc@riverside.example>\r\n", "Metadata": {}}
+    (bounce,) = postmark.events(records[0] | content)
+    assert bounce.message_id == "<abc@riverside.example>"
+    assert [e.message_id for e in postmark.events(records[2])] == [None]
+
+
 def test_sendgrid_blocked_and_dropped_are_not_permanent_and_opens_are_ignored() -> None:
     batch = [
         {"event": "bounce", "type": "blocked", "status": "5.7.1", "sg_event_id": "1"},

@@ -117,9 +117,13 @@ def grouped(
     """The jobs by the server they go through, each group with its transport (one connection):
     every clinic without its own server shares the platform's, in one group."""
 
+    own: dict[int, bool] = {}  # looked up once per clinic, not once per email
+
     def server(job: J) -> tuple[bool, int]:
-        own = _stored.get(job.clinic) is not None
-        return own, job.clinic.id if own else 0
+        clinic = job.clinic
+        if clinic.id not in own:
+            own[clinic.id] = _stored.get(clinic) is not None
+        return own[clinic.id], clinic.id if own[clinic.id] else 0
 
     for _, group in groupby(sorted(jobs, key=server), server):
         members = list(group)

@@ -91,14 +91,20 @@ class Settings(BaseSettings):
     ratelimit_url: str = Field("", description="redis://… to share limits across processes")
     domain_limits: str = Field(
         "",
-        description="emails per second per recipient domain, all workers together, e.g. "
-        "gmail.com=20/s,outlook.com=10/s,hotmail.com=10/s,yahoo.com=5/s (also /m, /h)",
+        description="emails per second per recipient provider group (outlook, gmail, yahoo, "
+        "icloud: send_limits.PROVIDER_GROUPS) or domain, all workers together, e.g. "
+        "outlook=10/s,gmail=20/s,example.org=2/s (also /m, /h)",
     )
     transport_rate: float = Field(
         0.0, ge=0, description="emails per second through the transport, all workers; 0: no limit"
     )
     transport_concurrency: int = Field(
         0, ge=0, description="SMTP connections open at once, all workers together; 0: no limit"
+    )
+    domain_concurrency: str = Field(
+        "",
+        description="sends under way at once per recipient provider group or domain, all "
+        "workers together, e.g. gmail=5,outlook=3; an email over it is put back",
     )
     slowdown_seconds: float = Field(
         600.0, gt=0, description="how long a 'slow down' reply (421/451 4.7.x) lowers a rate"
@@ -167,6 +173,14 @@ class Settings(BaseSettings):
         from dripcare.send_limits import parse_limits  # it reads these settings
 
         parse_limits(value)
+        return value
+
+    @field_validator("domain_concurrency")
+    @classmethod
+    def _valid_domain_concurrency(cls, value: str) -> str:
+        from dripcare.send_limits import parse_concurrency  # it reads these settings
+
+        parse_concurrency(value)
         return value
 
     @model_validator(mode="after")

@@ -24,6 +24,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import cast
 
@@ -104,7 +105,7 @@ class Job:
     def version(self) -> int:
         return self.content.number
 
-    @property
+    @cached_property
     def content_step(self) -> StepSpec | None:
         """The step as that version has it; None when that version removed it."""
         return self.content.spec.step(self.step.key)
@@ -258,7 +259,7 @@ class _Book:
                     self.stopped = True
             if self.stopped and self.unsent:
                 reason = "batch stopped before this message was sent; requeued"
-                _put_back(session, self.token, sorted(self.unsent), reason, now)
+                _requeue_unsent(session, self.token, sorted(self.unsent), reason, now)
         self.journal.committed()
         if renew:
             self.renewed = time.monotonic()
@@ -343,7 +344,9 @@ def _renew(session: Session, token: str, pks: list[int], until: datetime, now: d
     return kept.rowcount or 0  # type: ignore[attr-defined]
 
 
-def _put_back(session: Session, token: str, pks: list[int], reason: str, now: datetime) -> None:
+def _requeue_unsent(
+    session: Session, token: str, pks: list[int], reason: str, now: datetime
+) -> None:
     """Unsent rows of a stopped batch go back to the queue as they were: no attempt, no start."""
     session.execute(
         update(Message)
@@ -454,18 +457,18 @@ def load_jobs(session: Session, message_pks: list[int]) -> list[Job]:
 
 
 def _mark_suppressed(session: Session, jobs: list[Job]) -> None:
-    pairs = {(job.clinic.id, job.to) for job in jobs}
-    if not pairs:
+    if not jobs:
         return
+    keys = {job.to: suppression.keys(job.to) for job in jobs}  # a hash each: once per address
     found = session.execute(
         select(Suppression.clinic_id, Suppression.email, Suppression.reason).where(
-            Suppression.email.in_({key for _, email in pairs for key in suppression.keys(email)}),
-            Suppression.clinic_id.in_({clinic for clinic, _ in pairs}),
+            Suppression.email.in_({key for pair in keys.values() for key in pair}),
+            Suppression.clinic_id.in_({job.clinic.id for job in jobs}),
         )
     ).all()
     reasons = {(clinic, email): reason for clinic, email, reason in found}
     for job in jobs:
-        plain, hashed = suppression.keys(job.to)
+        plain, hashed = keys[job.to]
         job.suppressed = reasons.get((job.clinic.id, plain)) or reasons.get((job.clinic.id, hashed))
 
 
@@ -542,7 +545,8 @@ def _deliver_over(
     result: BatchResult,
 ) -> Iterator[Outcome]:
     """One connection for these messages; if it fails, the rest of them wait."""
-    slots = send_limits.limits_for(settings).connections
+    limits = send_limits.limits_for(settings)
+    slots = limits.connections
     if (slot := slots.take(settings.lease_seconds)) is None:  # every connection is in use
         reason = f"all {slots.limit} connections to the mail server in use; put back"
         for job in pending:
@@ -553,7 +557,7 @@ def _deliver_over(
         with transport:
             for index, job in enumerate(pending):
                 try:
-                    outcome = _send_one(job, transport, settings, now)
+                    outcome = _send_one(job, transport, settings, now, limits)
                 except TransportFailure as exc:
                     log.warning(
                         "SMTP transport failed, deferring %d messages: %s",
@@ -572,7 +576,11 @@ def _deliver_over(
 
 
 def _send_one(
-    job: Job, transport: Transport, settings: Settings, now: Callable[[], datetime]
+    job: Job,
+    transport: Transport,
+    settings: Settings,
+    now: Callable[[], datetime],
+    limits: send_limits.SendLimits | None = None,
 ) -> Outcome:
     version = job.version
     if job.content_step is None:  # removed by a version published after this was claimed
@@ -585,10 +593,9 @@ def _send_one(
         return Outcome(
             job.pk, held.status, held.reason, due_at=held.due_at, cause=late, refund=True
         )
-    limits = send_limits.limits_for(settings)
+    limits = limits or send_limits.limits_for(settings)
     if (wait := limits.wait(job.to)) is not None:  # put back a little later; the batch goes on
-        due = now() + wait.delay
-        return Outcome(job.pk, MessageStatus.SCHEDULED, wait.reason, due_at=due, refund=True)
+        return _put_back(job, wait, now)
     try:
         data = build_email(job, settings, now())
     except RenderError as exc:
@@ -606,6 +613,9 @@ def _send_one(
             error=f"{type(exc).__name__}: {exc}",
             version=version,
         )
+    sending = limits.start(job.to, settings.lease_seconds)
+    if isinstance(sending, send_limits.Wait):  # its provider has all the sends it may at once
+        return _put_back(job, sending, now)
     start = time.perf_counter()
     try:
         sender = envelope_sender(settings, job.pk) or job.clinic.sender_email
@@ -629,8 +639,16 @@ def _send_one(
         )
     else:
         outcome = Outcome(job.pk, MessageStatus.SENT, version=version)
+    finally:
+        sending.done()
     outcome.send_seconds = time.perf_counter() - start
     return outcome
+
+
+def _put_back(job: Job, wait: send_limits.Wait, now: Callable[[], datetime]) -> Outcome:
+    """Not now because of a limit, not because of this message: no attempt is counted."""
+    due = now() + wait.delay
+    return Outcome(job.pk, MessageStatus.SCHEDULED, wait.reason, due_at=due, refund=True)
 
 
 def _defer(

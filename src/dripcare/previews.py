@@ -25,7 +25,7 @@ from dripcare.db import session_scope
 from dripcare.enrollments import get_clinic
 from dripcare.errors import NotFound, UserError
 from dripcare.models import Clinic, utcnow
-from dripcare.rendering import Rendered, TemplateSet
+from dripcare.rendering import Rendered, RenderError, TemplateSet
 from dripcare.template_checks import Problem, check_spec, render_sample
 from dripcare.transports import DeliveryError, Transport, transport_from_url
 from dripcare.validation import normalize_email
@@ -54,7 +54,10 @@ def checked_preview(
     problems = [p for p in problems if p.kind != "render" or (p.where, p.line) not in named]
     if blocking:
         return problems, None
-    return problems, render_step(spec, key, clinic)
+    try:
+        return problems, render_step(spec, key, clinic)
+    except RenderError as exc:  # a limit the check's render happened to stay under
+        return [*problems, Problem(str(exc), key, exc.where, exc.line, "render")], None
 
 
 @dataclass(frozen=True)

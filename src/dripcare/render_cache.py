@@ -9,6 +9,11 @@ That is only exact when a template prints those values as they are, or tests the
 empty (emptiness is part of the cache key). Any other use, such as `|upper`, a comparison or
 a loop, is found by reading the template's syntax tree (with its layout and partials), and such
 a template is rendered in full for every message.
+
+The preparation (or, for a template rendered in full, its first render) runs in a renderer
+process under CPU and memory limits (`isolation`): a version that would exhaust a worker fails
+its message there, once, with a clear error. Later renders stay in this process, bounded by the
+sandbox, so a message costs no round trip.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from jinja2 import nodes
 from jinja2.exceptions import TemplateError
 from markupsafe import escape
 
+from dripcare.isolation import render_limited
 from dripcare.rendering import Rendered, RenderError, TemplateSet, render_full
 
 # The per-recipient values, as (namespace, attribute) in the template context.
@@ -122,6 +128,7 @@ def _prepare(
     empties: frozenset[int],
 ) -> _Prepared:
     if not _prints_values_only(templates, template, (subject, preheader)):
+        render_limited(templates, template, subject, preheader, context)  # a first, limited try
         return _Prepared(None)
     tokens = {i: "" if i in empties else _token(i) for i in range(len(DYNAMIC_FIELDS))}
     stand_in = {
@@ -129,7 +136,7 @@ def _prepare(
     }
     for index, (namespace, attr) in enumerate(DYNAMIC_FIELDS):
         stand_in[namespace][attr] = tokens[index]
-    rendered = render_full(templates, template, subject, preheader, stand_in)
+    rendered = render_limited(templates, template, subject, preheader, stand_in)
     split = re.compile("|".join(re.escape(t) for t in tokens.values() if t) or "(?!)")
     index_of = {token: index for index, token in tokens.items() if token}
 

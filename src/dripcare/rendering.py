@@ -8,14 +8,11 @@ per message.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
-import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,14 +24,12 @@ from inscriptis.model.config import ParserConfig
 from inscriptis.model.html_document_state import HtmlDocumentState
 from inscriptis.model.html_element import HtmlElement
 from inscriptis.model.tag import CustomHtmlTagHandlerMapping
-from jinja2 import BaseLoader, DictLoader, Environment, StrictUndefined, TemplateError, nodes
-from jinja2.exceptions import SecurityError
-from jinja2.nodes import EvalContext
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import BaseLoader, DictLoader, Environment, StrictUndefined, TemplateError
 
-MAX_OUTPUT_CHARS = 1_000_000
-MAX_RENDER_SECONDS = 2.0
+from dripcare.sandbox import MAX_OUTPUT_CHARS, BoundedSandbox, RenderTimeout, deadline
+
+__all__ = ["MAX_OUTPUT_CHARS", "RenderError", "RenderTimeout", "Rendered", "TemplateSet"]
+
 SUBJECT, PREHEADER = "subject", "preheader"  # where a problem is, when not in a template file
 
 
@@ -49,6 +44,17 @@ class RenderError(Exception):
         super().__init__(message)
         self.where, self.line = where, line
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Sent back from a renderer process (`isolation`) with its place and details."""
+        return _rebuilt, (type(self), str(self), dict(self.__dict__))
+
+
+def _rebuilt(cls: type[RenderError], message: str, attributes: dict[str, Any]) -> RenderError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(attributes)
+    return error
+
 
 class InvalidMjml(RenderError):
     """MRML refused the MJML that Jinja produced; `detail` is MRML's own words."""
@@ -58,154 +64,12 @@ class InvalidMjml(RenderError):
         self.detail = detail
 
 
-class RenderTimeout(SecurityError):
-    """A template ran past MAX_RENDER_SECONDS (a loop over a huge range, say).
-
-    The seconds are the rendering thread's CPU time, not the wall clock: a runaway template
-    burns CPU, while a busy machine only stretches the wall clock of an innocent one.
-    """
-
-
-_deadline: ContextVar[float] = ContextVar("render_deadline", default=float("inf"))
-
-
-def _check_deadline() -> None:
-    if time.thread_time() > _deadline.get():
-        raise RenderTimeout(f"rendering took longer than {MAX_RENDER_SECONDS:g} seconds")
-
-
-def _timed(iterable: Iterable[Any]) -> Iterator[Any]:
-    """Every `{% for %}` loop iterates through this, so no loop outlives the deadline."""
-    for item in iterable:
-        _check_deadline()
-        yield item
-
-
-_TIMED_FILTER = "dripcare_timed_loop"
-
-
 @dataclass(frozen=True)
 class Rendered:
     subject: str
     preheader: str
     html: str
     text: str
-
-
-class BoundedSandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, plus limits on the operators that can build huge values in one step.
-
-    Jinja's sandbox blocks unsafe attributes but not `'x' * 10**9`; the output-size check
-    after rendering would come too late to save the worker's memory.
-    """
-
-    intercepted_binops = frozenset({"*", "**", "%"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "%" and isinstance(left, str):
-            _check_format(left, right if isinstance(right, tuple) else (right,))
-        if operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
-                if sized and len(seq) * max(times, 0) > MAX_OUTPUT_CHARS:
-                    raise SecurityError("a repeated string or list would be too large")
-        if operator == "**" and isinstance(right, int) and abs(right) > 64:
-            raise SecurityError("exponents above 64 are not allowed in templates")
-        return super().call_binop(context, operator, left, right)
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.filters[_TIMED_FILTER] = _timed
-        for name in _SIZED_FILTERS:
-            self.filters[name] = _bounded(self.filters[name], name)
-
-    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        """Wrap every loop's iterable so that the render deadline is checked on each pass."""
-        tree = super()._parse(source, name, filename)
-        for loop in tree.find_all(nodes.For):
-            loop.iter = nodes.Filter(loop.iter, _TIMED_FILTER, [], [], None, None)
-            loop.iter.set_lineno(loop.lineno)
-        return tree
-
-    def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        _check_deadline()
-        method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
-        _check_size(
-            getattr(method, "__name__", ""), getattr(method, "__self__", None), args, kwargs
-        )
-        return super().call(__context, __obj, *args, **kwargs)
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        _check_deadline()
-        return super().getattr(obj, attribute)
-
-
-# Filters and str methods that can build a value far larger than their input in one C call,
-# which no deadline can interrupt: their arguments are checked before they run.
-_SIZED_FILTERS = ("center", "indent", "join", "format", "replace", "wordwrap", "truncate")
-_NUMBER = re.compile(r"\d+")
-
-
-def _too_large(what: str) -> SecurityError:
-    return SecurityError(f"{what} would build a value over {MAX_OUTPUT_CHARS} characters")
-
-
-def _check_size(name: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Refuse widths and counts beyond the output limit, and joins or replacements whose
-    result would exceed it."""
-    values = [*args, *kwargs.values()]
-    if any(isinstance(v, int) and abs(v) > MAX_OUTPUT_CHARS for v in values):
-        raise _too_large(name.removeprefix("safe_") or "a call")
-    if name in ("join", "replace", "format", "format_map") and isinstance(target, str):
-        if name == "join" and values:
-            _check_join(target, values[0])
-        elif name == "replace" and len(values) >= 2:
-            _check_replace(target, values[0], values[1])
-        else:
-            _check_format(target, tuple(values))
-
-
-def _check_join(separator: str, items: Any) -> None:
-    if isinstance(items, list | tuple):
-        size = sum(len(i) if isinstance(i, str) else 8 for i in items)
-        if size + len(separator) * len(items) > MAX_OUTPUT_CHARS:
-            raise _too_large("join")
-
-
-def _check_replace(text: Any, old: Any, new: Any) -> None:
-    if isinstance(text, str) and isinstance(old, str) and isinstance(new, str):
-        grows = text.count(old) * max(len(new) - len(old), 0) if old else len(text) * len(new)
-        if len(text) + grows > MAX_OUTPUT_CHARS:
-            raise _too_large("replace")
-
-
-def _check_format(text: str, args: tuple[Any, ...]) -> None:
-    """A width or precision in a format string, or an argument, beyond the output limit."""
-    if any(int(n) > MAX_OUTPUT_CHARS for n in _NUMBER.findall(text)):
-        raise _too_large("a format width")
-    if any(isinstance(a, int) and abs(a) > MAX_OUTPUT_CHARS for a in args):
-        raise _too_large("a format argument")
-
-
-def _bounded(original: Callable[..., Any], name: str) -> Callable[..., Any]:
-    """The filter, after the same checks as a call of the str method it stands for."""
-
-    @functools.wraps(original)  # keeps Jinja's pass_eval_context marker
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        passed = (Environment, EvalContext, Context)
-        values = [a for a in args if not isinstance(a, passed)] + list(kwargs.values())
-        if any(isinstance(v, int) and abs(v) > MAX_OUTPUT_CHARS for v in values):
-            raise _too_large(name)
-        subject = values[0] if values else None
-        if name == "join":
-            _check_join(str(values[1]) if len(values) > 1 else "", subject)
-        elif name == "replace" and len(values) >= 3:
-            _check_replace(subject, values[1], values[2])
-        elif name == "format" and isinstance(subject, str):
-            _check_format(subject, tuple(values[1:]))
-        return original(*args, **kwargs)
-
-    return checked
 
 
 class _NamedLoader(DictLoader):
@@ -225,6 +89,7 @@ class TemplateSet:
     key: str
     html_env: BoundedSandbox
     text_env: BoundedSandbox
+    sources: Mapping[str, str]
 
     @classmethod
     def from_sources(cls, sources: Mapping[str, str]) -> TemplateSet:
@@ -232,7 +97,7 @@ class TemplateSet:
         loader: BaseLoader = _NamedLoader(dict(sources))
         html_env = BoundedSandbox(loader=loader, autoescape=True, undefined=StrictUndefined)
         text_env = BoundedSandbox(autoescape=False, undefined=StrictUndefined)
-        return cls(digest, html_env, text_env)
+        return cls(digest, html_env, text_env, dict(sources))
 
 
 def _no_table_layout(*_: object) -> None:
@@ -290,8 +155,7 @@ def render_full(
     templates: TemplateSet, template: str, subject: str, preheader: str, context: Mapping[str, Any]
 ) -> Rendered:
     """Render one message from scratch: Jinja (sandboxed, time-limited), then MJML, then text."""
-    token = _deadline.set(time.thread_time() + MAX_RENDER_SECONDS)
-    try:
+    with deadline():
         subject_out = _one_line(_render_text(templates, SUBJECT, subject, template, context))
         preheader_out = _one_line(_render_text(templates, PREHEADER, preheader, template, context))
         ctx = {
@@ -301,8 +165,6 @@ def render_full(
         source = _guarded(
             template, template, lambda: templates.html_env.get_template(template).render(ctx)
         )
-    finally:
-        _deadline.reset(token)
     if len(source) > MAX_OUTPUT_CHARS:
         raise RenderError(
             f"template {template!r} produced more than {MAX_OUTPUT_CHARS} characters", template

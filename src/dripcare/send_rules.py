@@ -60,8 +60,13 @@ def format_window(window: timedelta) -> str:
     return "".join(f"{n}{unit}" for n, unit in parts if n) or "0m"
 
 
+@lru_cache(maxsize=1024)
 def timing_of_spec(step: StepSpec) -> StepTiming:
-    """The timing of a step as a campaign version has it (what a message is sent from)."""
+    """The timing of a step as a campaign version has it (what a message is sent from).
+
+    Cached: every email of a batch asks for its step's timing at send time, and a step spec
+    (frozen) always parses to the same timing.
+    """
     return StepTiming(
         step.offset_days,
         step.offset_hours,

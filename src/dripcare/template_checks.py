@@ -24,6 +24,7 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from dripcare.campaign_spec import CampaignSpec, StepSpec
 from dripcare.email_context import clinic_context, clinic_sample_context
 from dripcare.errors import UserError
+from dripcare.isolation import STOPPED, render_limited
 from dripcare.mjml_structure import find_problem
 from dripcare.models import Clinic
 from dripcare.rendering import (
@@ -33,7 +34,6 @@ from dripcare.rendering import (
     RenderError,
     RenderTimeout,
     TemplateSet,
-    render_full,
 )
 from dripcare.scheduling import parse_local_time
 
@@ -91,7 +91,7 @@ def remembered(
             _results.move_to_end(key)
             return list(_results[key])
     problems = check(spec, clinic)
-    if any(RenderTimeout.__name__ in p.message for p in problems):
+    if any(RenderTimeout.__name__ in p.message or STOPPED in p.message for p in problems):
         return problems  # a busy machine may do better next time
     with _results_lock:
         _results[key] = list(problems)
@@ -236,8 +236,9 @@ def _files_of(templates: TemplateSet, spec: CampaignSpec, name: str) -> set[str 
 def render_sample(
     templates: TemplateSet, spec: CampaignSpec, step: StepSpec, clinic: Clinic | None
 ) -> Any:
+    """The step with sample data, rendered in a renderer process under its limits."""
     context = clinic_sample_context(spec.variables, step, clinic)
-    return render_full(templates, step.template, step.subject, step.preheader, context)
+    return render_limited(templates, step.template, step.subject, step.preheader, context)
 
 
 def check_variables(templates: TemplateSet, spec: CampaignSpec) -> list[Problem]:

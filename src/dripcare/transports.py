@@ -58,8 +58,24 @@ class Transport(Protocol):
     def send(self, sender: str, recipient: str, data: bytes, message_id: str) -> None: ...
 
 
+# Postmark keeps an `X-PM-Metadata-<key>` header sent over its SMTP service as the message's
+# Metadata and returns it in every webhook (bounce, spam complaint, delivery), which otherwise
+# carry neither our Message-ID nor our VERP token unless bounce content is included.
+POSTMARK_METADATA_KEY = "dripcare-message"
+POSTMARK_HOSTS = frozenset({"smtp.postmarkapp.com", "smtp-broadcasts.postmarkapp.com"})
+
+
+def postmark_metadata(message_id: str) -> bytes:
+    """The header naming our message (its random Message-ID: no patient data) for Postmark."""
+    return f"X-PM-Metadata-{POSTMARK_METADATA_KEY}: {message_id.strip('<>')}\r\n".encode("ascii")
+
+
 class SMTPTransport:
-    """One connection per `with` block; reconnects once if the server drops it between mails."""
+    """One connection per `with` block; reconnects once if the server drops it between mails.
+
+    With `postmark_metadata`, each message also names itself to Postmark's webhooks; decided
+    once for the transport, by its host or its URL.
+    """
 
     def __init__(
         self,
@@ -71,8 +87,10 @@ class SMTPTransport:
         username: str = "",
         password: str = "",
         timeout: float = 30.0,
+        postmark_metadata: bool = False,
     ) -> None:
         self.host, self.port = host, port
+        self.postmark_metadata = postmark_metadata
         self.ssl_on_connect, self.starttls = ssl_on_connect, starttls
         self.username, self.password = username, password
         self.timeout = timeout
@@ -119,6 +137,8 @@ class SMTPTransport:
         return conn
 
     def send(self, sender: str, recipient: str, data: bytes, message_id: str) -> None:
+        if self.postmark_metadata:  # ahead of a DKIM signature, which does not cover it
+            data = postmark_metadata(message_id) + data
         if self._conn is None:
             self._conn = self._connect()
         try:
@@ -235,7 +255,11 @@ class ConsoleTransport:
 
 
 def transport_from_url(url: str, timeout: float = 30.0) -> Transport:
-    """smtp://user:pass@host:587?starttls=true, smtps://host:465, capture://DIR, console://."""
+    """smtp://user:pass@host:587?starttls=true, smtps://host:465, capture://DIR, console://.
+
+    `postmark_metadata=true|false` in an SMTP URL says whether to add Postmark's metadata header;
+    without it, only Postmark's own SMTP hosts get it.
+    """
     parts = urlsplit(url)
     if parts.scheme in ("smtp", "smtps"):
         if not parts.hostname:
@@ -245,7 +269,8 @@ def transport_from_url(url: str, timeout: float = 30.0) -> Transport:
         except ValueError as exc:
             raise UserError(f"SMTP URL {url!r} has an invalid port: {exc}") from exc
         query = parse_qs(parts.query)
-        starttls = query.get("starttls", ["false"])[0].lower() in ("1", "true", "yes")
+        starttls = _flag(query, "starttls", False)
+        postmark = _flag(query, "postmark_metadata", parts.hostname.lower() in POSTMARK_HOSTS)
         return SMTPTransport(
             parts.hostname,
             port or (465 if parts.scheme == "smtps" else 25),
@@ -254,6 +279,7 @@ def transport_from_url(url: str, timeout: float = 30.0) -> Transport:
             username=unquote(parts.username or ""),
             password=unquote(parts.password or ""),
             timeout=timeout,
+            postmark_metadata=postmark,
         )
     if parts.scheme == "capture":
         return CaptureTransport(Path(parts.netloc + parts.path))
@@ -263,3 +289,9 @@ def transport_from_url(url: str, timeout: float = 30.0) -> Transport:
         f"unknown DRIPCARE_SMTP_URL scheme {parts.scheme!r}; "
         "use smtp://, smtps://, capture://DIR or console://"
     )
+
+
+def _flag(query: dict[str, list[str]], name: str, default: bool) -> bool:
+    if name not in query:
+        return default
+    return query[name][0].lower() in ("1", "true", "yes")

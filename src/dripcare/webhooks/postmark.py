@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from dripcare.feedback import FeedbackEvent, FeedbackKind
+from dripcare.transports import POSTMARK_METADATA_KEY
 from dripcare.webhooks.signing import Rejected
 
 
@@ -85,10 +86,10 @@ def _event(
     event_id: str | None = None,
     **fields: Any,
 ) -> FeedbackEvent:
-    content = str(record.get("Content") or "")
     metadata = record.get("Metadata") or {}
-    found = MESSAGE_ID.search(content)
-    message_id = found[1] if found else metadata.get("message_id")
+    message_id = metadata.get(POSTMARK_METADATA_KEY)  # set by our SMTP header: every record type
+    if not message_id and (found := MESSAGE_ID.search(str(record.get("Content") or ""))):
+        message_id = found[1]  # only with "Include bounce content"
     diagnostic = " ".join(str(record.get(k) or "") for k in ("Description", "Details")).strip()
     return FeedbackEvent(
         kind,

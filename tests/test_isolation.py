@@ -1,0 +1,84 @@
+"""Renderer processes: a render over the memory, CPU or wall-clock limit is stopped, reported as
+a RenderError, and the next render works (issue 12)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from dripcare import isolation
+from dripcare.rendering import InvalidMjml, RenderError
+from tests.test_rendering import make_context, one_template, simple_step
+
+
+def allocate(size: int) -> int:
+    return len(bytearray(size))
+
+
+def spin() -> None:
+    while True:
+        pass
+
+
+def sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@pytest.fixture
+def fresh_pool() -> Iterator[None]:
+    """Limits are given to a pool when it starts: tests that change them get their own."""
+    isolation.shutdown()
+    yield
+    isolation.shutdown()
+
+
+def render(body: str) -> str:
+    templates = one_template(body)
+    return isolation.render_limited(templates, "t.mjml", "S", "P", make_context(simple_step())).html
+
+
+def test_a_render_in_a_renderer_process_is_the_same_as_in_this_one() -> None:
+    assert "Hello Alex" in render("Hello {{ patient.first_name }}")
+
+
+def test_errors_come_back_with_their_place() -> None:
+    with pytest.raises(RenderError) as info:
+        render("{{ nope }}")
+    assert (info.value.where, info.value.line) == ("t.mjml", 1)
+    with pytest.raises(InvalidMjml) as mjml:
+        isolation.render_limited(
+            one_template("x").__class__.from_sources({"t.mjml": "<mjml>"}),
+            "t.mjml",
+            "S",
+            "P",
+            make_context(simple_step()),
+        )
+    assert mjml.value.detail
+
+
+@pytest.mark.usefixtures("fresh_pool")
+def test_memory_over_the_limit_is_a_render_error_and_the_pool_recovers() -> None:
+    with pytest.raises(RenderError, match=r"MiB of memory .* was stopped"):
+        isolation.run_limited("t.mjml", allocate, 2 * isolation.CHILD_MEMORY_BYTES)
+    assert isolation.run_limited("t.mjml", allocate, 1000) == 1000
+
+
+@pytest.mark.usefixtures("fresh_pool")
+def test_cpu_time_over_the_limit_kills_the_renderer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(isolation, "CHILD_CPU_SECONDS", 1)
+    monkeypatch.setattr(isolation, "WALL_SECONDS", 120.0)
+    with pytest.raises(RenderError, match="seconds of CPU time and was stopped"):
+        isolation.run_limited("t.mjml", spin)
+    assert "Hello" in render("Hello")
+
+
+@pytest.mark.usefixtures("fresh_pool")
+def test_a_render_past_the_wall_clock_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    isolation.run_limited("t.mjml", allocate, 1)  # the pool is up: only the sleep is too long
+    monkeypatch.setattr(isolation, "WALL_SECONDS", 0.5)
+    with pytest.raises(RenderError, match=r"took longer than 0\.5 seconds and was stopped"):
+        isolation.run_limited("t.mjml", sleep, 600)
+    monkeypatch.setattr(isolation, "WALL_SECONDS", 120.0)
+    assert "Hello" in render("Hello")
