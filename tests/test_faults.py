@@ -247,6 +247,9 @@ def test_restarts_and_a_kill_lose_nothing_and_duplicate_at_most_once_per_kill(
         f"\nfaults: {MESSAGES} messages, lost {len(lost)}, duplicates {duplicates} "
         f"(1 kill -9), drain after the last fault {drain:.1f} s, worker log {len(lines)} lines"
     )
+    said = "\n".join(lines)
+    assert "database unavailable (database down: " in said  # one line per outage and worker
+    assert "database back after " in said
     assert not lost
     assert duplicates <= 1  # only the killed child's last accepted message may come twice
     assert set(received) == set(expected)
