@@ -27,6 +27,7 @@ class Recorder:
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     replies: dict[str, str] = field(default_factory=dict)
     stall_at: int | None = None  # hold the n-th message until `release` (to kill a sender)
+    delay: float = 0.0  # seconds each DATA takes, as a slow relay would (fault tests)
     stalled: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -82,6 +83,8 @@ class Recorder:
         reply = self.replies.get("data")
         if reply is not None:
             return reply
+        if self.delay:
+            await asyncio.sleep(self.delay)
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.arrived:
             self.messages.append(parsed)  # type: ignore[arg-type]

@@ -8,8 +8,16 @@ from sqlalchemy import insert, select
 
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.dispatch import Claim, claim_fair, dispatch_tick, due_clinics
-from dripcare.models import Enrollment, Message, Patient, Step
+from dripcare.dispatch import (
+    RECORD_GRACE,
+    Claim,
+    claim_due,
+    claim_fair,
+    dispatch_tick,
+    due_clinics,
+    recover_expired,
+)
+from dripcare.models import Enrollment, Message, MessageStatus, Patient, Step
 from tests.factories import make_clinic
 
 LEASE = timedelta(minutes=5)
@@ -98,3 +106,34 @@ def test_a_fair_claim_splits_a_batch_and_rotates_between_clinics(settings: Setti
     assert per_clinic(first) == [2, 1, 1]  # a share of 1 each, then the rest to the first
     assert per_clinic(second) == [1, 2, 1]  # the next batch starts after the last served
     assert tick == [clinics[2], clinics[0], clinics[1]]
+
+
+def test_an_expired_sending_row_waits_for_its_worker_to_record_it_before_it_is_sent_again(
+    settings: Settings,
+) -> None:
+    # Given two claims whose leases expired: one only queued, one already sending
+    clinic = make_clinic()
+    now = datetime.now(UTC)
+    due_messages(clinic, 2, now - timedelta(minutes=1))
+    with session_scope() as session:
+        claim = claim_due(session, limit=2, lease=LEASE, now=now)
+        assert claim is not None
+        queued, sending = claim.message_ids
+        session.get_one(Message, sending).status = MessageStatus.SENDING
+    later = now + LEASE + timedelta(seconds=1)
+
+    with session_scope() as session:
+        assert recover_expired(session, now=later) == 2
+        # the queued row never reached the server: due again at once, the claim forgotten
+        row = session.get_one(Message, queued)
+        assert (row.status, row.lease_token, row.due_at <= later) == ("scheduled", None, True)
+        # the sending row may have: its worker can still record it under its token, and
+        # nobody claims it before the grace is over
+        row = session.get_one(Message, sending)
+        assert (row.status, row.lease_token) == ("scheduled", claim.token)
+        assert row.due_at == later + RECORD_GRACE
+        assert claim_due(session, limit=2, lease=LEASE, now=later) is not None
+    with session_scope() as session:
+        assert session.get_one(Message, sending).status == MessageStatus.SCHEDULED
+        regained = claim_due(session, limit=2, lease=LEASE, now=later + RECORD_GRACE)
+        assert regained is not None and regained.message_ids == [sending]

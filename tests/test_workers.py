@@ -25,7 +25,7 @@ from dripcare.celery_app import DISPATCH_QUEUE, SEND_QUEUE, app
 from dripcare.config import Settings, get_settings
 from dripcare.db import get_engine, session_scope
 from dripcare.devserver import daytime_zone
-from dripcare.dispatch import dispatch_tick
+from dripcare.dispatch import RECORD_GRACE, dispatch_tick
 from dripcare.models import Enrollment, Message, MessageStatus, Patient
 from dripcare.tasks import _enqueue, dispatch
 from tests.conftest import configure
@@ -243,11 +243,17 @@ class Dispatcher(threading.Thread):
         super().__init__(daemon=True)
         self.halt = threading.Event()
         self.lease = timedelta(seconds=lease_seconds)
+        self.grace = min(RECORD_GRACE, self.lease)
 
     def run(self) -> None:
         while not self.halt.is_set():
             dispatch_tick(
-                session_scope, _enqueue, batch_size=25, max_per_tick=1000, lease=self.lease
+                session_scope,
+                _enqueue,
+                batch_size=25,
+                max_per_tick=1000,
+                lease=self.lease,
+                grace=self.grace,
             )
             self.halt.wait(0.2)
 
@@ -307,7 +313,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(
     received = recorder.message_ids()
     assert set(received) == set(expected)  # nothing lost
     duplicates = {m for m in received if received.count(m) > 1}
-    # Only what the dead worker sent after its last flush of outcomes comes again, and with
-    # the same Message-ID; everything it had recorded as sent stays sent once.
-    assert 0 < len(duplicates) <= get_settings().result_flush
+    # What the dead worker had sent is recorded from its journal by the next process; only the
+    # one in flight at the kill can come again, with the same Message-ID.
+    assert len(duplicates) <= 1 < get_settings().result_flush
     assert len(received) == 60 + len(duplicates)

@@ -93,7 +93,13 @@ class Settings(BaseSettings):
     late_grace_hours: float = 24.0
     quiet_hours: str = "21:00-08:00"
 
-    max_attempts: int = 8
+    max_attempts: int = Field(8, description="tries the mail server answered before giving up")
+    max_starts: int = Field(
+        20,
+        ge=2,
+        description="sends started without any outcome (the worker died or lost the database) "
+        "before the message fails as one that stops its worker every time",
+    )
     retry_base_seconds: float = 60.0
     retry_max_seconds: float = 3600.0
     smtp_timeout: float = 30.0

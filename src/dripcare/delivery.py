@@ -4,10 +4,15 @@ Three short transactions and no transaction open across SMTP:
 1. take the batch from `queued` to `sending` under our lease token (attempt recorded);
 2. outside any transaction, send every message over one connection;
 3. write outcomes every `result_flush` messages, each guarded by the lease token, so a worker
-   whose lease was recovered by the dispatcher cannot overwrite the newer claim.
-A row already `sent` is never selected again. A worker that dies mid-batch leaves its unflushed
-rows `sending`; after the lease expires they are sent again with the same Message-ID, so the
-duplicate window is at most `result_flush` messages, and receivers can recognise them.
+   whose lease was recovered cannot overwrite the newer claim; the lease is renewed every third
+   of it, and a batch that finds it lost stops sending.
+A row already `sent` is never selected again. Each acceptance is noted in the process's journal
+(send_journal) until its outcome is committed: a worker process killed mid-batch has its emails
+recorded by the next process that starts, and only the one in flight at the kill is sent again
+after the lease expires, with the same Message-ID, which receivers can recognise.
+A database outage ends sending, not the batch: the outcomes known are held and recorded once the
+database answers (db_faults.wait_out; lease recovery gives them dispatch.RECORD_GRACE), and the
+messages not yet sent go back to the queue as they were.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import cast
 
 from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
@@ -29,7 +35,9 @@ from dripcare import (
     backoff,
     circuit,
     clinic_transports,
+    db_faults,
     dkim_keys,
+    send_journal,
     send_limits,
     send_rules,
     suppression,
@@ -154,22 +162,39 @@ def send_batch(
     settings: Settings,
     now: Callable[[], datetime] = utcnow,
 ) -> BatchResult:
+    """Send one claimed batch. Raises db_faults.DatabaseUnavailable only when the database
+    stayed away through the first third of the lease before anything was sent."""
     result = BatchResult()
-    with scope() as session:
-        held, probes = _gates(session, token, message_ids, now())
-        if held:
-            reason = "sending paused: the mail server refuses our sender or login"
-            result.paused = release(session, token, held, reason, now())
-        jobs = _start(session, token, message_ids, settings, now())
-    unsaved: list[Outcome] = []
-    for outcome in _deliver(jobs, transport, settings, now, result):
-        unsaved.append(outcome)
-        if len(unsaved) >= settings.result_flush:
-            _save(scope, token, unsaved, jobs, now(), result)
-            unsaved = []
-    if unsaved:
-        _save(scope, token, unsaved, jobs, now(), result)
-    _update_circuit(scope, probes, result, jobs, settings, now())
+
+    def begin() -> tuple[set[str], list[Job]]:
+        with scope() as session:
+            held, probes = _gates(session, token, message_ids, now())
+            if held:
+                reason = "sending paused: the mail server refuses our sender or login"
+                result.paused = release(session, token, held, reason, now())
+            return probes, _start(session, token, message_ids, settings, now())
+
+    starting = f"starting a batch of {len(message_ids)}"
+    probes, jobs = db_faults.wait_out(begin, starting, limit=settings.lease_seconds / 3)
+    if not jobs and not probes:
+        return result
+    book = _Book(scope, token, jobs, settings, now, result)
+    outcomes = _deliver(jobs, transport, settings, now, result)
+    try:
+        for outcome in outcomes:
+            if not book.add(outcome):
+                break  # the database is away or the lease is lost: send nothing more
+    finally:
+        outcomes.close()  # hangs up the SMTP connection
+    book.close()
+    try:
+        db_faults.wait_out(
+            lambda: _update_circuit(scope, probes, result, jobs, settings, now()),
+            "updating the transport's circuit",
+            limit=settings.lease_seconds / 3,
+        )
+    except db_faults.DatabaseUnavailable as exc:
+        log.warning("transport circuit not updated: %s", exc)
     return result
 
 
@@ -192,6 +217,84 @@ def _gates(
     gates = {key: circuit.take_probe(session, key, now) for key in set(keys.values()) & opened}
     held = [row.id for row in rows if gates.get(keys[row.clinic_id]) is circuit.Gate.PAUSED]
     return held, {key for key, gate in gates.items() if gate is circuit.Gate.PROBE}
+
+
+class _Book:
+    """The batch's outcomes on their way to the database, and its lease kept alive."""
+
+    def __init__(
+        self,
+        scope: SessionScope,
+        token: str,
+        jobs: list[Job],
+        settings: Settings,
+        now: Callable[[], datetime],
+        result: BatchResult,
+    ) -> None:
+        self.scope, self.token, self.jobs, self.settings = scope, token, jobs, settings
+        self.now, self.result = now, result
+        self.unsaved: list[Outcome] = []
+        self.unsent = {job.pk for job in jobs}
+        self.renew_every = settings.lease_seconds / 3
+        self.renewed = time.monotonic()
+        self.stopped = False
+        self.journal = send_journal.for_process(journal_dir(settings))
+
+    def add(self, outcome: Outcome) -> bool:
+        """Take one outcome; False when sending must stop."""
+        self.unsent.discard(outcome.pk)
+        if outcome.status == MessageStatus.SENT:
+            self.journal.accepted(self.token, outcome.pk, outcome.version)
+        self.unsaved.append(outcome)
+        renew = time.monotonic() - self.renewed >= self.renew_every
+        if len(self.unsaved) < self.settings.result_flush and not renew:
+            return True
+        try:
+            self._commit(renew=renew)
+        except Exception as exc:
+            if db_faults.fault_of(exc) is None:
+                raise
+            self.stopped = True  # close() holds the outcomes until the database answers
+        return not self.stopped
+
+    def close(self) -> None:
+        """Record what is held, waiting out the database if need be; put back what was unsent."""
+        if self.unsaved or (self.stopped and self.unsent):
+            db_faults.wait_out(self._commit, f"holding {len(self.unsaved)} outcomes")
+
+    def _commit(self, renew: bool = False) -> None:
+        """One transaction: the outcomes held, then the lease renewed or the unsent put back.
+        Outcomes leave the book only once committed."""
+        outcomes = list(self.unsaved)
+        now = self.now()
+        with self.scope() as session:
+            owned = _finish(session, self.token, outcomes, self.jobs, now) if outcomes else []
+            if renew and self.unsent and not self.stopped:
+                until = now + timedelta(seconds=self.settings.lease_seconds)
+                kept = _renew(session, self.token, sorted(self.unsent), until, now)
+                if kept < len(self.unsent):
+                    log.warning(
+                        "lease lost for %d of %d unsent messages; stopping this batch",
+                        len(self.unsent) - kept,
+                        len(self.unsent),
+                    )
+                    self.stopped = True
+            if self.stopped and self.unsent:
+                reason = "batch stopped before this message was sent; requeued"
+                _requeue_unsent(session, self.token, sorted(self.unsent), reason, now)
+        self.journal.committed()
+        if renew:
+            self.renewed = time.monotonic()
+        if self.stopped:
+            self.unsent.clear()
+        del self.unsaved[: len(outcomes)]
+        if len(owned) < len(outcomes):
+            log.warning(
+                "%d outcomes not recorded: their lease was recovered; stopping this batch",
+                len(outcomes) - len(owned),
+            )
+            self.stopped = True
+        _count(self.result, owned)
 
 
 def _update_circuit(
@@ -218,43 +321,110 @@ def _update_circuit(
                 transport_alerts.resumed(session, key, when, settings)
 
 
-def _save(
-    scope: SessionScope,
-    token: str,
-    outcomes: list[Outcome],
-    jobs: list[Job],
-    when: datetime,
-    result: BatchResult,
-) -> None:
-    with scope() as session:
-        _finish(session, token, outcomes, jobs, when)
+def journal_dir(settings: Settings) -> Path:
+    return settings.state_dir / "journal"
+
+
+def replay_journals(scope: SessionScope, settings: Settings) -> int:
+    """Record as sent the emails that worker processes now gone had sent but not recorded
+    (send_journal); returns how many rows that updated."""
+    recorded = 0
+    for path, entries in send_journal.orphans(journal_dir(settings)):
+        by_token: dict[str, list[Outcome]] = {}
+        for entry in entries:
+            outcome = Outcome(entry.pk, MessageStatus.SENT, version=entry.version)
+            by_token.setdefault(entry.token, []).append(outcome)
+        with scope() as session:
+            for token, outcomes in by_token.items():
+                recorded += len(_finish(session, token, outcomes, [], utcnow()))
+        path.unlink()
+    if recorded:
+        log.warning("recorded %d emails sent by a worker process that stopped", recorded)
+    return recorded
+
+
+def _count(result: BatchResult, outcomes: list[Outcome]) -> None:
     result.outcomes.extend(outcomes)
     for outcome in outcomes:
         name = _COUNTERS[outcome.status]
         setattr(result, name, getattr(result, name) + 1)
 
 
+def _renew(session: Session, token: str, pks: list[int], until: datetime, now: datetime) -> int:
+    """Extend our lease on the rows still to send; returns how many we still hold."""
+    kept = session.execute(
+        update(Message)
+        .where(
+            Message.id.in_(pks),
+            Message.lease_token == token,
+            Message.status == MessageStatus.SENDING,
+        )
+        .values(lease_until=until, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return kept.rowcount or 0  # type: ignore[attr-defined]
+
+
+def _requeue_unsent(
+    session: Session, token: str, pks: list[int], reason: str, now: datetime
+) -> None:
+    """Unsent rows of a stopped batch go back to the queue as they were: no attempt, no start."""
+    session.execute(
+        update(Message)
+        .where(Message.id.in_(pks), Message.lease_token == token)
+        .values(
+            status=MessageStatus.SCHEDULED,
+            status_reason=reason,
+            starts=Message.starts - 1,
+            lease_token=None,
+            lease_until=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _start(
     session: Session, token: str, ids: list[int], settings: Settings, now: datetime
 ) -> list[Job]:
-    """Move our claimed rows to `sending`; rows cancelled or re-claimed meanwhile drop out."""
-    owned = session.scalars(
+    """Move our claimed rows to `sending`; rows cancelled or re-claimed meanwhile drop out.
+
+    No attempt is counted here (only a reply of the server counts one); the start is, until an
+    outcome is recorded, so a message that kills its worker every time ends up failed.
+    """
+    owned = session.execute(
         update(Message)
         .where(claimed(token, ids))
         .values(
             status=MessageStatus.SENDING,
-            attempts=Message.attempts + 1,
+            starts=Message.starts + 1,
             lease_until=now + timedelta(seconds=settings.lease_seconds),
             updated_at=now,
         )
-        .returning(Message.id)
+        .returning(Message.id, Message.starts)
         .execution_options(synchronize_session=False)
     ).all()
-    if not owned:
+    poison = [pk for pk, starts in owned if starts > settings.max_starts]
+    if poison:
+        _fail_poison(session, token, poison, settings, now)
+    live = sorted(pk for pk, starts in owned if starts <= settings.max_starts)
+    if not live:
         return []
-    jobs = load_jobs(session, list(owned))
+    jobs = load_jobs(session, live)
     _mark_suppressed(session, jobs)
     return jobs
+
+
+def _fail_poison(
+    session: Session, token: str, pks: list[int], settings: Settings, now: datetime
+) -> None:
+    reason = (
+        f"started {settings.max_starts} times without an outcome (its worker stopped or lost "
+        "the database each time); not tried again"
+    )
+    log.error("%d messages failed: %s", len(pks), reason)
+    outcomes = [Outcome(pk, MessageStatus.FAILED, reason=reason, refund=True) for pk in pks]
+    _finish(session, token, outcomes, [], now)
 
 
 def load_jobs(session: Session, message_pks: list[int]) -> list[Job]:
@@ -369,7 +539,7 @@ def _deliver(
     settings: Settings,
     now: Callable[[], datetime],
     result: BatchResult,
-) -> Iterator[Outcome]:
+) -> Generator[Outcome, None, None]:
     """Yields each message's outcome as soon as it is known."""
     pending = [job for job in jobs if job.suppressed is None]
     for job in jobs:
@@ -517,7 +687,8 @@ def _defer(
     Only the message's own temporary refusals count towards max_attempts: while the server is
     unreachable every message waits, however long the outage lasts.
     """
-    if count and job.attempts >= settings.max_attempts:
+    tries = job.attempts + 1  # this one included
+    if count and tries >= settings.max_attempts:
         return Outcome(
             job.pk,
             MessageStatus.FAILED,
@@ -525,7 +696,7 @@ def _defer(
             error=error,
             code=code,
         )
-    delay = backoff.delay(job.attempts, settings.retry_base_seconds, settings.retry_max_seconds)
+    delay = backoff.delay(tries, settings.retry_base_seconds, settings.retry_max_seconds)
     return Outcome(
         job.pk,
         MessageStatus.SCHEDULED,
@@ -548,8 +719,11 @@ _COUNTERS = {
 
 def _finish(
     session: Session, token: str, outcomes: list[Outcome], jobs: list[Job], now: datetime
-) -> None:
-    _write_outcomes(session, token, outcomes, now)
+) -> list[Outcome]:
+    """Record the outcomes of rows we still hold; returns those (a recovered row is not ours)."""
+    outcomes = _write_outcomes(session, token, outcomes, now)
+    if not outcomes:
+        return []
     session.execute(
         insert(DeliveryAttempt),
         [
@@ -569,13 +743,28 @@ def _finish(
         [(by_pk[o.pk], o) for o in outcomes if o.bounced],
         now,
     )
+    return outcomes
 
 
-def _write_outcomes(session: Session, token: str, outcomes: list[Outcome], now: datetime) -> None:
+def _write_outcomes(
+    session: Session, token: str, outcomes: list[Outcome], now: datetime
+) -> list[Outcome]:
+    """One UPDATE per outcome (executemany), guarded by our token; returns the ones written."""
     table = cast(Table, Message.__table__)
+    guard = [table.c.id == bindparam("b_id"), table.c.lease_token == token]
+    pks = [o.pk for o in outcomes]
+    if len(outcomes) > 1:  # which rows are still ours, locked until commit
+        owned = set(
+            session.scalars(
+                select(table.c.id).where(table.c.id.in_(pks), guard[1]).with_for_update()
+            )
+        )
+        outcomes = [o for o in outcomes if o.pk in owned]
+        if not outcomes:
+            return []
     statement = (
         update(table)
-        .where(table.c.id == bindparam("b_id"), table.c.lease_token == token)
+        .where(*guard)
         .values(
             status=bindparam("b_status"),
             status_reason=bindparam("b_reason"),
@@ -586,7 +775,8 @@ def _write_outcomes(session: Session, token: str, outcomes: list[Outcome], now: 
             campaign_version=func.coalesce(
                 bindparam("b_version", type_=Integer()), table.c.campaign_version
             ),
-            attempts=table.c.attempts - bindparam("b_refund", type_=Integer()),
+            attempts=table.c.attempts + bindparam("b_counted", type_=Integer()),
+            starts=0,
             lease_token=None,
             lease_until=None,
             updated_at=now,
@@ -602,11 +792,14 @@ def _write_outcomes(session: Session, token: str, outcomes: list[Outcome], now: 
             "b_due": o.due_at,
             "b_version": o.version,
             "b_sent": now if o.status == MessageStatus.SENT else None,
-            "b_refund": int(o.refund),
+            "b_counted": int(not o.refund),
         }
         for o in outcomes
     ]
-    session.connection().execute(statement, params)
+    written = session.connection().execute(statement, params)
+    if len(outcomes) == 1 and not written.rowcount:
+        return []
+    return outcomes
 
 
 def _suppress(session: Session, failures: Iterable[tuple[Job, Outcome]], now: datetime) -> None:
@@ -627,6 +820,7 @@ def send_due(scope: SessionScope, settings: Settings, transport: Transport) -> d
     """Claim and send everything due now in this process, batch after batch (no Celery)."""
     lease = timedelta(seconds=settings.lease_seconds)
     totals = {"recovered": 0, "sent": 0, "deferred": 0, "failed": 0, "cancelled": 0, "skipped": 0}
+    replay_journals(scope, settings)
     with scope() as session:
         totals["recovered"] = recover_expired(session)
     while True:

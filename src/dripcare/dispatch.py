@@ -19,7 +19,11 @@ from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.orm import Session
 
 from dripcare import circuit
-from dripcare.models import IN_FLIGHT, ClinicTransport, Message, MessageStatus, utcnow
+from dripcare.models import ClinicTransport, Message, MessageStatus, utcnow
+
+# How long a `sending` row whose lease expired waits before it is sent again: time for a
+# worker that held its outcome through a database outage to record it (db_faults.MAX_DELAY).
+RECORD_GRACE = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -182,17 +186,22 @@ def claim_fair(
     return Claim(token, sorted(ids), now + lease)
 
 
-def recover_expired(session: Session, now: datetime | None = None) -> int:
-    """Give expired claims back to the queue. A row left `sending` may have reached the server
-    before its worker died; it is sent again with the same Message-ID, never lost."""
+def recover_expired(
+    session: Session, now: datetime | None = None, grace: timedelta = RECORD_GRACE
+) -> int:
+    """Give expired claims back to the queue.
+
+    A `queued` row was never handed to the server: it is due again at once. A `sending` row may
+    have reached the server; its worker may still be alive and holding the outcome (the
+    database was down longer than the lease). It keeps its lease token for `grace`, so that
+    worker can still record it (its writes are guarded by the token) before it is claimed and
+    sent again, with the same Message-ID, by anyone else. Never lost either way.
+    """
     now = now or utcnow()
-    # Served by the partial index ix_messages_lease_inflight.
-    result = session.execute(
+    # Both served by the partial index ix_messages_lease_inflight.
+    queued = session.execute(
         update(Message)
-        .where(
-            Message.status.in_(IN_FLIGHT),
-            Message.lease_until < now,
-        )
+        .where(Message.status == MessageStatus.QUEUED, Message.lease_until < now)
         .values(
             status=MessageStatus.SCHEDULED,
             lease_token=None,
@@ -202,7 +211,19 @@ def recover_expired(session: Session, now: datetime | None = None) -> int:
         )
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    sending = session.execute(
+        update(Message)
+        .where(Message.status == MessageStatus.SENDING, Message.lease_until < now)
+        .values(
+            status=MessageStatus.SCHEDULED,
+            due_at=now + grace,
+            lease_until=None,
+            status_reason="lease expired while sending; requeued",
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return (queued.rowcount or 0) + (sending.rowcount or 0)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -219,6 +240,7 @@ def dispatch_tick(
     batch_size: int,
     max_per_tick: int,
     lease: timedelta,
+    grace: timedelta = RECORD_GRACE,
 ) -> TickResult:
     """One dispatcher pass: recover leases, then claim batches and hand each to `enqueue`.
 
@@ -230,7 +252,7 @@ def dispatch_tick(
     claim; if enqueueing fails the lease simply expires and the rows are claimed again.
     """
     with session_scope() as session:  # type: ignore[attr-defined]
-        recovered = recover_expired(session)
+        recovered = recover_expired(session, grace=grace)
         clinics = sendable(session, due_clinics(session), utcnow())
     claimed = batches = 0
     while claimed < max_per_tick:

@@ -318,7 +318,9 @@ class Message(Base):
     )
     status_reason: Mapped[str] = mapped_column(String(300), default="")
     stop_cause: Mapped[StopCause | None] = mapped_column(_enum(StopCause))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # tries the mail server answered
+    # starts since the last recorded outcome: a message that kills its worker every time stops
+    starts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     lease_token: Mapped[str | None] = mapped_column(String(36))

@@ -8,14 +8,17 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from celery import signals
 
-from dripcare import alerts, audit, delivery, metrics, retention
+from dripcare import alerts, audit, db_faults, delivery, metrics, retention
 from dripcare.celery_app import app
 from dripcare.config import get_settings
 from dripcare.db import session_scope
+from dripcare.db_faults import DatabaseUnavailable
 from dripcare.dispatch import Claim, dispatch_tick
 from dripcare.metric_store import get_store
 from dripcare.models import utcnow
+from dripcare.redaction import withheld
 from dripcare.transports import transport_from_url
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,13 @@ def _enqueue(claim: Claim) -> None:
 def send_batch(token: str, message_ids: list[int]) -> dict[str, Any]:
     settings = get_settings()
     transport = transport_from_url(settings.smtp_url, settings.smtp_timeout)
-    result = delivery.send_batch(session_scope, token, message_ids, transport, settings)
+    try:
+        result = delivery.send_batch(session_scope, token, message_ids, transport, settings)
+    except DatabaseUnavailable as exc:  # nothing was sent; the claim's lease gives the rows back
+        log.warning(
+            "batch of %d not started: %s; lease recovery requeues it", len(message_ids), exc
+        )
+        return {"sent": 0, "deferred": 0, "failed": 0, "cancelled": 0}
     counts = {
         "messages_sent": result.sent,
         "messages_deferred": result.deferred,
@@ -65,6 +74,17 @@ def send_batch(token: str, message_ids: list[int]) -> dict[str, Any]:
         "failed": result.failed,
         "cancelled": result.cancelled,
     }
+
+
+@signals.worker_ready.connect
+@signals.worker_process_init.connect
+def _replay_send_journals(**_: Any) -> None:
+    """A process that starts (a worker, or the child replacing a killed one) records what gone
+    processes on this host had sent, before their lease runs out (delivery.replay_journals)."""
+    try:
+        delivery.replay_journals(session_scope, get_settings())
+    except Exception as exc:  # the next process to start tries again; lease recovery is behind
+        log.warning("send journals not replayed: %s", db_faults.fault_of(exc) or withheld(exc))
 
 
 @app.task(name="dripcare.deliver_alerts", ignore_result=True, acks_late=True)
