@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import billiard
 import pytest
 
 from dripcare import isolation
@@ -82,3 +83,25 @@ def test_a_render_past_the_wall_clock_is_killed(monkeypatch: pytest.MonkeyPatch)
         isolation.run_limited("t.mjml", sleep, 600)
     monkeypatch.setattr(isolation, "WALL_SECONDS", 120.0)
     assert "Hello" in render("Hello")
+
+
+def test_a_stray_print_in_the_renderer_does_not_break_the_reply() -> None:
+    assert isolation.run_limited("t.mjml", print, "noise") is None
+    assert "Hello" in render("Hello")
+
+
+def test_an_unexpected_error_in_the_renderer_is_a_render_error() -> None:
+    with pytest.raises(RenderError, match=r"'t\.mjml': ZeroDivisionError"):
+        isolation.run_limited("t.mjml", divmod, 1, 0)
+
+
+def render_in_a_pool_child(body: str) -> str:
+    return render(body)
+
+
+def test_renders_work_inside_a_celery_prefork_child() -> None:
+    """billiard's pool children are daemonic: multiprocessing may not start children there."""
+    with billiard.Pool(1) as pool:
+        assert "Hello Alex" in pool.apply(
+            render_in_a_pool_child, ("Hello {{ patient.first_name }}",)
+        )
