@@ -9,8 +9,8 @@ killed and started anew on the next render.
 
 The children are plain `subprocess` processes on pipes, not multiprocessing ones: those cannot be
 started from a Celery prefork (daemonic) child. Replies are JSON, so a template cannot make this
-process unpickle anything. A render costs one round trip to a child (a few hundred
-microseconds); the per-message path of the render cache does not come here.
+process unpickle anything. A render costs one round trip to a child (about 100 microseconds,
+plus pickling its context); the per-message path of the render cache does not come here.
 """
 
 from __future__ import annotations
