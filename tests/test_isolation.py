@@ -3,9 +3,13 @@ a RenderError, and the next render works (issue 12)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import billiard
 import pytest
 
 from dripcare import isolation
@@ -82,3 +86,56 @@ def test_a_render_past_the_wall_clock_is_killed(monkeypatch: pytest.MonkeyPatch)
         isolation.run_limited("t.mjml", sleep, 600)
     monkeypatch.setattr(isolation, "WALL_SECONDS", 120.0)
     assert "Hello" in render("Hello")
+
+
+def test_a_stray_print_in_the_renderer_does_not_break_the_reply() -> None:
+    assert isolation.run_limited("t.mjml", print, "noise") is None
+    assert "Hello" in render("Hello")
+
+
+def test_an_unexpected_error_in_the_renderer_is_a_render_error() -> None:
+    with pytest.raises(RenderError, match=r"'t\.mjml': ZeroDivisionError"):
+        isolation.run_limited("t.mjml", divmod, 1, 0)
+
+
+def render_in_a_pool_child(body: str) -> str:
+    return render(body)
+
+
+def test_renders_work_inside_a_celery_prefork_child() -> None:
+    """billiard's pool children are daemonic: multiprocessing may not start children there.
+    The renderers of this process are running when the pool forks: the child starts its own."""
+    assert "Hello" in render("Hello")
+    with billiard.Pool(1) as pool:
+        assert "Hello Alex" in pool.apply(
+            render_in_a_pool_child, ("Hello {{ patient.first_name }}",)
+        )
+
+
+RENDER_THEN_WAIT = """
+import subprocess
+import sys
+import time
+from dripcare import isolation
+isolation.run_limited("t.mjml", len, "started")
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_renderers_exit_when_their_parent_is_killed() -> None:
+    """The renderer shares the parent's stderr: the pipe ends only when both have exited."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", RENDER_THEN_WAIT], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert parent.stdout is not None and parent.stdout.readline() == b"ready\n"
+    parent.kill()
+    _, stderr = parent.communicate(timeout=60)  # returns only at the end of the renderer too
+    assert stderr == b""
+
+
+def test_threads_share_the_renderers_and_each_gets_its_own_answer() -> None:
+    names = [f"Name{i}" for i in range(40)]
+    with ThreadPoolExecutor(8) as threads:
+        answers = list(threads.map(lambda name: isolation.run_limited("t.mjml", str, name), names))
+    assert answers == names
