@@ -51,8 +51,6 @@ def render_limited(
     templates: TemplateSet, template: str, subject: str, preheader: str, context: Mapping[str, Any]
 ) -> Rendered:
     """`render_full` in a renderer process; a render over a limit is a RenderError."""
-    if multiprocessing.current_process().daemon:  # a Celery prefork child: no children allowed
-        return render_full(templates, template, subject, preheader, context)
     args = (templates.key, dict(templates.sources), template, subject, preheader, dict(context))
     return Rendered(**run_limited(template, renderer_child.render, *args))
 
