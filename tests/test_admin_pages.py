@@ -385,6 +385,8 @@ ROUTES = {
         )
     },
     ("GET", "/admin/audit"): "test_audit.py::test_a_clinic_admin_sees_only_their_clinics_events",
+    ("POST", "/admin/transports/retry"): "test_admin_dashboard.py::"
+    "test_paused_transports_show_to_whom_they_concern_and_retry_now_is_audited (404 for a clinic)",
     **SENDING_ROUTES,
 }
 
