@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
@@ -127,6 +129,7 @@ def create_clinic(
     branding = Branding(name, phone, brand_color, logo_url, sender).checked()
     if webhook_url and not webhook_url.startswith(("https://", "http://")):
         raise UserError("webhook URL must start with https:// (or http:// on a private network)")
+    check_webhook_secret(webhook_secret)
     clinic = Clinic(
         timezone=check_timezone(timezone),
         opening_hours=opening_hours,
@@ -168,3 +171,19 @@ def set_quiet_hours(clinic: Clinic, window: str) -> None:
             'apply: give a window such as 21:00-08:00, or "default" for the platform\'s'
         )
     clinic.quiet_hours = f"{quiet.start:%H:%M}-{quiet.end:%H:%M}"
+
+
+def check_webhook_secret(secret: str) -> None:
+    """A `whsec_` secret is base64 (Standard Webhooks): a typo there would fail every alert."""
+    if not secret.startswith("whsec_"):
+        return
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        key = b""
+    if len(key) < 24:
+        raise UserError(
+            "a whsec_ webhook secret is whsec_ and base64 of at least 24 random bytes; make one "
+            "with: python3 -c 'import base64, secrets; "
+            'print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())\''
+        )
