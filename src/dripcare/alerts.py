@@ -40,9 +40,13 @@ from dripcare.models import (
     Patient,
     utcnow,
 )
+from dripcare.redaction import webhook_origin, without_passwords
 from dripcare.transports import DeliveryError, Transport
 
 log = logging.getLogger(__name__)
+# httpx logs every request's full URL at INFO, and a webhook URL's path or query is often the
+# receiver's token: only its warnings reach our logs.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 SessionScope = Callable[[], AbstractContextManager[Session]]
 RETRY_BASE_SECONDS, RETRY_MAX_SECONDS = 30.0, 900.0
 _FLAG_TEXT = {flag.code: flag.text for flag in RED_FLAGS}
@@ -101,7 +105,7 @@ def _deliver_one(
         alert, event = _load(session, alert_id)
         clinic: Clinic | None = event["_email"]["clinic"]
         transport = transport_alerts.route(session, settings, clinic, platform)
-    error = ""
+    error, url = "", ""
     try:
         if alert.channel == transport_alerts.OPERATOR_HOOK:
             url, secret = settings.operator_webhook_url, settings.operator_webhook_secret
@@ -112,9 +116,12 @@ def _deliver_one(
             _send_email(alert, event, transport)
         else:
             assert clinic is not None
-            _post_webhook(event, clinic.webhook_url, clinic.webhook_secret, http)
+            url = clinic.webhook_url
+            _post_webhook(event, url, clinic.webhook_secret, http)
     except (DeliveryError, httpx.HTTPError, WebhookRefused) as exc:
-        error = f"{type(exc).__name__}: {exc}"
+        error = without_passwords(f"{type(exc).__name__}: {exc}")
+        if url:
+            error = error.replace(url, webhook_origin(url))
         log.warning("clinic alert %s via %s not delivered: %s", alert_id, alert.channel, error)
     with scope() as session:
         _record(session, alert_id, token, error)
