@@ -26,7 +26,7 @@ from dripcare.web.admin import (
     views,
 )
 from dripcare.web.api import checkins, enrollments, health, messages, patients
-from dripcare.web.middleware import RequestLog
+from dripcare.web.middleware import RequestLog, outside_the_body_limit
 from dripcare.web.pages import checkin, common, preferences, unsubscribe
 from dripcare.web.ratelimit import make_limiter
 
@@ -79,6 +79,7 @@ def create_app() -> FastAPI:
     )
     app.state.limiter = make_limiter(settings)
     app.add_middleware(RequestLog, prefixes=(API_PREFIX, ADMIN_PREFIX))
+    outside_the_body_limit(app, settings.api_max_body_bytes)  # announced: a 413 problem too
     errors.install(app)
     common.install(app)
     v1 = APIRouter(prefix=API_PREFIX)
