@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from dripcare import sending_domains
 from dripcare.campaign_versions import install_defaults
+from dripcare.config import get_settings
 from dripcare.errors import UserError
 from dripcare.models import Clinic
 from dripcare.scheduling import QuietHours
@@ -97,7 +98,10 @@ def _name_key(name: str) -> str:
 
 
 def logo_url_problem(url: str) -> str | None:
-    """Why this logo URL cannot go in an email, or None. Mail clients block non-https images."""
+    """Why this logo URL cannot go in an email, or None. Mail clients block non-https images;
+    an uploaded logo's path (logos.py) is ours; another host only if the operator allows it."""
+    if url.startswith("/logos/") and not _URL_FORBIDDEN.search(url) and len(url) <= 500:
+        return None
     parts = urlsplit(url)
     if parts.scheme != "https":
         return "logo URL must start with https:// (mail clients block other images)"
@@ -105,6 +109,11 @@ def logo_url_problem(url: str) -> str | None:
         return (
             "logo URL must be a plain https address of an image, such as "
             "https://clinic.example/logo.png (no spaces or quotes, at most 500 characters)"
+        )
+    if parts.hostname.lower() not in get_settings().logo_host_list:
+        return (
+            f"logos from {parts.hostname} are not allowed: upload the logo instead "
+            "(or ask the operator to add the host to DRIPCARE_LOGO_HOSTS)"
         )
     return None
 

@@ -27,7 +27,7 @@ from dripcare.web.admin import (
 )
 from dripcare.web.api import checkins, enrollments, health, messages, patients
 from dripcare.web.middleware import RequestLog, outside_the_body_limit
-from dripcare.web.pages import checkin, common, preferences, unsubscribe
+from dripcare.web.pages import checkin, common, logos, preferences, unsubscribe
 from dripcare.web.ratelimit import make_limiter
 
 DESCRIPTION = """
@@ -92,6 +92,7 @@ def create_app() -> FastAPI:
     app.include_router(unsubscribe.router)
     app.include_router(checkin.router)
     app.include_router(preferences.router)
+    app.include_router(logos.router)
     app.include_router(webhooks.router)
     views.install(app)
     for page_group in ADMIN_PAGE_GROUPS:
