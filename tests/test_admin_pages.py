@@ -15,7 +15,7 @@ from datetime import datetime
 import pytest
 from fastapi.routing import APIRoute
 
-from dripcare.config import Settings
+from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.delivery import load_jobs, render_job
 from dripcare.models import Clinic
@@ -100,8 +100,10 @@ def test_a_sent_email_is_shown_as_the_patient_saw_it(
 
 
 def test_branding_saves_and_new_emails_use_it(
-    browser_for: Browse, settings: Settings, a: ClinicWithHistory
+    browser_for: Browse, settings: Settings, a: ClinicWithHistory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("DRIPCARE_LOGO_HOSTS", "cdn.riverside.example")
+    get_settings.cache_clear()
     browser = browser_for(a.admin_email)
     fields = {
         "name": "Riverside Renewed",
@@ -137,6 +139,7 @@ def test_branding_saves_and_new_emails_use_it(
         ("logo_url", "javascript:alert(1)", "must start with https://"),
         ("logo_url", 'https://x.example/a".png', "no spaces or quotes"),
         ("logo_url", "https:///logo.png", "plain https address"),
+        ("logo_url", "https://tracker.example/pixel.png", "upload the logo instead"),
         ("phone", "call us", "must have digits"),
         ("sender_email", "not-an-email", "invalid email address"),
     ],
@@ -369,6 +372,10 @@ ROUTES = {
     ("POST", "/admin/branding"): "test_saving_branding_changes_only_the_admins_clinic, "
     "test_branding_preview_shows_only_the_admins_own_clinic",
     ("POST", "/admin/branding/domains"): "test_only_a_platform_admin_adds_a_sending_domain",
+    (
+        "POST",
+        "/admin/branding/logo",
+    ): "test_logos.py::test_a_logo_upload_changes_only_the_admins_clinic",
     ("GET", "/admin/patients/{patient_id}"): "test_another_clinics_objects_are_404",
     ("GET", "/admin/messages/{message_id}"): "test_another_clinics_objects_are_404",
     ("GET", "/admin/messages/{message_id}/html"): "test_another_clinics_objects_are_404",

@@ -216,6 +216,29 @@ def test_requests_without_a_live_key_are_limited_per_address(
     assert elsewhere.status_code == 401
 
 
+def test_a_body_announced_over_the_limit_is_our_413_problem_on_the_api_only(
+    clinic: Clinic, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    big = b'{"items": [' + b", ".join([json.dumps(ENROLL).encode()] * 20000) + b"]}"
+    headers = {**clinic.headers, "Content-Type": "application/json"}
+
+    announced = clinic.client.post("/api/v1/enrollments:bulk", content=big, headers=headers)
+    stranger = clinic.client.post(
+        "/api/v1/enrollments:bulk", content=big, headers={"Content-Type": "application/json"}
+    )
+
+    assert "larger than" in assert_problem(announced, 413, "body_too_large")["detail"]
+    assert_problem(stranger, 401, "missing_api_key")  # the key first, as for any body
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in caplog.records if "body over" in r.getMessage()] == [
+        "POST /api/v1/enrollments:bulk: body over 1000000 bytes refused"
+    ]
+    assert "POST /api/v1/enrollments:bulk 413" in caplog.text
+    admin = clinic.client.post("/admin/sign-in", content=big, headers=headers)
+    assert (admin.status_code, admin.text) == (413, "Content Too Large")  # as before
+
+
 def test_a_body_over_the_limit_is_a_logged_413_however_it_is_sent(
     clinic: Clinic, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -12,10 +13,12 @@ import httpx
 import pytest
 import time_machine
 from sqlalchemy import select
+from standardwebhooks import Webhook as StandardWebhook
 
 from dripcare import alerts
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
+from dripcare.errors import UserError
 from dripcare.links import make_token
 from dripcare.models import AlertStatus, CheckIn, ClinicAlert, Message
 from dripcare.transports import SMTPTransport
@@ -36,13 +39,14 @@ class Webhook:
     """A clinic's webhook endpoint that fails the first `failures` deliveries with 500."""
 
     def __init__(self, failures: int) -> None:
-        self.failures, self.requests = failures, []
+        self.failures, self.requests, self.raw = failures, [], []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests.append((dict(self.headers), json.loads(body)))
+                outer.raw.append(body)
                 failing = len(outer.requests) <= outer.failures
                 self.send_response(500 if failing else 204)
                 self.end_headers()
@@ -185,6 +189,56 @@ def test_a_red_flag_alerts_the_clinic_exactly_once_per_channel_despite_webhook_f
     assert headers["Dripcare-Signature"].startswith("sha256=")
     assert "pat@example.com" not in json.dumps(body)  # webhooks carry ids, not patient data
     assert {a.status for a in clinic_alerts()} == {AlertStatus.DELIVERED}
+
+
+def test_clinic_webhooks_are_standard_webhooks_with_one_id_across_retries(
+    settings: Settings, live_server: str, webhook: Webhook
+) -> None:
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    token = checkin_token(settings, webhook_url=webhook.url, webhook_secret=secret)
+    httpx.post(f"{live_server}/c/{token}/worried", data={"symptom": ["spreading"]})
+    transport = SMTPTransport("127.0.0.1", free_port())  # the email channel just waits
+
+    with httpx.Client(timeout=5) as http:
+        for hour in range(5):
+            with time_machine.travel(datetime.now(UTC) + timedelta(hours=hour), tick=True):
+                seen = len(webhook.raw)
+                alerts.deliver_due(session_scope, transport, http)
+                new = zip(webhook.requests[seen:], webhook.raw[seen:], strict=True)
+                for (headers, _), raw in new:
+                    StandardWebhook(secret).verify(raw, headers)  # raises unless signed now
+
+    assert len(webhook.requests) == 3  # 500, 500, then acknowledged
+    assert {h["webhook-id"] for h, _ in webhook.requests} == {webhook.requests[0][1]["id"]}
+    stamps = [int(h["webhook-timestamp"]) for h, _ in webhook.requests]
+    assert stamps == sorted(set(stamps))  # each attempt signed anew, at its own time
+
+
+def test_the_signature_matches_the_standard_webhooks_spec_example() -> None:
+    at = datetime.fromtimestamp(1614265330, UTC)
+    body = b'{"test": 2432232314}'
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+    headers = alerts.signed_headers("msg_p5jXN8AQM9LWM0D4loKWxJek", at, body, secret)
+
+    assert headers == {
+        "webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        "webhook-timestamp": "1614265330",
+        "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+    }
+
+
+def test_a_secret_from_before_whsec_is_the_key_as_it_is() -> None:
+    at = datetime.fromtimestamp(1614265330, UTC)
+
+    headers = alerts.signed_headers("alert_1", at, b"{}", "s3cret")
+
+    assert headers["webhook-signature"] == StandardWebhook(b"s3cret").sign("alert_1", at, "{}")
+
+
+def test_a_whsec_secret_that_is_not_base64_is_refused_when_the_clinic_is_made() -> None:
+    with pytest.raises(UserError, match="base64 of at least 24 random bytes"):
+        make_clinic(webhook_url="https://hooks.example/x", webhook_secret="whsec_not base64!")
 
 
 def test_forged_check_in_links_get_a_404_page(settings: Settings, live_server: str) -> None:

@@ -1,10 +1,10 @@
 """Delivering clinic alerts (red-flag check-ins) by email and webhook, until acknowledged.
 
 Alerts are outbox rows claimed with a lease like patient emails. An email alert has a fixed
-Message-ID and a webhook carries a fixed event id, so the rare resend after a crash can be
-recognised by the receiver. A webhook counts as delivered on any 2xx answer; anything else is
-retried with backoff, without limit, because a missed red flag is the one thing that must
-not happen.
+Message-ID and a webhook carries a fixed event id (Standard Webhooks' `webhook-id`), so the
+rare resend after a crash, or a replayed request, can be recognised by the receiver. A
+webhook counts as delivered on any 2xx answer; anything else is retried with backoff, without
+limit, because a missed red flag is the one thing that must not happen.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
+from standardwebhooks import Webhook
 
 from dripcare import backoff, transport_alerts, unreachable
 from dripcare.checkins import RED_FLAGS
@@ -39,9 +40,13 @@ from dripcare.models import (
     Patient,
     utcnow,
 )
+from dripcare.redaction import webhook_origin, without_passwords
 from dripcare.transports import DeliveryError, Transport
 
 log = logging.getLogger(__name__)
+# httpx logs every request's full URL at INFO, and a webhook URL's path or query is often the
+# receiver's token: only its warnings reach our logs.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 SessionScope = Callable[[], AbstractContextManager[Session]]
 RETRY_BASE_SECONDS, RETRY_MAX_SECONDS = 30.0, 900.0
 _FLAG_TEXT = {flag.code: flag.text for flag in RED_FLAGS}
@@ -100,7 +105,7 @@ def _deliver_one(
         alert, event = _load(session, alert_id)
         clinic: Clinic | None = event["_email"]["clinic"]
         transport = transport_alerts.route(session, settings, clinic, platform)
-    error = ""
+    error, url = "", ""
     try:
         if alert.channel == transport_alerts.OPERATOR_HOOK:
             url, secret = settings.operator_webhook_url, settings.operator_webhook_secret
@@ -111,9 +116,12 @@ def _deliver_one(
             _send_email(alert, event, transport)
         else:
             assert clinic is not None
-            _post_webhook(event, clinic.webhook_url, clinic.webhook_secret, http)
+            url = clinic.webhook_url
+            _post_webhook(event, url, clinic.webhook_secret, http)
     except (DeliveryError, httpx.HTTPError, WebhookRefused) as exc:
-        error = f"{type(exc).__name__}: {exc}"
+        error = without_passwords(f"{type(exc).__name__}: {exc}")
+        if url:
+            error = error.replace(url, webhook_origin(url))
         log.warning("clinic alert %s via %s not delivered: %s", alert_id, alert.channel, error)
     with scope() as session:
         _record(session, alert_id, token, error)
@@ -233,12 +241,26 @@ def _post_webhook(event: dict[str, Any], url: str, secret: str, http: httpx.Clie
     """A signed JSON POST (a clinic's webhook or the operator's), without the email-only keys."""
     body = json.dumps({k: v for k, v in event.items() if not k.startswith("_")}).encode()
     headers = {"Content-Type": "application/json", "Dripcare-Event-Id": event["id"]}
-    if secret:
+    headers |= signed_headers(event["id"], utcnow(), body, secret)
+    if secret:  # the signature before Standard Webhooks; dropped in the release after next
         signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         headers["Dripcare-Signature"] = f"sha256={signature}"
     response = http.post(url, content=body, headers=headers)
     if not response.is_success:
         raise WebhookRefused(f"HTTP {response.status_code}")
+
+
+def signed_headers(event_id: str, at: datetime, body: bytes, secret: str) -> dict[str, str]:
+    """Standard Webhooks headers: the id is the alert's, the same on every retry, so a receiver
+    can drop a replay; the timestamp is this attempt's, so it can refuse an old one.
+
+    A `whsec_<base64>` secret is the spec's; any other string (clinics' secrets from before) is
+    the key as it is, so a receiver passes its UTF-8 bytes to `Webhook(...)`."""
+    headers = {"webhook-id": event_id, "webhook-timestamp": str(int(at.timestamp()))}
+    if secret:
+        key = secret if secret.startswith("whsec_") else secret.encode()
+        headers["webhook-signature"] = Webhook(key).sign(event_id, at, body.decode())
+    return headers
 
 
 def _record(session: Session, alert_id: int, token: str, error: str) -> None:

@@ -92,7 +92,7 @@ clinic.add_command(clinic_reseal_secrets)
 @click.option("--emergency-number", default="911", show_default=True)
 @click.option("--alert-email", default="", help="Where red-flag check-ins go (default: sender).")
 @click.option("--webhook-url", default="", help="Also POST red-flag check-ins here (JSON).")
-@click.option("--webhook-secret", default="", help="Signs webhook bodies (HMAC-SHA256).")
+@click.option("--webhook-secret", default="", help="Signs webhooks; whsec_<base64>.")
 @json_option
 @quiet_option("the new clinic's id")
 @user_errors

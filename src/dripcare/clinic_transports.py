@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from itertools import groupby
 from typing import Protocol, Self, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from dripcare.clinic_cache import PerClinic
 from dripcare.config import Settings
 from dripcare.errors import UserError
 from dripcare.models import Clinic, ClinicTransport, utcnow
+from dripcare.redaction import url_without_password
 from dripcare.transports import ConnectionFailure, Transport, transport_from_url
 
 
@@ -59,7 +60,7 @@ def describe(session: Session, settings: Settings, clinic: Clinic) -> str:
         return "the platform's server (DRIPCARE_SMTP_URL)"
     if secrets_box.is_reference(row.smtp_url):
         return f"the URL in the environment variable {row.smtp_url.removeprefix(secrets_box.ENV)}"
-    return without_password(secrets_box.open_secret(settings, row.smtp_url))
+    return url_without_password(secrets_box.open_secret(settings, row.smtp_url))
 
 
 def own_server(session: Session, settings: Settings, clinic: Clinic) -> str | None:
@@ -72,14 +73,6 @@ def own_server(session: Session, settings: Settings, clinic: Clinic) -> str | No
         return "a server set by the platform operator"
     parts = urlsplit(secrets_box.open_secret(settings, row.smtp_url))
     return f"{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-
-
-def without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _load(session: Session, clinic_id: int) -> str | None:

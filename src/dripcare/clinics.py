@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
@@ -11,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from dripcare import sending_domains
 from dripcare.campaign_versions import install_defaults
+from dripcare.config import get_settings
 from dripcare.errors import UserError
 from dripcare.models import Clinic
 from dripcare.scheduling import QuietHours
@@ -95,7 +98,10 @@ def _name_key(name: str) -> str:
 
 
 def logo_url_problem(url: str) -> str | None:
-    """Why this logo URL cannot go in an email, or None. Mail clients block non-https images."""
+    """Why this logo URL cannot go in an email, or None. Mail clients block non-https images;
+    an uploaded logo's path (logos.py) is ours; another host only if the operator allows it."""
+    if url.startswith("/logos/") and not _URL_FORBIDDEN.search(url) and len(url) <= 500:
+        return None
     parts = urlsplit(url)
     if parts.scheme != "https":
         return "logo URL must start with https:// (mail clients block other images)"
@@ -103,6 +109,11 @@ def logo_url_problem(url: str) -> str | None:
         return (
             "logo URL must be a plain https address of an image, such as "
             "https://clinic.example/logo.png (no spaces or quotes, at most 500 characters)"
+        )
+    if parts.hostname.lower() not in get_settings().logo_host_list:
+        return (
+            f"logos from {parts.hostname} are not allowed: upload the logo instead "
+            "(or ask the operator to add the host to DRIPCARE_LOGO_HOSTS)"
         )
     return None
 
@@ -127,6 +138,7 @@ def create_clinic(
     branding = Branding(name, phone, brand_color, logo_url, sender).checked()
     if webhook_url and not webhook_url.startswith(("https://", "http://")):
         raise UserError("webhook URL must start with https:// (or http:// on a private network)")
+    check_webhook_secret(webhook_secret)
     clinic = Clinic(
         timezone=check_timezone(timezone),
         opening_hours=opening_hours,
@@ -168,3 +180,19 @@ def set_quiet_hours(clinic: Clinic, window: str) -> None:
             'apply: give a window such as 21:00-08:00, or "default" for the platform\'s'
         )
     clinic.quiet_hours = f"{quiet.start:%H:%M}-{quiet.end:%H:%M}"
+
+
+def check_webhook_secret(secret: str) -> None:
+    """A `whsec_` secret is base64 (Standard Webhooks): a typo there would fail every alert."""
+    if not secret.startswith("whsec_"):
+        return
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        key = b""
+    if len(key) < 24:
+        raise UserError(
+            "a whsec_ webhook secret is whsec_ and base64 of at least 24 random bytes; make one "
+            "with: python3 -c 'import base64, secrets; "
+            'print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())\''
+        )

@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(5, ge=1, description="per email, in login_window_minutes")
     login_max_failures_per_address: int = Field(20, ge=1, description="per client address")
     login_window_minutes: int = Field(15, ge=1)
+    logo_hosts: str = Field(
+        "",
+        description="comma-separated hosts whose https logo URLs (set before logos were "
+        "uploaded) still show in emails; unset: none, only uploaded logos",
+    )
     trusted_proxies: str = Field(
         "",
         description="comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is "
@@ -237,6 +242,10 @@ class Settings(BaseSettings):
     def proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
         parts = (p.strip() for p in self.trusted_proxies.split(","))
         return tuple(ip_network(p, strict=False) for p in parts if p)
+
+    @cached_property
+    def logo_host_list(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.logo_hosts.split(",") if h.strip())
 
     @cached_property
     def quiet(self) -> QuietHours:

@@ -27,6 +27,7 @@ from dripcare.db import session_scope
 from dripcare.enrollments import EnrollRequest, enroll
 from dripcare.migrations import upgrade
 from dripcare.models import Clinic, Message, MessageStatus
+from dripcare.redaction import without_passwords
 from dripcare.state import state_dir
 from dripcare.transports import CaptureTransport, transport_from_url
 
@@ -151,8 +152,10 @@ def run_dev(seed: bool = True, host: str = "127.0.0.1", port: int = 8000) -> Non
             f"  at http://{host}:{port}/admin"
         )
     click.echo(
-        f"database: {settings.database_url}\nbroker:   {settings.broker_url}\n"
-        f"emails:   {settings.smtp_url}  (every {settings.dispatch_interval:g}s)\n"
+        f"database: {without_passwords(settings.database_url)}\n"
+        f"broker:   {without_passwords(settings.broker_url)}\n"
+        f"emails:   {without_passwords(settings.smtp_url)}"
+        f"  (every {settings.dispatch_interval:g}s)\n"
         f"links:    {settings.base_url}"
     )
     if serve_api_in_background(host, port):
@@ -190,7 +193,7 @@ class ConsoleReport:
     """What the dev console says after each task: emails sent, skipped and clinic alerts."""
 
     def __init__(self, smtp_url: str, last_skipped: int) -> None:
-        self.smtp_url = smtp_url
+        self.smtp_url = without_passwords(smtp_url)  # printed in the console
         self.outbox = _capture_dir(smtp_url)
         self.last_skipped = last_skipped
 

@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from dripcare import logos
+from dripcare.config import get_settings
 from dripcare.models import Clinic
 
 
@@ -37,7 +39,7 @@ def clinic_context(clinic: Clinic) -> dict[str, Any]:
         "opening_hours": clinic.opening_hours,
         "after_hours": clinic.after_hours or f"call {clinic.phone} and follow the message",
         "brand_color": clinic.brand_color,
-        "logo_url": clinic.logo_url,
+        "logo_url": logos.email_src(clinic.logo_url, get_settings()) if clinic.logo_url else "",
     }
 
 

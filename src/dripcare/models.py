@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -630,6 +631,19 @@ class ClinicTransport(Base):
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), primary_key=True)
     # sealed by secrets_box (it holds the password), or "env:NAME" naming where it is
     smtp_url: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ClinicLogo(Base):
+    """The clinic's uploaded logo, served by dripcare at /logos/ (logos.py): in the database,
+    so every host serves it."""
+
+    __tablename__ = "clinic_logos"
+
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(20))
+    digest: Mapped[str] = mapped_column(String(16))  # in the URL: a new logo, a new URL
+    data: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

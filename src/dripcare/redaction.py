@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import traceback
+from urllib.parse import urlsplit, urlunsplit
 
 
 def withheld(exc: BaseException) -> str:
@@ -30,10 +31,28 @@ def _sqlstate(error: BaseException) -> str:
     return f" (SQLSTATE {code}; message withheld)" if code else " (message withheld)"
 
 
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/\s:@]*):[^\s/]*@", re.IGNORECASE)
 
 
 def without_passwords(text: str) -> str:
     """`text` with the password of every URL in it masked (smtp://user:***@host): server
     replies and errors about a transport may quote its URL, and alerts and the admin show them."""
     return _URL_PASSWORD.sub(r"\g<head>:***@", text)
+
+
+def url_without_password(url: str) -> str:
+    """An SMTP URL as it may be shown: the user and host stay, the password is masked. Works on
+    URLs that do not parse (a bad port), since that is when an error quotes them."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    netloc = f"{userinfo.partition(':')[0]}:***@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def webhook_origin(url: str) -> str:
+    """A webhook URL as it may be logged: its path and query often are the receiver's token."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}/…" if host else "the webhook URL"

@@ -17,6 +17,7 @@ from typing import Protocol, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dripcare.errors import UserError
+from dripcare.redaction import url_without_password
 from dripcare.smtp_replies import Stage, Verdict, classify
 
 
@@ -263,11 +264,13 @@ def transport_from_url(url: str, timeout: float = 30.0) -> Transport:
     parts = urlsplit(url)
     if parts.scheme in ("smtp", "smtps"):
         if not parts.hostname:
-            raise UserError(f"SMTP URL {url!r} has no host; use smtp://user:pass@host:587")
+            shown = url_without_password(url)
+            raise UserError(f"SMTP URL {shown!r} has no host; use smtp://user:pass@host:587")
         try:
             port = parts.port
         except ValueError as exc:
-            raise UserError(f"SMTP URL {url!r} has an invalid port: {exc}") from exc
+            shown = url_without_password(url)
+            raise UserError(f"SMTP URL {shown!r} has an invalid port: {exc}") from exc
         query = parse_qs(parts.query)
         starttls = _flag(query, "starttls", False)
         postmark = _flag(query, "postmark_metadata", parts.hostname.lower() in POSTMARK_HOSTS)

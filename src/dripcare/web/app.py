@@ -26,8 +26,8 @@ from dripcare.web.admin import (
     views,
 )
 from dripcare.web.api import checkins, enrollments, health, messages, patients
-from dripcare.web.middleware import RequestLog
-from dripcare.web.pages import checkin, common, preferences, unsubscribe
+from dripcare.web.middleware import RequestLog, outside_the_body_limit
+from dripcare.web.pages import checkin, common, logos, preferences, unsubscribe
 from dripcare.web.ratelimit import make_limiter
 
 DESCRIPTION = """
@@ -79,6 +79,7 @@ def create_app() -> FastAPI:
     )
     app.state.limiter = make_limiter(settings)
     app.add_middleware(RequestLog, prefixes=(API_PREFIX, ADMIN_PREFIX))
+    outside_the_body_limit(app, settings.api_max_body_bytes)  # announced: a 413 problem too
     errors.install(app)
     common.install(app)
     v1 = APIRouter(prefix=API_PREFIX)
@@ -91,6 +92,7 @@ def create_app() -> FastAPI:
     app.include_router(unsubscribe.router)
     app.include_router(checkin.router)
     app.include_router(preferences.router)
+    app.include_router(logos.router)
     app.include_router(webhooks.router)
     views.install(app)
     for page_group in ADMIN_PAGE_GROUPS:

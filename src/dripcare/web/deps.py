@@ -20,6 +20,7 @@ from dripcare.config import get_settings
 from dripcare.db import new_session, session_scope
 from dripcare.web.errors import ApiError
 from dripcare.web.jsonbody import StrictJsonRequest
+from dripcare.web.middleware import ANNOUNCED_TOO_LARGE
 from dripcare.web.ratelimit import client_address, retry_after_header
 
 log = logging.getLogger("dripcare.api")
@@ -40,6 +41,8 @@ class ApiRoute(APIRoute):
 
         async def keyed(request: Request) -> Response:
             await run_in_threadpool(authorize, request)
+            if request.scope.get(ANNOUNCED_TOO_LARGE):
+                raise body_too_large(request)
             try:
                 return await handle(StrictJsonRequest(request.scope, request.receive))
             except Exception as exc:

@@ -11,6 +11,8 @@ import logging
 import time
 from typing import Any
 
+from fastapi import FastAPI
+
 from dripcare.logs import REQUEST_ID, request_id_from
 from dripcare.redaction import withheld
 from dripcare.web.errors import API_PATHS, PROBLEM_JSON, problem_body
@@ -135,3 +137,49 @@ class HeadersUnder:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+ANNOUNCED_TOO_LARGE = "dripcare.announced_too_large"
+
+
+class AnnouncedBodyLimit:
+    """An API request that announces a body over the limit reaches our route (which answers
+    the 413 problem after checking the key, see deps.ApiRoute), not Starlette's limiter.
+
+    The limiter, outside every middleware of ours, would replace any response to it, our 413
+    problem included, with a plain-text "Content Too Large". So the announced length is taken
+    off such a request and the scope marked; the limiter still counts the bytes actually sent.
+    Admin and patient pages keep the limiter's own answer.
+    """
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(API_PATHS):
+            length = _announced_length(scope)
+            if length is not None and length > self.limit:
+                headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+                scope = {**scope, "headers": headers, ANNOUNCED_TOO_LARGE: True}
+        await self.app(scope, receive, send)
+
+
+def _announced_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def outside_the_body_limit(app: FastAPI, limit: int) -> None:
+    """Put AnnouncedBodyLimit in front of FastAPI's own stack, body limiter included:
+    add_middleware only reaches inside it."""
+    build = app.build_middleware_stack
+
+    def build_with_limit() -> Any:
+        return AnnouncedBodyLimit(build(), limit)
+
+    app.build_middleware_stack = build_with_limit  # type: ignore[method-assign]

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from dripcare import sending_domains
+from dripcare import logos, sending_domains
 from dripcare.clinics import Branding, InvalidFields, branding_of, name_problem
 from dripcare.errors import UserError
 from dripcare.models import Clinic
@@ -85,6 +85,24 @@ def save_branding(
     clinic = session.get(Clinic, admin.clinic_id)
     assert clinic is not None  # AdminDep loaded it in this request
     checked.apply(clinic)
+    session.commit()
+    return RedirectResponse("/admin/branding?saved=true", status_code=303)
+
+
+@router.post("/branding/logo", response_class=HTMLResponse)
+async def upload_logo(
+    request: Request, admin: CsrfFormDep, session: SessionDep, logo: UploadFile
+) -> Response:
+    """The logo patients see, uploaded (logos.py); reading stops just past the size limit."""
+    data = await logo.read(logos.MAX_BYTES + 1)
+    clinic = session.get(Clinic, admin.clinic_id)
+    assert clinic is not None  # AdminDep loaded it in this request
+    try:
+        logos.store(session, clinic, data)
+    except UserError as exc:
+        session.rollback()
+        values = branding_of(admin.clinic)
+        return _page(request, admin, session, values, problems={"logo": str(exc)})
     session.commit()
     return RedirectResponse("/admin/branding?saved=true", status_code=303)
 
