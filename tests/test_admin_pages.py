@@ -129,6 +129,41 @@ def test_branding_saves_and_new_emails_use_it(
     assert "+1 555 010 0199" in rendered.text and "#aa3300" in rendered.html.lower()
 
 
+def test_branding_sets_the_country_and_emails_tell_its_emergency_number(
+    browser_for: Browse, settings: Settings, a: ClinicWithHistory
+) -> None:
+    browser = browser_for(a.admin_email)
+    fields = {
+        "name": "Clinic A",
+        "brand_color": "#0f766e",
+        "logo_url": "",
+        "phone": "+1 555 010 0100",
+        "sender_email": "care@a.example",
+        "country": "gb",
+        "emergency_override": "",
+    }
+    saved = browser.post_form("/admin/branding", fields)
+    page = browser.get("/admin/branding").text
+    with session_scope() as session:
+        clinic = session.get(Clinic, a.clinic_id)
+        assert clinic is not None
+        stored = (clinic.country, clinic.emergency_override, clinic.emergency_number)
+        (job,) = load_jobs(session, [a.upcoming_id])
+        rendered, _ = render_job(job, settings)
+    overridden = browser.post_form("/admin/branding", {**fields, "emergency_override": "112"})
+    with session_scope() as session:
+        clinic = session.get(Clinic, a.clinic_id)
+        assert clinic is not None
+        own = clinic.emergency_number
+
+    assert saved.status_code == 303 and overridden.status_code == 303
+    assert stored == ("GB", "", "999")
+    assert 'value="GB"' in page and "(now 999)" in page
+    assert "trouble breathing: call 999 now." in " ".join(rendered.text.split())
+    assert "call 911" not in rendered.text
+    assert own == "112"
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
@@ -142,6 +177,9 @@ def test_branding_saves_and_new_emails_use_it(
         ("logo_url", "https://tracker.example/pixel.png", "upload the logo instead"),
         ("phone", "call us", "must have digits"),
         ("sender_email", "not-an-email", "invalid email address"),
+        ("country", "XX", "no emergency number is known for country XX"),
+        ("country", "Germany", "must be a two-letter ISO 3166 code"),
+        ("emergency_override", "call 112", "must be digits only"),
     ],
 )
 def test_branding_refuses_bad_values_field_by_field_and_saves_nothing(

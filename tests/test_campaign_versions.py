@@ -219,6 +219,67 @@ def test_publishing_without_the_red_flag_block_is_refused(settings: Settings) ->
     assert live(clinic) == 1
 
 
+POINTER_STEPS = {"day-0", "day-1", "day-3", "day-7"}
+
+
+def test_publishing_without_the_emergency_pointer_is_refused_for_days_0_to_7(
+    settings: Settings,
+) -> None:
+    clinic = make_clinic()
+    spec = working_spec(clinic)
+    layout = spec.sources["_layout.mjml"].replace("{%- if step.emergency_pointer %}", "{%- if 0 %}")
+    assert layout != spec.sources["_layout.mjml"]
+    number = save(clinic, edit.set_source(spec, "_layout.mjml", layout))
+
+    with pytest.raises(ProblemsFound) as info:
+        publish(clinic, number)
+
+    assert {p.step for p in info.value.problems} == POINTER_STEPS
+    assert "a day 0 email must open with the emergency pointer" in str(info.value)
+    assert live(clinic) == 1
+
+
+def test_an_emergency_pointer_moved_down_the_email_is_refused(settings: Settings) -> None:
+    clinic = make_clinic()
+    spec = working_spec(clinic)
+    pointer = (
+        "<mj-section><mj-column><mj-text><p>Swelling of lips, tongue or throat, or trouble "
+        "breathing: call {{ emergency_number }} now. More warning signs are listed below.</p>"
+        "</mj-text></mj-column></mj-section>"
+    )
+    layout = spec.sources["_layout.mjml"].replace("{%- if step.emergency_pointer %}", "{%- if 0 %}")
+    layout = layout.replace(
+        '{% include "_redflags.mjml" %}', pointer + '{% include "_redflags.mjml" %}'
+    )
+    number = save(clinic, edit.set_source(spec, "_layout.mjml", layout))
+
+    with pytest.raises(ProblemsFound) as info:
+        publish(clinic, number)
+
+    assert {p.step for p in info.value.problems} == POINTER_STEPS
+
+
+def test_the_gate_wants_the_emergency_number_of_the_clinics_country(settings: Settings) -> None:
+    clinic = make_clinic(country="GB")
+    spec = working_spec(clinic)
+    hard_coded = {
+        name: spec.sources[name].replace("{{ emergency_number }}", "911")
+        for name in ("_layout.mjml", "_redflags.mjml")
+    }
+    changed = edit.set_source(spec, "_layout.mjml", hard_coded["_layout.mjml"])
+    changed = edit.set_source(changed, "_redflags.mjml", hard_coded["_redflags.mjml"])
+    number = save(clinic, changed)
+
+    with pytest.raises(ProblemsFound) as info:
+        publish(clinic, number)
+
+    assert "tell patients to call 999 in an emergency" in str(info.value)
+    assert {p.step for p in info.value.problems} == {s.key for s in spec.steps}
+    # the shipped templates take the number from the country: they publish as they are
+    publish(clinic, save(clinic, spec))
+    assert live(clinic) == 3
+
+
 def test_removed_step_cancels_unsent_messages_and_keeps_sent_ones(
     settings: Settings, smtp_server: SMTPServer
 ) -> None:

@@ -190,6 +190,34 @@ def test_every_step_carries_the_emergency_line_and_both_tiers(
         assert f"call {other}" not in text
 
 
+POINTER_KEYS = [key for key, days, *_ in SEQUENCE if days <= 7]
+# §7.1's fixed emergency line, then where the rest is: no advice of its own.
+POINTER = EMERGENCY_LINE + " More warning signs are listed below."
+
+
+@pytest.mark.parametrize("number", ["911", "999"])
+@pytest.mark.parametrize("key", STEP_KEYS)
+def test_days_0_to_7_open_with_the_emergency_pointer(
+    spec: CampaignSpec, templates: TemplateSet, key: str, number: str
+) -> None:
+    """Issue 13: on a phone the block is far down, so the first lines point to it."""
+    rendered, _ = render_step(spec, templates, step_named(spec, key), emergency_number=number)
+    lines = [line for line in rendered.text.splitlines() if line.strip()]
+    pointer = POINTER.format(number=number)
+    if key not in POINTER_KEYS:
+        assert pointer not in squeeze(rendered.text)
+        assert 'id="emergency-pointer"' not in rendered.html
+        return
+    # clinic name, greeting, then the pointer: before any of the step's own content
+    assert squeeze(lines[2]) == pointer
+    html = rendered.html
+    assert html.index('id="emergency-pointer"') < html.index("<h2")
+    # the full block is still there further down
+    text = squeeze(rendered.text)
+    assert text.count(EMERGENCY_LINE.format(number=number)) == 2
+    assert text.index(pointer) < text.index("Emergency: get help now")
+
+
 @pytest.mark.parametrize("key", STEP_KEYS)
 def test_every_step_carries_clinic_contact_and_links(
     spec: CampaignSpec, templates: TemplateSet, key: str
@@ -205,7 +233,9 @@ def test_every_step_carries_clinic_contact_and_links(
     assert f"Phone: [{phone}](<{phone_uri}>)" in text
     assert f'href="{phone_uri}"' in rendered.html
     assert f"Opening hours: {OTHER_CLINIC['opening_hours']}" in text
-    assert f"When we are closed: {OTHER_CLINIC['after_hours']}" in text
+    # the after-hours route is free text: the numbers in it are tap-to-call
+    assert "When we are closed: call NHS [111](<tel:111>) for advice" in text
+    assert '<a href="tel:111">111</a>' in rendered.html
     assert f'href="{links["unsubscribe"]}"' in rendered.html
     assert f'href="{links["preferences"]}"' in rendered.html
     assert f"[Unsubscribe](<{links['unsubscribe']}>)" in text
@@ -217,7 +247,10 @@ def test_after_hours_default_names_the_clinic_phone(
     spec: CampaignSpec, templates: TemplateSet
 ) -> None:
     rendered, _ = render_step(spec, templates, step_named(spec, "day-14"))
-    assert "When we are closed: call +1 555 010 0199 and follow the message" in rendered.text
+    assert (
+        "When we are closed: call [+1 555 010 0199](<tel:+15550100199>) and follow the message"
+        in rendered.text
+    )
 
 
 @pytest.mark.parametrize("key", STEP_KEYS)

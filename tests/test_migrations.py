@@ -32,3 +32,28 @@ def test_existing_clinics_are_granted_their_senders_domain(database: str) -> Non
     with get_engine().connect() as conn:
         granted = conn.execute(sa.text("SELECT clinic_id, domain FROM clinic_sending_domains"))
         assert granted.all() == [(clinic, "riverside.example")]
+
+
+def test_existing_clinics_get_the_us_and_keep_only_a_number_of_their_own(database: str) -> None:
+    """Before d6e4a0b5c2f7 every clinic had 911 by default: it becomes "US, no override"."""
+    import sqlalchemy as sa
+
+    from dripcare.db import get_engine
+    from tests.factories import make_clinic
+
+    config = alembic_config()
+    plain = make_clinic(name="Plain")
+    own = make_clinic(name="Own", emergency_number="112")
+    uk = make_clinic(name="Harbour", country="GB")
+    command.downgrade(config, "b8c6e2f7a4d9")
+    with get_engine().connect() as conn:
+        before = dict(conn.execute(sa.text("SELECT id, emergency_number FROM clinics")).all())
+    command.upgrade(config, "head")
+    with get_engine().connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, country, emergency_number FROM clinics"))
+        after = {row[0]: tuple(row[1:]) for row in rows}
+
+    assert before == {plain: "911", own: "112", uk: "999"}
+    assert after[plain] == ("US", "") and after[own] == ("US", "112")
+    # the downgrade wrote GB's number into the column; back up, it stays as the override
+    assert after[uk] == ("US", "999")

@@ -89,7 +89,17 @@ clinic.add_command(clinic_reseal_secrets)
 @click.option("--logo-url", default="")
 @click.option("--opening-hours", default="Monday to Friday, 9am to 5pm", show_default=True)
 @click.option("--after-hours", default="", help="What to do when the clinic is closed.")
-@click.option("--emergency-number", default="911", show_default=True)
+@click.option(
+    "--country",
+    default="US",
+    show_default=True,
+    help="ISO 3166 code (GB, DE, AU ...); gives the emergency number patients are told to call.",
+)
+@click.option(
+    "--emergency-number",
+    default="",
+    help="The clinic's own emergency number, instead of its country's.",
+)
 @click.option("--alert-email", default="", help="Where red-flag check-ins go (default: sender).")
 @click.option("--webhook-url", default="", help="Also POST red-flag check-ins here (JSON).")
 @click.option("--webhook-secret", default="", help="Signs webhooks; whsec_<base64>.")
@@ -106,11 +116,14 @@ def clinic_create(as_json: bool, quiet: bool, **fields: str) -> None:
             "id": created.id,
             "name": created.name,
             "campaigns": [c.slug for c in campaigns.list_campaigns(session, created.id)],
+            "country": created.country,
+            "emergency_number": created.emergency_number,
         }
     emit(
         as_json,
         data,
-        f"clinic {data['id']} created: {data['name']} (campaigns: {', '.join(data['campaigns'])})",
+        f"clinic {data['id']} created: {data['name']} (campaigns: {', '.join(data['campaigns'])}; "
+        f"emergency number {data['emergency_number']}, {data['country']})",
         only=data["id"] if quiet else None,
     )
 
@@ -123,7 +136,14 @@ def clinic_list(as_json: bool) -> None:
 
     with session_scope() as session:
         rows = [
-            {"id": c.id, "name": c.name, "sender": c.sender_email, "timezone": c.timezone}
+            {
+                "id": c.id,
+                "name": c.name,
+                "sender": c.sender_email,
+                "timezone": c.timezone,
+                "country": c.country,
+                "emergency_number": c.emergency_number,
+            }
             for c in list_clinics(session)
         ]
     emit(

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from dripcare import sending_domains
+from dripcare import emergency_numbers, sending_domains
 from dripcare.campaign_versions import install_defaults
 from dripcare.config import get_settings
 from dripcare.errors import UserError
@@ -33,13 +33,16 @@ class InvalidFields(UserError):
 
 @dataclass(frozen=True)
 class Branding:
-    """What patients see of a clinic in every email: name, colour, logo, phone, sender."""
+    """What patients see of a clinic in every email: name, colour, logo, phone, sender, and
+    the emergency number (from the country, unless the clinic gives its own)."""
 
     name: str
     phone: str
     brand_color: str
     logo_url: str
     sender_email: str
+    country: str = emergency_numbers.DEFAULT_COUNTRY
+    emergency_override: str = ""
 
     def checked(self) -> Branding:
         """These values cleaned up for storing; InvalidFields names every field that is wrong."""
@@ -63,9 +66,18 @@ class Branding:
             sender = normalize_email(sender)
         except UserError as exc:
             problems["sender_email"] = str(exc)
+        country, override = self.country, self.emergency_override
+        try:
+            override = emergency_numbers.check_override(override)
+        except UserError as exc:
+            problems["emergency_override"] = str(exc)
+        try:
+            country = emergency_numbers.check_country(country, override)
+        except UserError as exc:
+            problems["country"] = str(exc)
         if problems:
             raise InvalidFields(problems)
-        return Branding(name, phone, color.lower(), logo, sender)
+        return Branding(name, phone, color.lower(), logo, sender, country, override)
 
     def apply(self, clinic: Clinic) -> None:
         for field in fields(self):
@@ -129,13 +141,18 @@ def create_clinic(
     logo_url: str = "",
     opening_hours: str = "Monday to Friday, 9am to 5pm",
     after_hours: str = "",
-    emergency_number: str = "911",
+    emergency_number: str = "",
+    country: str = emergency_numbers.DEFAULT_COUNTRY,
     alert_email: str = "",
     webhook_url: str = "",
     webhook_secret: str = "",
 ) -> Clinic:
-    """Create a clinic with the shipped campaigns installed, ready to enroll patients."""
-    branding = Branding(name, phone, brand_color, logo_url, sender).checked()
+    """Create a clinic with the shipped campaigns installed, ready to enroll patients.
+
+    `emergency_number` overrides the country's number; "" uses the country's."""
+    branding = Branding(
+        name, phone, brand_color, logo_url, sender, country, emergency_number
+    ).checked()
     if webhook_url and not webhook_url.startswith(("https://", "http://")):
         raise UserError("webhook URL must start with https:// (or http:// on a private network)")
     check_webhook_secret(webhook_secret)
@@ -143,7 +160,6 @@ def create_clinic(
         timezone=check_timezone(timezone),
         opening_hours=opening_hours,
         after_hours=after_hours,
-        emergency_number=emergency_number.strip(),
         alert_email=normalize_email(alert_email) if alert_email else "",
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,

@@ -9,6 +9,16 @@ from zoneinfo import ZoneInfo
 from dripcare import logos
 from dripcare.config import get_settings
 from dripcare.models import Clinic
+from dripcare.phone_links import phone_uri
+
+# Emails up to this many days after treatment open with the one-line emergency pointer
+# (_emergency_pointer.mjml): the days the emergency signs of the content file can start.
+EMERGENCY_POINTER_LAST_DAY = 7
+
+
+def needs_emergency_pointer(offset_days: int) -> bool:
+    """Whether an email this many days after treatment must open with the emergency pointer."""
+    return 0 <= offset_days <= EMERGENCY_POINTER_LAST_DAY
 
 
 class StepLike(Protocol):
@@ -35,7 +45,7 @@ def clinic_context(clinic: Clinic) -> dict[str, Any]:
     return {
         "name": clinic.name,
         "phone": clinic.phone,
-        "phone_uri": "tel:" + "".join(ch for ch in clinic.phone if ch.isdigit() or ch == "+"),
+        "phone_uri": phone_uri(clinic.phone),
         "opening_hours": clinic.opening_hours,
         "after_hours": clinic.after_hours or f"call {clinic.phone} and follow the message",
         "brand_color": clinic.brand_color,
@@ -50,6 +60,7 @@ def step_context(step: StepLike) -> dict[str, Any]:
         "subject": step.subject,
         "preheader": step.preheader,
         "checkin": step.checkin,
+        "emergency_pointer": needs_emergency_pointer(step.offset_days),
     }
 
 

@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from dripcare.emergency_numbers import DEFAULT_COUNTRY, number_for
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in and out, also on SQLite, which keeps no offset."""
@@ -119,7 +121,12 @@ class Clinic(Base):
     logo_url: Mapped[str] = mapped_column(String(500), default="")
     opening_hours: Mapped[str] = mapped_column(String(200), default="Monday to Friday, 9am to 5pm")
     after_hours: Mapped[str] = mapped_column(String(300), default="")
-    emergency_number: Mapped[str] = mapped_column(String(20), default="911")
+    # ISO 3166 alpha-2; gives the emergency number (emergency_numbers.py) unless overridden
+    country: Mapped[str] = mapped_column(
+        String(2), default=DEFAULT_COUNTRY, server_default=DEFAULT_COUNTRY
+    )
+    # The clinic's own emergency number, "" for its country's; the column keeps its old name.
+    emergency_override: Mapped[str] = mapped_column("emergency_number", String(20), default="")
     alert_email: Mapped[str] = mapped_column(String(320), default="")
     webhook_url: Mapped[str] = mapped_column(String(500), default="")
     webhook_secret: Mapped[str] = mapped_column(String(100), default="")
@@ -128,6 +135,15 @@ class Clinic(Base):
     quiet_hours: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def emergency_number(self) -> str:
+        """What patients are told to call in an emergency: the override, else the country's."""
+        return self.emergency_override or number_for(self.country or DEFAULT_COUNTRY)
+
+    @emergency_number.setter
+    def emergency_number(self, number: str) -> None:
+        self.emergency_override = number
 
 
 class Patient(Base):

@@ -26,6 +26,7 @@ from inscriptis.model.html_element import HtmlElement
 from inscriptis.model.tag import CustomHtmlTagHandlerMapping
 from jinja2 import BaseLoader, DictLoader, Environment, StrictUndefined, TemplateError
 
+from dripcare.phone_links import tel_links
 from dripcare.sandbox import MAX_OUTPUT_CHARS, BoundedSandbox, RenderTimeout, deadline
 
 __all__ = ["MAX_OUTPUT_CHARS", "RenderError", "RenderTimeout", "Rendered", "TemplateSet"]
@@ -96,6 +97,7 @@ class TemplateSet:
         digest = hashlib.sha256(json.dumps(sorted(sources.items())).encode()).hexdigest()
         loader: BaseLoader = _NamedLoader(dict(sources))
         html_env = BoundedSandbox(loader=loader, autoescape=True, undefined=StrictUndefined)
+        html_env.filters["tel_links"] = tel_links
         text_env = BoundedSandbox(autoescape=False, undefined=StrictUndefined)
         return cls(digest, html_env, text_env, dict(sources))
 

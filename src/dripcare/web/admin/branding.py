@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from dripcare import logos, sending_domains
+from dripcare import emergency_numbers, logos, sending_domains
 from dripcare.clinics import Branding, InvalidFields, branding_of, name_problem
 from dripcare.errors import UserError
 from dripcare.models import Clinic
@@ -46,6 +46,7 @@ def _page(
         "sample": sample,
         "unsaved": shown is not None,
         "domains": sending_domains.domains_of(session, admin.clinic_id),
+        "emergency_default": emergency_numbers.number_for(values.country),
     }
     status = 422 if problems else 200
     return render(request, admin, "admin/branding.html", context, status_code=status)
@@ -68,10 +69,12 @@ def save_branding(
     brand_color: Text = "",
     logo_url: Text = "",
     sender_email: Text = "",
+    country: Text = emergency_numbers.DEFAULT_COUNTRY,
+    emergency_override: Text = "",
     action: Text = "save",
 ) -> Response:
     """Save the branding, or (action=preview) only show an email with it."""
-    typed = Branding(name, phone, brand_color, logo_url, sender_email)
+    typed = Branding(name, phone, brand_color, logo_url, sender_email, country, emergency_override)
     try:
         checked = typed.checked()
     except InvalidFields as exc:

@@ -10,7 +10,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from dripcare import checkins
 from dripcare.email_context import clinic_context
+from dripcare.emergency_numbers import service_for
 from dripcare.models import CheckIn, Clinic, Message
+from dripcare.safety import EMERGENCY_LINE
 from dripcare.web.deps import SessionDep
 from dripcare.web.pages.common import LinkNotFound, TokenMessage, pages
 from dripcare.web.pagination import Id
@@ -28,6 +30,8 @@ def _context(session: SessionDep, message: Message, **extra: Any) -> dict[str, A
         "clinic_phone_uri": info["phone_uri"],
         "after_hours": info["after_hours"],
         "emergency_number": clinic.emergency_number,
+        "emergency_line": EMERGENCY_LINE.format(number=clinic.emergency_number),
+        "emergency_advice": service.advice if (service := service_for(clinic.country)) else "",
         **extra,
     }
 

@@ -12,11 +12,13 @@ from fastapi.templating import Jinja2Templates
 from dripcare.config import get_settings
 from dripcare.links import message_for_token
 from dripcare.models import Message
+from dripcare.phone_links import tel_links
 from dripcare.web import errors
 from dripcare.web.deps import SessionDep
 from dripcare.web.middleware import HeadersUnder
 
 pages = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
+pages.env.filters["tel_links"] = tel_links  # the after-hours route's numbers are tap-to-call
 LINK_PREFIXES = ("/u", "/p", "/c")  # unsubscribe, preferences, check-in
 PATIENT_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "

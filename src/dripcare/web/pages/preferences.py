@@ -19,6 +19,7 @@ from dripcare.models import (
     SuppressionSource,
     utcnow,
 )
+from dripcare.phone_links import phone_uri
 from dripcare.web.deps import SessionDep
 from dripcare.web.pages.common import TokenMessage, pages
 
@@ -45,6 +46,7 @@ def _view(request: Request, session: SessionDep, message: Message, done: str = "
         {
             "clinic_name": clinic.name,
             "clinic_phone": clinic.phone,
+            "clinic_phone_uri": phone_uri(clinic.phone),
             "done": done,
             "treatment": enrollment.treatment.replace("-", " "),
             "treated_on": format_date(enrollment.treated_at, enrollment.timezone),

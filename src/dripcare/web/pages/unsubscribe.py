@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 
 from dripcare import suppression
 from dripcare.models import Clinic, Message, SuppressionSource
+from dripcare.phone_links import phone_uri
 from dripcare.web.deps import SessionDep
 from dripcare.web.pages.common import TokenMessage, pages
 
@@ -32,6 +33,7 @@ def _context(session: SessionDep, token: str, message: Message) -> dict[str, str
     return {
         "clinic_name": clinic.name,
         "clinic_phone": clinic.phone,
+        "clinic_phone_uri": phone_uri(clinic.phone),
         "preferences_url": f"/p/{token}",
     }
 
