@@ -124,8 +124,12 @@ def set_escalation(clinic: Clinic, wanted: EscalationSettings) -> None:
     parse_opening_hours(wanted.open_hours)
     emails = tuple(normalize_email(a) for a in wanted.escalation_emails if a.strip())
     after_hours = normalize_email(wanted.after_hours_email) if wanted.after_hours_email else ""
-    if wanted.escalation_webhook and not wanted.escalation_webhook.startswith("https://"):
-        raise UserError("the escalation webhook must be an https:// URL")
+    if wanted.escalation_webhook and not wanted.escalation_webhook.startswith(
+        ("https://", "http://")
+    ):
+        raise UserError(
+            f"the escalation webhook {wanted.escalation_webhook!r} must be an https:// URL"
+        )
     clean = dataclasses.replace(wanted, escalation_emails=emails, after_hours_email=after_hours)
     clinic.settings = {**(clinic.settings or {}), "red_flags": clean.to_json()}
 
