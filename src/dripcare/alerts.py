@@ -168,7 +168,8 @@ def _load(
     event["_email"] = {
         "clinic": clinic,
         "patient": patient,
-        "ack_url": staff_links.ack_url(settings, check_in),
+        "to": (to := alert.recipient or clinic.alert_email or clinic.sender_email),
+        "ack_url": staff_links.ack_url(settings, check_in, to),
     }
     return alert, event
 
@@ -206,8 +207,7 @@ def _send_email(alert: ClinicAlert, event: dict[str, Any], transport: Transport)
     subject = f"[{level}] red-flag check-in, patient {patient.id}" + (
         f" (escalation {alert.escalation})" if alert.escalation else ""
     )
-    to = alert.recipient or clinic.alert_email or clinic.sender_email
-    _email(alert, clinic, to, subject, text, transport)
+    _email(alert, clinic, event["_email"]["to"], subject, text, transport)
 
 
 def _send_transport_email(

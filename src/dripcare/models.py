@@ -581,6 +581,7 @@ class ActorKind(enum.StrEnum):
     API_KEY = "api-key"  # a clinic's system, through the REST API
     CLI = "cli"  # an operator at the `dripcare` command
     SYSTEM = "system"  # dripcare itself (a scheduled task)
+    EMAIL_LINK = "email-link"  # clinic staff, from the signed link in an alert email
 
 
 class AuditEvent(Base):

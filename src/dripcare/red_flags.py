@@ -11,6 +11,7 @@ them with StopCause.RED_FLAG. Escalation while it stays unacknowledged is escala
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -25,9 +26,12 @@ from dripcare.message_lifecycle import stop_unsent
 from dripcare.models import (
     UNSENT,
     CheckIn,
+    Clinic,
+    ClinicAlert,
     Enrollment,
     Message,
     MessageStatus,
+    Patient,
     RedFlagState,
     Step,
     StopCause,
@@ -169,3 +173,57 @@ def open_red_flags(session: Session, clinic_id: int) -> list[CheckIn]:
         .order_by(CheckIn.created_at, CheckIn.id)
     )
     return sorted(rows, key=lambda c: c.alert_state != RedFlagState.OPEN)
+
+
+@dataclass(frozen=True)
+class RedFlagView:
+    """What staff need to act on one red flag, in one place (admin list and page)."""
+
+    check_in: CheckIn
+    patient: Patient
+    step_key: str
+    answers: list[str]
+    shown_to_patient: str
+    deliveries: list[ClinicAlert]
+
+    @property
+    def patient_name(self) -> str:
+        name = f"{self.patient.first_name} {self.patient.last_name}".strip()
+        return name or f"patient {self.patient.id}"
+
+
+def views(session: Session, clinic: Clinic, check_in_id: int | None = None) -> list[RedFlagView]:
+    """Unresolved red flags (open first), or the one asked for, whatever its state."""
+    from dripcare.checkins import flag_text, shown_to_patient
+
+    if check_in_id is None:
+        found = open_red_flags(session, clinic.id)
+    else:
+        one = session.get(CheckIn, check_in_id)
+        found = [one] if one is not None and one.clinic_id == clinic.id and one.alert_state else []
+    result = []
+    for check_in in found:
+        patient, step_key = session.execute(
+            select(Patient, Step.key)
+            .select_from(Message)
+            .join(Step, Message.step_id == Step.id)
+            .join(Enrollment, Message.enrollment_id == Enrollment.id)
+            .join(Patient, Enrollment.patient_id == Patient.id)
+            .where(Message.id == check_in.message_id)
+        ).one()
+        deliveries = session.scalars(
+            select(ClinicAlert)
+            .where(ClinicAlert.check_in_id == check_in.id)
+            .order_by(ClinicAlert.id)
+        )
+        result.append(
+            RedFlagView(
+                check_in,
+                patient,
+                step_key,
+                [flag_text(code) for code in check_in.answers],
+                shown_to_patient(check_in.level, clinic),
+                list(deliveries),
+            )
+        )
+    return result

@@ -17,7 +17,7 @@ from dripcare.web.deps import SessionDep
 from dripcare.web.middleware import HeadersUnder
 
 pages = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
-LINK_PREFIXES = ("/u", "/p", "/c")  # unsubscribe, preferences, check-in
+LINK_PREFIXES = ("/u", "/p", "/c", "/ack")  # unsubscribe, preferences, check-in, staff ack
 PATIENT_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
