@@ -21,6 +21,11 @@ def the_check_in() -> CheckIn:
         return check_in
 
 
+def the_check_in_of(clinic_id: int) -> CheckIn:
+    with session_scope() as session:
+        return session.scalars(select(CheckIn).where(CheckIn.clinic_id == clinic_id)).one()
+
+
 def ack_path(settings: Settings, to: str = "desk@a.example") -> str:
     with session_scope() as session:
         (check_in,) = session.scalars(select(CheckIn))
@@ -75,10 +80,16 @@ def test_another_clinics_admin_cannot_see_or_act_on_a_red_flag(
     with session_scope() as session:
         ours = session.scalars(select(CheckIn).where(CheckIn.clinic_id == a.clinic_id)).one()
 
+    listed = browser.get("/admin/red-flags").text
     seen = browser.get(f"/admin/red-flags/{ours.id}")
     acted = browser.post_form(f"/admin/red-flags/{ours.id}/acknowledge", {}, "/admin/red-flags")
+    resolved = browser.post_form(
+        f"/admin/red-flags/{ours.id}/resolve", {"outcome": "stop"}, "/admin/red-flags"
+    )
 
-    assert seen.status_code == acted.status_code == 404
+    assert "Bea Patient" in listed and "Ana Patient" not in listed
+    assert seen.status_code == acted.status_code == resolved.status_code == 404
+    assert the_check_in_of(a.clinic_id).alert_state == "open"
 
 
 def test_the_email_link_asks_first_acknowledges_on_post_and_works_once(

@@ -5,7 +5,7 @@ another one (`?clinic=ID`, a view only: the pick stays), or every clinic (`?clin
 in UTC). Entries of a clinic other than the picked one open through the clinic switch, since
 every other page shows the picked clinic.
 
-Unresolved red flags (red_flags.py) of the picked clinic come first, open ones first.
+Unresolved red flags (red_flags.py) come first on the picked clinic's view, open ones first.
 Paused transports (circuit.py) head the page: a clinic's admin sees its own server's and the
 platform's, a platform admin every one, with its last error and a "retry now" button.
 """
@@ -66,7 +66,10 @@ def dashboard_page(
             session, None if admin.user.is_platform_admin else admin.clinic_id
         ),
         "now": now,
-        "red_flags": red_flags.views(session, admin.clinic),
+        # only on the picked clinic's own view: acting on them needs that clinic picked
+        "red_flags": red_flags.views(session, admin.clinic)
+        if scope.clinic_id == admin.clinic_id
+        else [],
         "since": minutes_since,
     }
     return render(request, admin, "admin/dashboard.html", context)
