@@ -39,7 +39,8 @@ def test_outbox_lists_upcoming_and_recent_and_red_flags(
 
     upcoming, recent = page.text.split('id="upcoming"')[1].split('id="recent"')
     assert page.status_code == 200
-    assert f"/admin/messages/{a.upcoming_id}" in upcoming and "scheduled" in upcoming
+    assert f"/admin/messages/{a.upcoming_id}" in upcoming
+    assert "held" in upcoming and "waiting for the clinic" in upcoming  # the red flag holds it
     assert f"/admin/messages/{a.sent_id}" in recent and "sent" in recent
     assert (
         "Red-flag check-ins" in page.text and "Eye pain or any change in your vision" in page.text
@@ -432,6 +433,15 @@ ROUTES = {
     ("GET", "/admin/audit"): "test_audit.py::test_a_clinic_admin_sees_only_their_clinics_events",
     ("POST", "/admin/transports/retry"): "test_admin_dashboard.py::"
     "test_paused_transports_show_to_whom_they_concern_and_retry_now_is_audited (404 for a clinic)",
+    **{
+        route: "test_admin_red_flags.py::test_another_clinics_admin_cannot_see_or_act_on_a_red_flag"
+        for route in (
+            ("GET", "/admin/red-flags"),
+            ("GET", "/admin/red-flags/{check_in_id}"),
+            ("POST", "/admin/red-flags/{check_in_id}/acknowledge"),
+            ("POST", "/admin/red-flags/{check_in_id}/resolve"),
+        )
+    },
     **SENDING_ROUTES,
 }
 

@@ -25,8 +25,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
-from dripcare import backoff, transport_alerts, unreachable
-from dripcare.checkins import RED_FLAGS
+from dripcare import backoff, escalation, staff_links, transport_alerts, unreachable
+from dripcare.checkins import RED_FLAGS, shown_to_patient
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings, get_settings
 from dripcare.dispatch import claim_rows
@@ -80,9 +80,13 @@ def deliver_due(
 ) -> dict[str, int]:
     """Deliver every alert that is due; returns how many were delivered and deferred.
 
-    `transport` is the platform's; an email may take another (transport_alerts.route)."""
+    `transport` is the platform's; an email may take another (transport_alerts.route).
+    Red flags nobody acknowledged in time get their next round first (escalation.py)."""
     settings = settings or get_settings()
     totals = {"delivered": 0, "deferred": 0}
+    with scope() as session:
+        if escalated := escalation.escalate_due(session):
+            totals["escalated"] = escalated
     while True:
         with scope() as session:
             token, ids = claim_due(session, 50, lease)
@@ -102,7 +106,7 @@ def _deliver_one(
     settings: Settings,
 ) -> bool:
     with scope() as session:
-        alert, event = _load(session, alert_id)
+        alert, event = _load(session, alert_id, settings)
         clinic: Clinic | None = event["_email"]["clinic"]
         transport = transport_alerts.route(session, settings, clinic, platform)
     error, url = "", ""
@@ -116,7 +120,7 @@ def _deliver_one(
             _send_email(alert, event, transport)
         else:
             assert clinic is not None
-            url = clinic.webhook_url
+            url = alert.recipient or clinic.webhook_url
             _post_webhook(event, url, clinic.webhook_secret, http)
     except (DeliveryError, httpx.HTTPError, WebhookRefused) as exc:
         error = without_passwords(f"{type(exc).__name__}: {exc}")
@@ -132,7 +136,9 @@ class WebhookRefused(Exception):
     pass
 
 
-def _load(session: Session, alert_id: int) -> tuple[ClinicAlert, dict[str, Any]]:
+def _load(
+    session: Session, alert_id: int, settings: Settings
+) -> tuple[ClinicAlert, dict[str, Any]]:
     alert = session.get(ClinicAlert, alert_id)
     assert alert is not None
     if alert.kind == AlertKind.UNREACHABLE:
@@ -149,13 +155,16 @@ def _load(session: Session, alert_id: int) -> tuple[ClinicAlert, dict[str, Any]]
         .join(Clinic, ClinicAlert.clinic_id == Clinic.id)
         .where(ClinicAlert.id == alert_id)
     ).one()
+    shown = shown_to_patient(check_in.level, clinic)
     event = {
         "id": f"alert_{alert.id}",
-        "type": "check_in.red_flag",
+        "type": "check_in.red_flag" + ("_escalated" if alert.escalation else ""),
         "created_at": check_in.created_at.isoformat(),
         "data": {
             "check_in_id": check_in.id,
             "level": check_in.level.value,
+            "shown_to_patient": shown,
+            "escalation": alert.escalation,
             "answers": [{"code": c, "text": _FLAG_TEXT[c]} for c in check_in.answers],
             "enrollment_id": enrollment.id,
             "patient_id": patient.id,
@@ -164,7 +173,12 @@ def _load(session: Session, alert_id: int) -> tuple[ClinicAlert, dict[str, Any]]
         },
     }
     # Only the email, which goes to the clinic's own address, names the patient.
-    event["_email"] = {"clinic": clinic, "patient": patient}
+    event["_email"] = {
+        "clinic": clinic,
+        "patient": patient,
+        "to": (to := alert.recipient or clinic.alert_email or clinic.sender_email),
+        "ack_url": staff_links.ack_url(settings, check_in, to),
+    }
     return alert, event
 
 
@@ -179,8 +193,12 @@ def _send_email(alert: ClinicAlert, event: dict[str, Any], transport: Transport)
     data = event["data"]
     level = "EMERGENCY" if data["level"] == "emergency" else "Call today"
     name = f"{patient.first_name} {patient.last_name}".strip() or "(no name)"
+    again = f" (escalation {alert.escalation}: not acknowledged yet)" if alert.escalation else ""
     lines = [
-        f"{level}: a patient reported red-flag symptoms in a check-in.",
+        f"{level}: a patient reported red-flag symptoms in a check-in{again}.",
+        "",
+        "Acknowledge that you are taking care of it (the link asks you to confirm):",
+        event["_email"]["ack_url"],
         "",
         f"Patient: {name} <{patient.email}> (patient {patient.id}, "
         f"enrollment {data['enrollment_id']})",
@@ -190,12 +208,14 @@ def _send_email(alert: ClinicAlert, event: dict[str, Any], transport: Transport)
         "They ticked:",
         *(f"- {answer['text']}" for answer in data["answers"]),
         "",
-        "The patient was told to call you now"
-        + (" and to call the emergency number." if data["level"] == "emergency" else "."),
+        f'The patient was shown: "{data["shown_to_patient"]}".',
+        "Their other aftercare emails are held until you resume or stop them in the admin.",
     ]
     text = "\n".join(lines) + "\n"
-    subject = f"[{level}] red-flag check-in, patient {patient.id}"
-    _email(alert, clinic, clinic.alert_email or clinic.sender_email, subject, text, transport)
+    subject = f"[{level}] red-flag check-in, patient {patient.id}" + (
+        f" (escalation {alert.escalation})" if alert.escalation else ""
+    )
+    _email(alert, clinic, event["_email"]["to"], subject, text, transport)
 
 
 def _send_transport_email(

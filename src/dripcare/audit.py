@@ -36,6 +36,8 @@ class Action(enum.StrEnum):
     TRANSPORT_SET = "sending.transport-set"
     TRANSPORT_CLEAR = "sending.transport-clear"
     DKIM_GENERATE = "sending.dkim-generate"
+    RED_FLAG_ACKNOWLEDGE = "red-flag.acknowledge"
+    RED_FLAG_RESOLVE = "red-flag.resolve"
 
 
 @dataclass(frozen=True)

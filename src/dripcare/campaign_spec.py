@@ -21,6 +21,7 @@ class StepSpec:
     template: str
     checkin: bool
     send_until: str | None = None  # "1d": how late after its planned time it may still go
+    safety_only: bool = False  # still sent while a red flag holds the others (red_flags.py)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class CampaignSpec:
         for step in data["steps"]:
             if step["send_until"] is None:  # so content stored before send_until keeps its digest
                 del step["send_until"]
+            if not step["safety_only"]:  # likewise for content stored before safety_only
+                del step["safety_only"]
         return data
 
     @classmethod

@@ -76,6 +76,7 @@ STEP_FIELDS = {
     "preheader",
     "template",
     "checkin",
+    "safety_only",
 }
 
 
@@ -100,6 +101,11 @@ def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
     checkin = raw.get("checkin", False)
     if not isinstance(checkin, bool):
         raise UserError(f"{label}: checkin must be true or false (no quotes), got {checkin!r}")
+    safety_only = raw.get("safety_only", False)
+    if not isinstance(safety_only, bool):
+        raise UserError(
+            f"{label}: safety_only must be true or false (no quotes), got {safety_only!r}"
+        )
     send_time = raw.get("send_time")
     if send_time is not None:
         try:
@@ -120,6 +126,7 @@ def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
         preheader=str(raw.get("preheader", "")),
         template=_required(raw, "template", where),
         checkin=checkin,
+        safety_only=safety_only,
         **values,
     )
 
@@ -161,7 +168,7 @@ def _sync_steps(campaign: Campaign, specs: list[StepSpec]) -> None:
         step.offset_minutes = spec.offset_minutes
         step.send_time, step.subject, step.preheader = spec.send_time, spec.subject, spec.preheader
         step.template, step.checkin = spec.template, spec.checkin
-        step.send_until = spec.send_until
+        step.send_until, step.safety_only = spec.send_until, spec.safety_only
     wanted = {s.key for s in specs}
     for step in existing.values():
         if step.key not in wanted:

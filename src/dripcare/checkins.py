@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dripcare import escalation, red_flags, staff_links
 from dripcare.errors import UserError
 from dripcare.models import (
     CheckIn,
@@ -126,13 +127,26 @@ def record(session: Session, message: Message, *, worried: bool, codes: list[str
     session.flush()
     if level in (CheckInLevel.URGENT, CheckInLevel.EMERGENCY):
         _queue_alerts(session, check_in)
+        red_flags.hold(session, check_in)
     return check_in
+
+
+def shown_to_patient(level: CheckInLevel, clinic: Clinic) -> str:
+    """What the answer page tells the patient to do first; the clinic's alert quotes it."""
+    if level == CheckInLevel.EMERGENCY:
+        return f"Call {clinic.emergency_number} now"
+    if level == CheckInLevel.URGENT:
+        return f"Call {clinic.name} now"
+    return ""
 
 
 def _queue_alerts(session: Session, check_in: CheckIn) -> None:
     clinic = session.get(Clinic, check_in.clinic_id)
     assert clinic is not None
     channels = ["email"] + (["webhook"] if clinic.webhook_url else [])
+    red_flags.open_alert(check_in)
+    check_in.ack_jti = staff_links.new_jti()
+    check_in.escalate_at = escalation.first_escalation(clinic, check_in.created_at)
     session.add_all(
         ClinicAlert(
             clinic_id=clinic.id,

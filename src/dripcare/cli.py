@@ -174,6 +174,34 @@ def clinic_quiet_hours(clinic_id: int, window: str | None, as_json: bool) -> Non
     emit(as_json, data, f"clinic {clinic_id} quiet hours: {effective}")
 
 
+@clinic.command("red-flags")
+@click.argument("clinic_id", type=int)
+@click.option("--ack-minutes", type=int, help="minutes to acknowledge before escalating")
+@click.option("--open-hours", help='staffed hours, e.g. "Mon-Fri 09:00-18:00; Sat 10:00-14:00"')
+@click.option("--escalate-to", multiple=True, help="an escalation email address (repeatable)")
+@click.option("--escalation-webhook", help="a webhook URL for escalations")
+@click.option("--after-hours-email", help="alerted at once outside opening hours")
+@json_option
+@user_errors
+def clinic_red_flags(clinic_id: int, as_json: bool, **changes: Any) -> None:
+    """Show or set how an unacknowledged red flag escalates (escalation.py)."""
+    import dataclasses
+
+    from dripcare import escalation
+
+    with session_scope() as session:
+        found = enrollments.get_clinic(session, clinic_id)
+        current = escalation.settings_of(found)
+        wanted = {k: v for k, v in changes.items() if v not in (None, ())}
+        if "escalate_to" in wanted:
+            wanted["escalation_emails"] = tuple(wanted.pop("escalate_to"))
+        if wanted:
+            escalation.set_escalation(found, dataclasses.replace(current, **wanted))
+        data = {"id": found.id, **escalation.settings_of(found).to_json()}
+    text = "\n".join(f"{k}: {v}" for k, v in data.items())
+    emit(as_json, data, text)
+
+
 @main.group()
 def campaign() -> None:
     """Campaigns (email sequences per treatment)."""

@@ -414,6 +414,9 @@ def _place(
     clinic = get_clinic(session, enrollment.clinic_id)  # usually in the identity map already
     due_at = step_due(enrollment, timing, settings, quiet_hours_of(clinic, settings))
     place = _placement(due_at, now, settings, timing)
+    if message.status == MessageStatus.HELD and place.status == MessageStatus.SCHEDULED:
+        message.due_at = due_at  # a red flag still holds it: moved, but still waiting
+        return
     message.due_at, message.status, message.status_reason, message.stop_cause = (
         due_at,
         place.status,

@@ -59,12 +59,15 @@ class MessageStatus(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
+    HELD = "held"  # a red flag was reported: waits for the clinic to resume or stop (red_flags.py)
 
 
 # The message lifecycle's groups of statuses, defined here once for every module.
-UNSENT = (MessageStatus.SCHEDULED, MessageStatus.QUEUED)  # may still be cancelled or moved
+# may still be cancelled or moved
+UNSENT = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.HELD)
 IN_FLIGHT = (MessageStatus.QUEUED, MessageStatus.SENDING)  # claimed under a lease
-UPCOMING = (MessageStatus.SCHEDULED, *IN_FLIGHT)  # not finished: it will be sent or fail
+# not finished: it will be sent, fail, or wait for the clinic (held)
+UPCOMING = (MessageStatus.SCHEDULED, *IN_FLIGHT, MessageStatus.HELD)
 RESCHEDULABLE = (*UNSENT, MessageStatus.SKIPPED)  # a new treatment time gives a new due time
 RENDERED = (MessageStatus.SENT, MessageStatus.FAILED)  # shown from the version it was built with
 FINAL = (MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.CANCELLED, MessageStatus.SKIPPED)
@@ -83,6 +86,7 @@ class StopCause(enum.StrEnum):
     COMPLAINED = "complained"  # the patient marked an email as spam; undone on resubscribe
     ERASED = "erased"  # the patient was erased on request
     LATE = "late"  # skipped: already due more than the grace period before enrollment
+    RED_FLAG = "red-flag"  # the clinic stopped the sequence after a red-flag check-in
 
 
 class EnrollmentStatus(enum.StrEnum):
@@ -246,6 +250,8 @@ class Step(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # "1d": still sent up to this long after its planned time; None: DRIPCARE_LATE_GRACE_HOURS
     send_until: Mapped[str | None] = mapped_column(String(16))
+    # still sent while a red flag holds the patient's other emails (red_flags.py)
+    safety_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     campaign: Mapped[Campaign] = relationship(back_populates="steps")
 
@@ -461,6 +467,12 @@ class CheckInLevel(enum.StrEnum):
     EMERGENCY = "emergency"  # emergency services now
 
 
+class RedFlagState(enum.StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
 class CheckIn(Base):
     """A patient's answer to "How is your skin today?" from a check-in email."""
 
@@ -473,6 +485,20 @@ class CheckIn(Base):
     level: Mapped[CheckInLevel] = mapped_column(_enum(CheckInLevel))
     answers: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A red flag's lifecycle (red_flags.py): open, acknowledged, resolved; None for no red flag.
+    alert_state: Mapped[RedFlagState | None] = mapped_column(_enum(RedFlagState))
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    outcome: Mapped[str] = mapped_column(String(16), default="", server_default="")  # resume|stop
+    resolution_note: Mapped[str] = mapped_column(String(1000), default="", server_default="")
+    # the one-click acknowledgement link's id (staff_links.py); used once
+    ack_jti: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    ack_jti_used: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # when the next escalation round is due while unacknowledged (escalation.py)
+    escalate_at: Mapped[datetime | None]
+    escalations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AlertStatus(enum.StrEnum):
@@ -499,7 +525,8 @@ class ClinicAlert(Base):
     """
 
     __tablename__ = "clinic_alerts"
-    __table_args__ = (UniqueConstraint("check_in_id", "channel"),)
+    # round 0 is the first alert; each escalation round adds rows, one per recipient
+    __table_args__ = (UniqueConstraint("check_in_id", "channel", "escalation", "recipient"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id"), index=True)
@@ -517,6 +544,9 @@ class ClinicAlert(Base):
     lease_token: Mapped[str | None] = mapped_column(String(36))
     lease_until: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
+    escalation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # an escalation's address or webhook URL; "" means the clinic's own (alert_email, webhook_url)
+    recipient: Mapped[str] = mapped_column(String(500), default="", server_default="")
 
 
 class AdminUser(Base):
@@ -570,6 +600,7 @@ class ActorKind(enum.StrEnum):
     API_KEY = "api-key"  # a clinic's system, through the REST API
     CLI = "cli"  # an operator at the `dripcare` command
     SYSTEM = "system"  # dripcare itself (a scheduled task)
+    EMAIL_LINK = "email-link"  # clinic staff, from the signed link in an alert email
 
 
 class AuditEvent(Base):

@@ -22,12 +22,13 @@ from dripcare.web.admin import (
     home,
     outbox,
     patient_data,
+    red_flags,
     sending,
     views,
 )
 from dripcare.web.api import checkins, enrollments, health, messages, patients
 from dripcare.web.middleware import RequestLog, outside_the_body_limit
-from dripcare.web.pages import checkin, common, logos, preferences, unsubscribe
+from dripcare.web.pages import checkin, common, logos, preferences, staff_ack, unsubscribe
 from dripcare.web.ratelimit import make_limiter
 
 DESCRIPTION = """
@@ -50,6 +51,7 @@ ADMIN_PAGE_GROUPS = (
     sending,
     patient_data,
     audit,
+    red_flags,
 )
 API_PREFIX, ADMIN_PREFIX = "/api/v1", "/admin"
 
@@ -91,6 +93,7 @@ def create_app() -> FastAPI:
     app.include_router(prometheus.router)
     app.include_router(unsubscribe.router)
     app.include_router(checkin.router)
+    app.include_router(staff_ack.router)
     app.include_router(preferences.router)
     app.include_router(logos.router)
     app.include_router(webhooks.router)

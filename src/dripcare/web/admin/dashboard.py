@@ -5,6 +5,7 @@ another one (`?clinic=ID`, a view only: the pick stays), or every clinic (`?clin
 in UTC). Entries of a clinic other than the picked one open through the clinic switch, since
 every other page shows the picked clinic.
 
+Unresolved red flags (red_flags.py) come first on the picked clinic's view, open ones first.
 Paused transports (circuit.py) head the page: a clinic's admin sees its own server's and the
 platform's, a platform admin every one, with its last error and a "retry now" button.
 """
@@ -18,12 +19,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.orm import Session
 
-from dripcare import circuit, dashboard
+from dripcare import circuit, dashboard, red_flags
 from dripcare.audit import Actor
 from dripcare.dashboard import Scope
 from dripcare.models import Clinic, utcnow
 from dripcare.web.admin.charts import Chart
 from dripcare.web.admin.deps import AdminContext, AdminDep, AdminNotFound, CsrfFormDep
+from dripcare.web.admin.red_flags import minutes_since
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep
 
@@ -64,6 +66,11 @@ def dashboard_page(
             session, None if admin.user.is_platform_admin else admin.clinic_id
         ),
         "now": now,
+        # only on the picked clinic's own view: acting on them needs that clinic picked
+        "red_flags": red_flags.views(session, admin.clinic)
+        if scope.clinic_id == admin.clinic_id
+        else [],
+        "since": minutes_since,
     }
     return render(request, admin, "admin/dashboard.html", context)
 

@@ -20,9 +20,14 @@ from dripcare.web.pagination import Id
 router = APIRouter(include_in_schema=False)
 
 
-def _context(session: SessionDep, message: Message, **extra: Any) -> dict[str, Any]:
+def _clinic(session: SessionDep, message: Message) -> Clinic:
     clinic = session.get(Clinic, message.clinic_id)
     assert clinic is not None
+    return clinic
+
+
+def _context(session: SessionDep, message: Message, **extra: Any) -> dict[str, Any]:
+    clinic = _clinic(session, message)
     info = clinic_context(clinic)
     return {
         "clinic_name": clinic.name,
@@ -94,6 +99,7 @@ def answer(
             session,
             message,
             level=check_in.level.value,
+            instruction=checkins.shown_to_patient(check_in.level, _clinic(session, message)),
             expected=expected,
             worried_url=f"/c/{token}/worried",
         ),

@@ -19,7 +19,7 @@ from dripcare.web.middleware import HeadersUnder
 
 pages = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 pages.env.filters["tel_links"] = tel_links  # the after-hours route's numbers are tap-to-call
-LINK_PREFIXES = ("/u", "/p", "/c")  # unsubscribe, preferences, check-in
+LINK_PREFIXES = ("/u", "/p", "/c", "/ack")  # unsubscribe, preferences, check-in, staff ack
 PATIENT_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
