@@ -37,17 +37,30 @@ def stop_unsent(
     A message claimed but not yet sending loses its lease and is not sent: the send path
     re-checks the status under its claim.
     """
+    return _move_unsent(
+        session,
+        which,
+        UNSENT,
+        status=MessageStatus.CANCELLED,
+        stop_cause=cause,
+        status_reason=reason or REASONS[cause],
+    )
+
+
+def hold_unsent(session: Session, which: ColumnElement[bool], reason: str) -> int:
+    """Hold the matching unsent messages (not cancelled: the clinic resumes or stops them)."""
+    waiting = (MessageStatus.SCHEDULED, MessageStatus.QUEUED)
+    return _move_unsent(session, which, waiting, status=MessageStatus.HELD, status_reason=reason)
+
+
+def _move_unsent(
+    session: Session, which: ColumnElement[bool], statuses: tuple[str, ...], **values: object
+) -> int:
+    """One UPDATE that also drops any claim (lease), so a claimed row is not sent after all."""
     result = session.execute(
         update(Message)
-        .where(which, Message.status.in_(UNSENT))
-        .values(
-            status=MessageStatus.CANCELLED,
-            stop_cause=cause,
-            status_reason=reason or REASONS[cause],
-            lease_token=None,
-            lease_until=None,
-            updated_at=utcnow(),
-        )
+        .where(which, Message.status.in_(statuses))
+        .values(lease_token=None, lease_until=None, updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
     session.expire_all()

@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from dripcare import audit
 from dripcare.campaigns import timing_of
 from dripcare.config import Settings
 from dripcare.errors import UserError
-from dripcare.message_lifecycle import stop_unsent
+from dripcare.message_lifecycle import hold_unsent, stop_unsent
 from dripcare.models import (
-    UNSENT,
     CheckIn,
     Clinic,
     ClinicAlert,
@@ -52,24 +51,10 @@ def hold(session: Session, check_in: CheckIn) -> int:
     enrollment = session.get(Enrollment, check_in.enrollment_id)
     assert enrollment is not None
     safety_steps = select(Step.id).where(Step.safety_only.is_(True))
-    result = session.execute(
-        update(Message)
-        .where(
-            Message.enrollment_id == check_in.enrollment_id,
-            Message.status.in_([s for s in UNSENT if s != MessageStatus.HELD]),
-            Message.step_id.not_in(safety_steps),
-        )
-        .values(
-            status=MessageStatus.HELD,
-            status_reason=hold_reason(check_in, enrollment.timezone),
-            lease_token=None,
-            lease_until=None,
-            updated_at=utcnow(),
-        )
-        .execution_options(synchronize_session=False)
+    which = and_(
+        Message.enrollment_id == check_in.enrollment_id, Message.step_id.not_in(safety_steps)
     )
-    session.expire_all()
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    return hold_unsent(session, which, hold_reason(check_in, enrollment.timezone))
 
 
 def open_alert(check_in: CheckIn) -> None:
