@@ -239,6 +239,21 @@ def test_a_body_announced_over_the_limit_is_our_413_problem_on_the_api_only(
     assert (admin.status_code, admin.text) == (413, "Content Too Large")  # as before
 
 
+def test_a_body_announced_over_the_limit_of_a_page_is_a_413_in_the_log_not_an_error(
+    clinic: Clinic, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Starlette's limit answers it; its exception used to reach our log as a 500."""
+    caplog.set_level(logging.INFO)
+    big = b"a=" + b"x" * 1_100_000
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    admin = clinic.client.post("/admin/sign-in", content=big, headers=headers)
+
+    assert admin.status_code == 413
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "POST /admin/sign-in 413" in caplog.text
+
+
 def test_a_body_over_the_limit_is_a_logged_413_however_it_is_sent(
     clinic: Clinic, caplog: pytest.LogCaptureFixture
 ) -> None:

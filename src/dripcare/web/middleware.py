@@ -13,6 +13,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
+# Starlette's body limit raises it through us after answering 413 to a request that announced
+# too large a body; it has no public name.
+from starlette.middleware.body_limit import _RequestBodyLimitResponseSent
+
 from dripcare.logs import REQUEST_ID, request_id_from
 from dripcare.redaction import withheld
 from dripcare.web.errors import API_PATHS, PROBLEM_JSON, problem_body
@@ -50,10 +54,16 @@ class RequestLog:
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
                 message = {**message, "headers": [*message.get("headers", []), id_header]}
-            await send(message)
+            try:
+                await send(message)
+            except _RequestBodyLimitResponseSent:  # a 413 went out in place of this response
+                status = 413
+                raise
 
         try:
             await self.app(scope, receive, tracked_send)
+        except _RequestBodyLimitResponseSent:
+            raise  # Starlette's body limit ends the request with it; not an error of ours
         except Exception as exc:
             status = 500
             route = self.route(scope)
