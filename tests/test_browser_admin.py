@@ -106,12 +106,12 @@ def test_sign_in_see_the_outbox_open_a_sent_email_and_edit_branding(
     shot(page, f"admin-email-{width}")
 
     page.get_by_role("link", name="Branding").click()
-    page.get_by_label("Logo URL").fill("http://not-https.example/logo.png")
+    page.get_by_label("Logo", exact=True).fill("http://not-https.example/logo.png")
     page.get_by_role("button", name="Save branding").click()
     expect(page.locator("#logo_url-error")).to_contain_text("must start with https://")
     shot(page, f"admin-branding-error-{width}")
 
-    page.get_by_label("Logo URL").fill("")
+    page.get_by_label("Logo", exact=True).fill("")
     page.get_by_label("Clinic name").fill(f"Riverside Skin & Laser {width}")
     page.get_by_label("Brand colour").fill("#7c3aed")
     page.get_by_role("button", name="Save branding").click()

@@ -213,7 +213,9 @@ def test_restarts_and_a_kill_lose_nothing_and_duplicate_at_most_once_per_kill(
     step = MESSAGES // 6
 
     def arrived(count: int) -> None:
-        assert recorder.wait_for(count, timeout=60), f"{count} emails should have arrived"
+        if not recorder.wait_for(count, timeout=60):
+            tail = log.read_text(errors="replace")[-3000:]
+            pytest.fail(f"{count} emails should have arrived; the worker's log ends:\n{tail}")
 
     try:
         dispatcher.start()
