@@ -213,7 +213,8 @@ def test_restarts_and_a_kill_lose_nothing_and_duplicate_at_most_once_per_kill(
     step = MESSAGES // 6
 
     def arrived(count: int) -> None:
-        if not recorder.wait_for(count, timeout=60):
+        # The first batch waits for the worker's start-up and its renderer processes.
+        if not recorder.wait_for(count, timeout=180 if count == step else 60):
             tail = log.read_text(errors="replace")[-3000:]
             pytest.fail(f"{count} emails should have arrived; the worker's log ends:\n{tail}")
 
