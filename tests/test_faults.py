@@ -27,8 +27,8 @@ import sqlalchemy as sa
 from dripcare.celery_app import app
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.dispatch import dispatch_tick
-from dripcare.tasks import _enqueue
+from dripcare.dispatch import Claim, dispatch_tick
+from dripcare.tasks import send_batch
 from tests.conftest import _migrate, configure, free_port
 from tests.smtp_server import SMTPServer
 from tests.test_workers import seed_due, sent_count
@@ -142,7 +142,6 @@ def private_services(
             DRIPCARE_SMTP_URL=smtp_server.url,
             DRIPCARE_LEASE_SECONDS=str(LEASE),
         )
-        app.conf.broker_url = rd.url
         yield pg, rd, settings
     finally:
         rd.stop()
@@ -152,18 +151,26 @@ def private_services(
 
 
 class Dispatcher(threading.Thread):
-    """`dripcare beat`'s loop in a thread; a tick that meets a fault is simply tried again."""
+    """`dripcare beat`'s loop in a thread; a tick that meets a fault is simply tried again.
 
-    def __init__(self) -> None:
+    It publishes on its own connection to the private broker: the Celery app's producer pool
+    keeps the broker that an earlier test in this process used first."""
+
+    def __init__(self, broker_url: str) -> None:
         super().__init__(daemon=True)
         self.halt = threading.Event()
+        self.broker_url = broker_url
+
+    def _enqueue(self, claim: Claim) -> None:
+        with app.connection_for_write(self.broker_url) as connection:
+            send_batch.apply_async((claim.token, claim.message_ids), connection=connection)
 
     def run(self) -> None:
         while not self.halt.is_set():
             with contextlib.suppress(Exception):  # the database or the broker is down: next tick
                 dispatch_tick(
                     session_scope,
-                    _enqueue,
+                    self._enqueue,
                     batch_size=20,
                     max_per_tick=200,
                     lease=timedelta(seconds=LEASE),
@@ -209,7 +216,7 @@ def test_restarts_and_a_kill_lose_nothing_and_duplicate_at_most_once_per_kill(
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
     )  # fmt: skip
-    dispatcher = Dispatcher()
+    dispatcher = Dispatcher(rd.url)
     step = MESSAGES // 6
 
     def arrived(count: int) -> None:
