@@ -1,6 +1,11 @@
 """CPU per email of the send path alone: `delivery.send_batch` in this process, null transport.
 
     .venv/bin/python bench/send_path.py [--messages N] [--rounds R] [--profile FILE]
+    .venv/bin/python bench/send_path.py --compare old=../old/src new=src --cycles 3
+
+With --compare, each LABEL=SRC runs this script in a subprocess with PYTHONPATH=SRC, one after
+the other, --cycles times (old, new, old, new, ...), each code on its own database seeded once,
+and the medians are printed side by side: an A/B on a shared machine, in the same run.
 
 What bench/throughput.py's "worker CPU" measures, without Celery, Redis's queue, the SMTP
 socket or the other processes on the machine: PostgreSQL (the claim is not timed; the
@@ -14,9 +19,12 @@ in `time.process_time()` per email, which a busy machine disturbs far less than 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -56,6 +64,60 @@ def reset_rows() -> None:
         )
 
 
+def seeded_count() -> int | None:
+    """How many messages the database already holds (None when it has no schema yet)."""
+    import sqlalchemy as sa
+
+    from dripcare.db import get_engine
+
+    try:
+        with get_engine().connect() as conn:
+            return int(conn.scalar(sa.text("SELECT count(*) FROM messages")) or 0)
+    except sa.exc.DBAPIError:
+        return None
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Alternate the code trees in subprocesses and print their medians side by side."""
+    trees = [spec.split("=", 1) for spec in args.compare]
+    figures: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in trees}
+    for cycle in range(1, args.cycles + 1):
+        for label, src in trees:
+            with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                command = [
+                    sys.executable,
+                    __file__,
+                    f"--messages={args.messages}",
+                    f"--rounds={args.rounds}",
+                    f"--batch-size={args.batch_size}",
+                    f"--clinics={args.clinics}",
+                    f"--database={args.database}_{label}",
+                    "--keep-seed",
+                    f"--json={out.name}",
+                ]
+                env = {**os.environ, "PYTHONPATH": str(Path(src).resolve())}
+                done = subprocess.run(command, env=env, capture_output=True, text=True)
+                if done.returncode:
+                    print(done.stdout, done.stderr, file=sys.stderr)
+                    return done.returncode
+                result = json.loads(Path(out.name).read_text())
+            figures[label].append((result["median_us"], result["emails_per_s"]))
+            print(
+                f"cycle {cycle} {label:>10}: {result['median_us']:.0f} us/email, "
+                f"{result['emails_per_s']:.0f} emails/s  ({result['code']})",
+                flush=True,
+            )
+    print("label       median us/email of cycles (each cycle's median of rounds)   emails/s")
+    for label, values in figures.items():
+        cpu = [v[0] for v in values]
+        rate = [v[1] for v in values]
+        print(
+            f"{label:>10}: {statistics.median(cpu):6.0f}  ({', '.join(f'{v:.0f}' for v in cpu)})"
+            f"   {statistics.median(rate):6.0f}"
+        )
+    return 0
+
+
 def one_round(batch_size: int) -> tuple[int, float, float]:
     """Send every due row; (emails sent, CPU seconds, wall seconds) inside send_batch."""
     from dripcare import delivery
@@ -90,7 +152,13 @@ def main() -> int:
     p.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432")
     p.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     p.add_argument("--profile", metavar="FILE", help="cProfile the last round to FILE")
+    p.add_argument("--compare", nargs="+", metavar="LABEL=SRC", help="alternate code trees")
+    p.add_argument("--cycles", type=int, default=3, help="with --compare: runs of each tree")
+    p.add_argument("--keep-seed", action="store_true", help="reuse a database seeded with N")
+    p.add_argument("--json", metavar="FILE", help="write the figures to FILE")
     args = p.parse_args()
+    if args.compare:
+        return compare(args)
     os.environ.update(
         {
             "DRIPCARE_ENV": "development",
@@ -103,30 +171,40 @@ def main() -> int:
             "DRIPCARE_QUIET_HOURS": "00:00-00:00",
         }
     )
-    print(throughput.describe_code())
-    throughput.setup_database(args)
-    seeded = throughput.seed(args.messages, args.clinics)
-    print(f"seeded {seeded.messages} messages ({seeded.clinics} clinics) in {seeded.seconds:.1f} s")
-    per_email = []
+    code = throughput.describe_code()
+    print(code)
+    if args.keep_seed and seeded_count() == args.messages:
+        messages = args.messages
+    else:
+        throughput.setup_database(args)
+        seeded = throughput.seed(args.messages, args.clinics)
+        messages = seeded.messages
+        print(f"seeded {messages} messages ({seeded.clinics} clinics) in {seeded.seconds:.1f} s")
+    per_email, rates = [], []
     for number in range(1, args.rounds + 1):
         reset_rows()
         if args.profile and number == args.rounds:
             import cProfile
 
-            profiler = cProfile.Profile()
+            profiler = cProfile.Profile(time.process_time)  # CPU, not waits
             sent, cpu, wall = profiler.runcall(one_round, args.batch_size)
             profiler.dump_stats(args.profile)
         else:
             sent, cpu, wall = one_round(args.batch_size)
-        if sent != seeded.messages:
-            print(f"round {number}: only {sent} of {seeded.messages} sent", file=sys.stderr)
+        if sent != messages:
+            print(f"round {number}: only {sent} of {messages} sent", file=sys.stderr)
             return 1
         per_email.append(cpu / sent * 1e6)
+        rates.append(sent / wall)
         print(
             f"round {number}: {sent} emails, CPU {cpu:.2f} s = {per_email[-1]:.0f} us/email "
             f"(wall {wall:.2f} s)"
         )
-    print(f"median CPU per email: {statistics.median(per_email):.0f} us")
+    median = statistics.median(per_email)
+    print(f"median CPU per email: {median:.0f} us")
+    if args.json:
+        figures = {"code": code, "median_us": median, "emails_per_s": statistics.median(rates)}
+        Path(args.json).write_text(json.dumps(figures))
     return 0
 
 

@@ -219,3 +219,14 @@ def test_revoking_links_of_an_unknown_patient_is_a_one_line_error(
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("pk, epoch", [(1, 0), (987654321, 0), (42, 1), (7, 123456)])
+def test_tokens_are_the_bytes_itsdangerous_signs_so_links_already_sent_keep_working(
+    pk: int, epoch: int
+) -> None:
+    settings = get_settings()
+    serializer = URLSafeSerializer(settings.secret_key, salt=SALT)
+    token = make_token(settings, pk, epoch)
+    assert token == serializer.dumps([pk, epoch] if epoch else pk)
+    assert read_token(settings, token) == LinkRef(pk, epoch)

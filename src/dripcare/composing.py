@@ -18,6 +18,7 @@ from datetime import datetime
 from email.base64mime import header_encode
 from email.header import Header
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
 from itertools import groupby
 
 CRLF = b"\r\n"
@@ -62,8 +63,12 @@ def _checked(value: str, pattern: re.Pattern[str], what: str) -> str:
     return value
 
 
+@lru_cache(maxsize=4096)
 def _encoded(name: str, value: str) -> str:
-    """RFC 2047 where needed: non-ASCII, text that looks encoded, or words too long to fold."""
+    """RFC 2047 where needed: non-ASCII, text that looks encoded, or words too long to fold.
+
+    Cached: a step's subject is the same for most of its recipients, and email.header's
+    folding costs ~0.5 ms a call."""
     value = clean(value)
     plain = (
         value.isascii()
@@ -73,8 +78,10 @@ def _encoded(name: str, value: str) -> str:
     return Header(value, "us-ascii" if plain else "utf-8", header_name=name).encode(linesep="\r\n")
 
 
+@lru_cache(maxsize=1024)
 def _mailbox(name: str, addr: str) -> str:
-    """formataddr() when its single line fits; otherwise a display name folded at its spaces."""
+    """formataddr() when its single line fits; otherwise a display name folded at its spaces.
+    Cached: one per clinic sender."""
     addr = _checked(addr, _ADDRESS, "email address")
     name = clean(name)
     if not name:
