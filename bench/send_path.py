@@ -3,7 +3,8 @@
     .venv/bin/python bench/send_path.py [--messages N] [--rounds R] [--profile FILE]
     .venv/bin/python bench/send_path.py --compare old=../old/src new=src --cycles 3
 
-With --compare, each LABEL=SRC runs this script in a subprocess with PYTHONPATH=SRC, one after
+With --compare, each LABEL=SRC runs this script in a subprocess with PYTHONPATH=SRC (and the
+interpreter of SRC/../.venv when there is one: an old tree's dependencies), one after
 the other, --cycles times (old, new, old, new, ...), each code on its own database seeded once,
 and the medians are printed side by side: an A/B on a shared machine, in the same run.
 
@@ -84,8 +85,9 @@ def compare(args: argparse.Namespace) -> int:
     for cycle in range(1, args.cycles + 1):
         for label, src in trees:
             with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                venv = Path(src).resolve().parent / ".venv/bin/python"  # the tree's own, if any
                 command = [
-                    sys.executable,
+                    str(venv if venv.exists() else sys.executable),
                     __file__,
                     f"--messages={args.messages}",
                     f"--rounds={args.rounds}",
