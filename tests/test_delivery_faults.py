@@ -23,7 +23,7 @@ from dripcare.config import Settings
 from dripcare.db import get_engine, session_scope
 from dripcare.db_faults import DatabaseUnavailable
 from dripcare.dispatch import Claim, claim_due, recover_expired
-from dripcare.models import Message, MessageStatus
+from dripcare.models import DeliveryAttempt, Message, MessageStatus
 from dripcare.transports import Transport, transport_from_url
 from tests.conftest import free_port
 from tests.factories import make_clinic, make_enrollment
@@ -266,3 +266,50 @@ def test_a_killed_worker_process_s_accepted_emails_are_recorded_by_the_next_one(
     send(session_scope, rest, settings, transport_from_url(smtp_server.url))
     received = smtp_server.recorder.message_ids()
     assert len(received) == len(set(received)) == 5  # none twice
+
+
+def test_a_flush_records_only_the_rows_still_ours_each_with_its_fields_and_one_attempt(
+    settings: Settings,
+) -> None:
+    """One flush of several outcomes (one statement on PostgreSQL, several on SQLite)."""
+    claim = first = due(settings, 3)
+    sent_pk, deferred_pk, stolen_pk = claim.message_ids
+    with session_scope() as session:  # another worker recovered and re-claimed one row
+        session.execute(update(Message).where(Message.id == stolen_pk).values(lease_token="other"))
+    now = datetime.now(UTC).replace(microsecond=0)
+    retry_at = now + timedelta(minutes=7)
+    outcomes = [
+        delivery.Outcome(sent_pk, MessageStatus.SENT, version=4),
+        delivery.Outcome(
+            deferred_pk, MessageStatus.SCHEDULED, "temporary failure", "451 busy", 451, retry_at
+        ),
+        delivery.Outcome(stolen_pk, MessageStatus.SENT, version=4),
+    ]
+
+    with session_scope() as session:
+        written = delivery._finish(session, claim.token, outcomes, [], now)
+
+    assert [o.pk for o in written] == [sent_pk, deferred_pk]
+    sent, deferred, stolen = rows(first)
+    assert (sent.status, sent.sent_at, sent.campaign_version, sent.attempts) == (
+        MessageStatus.SENT,
+        now,
+        4,
+        1,
+    )
+    assert sent.lease_token is None and sent.starts == 0
+    assert (deferred.status, deferred.due_at, deferred.last_error, deferred.sent_at) == (
+        MessageStatus.SCHEDULED,
+        retry_at,
+        "451 busy",
+        None,
+    )
+    assert (stolen.status, stolen.lease_token) == (MessageStatus.QUEUED, "other")
+    with session_scope() as session:
+        attempts = session.execute(
+            select(DeliveryAttempt.message_id, DeliveryAttempt.outcome, DeliveryAttempt.smtp_code)
+            .where(DeliveryAttempt.message_id.in_(claim.message_ids))
+            .order_by(DeliveryAttempt.message_id)
+        ).all()
+    expected = [(sent_pk, "sent", None), (deferred_pk, "scheduled", 451)]
+    assert [tuple(a) for a in attempts] == expected
