@@ -78,10 +78,16 @@ class _New:
 
 
 def enroll_many(
-    session: Session, requests: Sequence[EnrollRequest], settings: Settings, now: datetime | None
+    session: Session,
+    requests: Sequence[EnrollRequest],
+    settings: Settings,
+    now: datetime | None,
+    answer: bool = True,
 ) -> list[Outcome]:
     """Every request of one clinic enrolled as `enroll` would, in a few statements.
 
+    `answer=False` leaves out the new sequences' messages (`Enrolled.messages` None) when
+    only counts are wanted: reading back every outbox row's id costs as much as writing it.
     Flushes, never commits: the caller's transaction is the unit (one per chunk).
     """
     now = now or utcnow()
@@ -115,9 +121,8 @@ def enroll_many(
         except UserError as exc:
             outcomes[row.index] = exc
     quiet = clinic_quiet_hours(clinic.quiet_hours, settings)
-    slow += _create(
-        session, clinic.id, sender_domain(clinic.sender_email), new, outcomes, settings, now, quiet
-    )
+    domain = sender_domain(clinic.sender_email)
+    slow += _create(session, clinic.id, domain, new, outcomes, settings, now, quiet, answer)
     for row in sorted(slow, key=lambda r: r.index):
         outcomes[row.index] = _one(session, row.req, settings, now)
     session.flush()
@@ -247,6 +252,7 @@ def _create(
     settings: Settings,
     now: datetime,
     quiet: Any,
+    answer: bool,
 ) -> list[_Row]:
     """New patients, their enrollments and outbox rows: three INSERTs. Returns the rows another
     writer got to first (left for `enroll`)."""
@@ -294,15 +300,19 @@ def _create(
     placed_of = _schedules(
         [(n, enrollment_ids.get(patient_ids[n.row.email])) for n in inserted], settings, now, quiet
     )
-    ids = _insert_messages(connection, clinic_id, domain, placed_of)
+    ids = _insert_messages(connection, clinic_id, domain, placed_of, answer)
     for n in inserted:
         enrollment_id = enrollment_ids.get(patient_ids[n.row.email])
         if enrollment_id is None:
             continue
-        sequence = [
-            ScheduledMessage(ids[enrollment_id, s.id], s.key, p.due_at, p.status, p.status_reason)
-            for s, p in placed_of[enrollment_id]
-        ]
+        sequence = None
+        if answer:
+            sequence = [
+                ScheduledMessage(
+                    ids[enrollment_id, s.id], s.key, p.due_at, p.status, p.status_reason
+                )
+                for s, p in placed_of[enrollment_id]
+            ]
         outcomes[n.row.index] = Enrolled(enrollment_id, created=True, messages=sequence)
     return [n.row for n in new if outcomes[n.row.index] is None]
 
@@ -351,27 +361,35 @@ def _schedules(
 
 
 def _insert_messages(
-    connection: Connection, clinic_id: int, domain: str, placed_of: dict[int, Placed]
+    connection: Connection,
+    clinic_id: int,
+    domain: str,
+    placed_of: dict[int, Placed],
+    answer: bool,
 ) -> dict[tuple[int, int], int]:
-    """Every outbox row of the new enrollments; returns their ids by (enrollment, step)."""
+    """Every outbox row of the new enrollments; with `answer`, their ids by (enrollment, step)."""
     if not placed_of:
         return {}
     returning = ("enrollment_id", "step_id", "id")
     if connection.dialect.name == "postgresql":
-        rows = _insert_messages_pg(connection, clinic_id, domain, placed_of)
+        rows = _insert_messages_pg(connection, clinic_id, domain, placed_of, answer)
     else:
         values = [
             message_row(clinic_id, enrollment_id, domain, step.id, place)
             for enrollment_id, placed in placed_of.items()
             for step, place in placed
         ]
-        statement = insert(_MESSAGES).returning(*(_MESSAGES.c[name] for name in returning))
+        statement = insert(_MESSAGES)
+        if not answer:
+            connection.execute(statement, values)
+            return {}
+        statement = statement.returning(*(_MESSAGES.c[name] for name in returning))
         rows = list(connection.execute(statement, values))
     return {(e, s): id for e, s, id in rows}
 
 
 def _insert_messages_pg(
-    connection: Connection, clinic_id: int, domain: str, placed_of: dict[int, Placed]
+    connection: Connection, clinic_id: int, domain: str, placed_of: dict[int, Placed], answer: bool
 ) -> list[Any]:
     """PostgreSQL: the distinct sequences and which enrollment follows which, joined there.
 
@@ -416,7 +434,7 @@ def _insert_messages_pg(
              AS s(schedule int, step_id int, due_at timestamptz, status text,
                   status_reason text, stop_cause text)
              USING (schedule)
-        RETURNING enrollment_id, step_id, id
+        {"RETURNING enrollment_id, step_id, id" if answer else ""}
         """
     )
     params = {
@@ -426,7 +444,8 @@ def _insert_messages_pg(
         "schedules": json.dumps(schedules),
         **defaults,
     }
-    return list(connection.execute(statement, params))
+    result = connection.execute(statement, params)
+    return list(result) if answer else []
 
 
 def _insert_json(

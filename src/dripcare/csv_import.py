@@ -105,7 +105,7 @@ def _import_chunk(
             continue
         lines.append(line)
     with session_scope() as session:
-        outcomes = enroll_many(session, requests, settings, now=None)
+        outcomes = enroll_many(session, requests, settings, now=None, answer=False)
     for line, outcome in zip(lines, outcomes, strict=True):
         if isinstance(outcome, UserError):
             report.errors.append(RowError(line, str(outcome)))
