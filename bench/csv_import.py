@@ -13,7 +13,7 @@ a new file), one clinic through `create_clinic` (the microneedling campaign, 7 s
    the row-by-row code this command used before (one `enroll()` and savepoint a row, a commit
    every 200 rows), kept here as the reference. Its rate is the "before" figure.
 Prints patients/s and outbox rows/s of each phase, the CPU this process used per patient
-created (the Python side, steadier than the rate on a shared machine; the database's own CPU
+imported (created or existing; the Python side, steadier than the rate on a shared machine; the database's own CPU
 is not in it), and the ratio import/baseline.
 """
 
@@ -189,7 +189,7 @@ def timed(label: str, action: Callable[[], Any], clinic_id: int, before: int) ->
         f"  {label:<9} {created:>6} created, {outcome['existing']:>6} existing, "
         f"{_count(outcome['rejected']):>4} rejected "
         f"in {seconds:6.2f} s = {rate:8,.0f} patients/s, {rows / seconds:9,.0f} outbox rows/s"
-        f" (this process: {cpu * 1e6 / max(created, 1):,.0f} us CPU a patient created)"
+        f" (this process: {cpu * 1e6 / max(created + outcome['existing'], 1):,.0f} us CPU a row)"
     )
     return {
         "seconds": seconds,
