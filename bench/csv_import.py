@@ -12,9 +12,9 @@ a new file), one clinic through `create_clinic` (the microneedling campaign, 7 s
 3. **baseline**: the first `--baseline` rows of another such file, into a second clinic, by
    the row-by-row code this command used before (one `enroll()` and savepoint a row, a commit
    every 200 rows), kept here as the reference. Its rate is the "before" figure.
-Prints patients/s and outbox rows/s of each phase, the CPU this process used per patient
-imported (created or existing; the Python side, steadier than the rate on a shared machine; the database's own CPU
-is not in it), and the ratio import/baseline.
+Prints patients/s and outbox rows/s of each phase, the CPU this process used per row imported
+(created or existing: the Python side, steadier than the rate on a shared machine; the
+database's own CPU is not in it), and the ratio import/baseline.
 """
 
 from __future__ import annotations
