@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Result
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 from sqlalchemy.types import TypeEngine
 
-from dripcare.campaigns import CampaignPlan, campaign_plan, timing_of, unknown_campaign
+from dripcare.campaigns import CampaignPlan, PlannedStep, campaign_plan, timing_of, unknown_campaign
 from dripcare.config import Settings
 from dripcare.errors import NotFound, UserError
 from dripcare.message_lifecycle import REASONS, restore, stop_unsent
@@ -331,11 +331,8 @@ def materialize(
     quiet: QuietHours | None = None,
 ) -> list[ScheduledMessage]:
     """One outbox row per active step, each with its own fixed Message-ID; one INSERT."""
-    domain = sender_email.rpartition("@")[2] or "dripcare.local"
-    placed = [
-        (s, _placement(step_due(enrollment, s.timing, settings, quiet), now, settings, s.timing))
-        for s in plan.steps
-    ]
+    domain = sender_domain(sender_email)
+    placed = placements(plan, enrollment.treated_at, enrollment.timezone, settings, now, quiet)
     if not placed:
         return []
     rows = [_message_row(enrollment, domain, step.id, place) for step, place in placed]
@@ -347,12 +344,48 @@ def materialize(
     ]
 
 
+def placements(
+    plan: CampaignPlan,
+    treated_at: datetime,
+    zone: str,
+    settings: Settings,
+    now: datetime,
+    quiet: QuietHours | None = None,
+) -> list[tuple[PlannedStep, Placement]]:
+    """Each active step's due time and status for a treatment at `treated_at` in `zone`."""
+    patient_zone, rules = ZoneInfo(zone), quiet or settings.quiet
+    return [
+        (
+            step,
+            _placement(
+                compute_due_at(treated_at, step.timing, patient_zone, rules),
+                now,
+                settings,
+                step.timing,
+            ),
+        )
+        for step in plan.steps
+    ]
+
+
+def sender_domain(sender_email: str) -> str:
+    """The domain of the Message-IDs written for a clinic."""
+    return sender_email.rpartition("@")[2] or "dripcare.local"
+
+
 def _message_row(
-    enrollment: Enrollment, domain: str, step_id: int, place: _Placement
+    enrollment: Enrollment, domain: str, step_id: int, place: Placement
 ) -> dict[str, Any]:
+    return message_row(enrollment.clinic_id, enrollment.id, domain, step_id, place)
+
+
+def message_row(
+    clinic_id: int, enrollment_id: int, domain: str, step_id: int, place: Placement
+) -> dict[str, Any]:
+    """An outbox row's values as enrolling writes them, with its own fixed Message-ID."""
     return {
-        "clinic_id": enrollment.clinic_id,
-        "enrollment_id": enrollment.id,
+        "clinic_id": clinic_id,
+        "enrollment_id": enrollment_id,
         "step_id": step_id,
         "message_id": f"<{uuid.uuid4().hex}@{domain}>",
         "attempts": 0,
@@ -384,7 +417,7 @@ def step_due(
 
 
 @dataclass(frozen=True)
-class _Placement:
+class Placement:
     due_at: datetime
     status: MessageStatus
     status_reason: str
@@ -393,14 +426,14 @@ class _Placement:
 
 def _placement(
     due_at: datetime, now: datetime, settings: Settings, timing: StepTiming
-) -> _Placement:
+) -> Placement:
     """Schedule, or skip when it is already too late for this email to make sense.
 
     The same rule the send path applies (send_rules.py): the step's send_until, else
     DRIPCARE_LATE_GRACE_HOURS."""
     if too_late(due_at, late_window(timing, settings), now):
-        return _Placement(due_at, MessageStatus.SKIPPED, REASON_LATE, StopCause.LATE)
-    return _Placement(due_at, MessageStatus.SCHEDULED, "")
+        return Placement(due_at, MessageStatus.SKIPPED, REASON_LATE, StopCause.LATE)
+    return Placement(due_at, MessageStatus.SCHEDULED, "")
 
 
 def _place(
@@ -585,7 +618,7 @@ def _add_steps(
     have = set(
         session.scalars(select(Message.step_id).where(Message.enrollment_id == enrollment.id))
     )
-    domain = clinic.sender_email.rpartition("@")[2] or "dripcare.local"
+    domain = sender_domain(clinic.sender_email)
     rows = []
     for step in steps:
         timing = timing_of(step)

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from email_validator import EmailNotValidError
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError
 from email_validator import validate_email as _validate_email
 
 from dripcare.errors import UserError
 
+# Lower-case letters, digits and `_+-` in dot-separated atoms, then host labels (no `--`, so no
+# punycode) and an alphabetic top-level domain: a subset of what email_validator accepts, for
+# which its answer is this text lower-cased. It costs ~1 us instead of ~100 (CSV imports).
+_PLAIN = re.compile(
+    r"(?P<local>[a-z0-9_+-]{1,64}(?:\.[a-z0-9_+-]{1,64})*)"
+    r"@(?P<domain>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})"
+)
+
+
+def plain_address(text: str) -> str | None:
+    """The normalized address when it is plainly valid; None means: ask email_validator."""
+    lowered = text.strip().lower()
+    match = _PLAIN.fullmatch(lowered)
+    if match is None or len(lowered) > 254 or len(match["local"]) > 64 or "--" in lowered:
+        return None
+    domain = match["domain"]
+    if any(domain == name or domain.endswith("." + name) for name in SPECIAL_USE_DOMAIN_NAMES):
+        return None
+    return lowered
+
 
 def normalize_email(text: str) -> str:
     """The address as we store and send to it; a clear error for anything that is not one."""
+    plain = plain_address(text)
+    if plain is not None:
+        return plain
     try:
         info = _validate_email(text.strip(), check_deliverability=False)
     except EmailNotValidError as exc:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from fastapi import APIRouter
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dripcare.bulk_enroll import enroll_many
 from dripcare.config import get_settings
 from dripcare.enrollments import (
     EnrollRequest,
@@ -138,24 +140,35 @@ def create_many(
     """Enroll many at once. Each item succeeds or fails on its own; results keep the order."""
 
     def run() -> tuple[int, BulkOut]:
-        return 200, BulkOut(
-            data=[_one(session, clinic, index, item) for index, item in enumerate(payload.items)]
-        )
+        return 200, BulkOut(data=_many(session, clinic, payload.items))
 
     return respond(session, clinic, idempotency_key, "POST /enrollments:bulk", payload, run)
 
 
-def _one(session: Session, clinic: int, index: int, item: EnrollmentIn) -> BulkItemResult:
-    """No savepoint is needed: enroll refuses bad input before it writes anything."""
-    try:
-        result = enroll(session, _request(session, clinic, item), get_settings())
-    except UserError as exc:
-        return BulkItemResult(index=index, status="error", error=str(exc))
-    return BulkItemResult(
-        index=index,
-        status="created" if result.created else "existing",
-        enrollment=_result_out(session, result, item.campaign),
-    )
+def _many(session: Session, clinic: int, items: list[EnrollmentIn]) -> list[BulkItemResult]:
+    """The CSV import's path (bulk_enroll.enroll_many); an item naming an unknown patient
+    fails alone."""
+    results: dict[int, BulkItemResult] = {}
+    indexed: list[tuple[int, EnrollmentIn, EnrollRequest]] = []
+    for index, item in enumerate(items):
+        try:
+            indexed.append((index, item, _request(session, clinic, item)))
+        except UserError as exc:
+            results[index] = BulkItemResult(index=index, status="error", error=str(exc))
+    outcomes = enroll_many(session, [request for _, _, request in indexed], get_settings(), None)
+    wanted = [o.enrollment_id for o in outcomes if not isinstance(o, UserError)]
+    loaded = {e.id: e for e in session.scalars(select(Enrollment).where(Enrollment.id.in_(wanted)))}
+    for (index, item, _), outcome in zip(indexed, outcomes, strict=True):
+        if isinstance(outcome, UserError):
+            results[index] = BulkItemResult(index=index, status="error", error=str(outcome))
+            continue
+        result = EnrollResult(loaded[outcome.enrollment_id], outcome.created, [], outcome.messages)
+        results[index] = BulkItemResult(
+            index=index,
+            status="created" if outcome.created else "existing",
+            enrollment=_result_out(session, result, item.campaign),
+        )
+    return [results[index] for index in range(len(items))]
 
 
 @router.get(

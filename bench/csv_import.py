@@ -1,0 +1,238 @@
+"""CSV import throughput: `dripcare import-csv` of N new patients, on PostgreSQL and SQLite.
+
+    .venv/bin/python bench/csv_import.py [-n 20000] [--baseline 2000] [--backend pg sqlite]
+
+For each backend: a fresh database (PostgreSQL `dripcare_bench_csv`, dropped and migrated; SQLite
+a new file), one clinic through `create_clinic` (the microneedling campaign, 7 steps), then:
+1. **import**: the real CLI command (`import-csv FILE --clinic ID --json`, in-process through
+   click's runner, progress bar included) on a generated CSV: N patients with distinct
+   addresses, eight time zones, treated over the last 20 days at a few times of day, half with
+   an `external_id`, and one bad row in 500 (a bad address, a bad date or an unknown zone).
+2. **again**: the same file a second time (idempotency: must create nothing).
+3. **baseline**: the first `--baseline` rows of another such file, into a second clinic, by
+   the row-by-row code this command used before (one `enroll()` and savepoint a row, a commit
+   every 200 rows), kept here as the reference. Its rate is the "before" figure.
+Prints patients/s and outbox rows/s of each phase, the CPU this process used per row imported
+(created or existing: the Python side, steadier than the rate on a shared machine; the
+database's own CPU is not in it), and the ratio import/baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
+ZONES = [
+    "Europe/London",
+    "America/Chicago",
+    "America/New_York",
+    "Europe/Berlin",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "America/Los_Angeles",
+    "",
+]
+HEADER = "email,first_name,last_name,treated_at,timezone,treatment,external_id\n"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("-n", "--patients", type=int, default=20_000)
+    p.add_argument("--baseline", type=int, default=2_000, help="rows through the old path")
+    p.add_argument("--backend", nargs="+", default=["pg", "sqlite"], choices=["pg", "sqlite"])
+    p.add_argument("--database", default="dripcare_bench_csv")
+    p.add_argument("--json", type=Path, help="write the figures to this file")
+    return p.parse_args()
+
+
+def write_csv(path: Path, n: int, tag: str, seed: int = 14) -> int:
+    """N rows; returns how many are bad on purpose (one in 500)."""
+    rng = random.Random(seed)
+    today = datetime.now(UTC).date()
+    bad = 0
+    with path.open("w", encoding="utf-8") as out:
+        out.write(HEADER)
+        for i in range(n):
+            day = today - timedelta(days=rng.randrange(20))
+            when = f"{day.isoformat()}T{rng.choice(['09:00', '11:30', '14:00', '16:30'])}"
+            email, zone = f"{tag}{i}@example.com", ZONES[i % len(ZONES)]
+            if i % 500 == 499:
+                bad += 1
+                kind = (i // 500) % 3
+                email = "not-an-address" if kind == 0 else email
+                when = "31/12/2026" if kind == 1 else when
+                zone = "Mars/Base" if kind == 2 else zone
+            external = f"{tag}-{i}" if i % 2 else ""
+            out.write(f"{email},Pat{i},Bench,{when},{zone},microneedling,{external}\n")
+    return bad
+
+
+def use_database(backend: str, database: str, workdir: Path) -> str:
+    import sqlalchemy as sa
+
+    if backend == "pg":
+        admin = sa.create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+            conn.execute(sa.text(f"CREATE DATABASE {database}"))
+        admin.dispose()
+        url = f"{PG}/{database}"
+    else:
+        url = f"sqlite:///{workdir / 'bench.db'}"
+    os.environ["DRIPCARE_DATABASE_URL"] = url
+    os.environ["DRIPCARE_STATE_DIR"] = str(workdir / "state")
+    from dripcare import db
+    from dripcare.migrations import upgrade
+
+    db.reset()
+    upgrade()
+    return url
+
+
+def new_clinic(name: str) -> int:
+    from dripcare.clinics import create_clinic
+    from dripcare.db import session_scope
+
+    with session_scope() as session:
+        clinic = create_clinic(
+            session, name=name, sender=f"care@{name.lower()}.example", phone="1", timezone="UTC"
+        )
+        return clinic.id
+
+
+def outbox_rows(clinic_id: int) -> int:
+    from sqlalchemy import func, select
+
+    from dripcare.db import session_scope
+    from dripcare.models import Message
+
+    with session_scope() as session:
+        query = select(func.count()).where(Message.clinic_id == clinic_id)
+        return int(session.scalar(query) or 0)
+
+
+def run_cli(path: Path, clinic_id: int) -> dict[str, Any]:
+    from click.testing import CliRunner
+
+    from dripcare.cli import main
+
+    result = CliRunner().invoke(
+        main, ["import-csv", str(path), "--clinic", str(clinic_id), "--json"]
+    )
+    if result.exit_code not in (0, 1):
+        raise SystemExit(f"import-csv failed ({result.exit_code}): {result.output}")
+    return dict(json.loads(result.stdout))
+
+
+def old_row_by_row(path: Path, clinic_id: int) -> dict[str, int]:
+    """The import as it was before (csv_import.py at 6d0c5e1): enroll() and a savepoint a row."""
+    import csv
+
+    from dripcare.config import get_settings
+    from dripcare.db import session_scope
+    from dripcare.enrollments import EnrollRequest, enroll
+    from dripcare.errors import UserError
+
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    counts = {"created": 0, "existing": 0, "rejected": 0}
+    settings = get_settings()
+    for start in range(0, len(rows), 200):
+        with session_scope() as session:
+            for row in rows[start : start + 200]:
+                savepoint = session.begin_nested()
+                try:
+                    result = enroll(
+                        session,
+                        EnrollRequest(
+                            clinic_id=clinic_id,
+                            email=row["email"],
+                            treated_at=row["treated_at"],
+                            first_name=row["first_name"],
+                            last_name=row["last_name"],
+                            campaign=row["treatment"] or "microneedling",
+                            timezone=row["timezone"] or None,
+                            external_id=row["external_id"] or None,
+                        ),
+                        settings,
+                    )
+                    savepoint.commit()
+                except UserError:
+                    savepoint.rollback()
+                    counts["rejected"] += 1
+                    continue
+                counts["created" if result.created else "existing"] += 1
+    return counts
+
+
+def _count(rejected: int | list[Any]) -> int:
+    return rejected if isinstance(rejected, int) else len(rejected)
+
+
+def timed(label: str, action: Callable[[], Any], clinic_id: int, before: int) -> dict[str, Any]:
+    started, cpu = time.perf_counter(), time.process_time()
+    outcome = action()
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    created = outcome["created"]
+    rows = outbox_rows(clinic_id) - before
+    rate = created / seconds if seconds else 0.0
+    print(
+        f"  {label:<9} {created:>6} created, {outcome['existing']:>6} existing, "
+        f"{_count(outcome['rejected']):>4} rejected "
+        f"in {seconds:6.2f} s = {rate:8,.0f} patients/s, {rows / seconds:9,.0f} outbox rows/s"
+        f" (this process: {cpu * 1e6 / max(created + outcome['existing'], 1):,.0f} us CPU a row)"
+    )
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "created": created,
+        "outbox_rows": rows,
+        "patients_per_s": rate,
+    }
+
+
+def bench(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    url = use_database(backend, args.database, workdir)
+    print(f"{backend}: {url}")
+    main_csv, base_csv = workdir / "patients.csv", workdir / "baseline.csv"
+    bad = write_csv(main_csv, args.patients, "p")
+    write_csv(base_csv, args.baseline, "b", seed=15)
+    clinic, other = new_clinic("Bench"), new_clinic("Baseline")
+    figures: dict[str, Any] = {"bad_rows": bad}
+    figures["import"] = timed("import", lambda: run_cli(main_csv, clinic), clinic, 0)
+    after = outbox_rows(clinic)
+    figures["again"] = timed("again", lambda: run_cli(main_csv, clinic), clinic, after)
+    if figures["again"]["created"] or outbox_rows(clinic) != after:
+        raise SystemExit("FAILED: the second import created rows")
+    if args.baseline:
+        figures["baseline"] = timed("baseline", lambda: old_row_by_row(base_csv, other), other, 0)
+        ratio = figures["import"]["patients_per_s"] / figures["baseline"]["patients_per_s"]
+        figures["ratio"] = ratio
+        print(f"  ratio import/baseline: {ratio:.1f}")
+    return figures
+
+
+def main() -> None:
+    args = parse_args()
+    import dripcare
+
+    print(f"code: {Path(dripcare.__file__).parent}")
+    results = {}
+    for backend in args.backend:
+        with tempfile.TemporaryDirectory(prefix="dripcare-bench-csv-") as tmp:
+            results[backend] = bench(backend, args, Path(tmp))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

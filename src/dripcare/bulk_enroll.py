@@ -1,0 +1,489 @@
+"""Enrolling many treatments at once (CSV import, `POST /enrollments:bulk`): a few statements
+per chunk instead of five per row.
+
+Each request gets the same answer `enroll` would give it, in order. What is checked and
+computed per row is cached per distinct value (an address, a zone, a treatment time in a zone),
+and the common cases are written in bulk: a new patient (one INSERT of all patients, one of all
+enrollments, one of all outbox rows) and a repeat (its external id, or the same campaign and
+treatment time of a known patient: nothing written). Anything else (a known patient's new
+treatment, which may supersede an older one; one patient or external id twice in a chunk; a row
+another writer inserted meanwhile) goes through `enroll` itself, after the bulk rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from dripcare.campaigns import CampaignPlan, PlannedStep, campaign_plan, unknown_campaign
+from dripcare.config import Settings
+from dripcare.enrollments import (
+    EnrollRequest,
+    Placement,
+    ScheduledMessage,
+    enroll,
+    get_clinic,
+    message_row,
+    placements,
+    sender_domain,
+)
+from dripcare.errors import UserError
+from dripcare.models import Campaign, Enrollment, EnrollmentStatus, Message, Patient, utcnow
+from dripcare.send_rules import clinic_quiet_hours
+from dripcare.treatment_time import parse_treated_at
+from dripcare.validation import check_timezone, normalize_email
+
+_PATIENTS, _ENROLLMENTS, _MESSAGES = (
+    cast(Table, model.__table__) for model in (Patient, Enrollment, Message)
+)
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """One request's answer: its enrollment, and whether this call created it."""
+
+    enrollment_id: int
+    created: bool
+    messages: list[ScheduledMessage] | None = None  # the new sequence, when created
+
+
+Outcome = Enrolled | UserError
+
+
+@dataclass(frozen=True)
+class _Row:
+    index: int
+    req: EnrollRequest
+    email: str
+    zone_override: str | None
+    external_id: str | None
+    plan: CampaignPlan
+
+
+@dataclass(frozen=True)
+class _New:
+    row: _Row
+    zone: str
+    treated_at: datetime
+
+
+def enroll_many(
+    session: Session,
+    requests: Sequence[EnrollRequest],
+    settings: Settings,
+    now: datetime | None,
+    answer: bool = True,
+) -> list[Outcome]:
+    """Every request of one clinic enrolled as `enroll` would, in a few statements.
+
+    `answer=False` leaves out the new sequences' messages (`Enrolled.messages` None) when
+    only counts are wanted: reading back every outbox row's id costs as much as writing it.
+    Flushes, never commits: the caller's transaction is the unit (one per chunk).
+    """
+    now = now or utcnow()
+    outcomes: list[Outcome | None] = [None] * len(requests)
+    if not requests:
+        return []
+    clinic = get_clinic(session, requests[0].clinic_id)
+    rows = _checked(session, requests, outcomes)
+    by_external = _existing_by_external_id(session, clinic.id, rows)
+    known = _known_patients(session, clinic.id, rows)
+    active = _active_of(session, [p["id"] for p in known.values()])
+    emails = Counter(r.email for r in rows)
+    externals = Counter(r.external_id for r in rows if r.external_id)
+    new: list[_New] = []
+    slow: list[_Row] = []
+    for row in rows:
+        try:
+            if row.external_id in by_external:
+                outcomes[row.index] = Enrolled(by_external[row.external_id], created=False)
+            elif emails[row.email] > 1 or (row.external_id and externals[row.external_id] > 1):
+                slow.append(row)  # the rows see each other: one at a time, in order
+            elif row.email in known:
+                repeat = _repeat_of(row, known[row.email], active, clinic.timezone, now)
+                if repeat is None:
+                    slow.append(row)
+                else:
+                    outcomes[row.index] = Enrolled(repeat, created=False)
+            else:
+                zone = row.zone_override or clinic.timezone
+                new.append(_New(row, zone, parse_treated_at(row.req.treated_at, zone, now)))
+        except UserError as exc:
+            outcomes[row.index] = exc
+    quiet = clinic_quiet_hours(clinic.quiet_hours, settings)
+    domain = sender_domain(clinic.sender_email)
+    slow += _create(session, clinic.id, domain, new, outcomes, settings, now, quiet, answer)
+    for row in sorted(slow, key=lambda r: r.index):
+        outcomes[row.index] = _one(session, row.req, settings, now)
+    session.flush()
+    return [cast(Outcome, outcome) for outcome in outcomes]
+
+
+def _one(session: Session, req: EnrollRequest, settings: Settings, now: datetime) -> Outcome:
+    """`enroll` itself, in a savepoint: a refusal after a write leaves nothing behind."""
+    savepoint = session.begin_nested()
+    try:
+        result = enroll(session, req, settings, now)
+    except UserError as exc:
+        savepoint.rollback()
+        return exc
+    savepoint.commit()
+    return Enrolled(result.enrollment.id, result.created, result.messages)
+
+
+# ---- checking ---------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=65536)
+def _email(text: str) -> str:
+    return normalize_email(text)
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> str:
+    return check_timezone(name)
+
+
+def _checked(
+    session: Session, requests: Sequence[EnrollRequest], outcomes: list[Outcome | None]
+) -> list[_Row]:
+    """The requests that pass the checks enroll makes before it reads anything."""
+    plans: dict[str, CampaignPlan | UserError] = {}
+    rows = []
+    for index, req in enumerate(requests):
+        try:
+            email = _email(req.email)
+            zone = _zone(req.timezone) if req.timezone else None
+            if req.campaign not in plans:
+                plans[req.campaign] = _plan(session, req.clinic_id, req.campaign)
+            plan = plans[req.campaign]
+            if isinstance(plan, UserError):
+                raise plan
+        except UserError as exc:
+            outcomes[index] = exc
+            continue
+        external_id = (req.external_id or "").strip() or None
+        rows.append(_Row(index, req, email, zone, external_id, plan))
+    return rows
+
+
+def _plan(session: Session, clinic_id: int, slug: str) -> CampaignPlan | UserError:
+    """The campaign a request names, as `enroll` resolves it."""
+    found = session.execute(
+        select(Campaign.id, Campaign.version, Campaign.updated_at).where(
+            Campaign.clinic_id == clinic_id, Campaign.slug == slug
+        )
+    ).first()
+    if found is None:
+        return unknown_campaign(session, clinic_id, slug)
+    return campaign_plan(session, found.id, found.version, found.updated_at)
+
+
+# ---- reading what exists ----------------------------------------------------------------------
+
+
+def _existing_by_external_id(session: Session, clinic_id: int, rows: list[_Row]) -> dict[str, int]:
+    wanted = list({r.external_id for r in rows if r.external_id})
+    if not wanted:
+        return {}
+    query = select(Enrollment.external_id, Enrollment.id).where(
+        Enrollment.clinic_id == clinic_id, Enrollment.external_id.in_(wanted)
+    )
+    return {str(external): id for external, id in session.execute(query)}
+
+
+def _known_patients(session: Session, clinic_id: int, rows: list[_Row]) -> dict[str, Any]:
+    query = select(
+        Patient.id, Patient.email, Patient.first_name, Patient.last_name, Patient.timezone
+    ).where(Patient.clinic_id == clinic_id, Patient.email.in_({r.email for r in rows}))
+    return {p.email: p._mapping for p in session.execute(query)}
+
+
+def _active_of(session: Session, patient_ids: list[int]) -> dict[int, list[Any]]:
+    if not patient_ids:
+        return {}
+    query = select(
+        Enrollment.id, Enrollment.patient_id, Enrollment.campaign_id, Enrollment.treated_at
+    ).where(Enrollment.patient_id.in_(patient_ids), Enrollment.status == EnrollmentStatus.ACTIVE)
+    found: dict[int, list[Any]] = {}
+    for row in session.execute(query):
+        found.setdefault(row.patient_id, []).append(row)
+    return found
+
+
+def _repeat_of(
+    row: _Row, patient: Any, active: dict[int, list[Any]], clinic_zone: str, now: datetime
+) -> int | None:
+    """The active enrollment this row repeats, when enrolling it would change nothing."""
+    given = {
+        "first_name": row.req.first_name.strip(),
+        "last_name": row.req.last_name.strip(),
+        "timezone": row.zone_override,
+    }
+    if any(value and value != patient[name] for name, value in given.items()):
+        return None  # enroll would update the patient first
+    zone = row.zone_override or patient["timezone"] or clinic_zone
+    treated_at = parse_treated_at(row.req.treated_at, zone, now)
+    for same in active.get(patient["id"], []):
+        if same.campaign_id == row.plan.id and same.treated_at == treated_at:
+            return int(same.id)
+    return None
+
+
+# ---- writing the new ones ---------------------------------------------------------------------
+
+
+def _create(
+    session: Session,
+    clinic_id: int,
+    domain: str,
+    new: list[_New],
+    outcomes: list[Outcome | None],
+    settings: Settings,
+    now: datetime,
+    quiet: Any,
+    answer: bool,
+) -> list[_Row]:
+    """New patients, their enrollments and outbox rows: three INSERTs. Returns the rows another
+    writer got to first (left for `enroll`)."""
+    if not new:
+        return []
+    connection = session.connection()
+    created = utcnow()
+    patients = [
+        {
+            "clinic_id": clinic_id,
+            "email": n.row.email,
+            "first_name": n.row.req.first_name.strip(),
+            "last_name": n.row.req.last_name.strip(),
+            "timezone": n.row.zone_override,
+            "locale": n.row.req.locale,
+            "link_epoch": 0,
+            "created_at": created,
+        }
+        for n in new
+    ]
+    patient_ids = dict(
+        _insert(connection, _PATIENTS, patients, ("email", "id"), ("clinic_id", "email"))
+    )
+    inserted = [n for n in new if n.row.email in patient_ids]
+    enrollments = [
+        {
+            "clinic_id": clinic_id,
+            "patient_id": patient_ids[n.row.email],
+            "campaign_id": n.row.plan.id,
+            "treatment": n.row.plan.treatment,
+            "treated_at": n.treated_at,
+            "timezone": n.zone,
+            "external_id": n.row.external_id,
+            "status": EnrollmentStatus.ACTIVE.value,
+            "superseded_by_id": None,
+            "created_at": created,
+            "cancelled_at": None,
+        }
+        for n in inserted
+    ]
+    conflict = ("clinic_id", "external_id")
+    enrollment_ids = dict(
+        _insert(connection, _ENROLLMENTS, enrollments, ("patient_id", "id"), conflict)
+    )
+    placed_of = _schedules(
+        [(n, enrollment_ids.get(patient_ids[n.row.email])) for n in inserted], settings, now, quiet
+    )
+    ids = _insert_messages(connection, clinic_id, domain, placed_of, answer)
+    for n in inserted:
+        enrollment_id = enrollment_ids.get(patient_ids[n.row.email])
+        if enrollment_id is None:
+            continue
+        sequence = None
+        if answer:
+            sequence = [
+                ScheduledMessage(
+                    ids[enrollment_id, s.id], s.key, p.due_at, p.status, p.status_reason
+                )
+                for s, p in placed_of[enrollment_id]
+            ]
+        outcomes[n.row.index] = Enrolled(enrollment_id, created=True, messages=sequence)
+    return [n.row for n in new if outcomes[n.row.index] is None]
+
+
+def _insert(
+    connection: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    returning: tuple[str, str],
+    conflict: tuple[str, ...],
+) -> list[tuple[Any, Any]]:
+    """Insert the rows, skipping any that meet a unique `conflict`; returns the `returning`
+    pairs of the rows written."""
+    if not rows:
+        return []
+    if connection.dialect.name == "postgresql":
+        return _insert_json(connection, table, rows, returning, conflict)
+    statement = (
+        sqlite_insert(table)
+        .on_conflict_do_nothing(index_elements=list(conflict))
+        .returning(*(table.c[name] for name in returning))
+    )
+    return [tuple(r) for r in connection.execute(statement, rows)]
+
+
+Placed = list[tuple[PlannedStep, Placement]]
+
+
+def _schedules(
+    enrollments: list[tuple[_New, int | None]], settings: Settings, now: datetime, quiet: Any
+) -> dict[int, Placed]:
+    """Each new enrollment's sequence, computed once per (campaign version, zone, treatment
+    time): in an import most patients share them."""
+    computed: dict[tuple[int, int, str, datetime], Placed] = {}
+    placed_of: dict[int, Placed] = {}
+    for n, enrollment_id in enrollments:
+        if enrollment_id is None:
+            continue
+        key = (n.row.plan.id, n.row.plan.version, n.zone, n.treated_at)
+        placed = computed.get(key)
+        if placed is None:
+            placed = placements(n.row.plan, n.treated_at, n.zone, settings, now, quiet)
+            computed[key] = placed
+        placed_of[enrollment_id] = placed
+    return placed_of
+
+
+def _insert_messages(
+    connection: Connection,
+    clinic_id: int,
+    domain: str,
+    placed_of: dict[int, Placed],
+    answer: bool,
+) -> dict[tuple[int, int], int]:
+    """Every outbox row of the new enrollments; with `answer`, their ids by (enrollment, step)."""
+    if not placed_of:
+        return {}
+    returning = ("enrollment_id", "step_id", "id")
+    if connection.dialect.name == "postgresql":
+        rows = _insert_messages_pg(connection, clinic_id, domain, placed_of, answer)
+    else:
+        values = [
+            message_row(clinic_id, enrollment_id, domain, step.id, place)
+            for enrollment_id, placed in placed_of.items()
+            for step, place in placed
+        ]
+        statement = insert(_MESSAGES)
+        if not answer:
+            connection.execute(statement, values)
+            return {}
+        statement = statement.returning(*(_MESSAGES.c[name] for name in returning))
+        rows = list(connection.execute(statement, values))
+    return {(e, s): id for e, s, id in rows}
+
+
+def _insert_messages_pg(
+    connection: Connection, clinic_id: int, domain: str, placed_of: dict[int, Placed], answer: bool
+) -> list[Any]:
+    """PostgreSQL: the distinct sequences and which enrollment follows which, joined there.
+
+    Sending each schedule once instead of seven rows per patient, and letting PostgreSQL draw
+    the Message-IDs (the same 32 random hex digits as uuid4().hex), keeps the Python side of a
+    chunk small.
+    """
+    numbers: dict[int, int] = {}  # id() of a computed sequence (shared by _schedules)
+    schedules: list[dict[str, Any]] = []
+    followers = []
+    for enrollment_id, placed in placed_of.items():
+        number = numbers.get(id(placed))
+        if number is None:
+            number = numbers[id(placed)] = len(numbers)
+            schedules += [
+                {
+                    "schedule": number,
+                    "step_id": step.id,
+                    "due_at": place.due_at.isoformat(),
+                    "status": place.status.value,
+                    "status_reason": place.status_reason,
+                    "stop_cause": place.cause.value if place.cause else None,
+                }
+                for step, place in placed
+            ]
+        followers.append({"enrollment_id": enrollment_id, "schedule": number})
+    if not schedules:
+        return []  # a campaign without active steps
+    given = {"clinic_id", "enrollment_id", "step_id", "message_id", *schedules[0]} - {"schedule"}
+    defaults = _defaults(_MESSAGES, dict.fromkeys(given))
+    names = ", ".join(defaults)
+    statement = text(
+        f"""
+        INSERT INTO messages (clinic_id, enrollment_id, step_id, message_id, due_at, status,
+                              status_reason, stop_cause, {names})
+        SELECT :clinic_id, f.enrollment_id, s.step_id,
+               '<' || replace(gen_random_uuid()::text, '-', '') || '@' || :domain || '>',
+               s.due_at, s.status, s.status_reason, s.stop_cause,
+               {", ".join(f":{name}" for name in defaults)}
+        FROM json_to_recordset(CAST(:followers AS json)) AS f(enrollment_id int, schedule int)
+        JOIN json_to_recordset(CAST(:schedules AS json))
+             AS s(schedule int, step_id int, due_at timestamptz, status text,
+                  status_reason text, stop_cause text)
+             USING (schedule)
+        {"RETURNING enrollment_id, step_id, id" if answer else ""}
+        """
+    )
+    params = {
+        "clinic_id": clinic_id,
+        "domain": domain,
+        "followers": json.dumps(followers),
+        "schedules": json.dumps(schedules),
+        **defaults,
+    }
+    result = connection.execute(statement, params)
+    return list(result) if answer else []
+
+
+def _insert_json(
+    connection: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    returning: tuple[str, ...],
+    conflict: tuple[str, ...] | None,
+) -> list[tuple[Any, ...]]:
+    """PostgreSQL: every row in one JSON parameter, typed by the table's own row type.
+
+    One statement, parsed once, whatever the chunk's size: json.dumps and PostgreSQL's JSON
+    reader cost far less than binding thousands of parameters.
+    """
+    defaults = _defaults(table, rows[0])
+    if defaults:
+        rows = [row | defaults for row in rows]
+    names = ", ".join(rows[0])
+    on_conflict = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" if conflict else ""
+    statement = text(
+        f"INSERT INTO {table.name} ({names}) SELECT {names} "
+        f"FROM json_populate_recordset(NULL::{table.name}, CAST(:rows AS json))"
+        f"{on_conflict} RETURNING {', '.join(returning)}"
+    )
+    payload = json.dumps(rows, default=datetime.isoformat)
+    return [tuple(r) for r in connection.execute(statement, {"rows": payload})]
+
+
+def _defaults(table: Table, given: dict[str, Any]) -> dict[str, Any]:
+    """The columns' Python-side defaults (created_at, attempts, ...), as Core's INSERT adds
+    them: a statement of our own SQL gets none, and most columns have no server default."""
+    values = {}
+    for column in table.columns:
+        default = column.default
+        if column.name in given or default is None:
+            continue
+        if default.is_scalar:
+            values[column.name] = default.arg  # type: ignore[attr-defined]
+        elif default.is_callable:
+            values[column.name] = default.arg(None)  # type: ignore[attr-defined]
+    return values

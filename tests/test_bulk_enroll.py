@@ -1,0 +1,186 @@
+"""Enrolling many at once gives every request the answer `enroll` gives it, in a few statements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select
+
+from dripcare.bulk_enroll import enroll_many
+from dripcare.config import Settings
+from dripcare.db import get_engine, session_scope
+from dripcare.enrollments import EnrollRequest, enroll
+from dripcare.errors import UserError
+from dripcare.models import Enrollment, Message, Patient, Step
+from tests.factories import make_clinic
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+def requests(clinic_id: int) -> list[EnrollRequest]:
+    """Every case enroll distinguishes, each after the one it depends on."""
+
+    def req(email: str, treated_at: str, **fields: Any) -> EnrollRequest:
+        return EnrollRequest(clinic_id=clinic_id, email=email, treated_at=treated_at, **fields)
+
+    return [
+        req("ana@example.com", "2026-11-24T14:30", external_id="a1", first_name="Ana"),
+        req("Bo@Example.com", "2026-11-20", timezone="Europe/London"),
+        req("not-an-address", "2026-11-24"),
+        req("cy@example.com", "2026-11-24", timezone="Mars/Base"),
+        req("dee@example.com", "24/11/2026"),
+        req("eve@example.com", "2026-11-24", campaign="no-such-campaign"),
+        req("fay@example.com", "2026-09-01T10:00"),  # most steps too late: skipped
+        req("gus@example.com", "2026-11-24", external_id="dup"),
+        req("hal@example.com", "2026-11-23", external_id="dup"),  # same id: existing
+        req("ivy@example.com", "2026-11-22"),
+        req("ivy@example.com", "2026-11-22"),  # twice in one batch: existing
+        req("ivy@example.com", "2026-11-24"),  # a newer treatment supersedes
+        req("known@example.com", "2026-11-21", external_id="k1"),  # enrolled before: existing
+        req("known@example.com", "2026-11-21T12:00"),  # same time, no id: existing
+        req("known@example.com", "2026-11-24", first_name="Kim"),  # supersedes, renames
+    ]
+
+
+def snapshot(clinic_id: int, outcomes: list[Any]) -> dict[str, Any]:
+    """What a patient and the send path would see, without ids."""
+    with session_scope() as session:
+        patients = session.execute(
+            select(Patient.email, Patient.first_name, Patient.timezone)
+            .where(Patient.clinic_id == clinic_id)
+            .order_by(Patient.email)
+        ).all()
+        sequences = session.execute(
+            select(
+                Patient.email,
+                Enrollment.treated_at,
+                Enrollment.status,
+                Enrollment.timezone,
+                Step.key,
+                Message.due_at,
+                Message.status,
+                Message.status_reason,
+            )
+            .join(Enrollment, Enrollment.patient_id == Patient.id)
+            .join(Message, Message.enrollment_id == Enrollment.id)
+            .join(Step, Step.id == Message.step_id)
+            .where(Patient.clinic_id == clinic_id)
+            .order_by(Patient.email, Enrollment.treated_at, Message.due_at)
+        ).all()
+    return {
+        "outcomes": outcomes,
+        "patients": [tuple(p) for p in patients],
+        "messages": [(*row[:7], row[7].split(" ")[0]) for row in sequences],
+    }
+
+
+def one_by_one(settings: Settings, clinic_id: int) -> list[Any]:
+    outcomes: list[Any] = []
+    for request in requests(clinic_id):
+        with session_scope() as session:
+            try:
+                result = enroll(session, request, settings, NOW)
+            except UserError as exc:
+                outcomes.append(str(exc).replace(f"clinic {clinic_id} ", "clinic C "))
+                continue
+            outcomes.append(result.created)
+    return outcomes
+
+
+def all_at_once(settings: Settings, clinic_id: int) -> list[Any]:
+    with session_scope() as session:
+        outcomes = enroll_many(session, requests(clinic_id), settings, NOW)
+    return [
+        str(o).replace(f"clinic {clinic_id} ", "clinic C ")
+        if isinstance(o, UserError)
+        else o.created
+        for o in outcomes
+    ]
+
+
+def enroll_known_patient(settings: Settings, clinic_id: int) -> None:
+    with session_scope() as session:
+        request = EnrollRequest(
+            clinic_id=clinic_id, email="known@example.com", treated_at="2026-11-21T12:00"
+        )
+        request.external_id = "k1"
+        enroll(session, request, settings, NOW)
+
+
+def test_a_batch_gets_the_same_answers_and_rows_as_enrolling_one_at_a_time(
+    settings: Settings,
+) -> None:
+    # Given two clinics alike, each with one patient enrolled before
+    single, bulk = make_clinic(), make_clinic()
+    for clinic_id in (single, bulk):
+        enroll_known_patient(settings, clinic_id)
+
+    # When the same requests go in one at a time, and all at once
+    expected = snapshot(single, one_by_one(settings, single))
+    got = snapshot(bulk, all_at_once(settings, bulk))
+
+    # Then every answer, patient, sequence and email is the same
+    assert got["outcomes"] == expected["outcomes"]
+    assert got["patients"] == expected["patients"]
+    assert got["messages"] == expected["messages"]
+    assert expected["outcomes"][:2] == [True, True]
+    assert "invalid email address" in expected["outcomes"][2]
+    assert expected["outcomes"][8] is False and expected["outcomes"][10] is False
+
+
+def test_running_the_same_batch_again_writes_nothing(settings: Settings) -> None:
+    clinic_id = make_clinic()
+    enroll_known_patient(settings, clinic_id)
+    # without the two newer treatments: each would supersede the other again, as enroll does
+    batch = [r for n, r in enumerate(requests(clinic_id)) if n not in (11, 14)]
+    with session_scope() as session:
+        first = enroll_many(session, batch, settings, NOW)
+    before = snapshot(clinic_id, [])
+
+    with session_scope() as session:
+        again = enroll_many(session, batch, settings, NOW)
+
+    assert len([o for o in first if not isinstance(o, UserError) and o.created]) == 5
+    assert not [o for o in again if not isinstance(o, UserError) and o.created]
+    assert snapshot(clinic_id, []) == before
+
+
+@pytest.fixture
+def statements(settings: Settings) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def test_new_patients_cost_a_few_statements_whatever_their_number(
+    settings: Settings, statements: list[str]
+) -> None:
+    clinic_id = make_clinic()
+    batch = [
+        EnrollRequest(
+            clinic_id=clinic_id,
+            email=f"p{n}@example.com",
+            treated_at=f"2026-11-{10 + n % 10}",
+            timezone=["Europe/London", "Asia/Tokyo", ""][n % 3],
+            external_id=f"e{n}" if n % 2 else None,
+        )
+        for n in range(300)
+    ]
+    statements.clear()
+
+    with session_scope() as session:
+        outcomes = enroll_many(session, batch, settings, NOW)
+
+    assert all(not isinstance(o, UserError) and o.created for o in outcomes)
+    assert len(statements) <= 12, statements
+    with session_scope() as session:
+        assert len(session.scalars(select(Message.id)).all()) == 300 * 7
