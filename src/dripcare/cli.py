@@ -611,18 +611,30 @@ def preview(
 @json_option
 @user_errors
 def send(loop: bool, as_json: bool) -> None:
-    """Send what is due now in this process, without Celery (cron-style, or for debugging)."""
+    """Send what is due now in this process, without Celery (cron-style, or for debugging).
+
+    Emails behind a paused transport wait; everything else goes. Exit status 1 when some
+    stayed paused (each listed with the reason), 0 otherwise."""
     from dripcare.delivery import send_due
+    from dripcare.dispatch import paused_backlog
     from dripcare.transports import transport_from_url
 
     settings = get_settings()
     while True:
-        result = send_due(
+        result: dict[str, Any] = send_due(
             session_scope, settings, transport_from_url(settings.smtp_url, settings.smtp_timeout)
         )
-        emit(as_json, result, "  ".join(f"{k}: {v}" for k, v in result.items()))
+        with session_scope() as session:
+            paused = [p.to_json() for p in paused_backlog(session)]
+        text = "  ".join(f"{k}: {v}" for k, v in result.items())
+        for p in paused:
+            text += (
+                f"\npaused: {p['waiting']} email(s) wait for transport {p['transport']} "
+                f"(next try {p['probe_at'] or 'soon'}): {p['reason']}"
+            )
+        emit(as_json, result | {"paused": paused}, text)
         if not loop:
-            return
+            sys.exit(1 if paused else 0)
         import time
 
         time.sleep(get_settings().dispatch_interval)
