@@ -27,6 +27,7 @@ from dripcare.web.admin import (
     views,
 )
 from dripcare.web.api import checkins, enrollments, health, messages, patients
+from dripcare.web.api import red_flags as api_red_flags
 from dripcare.web.middleware import RequestLog, outside_the_body_limit
 from dripcare.web.pages import checkin, common, logos, preferences, staff_ack, unsubscribe
 from dripcare.web.ratelimit import make_limiter
@@ -85,7 +86,7 @@ def create_app() -> FastAPI:
     errors.install(app)
     common.install(app)
     v1 = APIRouter(prefix=API_PREFIX)
-    for module in (patients, enrollments, messages, checkins):
+    for module in (patients, enrollments, messages, checkins, api_red_flags):
         v1.include_router(module.router)
     v1.include_router(health.router)
     app.include_router(v1)

@@ -211,3 +211,29 @@ class ErasureOut(BaseModel):
     erased_at: datetime
     messages_cancelled: int = Field(description="Unsent emails cancelled by this request")
     already_erased: bool = Field(description="True when an earlier request erased the patient")
+
+
+class RedFlagOut(BaseModel):
+    object: Literal["red_flag"] = "red_flag"
+    id: int = Field(description="The check-in that raised it")
+    state: Literal["open", "acknowledged", "resolved"]
+    level: Literal["urgent", "emergency"]
+    answers: list[str] = Field(description="Codes of the red flags the patient ticked")
+    patient_id: int
+    enrollment_id: int
+    step_key: str
+    created_at: datetime
+    escalations: int = Field(description="Rounds of escalation sent while nobody acknowledged")
+    acknowledged_at: datetime | None
+    acknowledged_by: str
+    resolved_at: datetime | None
+    resolved_by: str
+    outcome: Literal["", "resume", "stop"]
+    note: str
+
+
+class RedFlagResolution(Strict):
+    outcome: Literal["resume", "stop"] = Field(
+        description="`resume` sends the held emails again; `stop` cancels them"
+    )
+    note: str = Field("", max_length=1000, description="What the clinic decided, and why")
