@@ -19,6 +19,7 @@ from dripcare.web.admin import (
     branding,
     campaigns,
     dashboard,
+    escalation,
     home,
     outbox,
     patient_data,
@@ -53,6 +54,7 @@ ADMIN_PAGE_GROUPS = (
     patient_data,
     audit,
     red_flags,
+    escalation,
 )
 API_PREFIX, ADMIN_PREFIX = "/api/v1", "/admin"
 
