@@ -102,7 +102,9 @@ def test_an_admin_sets_escalation_in_the_form_and_a_mistake_keeps_what_they_type
     page.get_by_label("Opening hours").fill("Mon-Fri 9am-6pm")
     page.get_by_label("Escalation list").fill("lead@r.example\nowner@r.example")
     page.get_by_role("button", name="Save escalation").click()
-    expect(page.get_by_role("alert")).to_contain_text("must look like 'Mon-Fri 09:00-18:00'")
+    expect(page.get_by_role("alert")).to_contain_text(
+        "'Mon-Fri 9am-6pm': local time must look like 09:00"
+    )
     expect(page.get_by_label("Escalation list")).to_have_value("lead@r.example\nowner@r.example")
     shot(page, "escalation-refused")
     page.get_by_label("Opening hours").fill("Mon-Fri 09:00-18:00")
