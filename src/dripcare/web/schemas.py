@@ -64,6 +64,12 @@ class PatientIn(Strict):
         description="IANA zone; the clinic's when absent",
     )
     locale: str = Field("en", max_length=16)
+    phone: str = Field(
+        "",
+        max_length=40,
+        examples=["+44 20 7946 0958"],
+        description="International, with the country code; stored as E.164. Optional",
+    )
 
 
 class PatientPatch(Strict):
@@ -72,6 +78,7 @@ class PatientPatch(Strict):
     last_name: str | None = Field(None, max_length=100)
     timezone: str | None = Field(None, max_length=64)
     locale: str | None = Field(None, max_length=16)
+    phone: str | None = Field(None, max_length=40, description='E.164; "" removes it')
 
 
 class PatientOut(BaseModel):
@@ -82,6 +89,7 @@ class PatientOut(BaseModel):
     last_name: str
     timezone: str | None
     locale: str
+    phone: str = Field(description='E.164, e.g. "+442079460958"; "" when not given')
     created_at: datetime
 
 
