@@ -134,6 +134,7 @@ def test_the_red_flag_page_makes_the_phone_tap_to_call_and_export_and_erasure_ha
 
     page = browser.get(f"/admin/red-flags/{check_in.id}").text
     listed = browser.get("/admin/red-flags").text
+    patient_page = browser.get(f"/admin/patients/{a.patient_id}").text
     exported = browser.get(f"/admin/patients/{a.patient_id}/export").json()
     browser.post_form(
         f"/admin/patients/{a.patient_id}/erase",
@@ -143,6 +144,7 @@ def test_the_red_flag_page_makes_the_phone_tap_to_call_and_export_and_erasure_ha
 
     assert '<a href="tel:+12125550100">+12125550100</a>' in page
     assert 'href="tel:+12125550100"' in listed
+    assert 'href="tel:+12125550100"' in patient_page
     assert exported["patient"]["phone"] == "+12125550100"
     assert phone_of_id(a.patient_id) == ""
 
