@@ -302,3 +302,44 @@ def test_another_clinics_admin_gets_404_on_every_route(
         answer = intruder.post_form(url, data, csrf_from="/admin/campaigns")
     assert answer.status_code == 404
     assert live(clinic) == 1
+
+
+def test_a_step_marked_safety_only_is_published_so_and_shown_on_the_timeline(
+    admin: AdminBrowser, clinic: int
+) -> None:
+    from sqlalchemy import select
+
+    from dripcare.models import Campaign, Step
+
+    def safety_steps() -> list[str]:
+        with session_scope() as session:
+            return list(
+                session.scalars(
+                    select(Step.key)
+                    .join(Campaign, Step.campaign_id == Campaign.id)
+                    .where(Campaign.clinic_id == clinic, Step.safety_only.is_(True), Step.active)
+                )
+            )
+
+    editor = admin.get(STEP).text
+    subject = "Day 3: flaking, pimples and when to call us"
+    fields = {"subject": subject, "preheader": "P", "body": body_of(admin)}
+
+    ticked = post(admin, STEP, **fields, safety_only="true", action="save")
+    post(admin, f"{BASE}/publish", number="2")
+    timeline = admin.get(BASE).text
+    published = safety_steps()
+    post(admin, STEP, **fields, action="save")  # an unticked box is not sent: off again
+    post(admin, f"{BASE}/publish", number="3")
+
+    assert "still sent while a red-flag alert holds the other emails" in editor.lower()
+    assert (
+        'name="safety_only"' in editor
+        and "checked" not in editor.split('name="safety_only"')[1][:80]
+    )
+    assert ticked.status_code == 303  # type: ignore[attr-defined]
+    assert published == ["day-3"]
+    day_3 = timeline.split('id="step-day-3"')[1].split("</li>")[0]
+    assert "safety only" in day_3
+    assert "safety only" not in timeline.split('id="step-day-1"')[1].split("</li>")[0]
+    assert safety_steps() == []

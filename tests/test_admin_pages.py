@@ -22,6 +22,7 @@ from dripcare.models import Clinic
 from dripcare.web.app import ADMIN_PAGE_GROUPS
 from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, clinic_with_history, make_admin
 from tests.test_admin_campaigns import CAMPAIGN_ROUTES
+from tests.test_admin_escalation import ESCALATION_ROUTES
 from tests.test_admin_sending import SENDING_ROUTES
 
 SCRIPT = "<script>alert(1)</script>"
@@ -443,6 +444,7 @@ ROUTES = {
         )
     },
     **SENDING_ROUTES,
+    **ESCALATION_ROUTES,
 }
 
 

@@ -84,3 +84,35 @@ def test_staff_acknowledge_from_the_email_then_resume_in_the_admin(
 
     assert held == {MessageStatus.HELD}
     assert statuses(clinic.upcoming_id) == {MessageStatus.SCHEDULED}
+
+
+def test_an_admin_sets_escalation_in_the_form_and_a_mistake_keeps_what_they_typed(
+    settings: Settings, admin_now: datetime, live_server: str, page: Page
+) -> None:
+    from dripcare import escalation
+    from dripcare.models import Clinic
+
+    clinic: ClinicWithHistory = clinic_with_history(settings, "Riverside Skin Clinic", "Ana", "r")
+
+    page.goto(f"{live_server}/admin/escalation")
+    page.get_by_label("Email").fill(clinic.admin_email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Minutes to acknowledge before escalating").fill("10")
+    page.get_by_label("Opening hours").fill("Mon-Fri 9am-6pm")
+    page.get_by_label("Escalation list").fill("lead@r.example\nowner@r.example")
+    page.get_by_role("button", name="Save escalation").click()
+    expect(page.get_by_role("alert")).to_contain_text(
+        "'Mon-Fri 9am-6pm': local time must look like 09:00"
+    )
+    expect(page.get_by_label("Escalation list")).to_have_value("lead@r.example\nowner@r.example")
+    shot(page, "escalation-refused")
+    page.get_by_label("Opening hours").fill("Mon-Fri 09:00-18:00")
+    page.get_by_role("button", name="Save escalation").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved.")
+    shot(page, "escalation-saved")
+
+    with session_scope() as session:
+        stored = escalation.settings_of(session.get_one(Clinic, clinic.clinic_id))
+    assert (stored.ack_minutes, stored.open_hours) == (10, "Mon-Fri 09:00-18:00")
+    assert stored.escalation_emails == ("lead@r.example", "owner@r.example")

@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from dripcare import alerts, circuit, delivery, tasks
+from dripcare import alerts, circuit, delivery, dispatch, tasks
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.dispatch import claim_due
@@ -66,6 +66,8 @@ def test_a_refused_sender_opens_the_circuit_pauses_sending_then_one_probe_resume
     paused = send_due(smtp_server)
     arrived_while_paused = len(smtp_server.recorder.messages)
     with session_scope() as session:
+        backlog = dispatch.paused_backlog(session)
+    with session_scope() as session:
         held = session.scalars(
             select(Message).where(Message.enrollment_id == late).order_by(Message.due_at)
         ).first()
@@ -82,7 +84,9 @@ def test_a_refused_sender_opens_the_circuit_pauses_sending_then_one_probe_resume
     )
     assert paused["sent"] == 0 and arrived_while_paused == 0
     assert (held.status, held.attempts) == (MessageStatus.SCHEDULED, 0)
-    assert held.status_reason.startswith("sending paused")
+    # left unclaimed, like the dispatcher does; `dripcare send` lists it with the reason
+    assert [(b.transport, b.waiting) for b in backlog] == [(circuit.PLATFORM, 1)]
+    assert "550 5.7.1 Sender address not verified" in backlog[0].reason
     assert resumed["sent"] == 2
     assert sorted(m["To"] for m in smtp_server.recorder.messages) == [
         "ann@example.com",

@@ -235,3 +235,59 @@ def test_a_clinic_back_on_the_platforms_server_leaves_its_pause_behind(
         clinic_transports.clear_smtp_url(session, clinic)
 
     assert circuits() == {}
+
+
+def test_dripcare_send_sends_everything_that_can_go_and_lists_what_stayed_paused(
+    settings: Settings,
+    smtp_server: SMTPServer,
+    own_server: SMTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from dripcare.cli import main
+
+    # Given clinic A's own server refusing us (its circuit open) and one email per batch
+    monkeypatch.setattr(settings, "smtp_url", smtp_server.url)
+    monkeypatch.setattr(settings, "batch_size", 1)
+    a = own_clinic(settings, own_server, "a")
+    b = make_clinic(name="Clinic B", sender="care@b.example")
+    own_server.recorder.replies["mail"] = REFUSED
+    due_now(settings, a, "ann@example.com")
+    send_due(settings, smtp_server)
+    # When A has more due, oldest first, ahead of B's emails
+    due_now(settings, a, "amy@example.com")
+    due_now(settings, b, "bea@example.com")
+    due_now(settings, b, "ben@example.com")
+    result = CliRunner().invoke(main, ["send", "--json"], catch_exceptions=False)
+
+    # Then B's emails all went, A's wait with the reason, and the exit status says so
+    report = json.loads(result.output)
+    assert result.exit_code == 1
+    assert report["sent"] == 2
+    assert sorted(m["To"] for m in smtp_server.recorder.messages if "b.example" in m["From"]) == [
+        "bea@example.com",
+        "ben@example.com",
+    ]
+    (paused,) = report["paused"]
+    assert paused["transport"] == f"clinic:{a}" and paused["waiting"] == 1  # amy; ann backs off
+    assert REFUSED in paused["reason"]
+    assert {m.status for m in messages_of(a) if m.due_at <= datetime.now(UTC)} == {
+        MessageStatus.SCHEDULED
+    }
+
+
+def test_dripcare_send_exits_0_when_nothing_is_paused(
+    settings: Settings, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from dripcare.cli import main
+
+    monkeypatch.setattr(settings, "smtp_url", smtp_server.url)
+    due_now(settings, make_clinic(), "ann@example.com")
+
+    result = CliRunner().invoke(main, ["send"], catch_exceptions=False)
+
+    assert result.exit_code == 0
+    assert "sent: 1" in result.output and "paused" not in result.output

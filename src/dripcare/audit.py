@@ -38,6 +38,7 @@ class Action(enum.StrEnum):
     DKIM_GENERATE = "sending.dkim-generate"
     RED_FLAG_ACKNOWLEDGE = "red-flag.acknowledge"
     RED_FLAG_RESOLVE = "red-flag.resolve"
+    ESCALATION_SET = "red-flag.escalation-set"
 
 
 @dataclass(frozen=True)

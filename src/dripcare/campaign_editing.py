@@ -23,6 +23,7 @@ STEP_FIELDS = {
     "subject",
     "preheader",
     "checkin",
+    "safety_only",
 }
 
 _STARTER_WITH_LAYOUT = """{% extends "_layout.mjml" %}
@@ -56,7 +57,7 @@ def _find(spec: CampaignSpec, key: str) -> StepSpec:
 
 
 def update_step(spec: CampaignSpec, key: str, **changes: Any) -> CampaignSpec:
-    """Change a step's timing, subject, preheader or check-in flag."""
+    """Change a step's timing, subject, preheader, check-in or safety-only flag."""
     unknown = set(changes) - STEP_FIELDS
     if unknown:
         raise UserError(f"a step has no field(s) {', '.join(sorted(unknown))}")

@@ -403,6 +403,7 @@ def patient_revoke_links(clinic_id: int, email: str, as_json: bool) -> None:
 )
 @click.option("--timezone", default=None, help="Patient's IANA zone (default: the clinic's).")
 @click.option("--external-id", default=None, help="Your booking id; makes re-sending safe.")
+@click.option("--phone", default="", help="Patient's phone, international (+44 20 7946 0958).")
 @json_option
 @quiet_option("the enrollment's id")
 @user_errors
@@ -415,6 +416,7 @@ def enroll(
     treated_at: str,
     timezone: str | None,
     external_id: str | None,
+    phone: str,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -428,6 +430,7 @@ def enroll(
         treated_at=treated_at,
         timezone=timezone,
         external_id=external_id,
+        phone=phone,
     )
     with session_scope() as session:
         result = enrollments.enroll(session, request, get_settings())
@@ -526,7 +529,7 @@ def _timeline_text(data: dict[str, Any]) -> str:
 @user_errors
 def import_csv(file: Path, clinic_id: int, as_json: bool) -> None:
     """Enroll many patients from a CSV file (email, first_name, last_name, treated_at,
-    timezone, treatment, external_id). Bad rows are reported; good rows go in."""
+    timezone, treatment, external_id, phone). Bad rows are reported; good rows go in."""
     from dripcare.csv_import import import_file
 
     with session_scope() as session:
@@ -611,18 +614,30 @@ def preview(
 @json_option
 @user_errors
 def send(loop: bool, as_json: bool) -> None:
-    """Send what is due now in this process, without Celery (cron-style, or for debugging)."""
+    """Send what is due now in this process, without Celery (cron-style, or for debugging).
+
+    Emails behind a paused transport wait; everything else goes. Exit status 1 when some
+    stayed paused (each listed with the reason), 0 otherwise."""
     from dripcare.delivery import send_due
+    from dripcare.dispatch import paused_backlog
     from dripcare.transports import transport_from_url
 
     settings = get_settings()
     while True:
-        result = send_due(
+        result: dict[str, Any] = send_due(
             session_scope, settings, transport_from_url(settings.smtp_url, settings.smtp_timeout)
         )
-        emit(as_json, result, "  ".join(f"{k}: {v}" for k, v in result.items()))
+        with session_scope() as session:
+            paused = [p.to_json() for p in paused_backlog(session)]
+        text = "  ".join(f"{k}: {v}" for k, v in result.items())
+        for p in paused:
+            text += (
+                f"\npaused: {p['waiting']} email(s) wait for transport {p['transport']} "
+                f"(next try {p['probe_at'] or 'soon'}): {p['reason']}"
+            )
+        emit(as_json, result | {"paused": paused}, text)
         if not loop:
-            return
+            sys.exit(1 if paused else 0)
         import time
 
         time.sleep(get_settings().dispatch_interval)

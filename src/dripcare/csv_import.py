@@ -21,7 +21,16 @@ from dripcare.errors import UserError
 
 CHUNK = 2000  # rows per transaction: large enough that a chunk costs a few statements per row
 REQUIRED = ("email", "treated_at")
-KNOWN = ("email", "first_name", "last_name", "treated_at", "timezone", "treatment", "external_id")
+KNOWN = (
+    "email",
+    "first_name",
+    "last_name",
+    "treated_at",
+    "timezone",
+    "treatment",
+    "external_id",
+    "phone",
+)
 
 
 @dataclass(frozen=True)
@@ -130,4 +139,5 @@ def _request(row: dict[str, str], clinic_id: int) -> EnrollRequest:
         campaign=row.get("treatment") or "microneedling",
         timezone=row.get("timezone") or None,
         external_id=row.get("external_id") or None,
+        phone=row.get("phone", ""),
     )

@@ -48,7 +48,14 @@ from dripcare.campaign_spec import StepSpec
 from dripcare.campaign_versions import Compiled, compiled
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings
-from dripcare.dispatch import claim_due, claimed, recover_expired, release
+from dripcare.dispatch import (
+    claim_fair,
+    claimed,
+    due_clinics,
+    recover_expired,
+    release,
+    sendable,
+)
 from dripcare.email_context import build_context, care_values, clinic_context, format_date
 from dripcare.links import MessageLinks, links_for
 from dripcare.models import (
@@ -887,19 +894,33 @@ def _suppress(session: Session, failures: Iterable[tuple[Job, Outcome]], now: da
 
 
 def send_due(scope: SessionScope, settings: Settings, transport: Transport) -> dict[str, int]:
-    """Claim and send everything due now in this process, batch after batch (no Celery)."""
+    """Claim and send everything due now in this process, batch after batch (no Celery).
+
+    Clinics whose transport is paused (an open circuit) are left out, and so, for the rest of
+    this run, are those whose server failed a whole batch: everything else still goes.
+    dispatch.paused_backlog says afterwards what stayed behind and why."""
     lease = timedelta(seconds=settings.lease_seconds)
     totals = {"recovered": 0, "sent": 0, "deferred": 0, "failed": 0, "cancelled": 0, "skipped": 0}
     replay_journals(scope, settings)
     with scope() as session:
         totals["recovered"] = recover_expired(session)
+    failing: set[int] = set()  # clinics whose transport failed a batch in this run
     while True:
         with scope() as session:
-            claim = claim_due(session, limit=settings.batch_size, lease=lease)
+            clinics = [
+                c for c in sendable(session, due_clinics(session), utcnow()) if c not in failing
+            ]
+            claim = claim_fair(session, clinics, limit=settings.batch_size, lease=lease)
         if claim is None:
             return totals
         result = send_batch(scope, claim.token, claim.message_ids, transport, settings)
         for name in ("sent", "deferred", "failed", "cancelled", "skipped"):
             totals[name] += getattr(result, name)
-        if result.paused or (result.deferred and not result.sent):
-            return totals  # the server is refusing everything; try again on the next run
+        failed = [pk for pk, key in result.keys.items() if key in result.transport_failures]
+        if failed:
+            with scope() as session:
+                failing |= set(
+                    session.scalars(
+                        select(Message.clinic_id).where(Message.id.in_(failed)).distinct()
+                    )
+                )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from dripcare import circuit
@@ -127,12 +127,57 @@ def sendable(session: Session, clinics: list[int], now: datetime) -> list[int]:
     paused = circuit.paused_keys(session, now)
     if not paused or not clinics:
         return clinics
+    keys = _circuit_of(session, clinics)
+    return [c for c in clinics if keys[c] not in paused]
+
+
+def _circuit_of(session: Session, clinics: list[int]) -> dict[int, str]:
+    """The circuit each clinic's emails go through: its own server's, or the platform's."""
     own = set(
         session.scalars(
             select(ClinicTransport.clinic_id).where(ClinicTransport.clinic_id.in_(clinics))
         )
     )
-    return [c for c in clinics if circuit.key_for(c if c in own else None) not in paused]
+    return {c: circuit.key_for(c if c in own else None) for c in clinics}
+
+
+@dataclass(frozen=True)
+class PausedBacklog:
+    """Emails due now that wait for a paused transport, and why it is paused."""
+
+    transport: str
+    waiting: int
+    reason: str
+    probe_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "transport": self.transport,
+            "waiting": self.waiting,
+            "reason": self.reason,
+            "probe_at": self.probe_at.isoformat() if self.probe_at else None,
+        }
+
+
+def paused_backlog(session: Session, now: datetime | None = None) -> list[PausedBacklog]:
+    """Each open circuit with due emails behind it: what `dripcare send` reports it left."""
+    now = now or utcnow()
+    opened = circuit.paused_circuits(session)
+    if not opened:
+        return []
+    rows = session.execute(
+        select(Message.clinic_id, func.count())
+        .where(Message.status == MessageStatus.SCHEDULED, Message.due_at <= now)
+        .group_by(Message.clinic_id)
+    )
+    counts: dict[int, int] = {clinic_id: n for clinic_id, n in rows}
+    keys = _circuit_of(session, list(counts))
+    result = []
+    for row in opened:
+        waiting = sum(n for clinic, n in counts.items() if keys[clinic] == row.transport)
+        if waiting:
+            result.append(PausedBacklog(row.transport, waiting, row.last_error, row.probe_at))
+    return result
 
 
 def claim_fair(

@@ -52,7 +52,7 @@ from dripcare.models import (
 from dripcare.scheduling import QuietHours, StepTiming, compute_due_at
 from dripcare.send_rules import clinic_quiet_hours, late_window, quiet_hours_of, too_late
 from dripcare.treatment_time import parse_treated_at
-from dripcare.validation import check_timezone, normalize_email
+from dripcare.validation import check_timezone, normalize_email, normalize_phone
 
 REASON_LATE = REASONS[StopCause.LATE]
 
@@ -68,6 +68,7 @@ class EnrollRequest:
     timezone: str | None = None
     external_id: str | None = None
     locale: str = "en"
+    phone: str = ""  # any form normalize_phone takes; "" leaves a known patient's as it is
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class _KnownPatient:
     first_name: str
     last_name: str
     timezone: str | None
+    phone: str
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ def enroll(
     now = now or utcnow()
     email = normalize_email(req.email)
     zone_override = check_timezone(req.timezone) if req.timezone else None
+    phone = normalize_phone(req.phone)
     external_id = (req.external_id or "").strip() or None
     found = _look_up(session, req.clinic_id, req.campaign, email, external_id)
     if found.existing_id is not None:
@@ -145,7 +148,7 @@ def enroll(
     zone = zone_override or known_zone or found.clinic_timezone
     treated_at = parse_treated_at(req.treated_at, zone, now)
     # Every check is above this line: a refused request writes nothing (bulk relies on it).
-    patient_id = _upsert_patient(session, found, email, req, zone_override)
+    patient_id = _upsert_patient(session, found, email, req, zone_override, phone)
     plan = found.plan
     active = [] if found.patient is None else _active_enrollments(session, patient_id, plan)
     for same in active:
@@ -189,6 +192,7 @@ _LOOK_UP = (
         Patient.first_name,
         Patient.last_name,
         Patient.timezone.label("patient_timezone"),
+        Patient.phone.label("patient_phone"),
     )
     .outerjoin(Campaign, (Campaign.clinic_id == Clinic.id) & (Campaign.slug == bindparam("slug")))
     .outerjoin(Patient, (Patient.clinic_id == Clinic.id) & (Patient.email == bindparam("email")))
@@ -243,7 +247,9 @@ def _look_up(
         raise unknown_campaign(session, clinic_id, slug)
     patient = None
     if row.patient_id is not None:
-        patient = _KnownPatient(row.patient_id, row.first_name, row.last_name, row.patient_timezone)
+        patient = _KnownPatient(
+            row.patient_id, row.first_name, row.last_name, row.patient_timezone, row.patient_phone
+        )
     return _Found(
         clinic_id,
         row.timezone,
@@ -256,13 +262,14 @@ def _look_up(
 
 
 def _upsert_patient(
-    session: Session, found: _Found, email: str, req: EnrollRequest, zone: str | None
+    session: Session, found: _Found, email: str, req: EnrollRequest, zone: str | None, phone: str
 ) -> int:
     """The clinic's patient with this email, updated or created."""
     given = {
         "first_name": req.first_name.strip(),
         "last_name": req.last_name.strip(),
         "timezone": zone,
+        "phone": phone,
     }
     known = found.patient
     if known is None:

@@ -1,6 +1,6 @@
 """Erasing a patient on request: their personal data goes, the facts the clinic must keep stay.
 
-What goes: name, email, time zone, booking ids, the answers of check-ins, SMTP replies that
+What goes: name, email, phone, time zone, booking ids, the answers of check-ins, SMTP replies that
 may quote the address. Unsent emails are cancelled and old links stop working. What stays,
 under the patient's id, which no longer says who it was: the rows themselves (so counts of
 treatments, emails and check-ins still add up) and the subscription history. The address is
@@ -60,7 +60,7 @@ def erase(
     suppression.keep_hashed(session, clinic_id, patient.email, now)
     _scrub_history(session, patient.id, now)
     patient.email = placeholder_email(patient.id)
-    patient.first_name = patient.last_name = ""
+    patient.first_name = patient.last_name = patient.phone = ""
     patient.timezone = None
     patient.link_epoch = (patient.link_epoch or 0) + 1  # links in sent emails stop working
     patient.erased_at = now

@@ -162,6 +162,8 @@ class Patient(Base):
     last_name: Mapped[str] = mapped_column(String(100), default="")
     timezone: Mapped[str | None] = mapped_column(String(64))
     locale: Mapped[str] = mapped_column(String(16), default="en")
+    # E.164 ("+447946000111") or "": for staff to call the patient back (validation.py)
+    phone: Mapped[str] = mapped_column(String(16), default="", server_default="")
     # Signed into every link the patient is sent; bumping it voids the older links (links.py).
     link_epoch: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -46,6 +46,7 @@ def export_patient(
             "last_name": patient.last_name,
             "timezone": patient.timezone,
             "locale": patient.locale,
+            "phone": patient.phone,
             "created_at": _iso(patient.created_at),
             "erased_at": _iso(patient.erased_at),
         },

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from dripcare.errors import NotFound, UserError
 from dripcare.models import Patient
-from dripcare.validation import check_timezone, normalize_email
+from dripcare.validation import check_timezone, normalize_email, normalize_phone
 
 
 @dataclass
@@ -21,6 +21,7 @@ class PatientChanges:
     last_name: str | None = None
     timezone: str | None = None
     locale: str | None = None
+    phone: str | None = None  # "" removes it
 
 
 def get_patient(session: Session, clinic_id: int, patient_id: int) -> Patient:
@@ -55,6 +56,7 @@ def create_patient(session: Session, clinic_id: int, changes: PatientChanges) ->
             last_name=changes.last_name,
             timezone=changes.timezone,
             locale=changes.locale,
+            phone=changes.phone,
         ),
     )
 
@@ -85,5 +87,7 @@ def update_patient(session: Session, patient: Patient, changes: PatientChanges) 
         patient.timezone = check_timezone(changes.timezone)
     if changes.locale is not None:
         patient.locale = changes.locale
+    if changes.phone is not None:
+        patient.phone = normalize_phone(changes.phone)
     session.flush()
     return patient

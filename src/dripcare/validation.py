@@ -55,3 +55,30 @@ def check_timezone(name: str) -> str:
             f"unknown time zone {name!r}; use an IANA name such as Europe/London or America/Chicago"
         ) from exc
     return name
+
+
+_PHONE_SEPARATORS = str.maketrans("", "", " .-()/")
+
+
+def normalize_phone(text: str) -> str:
+    """A phone number in E.164 ("+44 20 7946 0958" → "+442079460958"); "" for none.
+
+    Without a numbering-plan library dripcare cannot tell a local number's country, so only
+    international numbers are taken: a + (or 00), then 8 to 15 digits, the first not 0."""
+    bare = text.strip().translate(_PHONE_SEPARATORS)
+    if not bare:
+        return ""
+    if bare.startswith("00"):
+        bare = "+" + bare[2:]
+    digits = bare[1:]
+    if not (bare.startswith("+") and digits.isascii() and digits.isdigit()):
+        raise UserError(
+            f"phone number {text.strip()!r} must be international, with its country code: "
+            "a + then the digits, e.g. +44 20 7946 0958"
+        )
+    if not 8 <= len(digits) <= 15 or digits[0] == "0":
+        raise UserError(
+            f"phone number {text.strip()!r} must have 8 to 15 digits after the + and start "
+            "with the country code (not 0), e.g. +1 555 010 0100"
+        )
+    return bare

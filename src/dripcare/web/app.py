@@ -19,6 +19,7 @@ from dripcare.web.admin import (
     branding,
     campaigns,
     dashboard,
+    escalation,
     home,
     outbox,
     patient_data,
@@ -27,6 +28,7 @@ from dripcare.web.admin import (
     views,
 )
 from dripcare.web.api import checkins, enrollments, health, messages, patients
+from dripcare.web.api import red_flags as api_red_flags
 from dripcare.web.middleware import RequestLog, outside_the_body_limit
 from dripcare.web.pages import checkin, common, logos, preferences, staff_ack, unsubscribe
 from dripcare.web.ratelimit import make_limiter
@@ -52,6 +54,7 @@ ADMIN_PAGE_GROUPS = (
     patient_data,
     audit,
     red_flags,
+    escalation,
 )
 API_PREFIX, ADMIN_PREFIX = "/api/v1", "/admin"
 
@@ -85,7 +88,7 @@ def create_app() -> FastAPI:
     errors.install(app)
     common.install(app)
     v1 = APIRouter(prefix=API_PREFIX)
-    for module in (patients, enrollments, messages, checkins):
+    for module in (patients, enrollments, messages, checkins, api_red_flags):
         v1.include_router(module.router)
     v1.include_router(health.router)
     app.include_router(v1)

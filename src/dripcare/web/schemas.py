@@ -64,6 +64,12 @@ class PatientIn(Strict):
         description="IANA zone; the clinic's when absent",
     )
     locale: str = Field("en", max_length=16)
+    phone: str = Field(
+        "",
+        max_length=40,
+        examples=["+44 20 7946 0958"],
+        description="International, with the country code; stored as E.164. Optional",
+    )
 
 
 class PatientPatch(Strict):
@@ -72,6 +78,7 @@ class PatientPatch(Strict):
     last_name: str | None = Field(None, max_length=100)
     timezone: str | None = Field(None, max_length=64)
     locale: str | None = Field(None, max_length=16)
+    phone: str | None = Field(None, max_length=40, description='E.164; "" removes it')
 
 
 class PatientOut(BaseModel):
@@ -82,6 +89,7 @@ class PatientOut(BaseModel):
     last_name: str
     timezone: str | None
     locale: str
+    phone: str = Field(description='E.164, e.g. "+442079460958"; "" when not given')
     created_at: datetime
 
 
@@ -211,3 +219,29 @@ class ErasureOut(BaseModel):
     erased_at: datetime
     messages_cancelled: int = Field(description="Unsent emails cancelled by this request")
     already_erased: bool = Field(description="True when an earlier request erased the patient")
+
+
+class RedFlagOut(BaseModel):
+    object: Literal["red_flag"] = "red_flag"
+    id: int = Field(description="The check-in that raised it")
+    state: Literal["open", "acknowledged", "resolved"]
+    level: Literal["urgent", "emergency"]
+    answers: list[str] = Field(description="Codes of the red flags the patient ticked")
+    patient_id: int
+    enrollment_id: int
+    step_key: str
+    created_at: datetime
+    escalations: int = Field(description="Rounds of escalation sent while nobody acknowledged")
+    acknowledged_at: datetime | None
+    acknowledged_by: str
+    resolved_at: datetime | None
+    resolved_by: str
+    outcome: Literal["", "resume", "stop"]
+    note: str
+
+
+class RedFlagResolution(Strict):
+    outcome: Literal["resume", "stop"] = Field(
+        description="`resume` sends the held emails again; `stop` cancels them"
+    )
+    note: str = Field("", max_length=1000, description="What the clinic decided, and why")

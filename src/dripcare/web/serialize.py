@@ -19,6 +19,7 @@ def patient_out(patient: Patient) -> PatientOut:
         last_name=patient.last_name,
         timezone=patient.timezone,
         locale=patient.locale,
+        phone=patient.phone,
         created_at=patient.created_at,
     )
 

@@ -41,6 +41,7 @@ router = APIRouter()
 Line = Annotated[str, Form(max_length=300)]
 Body = Annotated[str, Form(max_length=200_000)]
 Number = Annotated[int, Form(ge=0, le=10_000)]
+Flag = Annotated[bool, Form()]  # a checkbox: sent only when ticked
 
 
 def _campaign(session: Session, admin: AdminContext, slug: str) -> Campaign:
@@ -336,10 +337,14 @@ def step_editor(
     return _editor(request, admin, session, campaign, spec, key, msg=msg[:300])
 
 
-def _edited(spec: CampaignSpec, key: str, subject: str, preheader: str, body: str) -> CampaignSpec:
+def _edited(
+    spec: CampaignSpec, key: str, subject: str, preheader: str, body: str, safety_only: bool
+) -> CampaignSpec:
     if spec.step(key) is None:
         raise AdminNotFound
-    changed = edit.update_step(spec, key, subject=subject, preheader=preheader)
+    changed = edit.update_step(
+        spec, key, subject=subject, preheader=preheader, safety_only=safety_only
+    )
     return edit.set_body(changed, key, body)
 
 
@@ -353,11 +358,12 @@ def save_step(
     subject: Line = "",
     preheader: Line = "",
     body: Body = "",
+    safety_only: Flag = False,
     action: Line = "save",
 ) -> Response:
     """Save as a draft, or (action=preview) only show what the form would give."""
     campaign = _campaign(session, admin, slug)
-    spec = _edited(_working(session, campaign)[0], key, subject, preheader, body)
+    spec = _edited(_working(session, campaign)[0], key, subject, preheader, body, safety_only)
     if action == "preview":
         return _editor(request, admin, session, campaign, spec, key)
     try:
@@ -385,10 +391,11 @@ def preview_json(
     subject: Line = "",
     preheader: Line = "",
     body: Body = "",
+    safety_only: Flag = False,
 ) -> JSONResponse:
     """The live preview's refresh: the same render as the form post, as JSON."""
     campaign = _campaign(session, admin, slug)
-    spec = _edited(_working(session, campaign)[0], key, subject, preheader, body)
+    spec = _edited(_working(session, campaign)[0], key, subject, preheader, body, safety_only)
     problems, preview = checked_preview(spec, key, admin.clinic)
     listed = [
         {"where": p.where, "line": p.line, "message": p.message, "text": str(p), "kind": p.kind}

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from dripcare.checkins import flag_text
+from dripcare.phone_links import tel_links
 from dripcare.web import errors
 from dripcare.web.admin.deps import (
     AdminContext,
@@ -43,6 +44,7 @@ def local_time(moment: datetime | None, zone: str) -> str:
 
 
 templates.env.filters["local_time"] = local_time
+templates.env.filters["tel_links"] = tel_links  # a patient's phone is tap-to-call
 templates.env.globals["flag_text"] = flag_text
 ADMIN_CSP = (
     "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; "

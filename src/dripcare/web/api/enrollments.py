@@ -59,14 +59,14 @@ def _request(session: Session, clinic: int, payload: EnrollmentIn) -> EnrollRequ
             patient.last_name,
             patient.locale,
         )
-        zone = payload.timezone
+        zone, phone = payload.timezone, ""
     else:
         email, first, last = (
             payload.patient.email,
             payload.patient.first_name,
             payload.patient.last_name,
         )
-        locale = payload.patient.locale
+        locale, phone = payload.patient.locale, payload.patient.phone
         zone = payload.timezone or payload.patient.timezone
     return EnrollRequest(
         clinic_id=clinic,
@@ -78,6 +78,7 @@ def _request(session: Session, clinic: int, payload: EnrollmentIn) -> EnrollRequ
         timezone=zone,
         external_id=payload.external_id,
         locale=locale,
+        phone=phone,
     )
 
 
