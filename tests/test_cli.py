@@ -74,11 +74,13 @@ def enroll_args(clinic_id: int, *extra: str) -> list[str]:
     ]
 
 
-def test_clinic_create_installs_the_default_campaign(settings: Settings) -> None:
+def test_clinic_create_installs_the_default_campaigns(settings: Settings) -> None:
     data = run_json(*CLINIC)
 
-    assert data["campaigns"] == ["microneedling"]
-    assert run_json("campaign", "list", "--clinic", str(data["id"]))[0]["steps"][0] == "day-0"
+    assert data["campaigns"] == ["chemical-peel", "microneedling"]
+    listed = {c["slug"]: c for c in run_json("campaign", "list", "--clinic", str(data["id"]))}
+    assert listed["microneedling"]["steps"][0] == "day-0"
+    assert "day-28" in listed["chemical-peel"]["steps"]
 
 
 def test_enroll_prints_the_timeline_and_is_idempotent(clinic_id: int) -> None:
