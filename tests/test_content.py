@@ -109,7 +109,9 @@ def render_step(
     clinic: dict[str, Any] | None = None,
     care: dict[str, Any] | None = None,
 ) -> tuple[Rendered, dict[str, Any]]:
-    context = sample_context(care if care is not None else spec.variables, step, clinic)
+    care = care if care is not None else spec.variables
+    days, treatment = spec.clinical.pointer_days, spec.treatment
+    context = sample_context(care, step, clinic, pointer_days=days, treatment=treatment)
     context["emergency_number"] = emergency_number
     rendered = render_full(templates, step.template, step.subject, step.preheader, context)
     return rendered, context

@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from dripcare.clinical import Clinical
+
 
 @dataclass(frozen=True)
 class StepSpec:
@@ -33,12 +35,17 @@ class CampaignSpec:
     variables: dict[str, Any]
     steps: list[StepSpec]
     sources: dict[str, str] = field(repr=False)
+    clinical: Clinical = field(repr=False)  # red flags, expected course, emergency lines
 
     def step(self, key: str) -> StepSpec | None:
         return next((s for s in self.steps if s.key == key), None)
 
     def to_json(self) -> dict[str, Any]:
-        data = {**dataclasses.asdict(self), "sources": dict(sorted(self.sources.items()))}
+        data = {
+            **dataclasses.asdict(self),
+            "sources": dict(sorted(self.sources.items())),
+            "clinical": self.clinical.to_json(),
+        }
         for step in data["steps"]:
             if step["send_until"] is None:  # so content stored before send_until keeps its digest
                 del step["send_until"]
@@ -49,7 +56,10 @@ class CampaignSpec:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CampaignSpec:
         steps = [StepSpec(**step) for step in data["steps"]]
-        return cls(**{**data, "steps": steps, "sources": dict(data["sources"])})
+        clinical = Clinical.from_json(data["clinical"])
+        return cls(
+            **{**data, "steps": steps, "sources": dict(data["sources"]), "clinical": clinical}
+        )
 
     def digest(self) -> str:
         """Identifies the content: equal digests render equal emails."""

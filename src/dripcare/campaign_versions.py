@@ -46,35 +46,6 @@ def spec_of(version: CampaignVersion) -> CampaignSpec:
     return CampaignSpec.from_json(version.content)
 
 
-def spec_of_campaign(campaign: Campaign) -> CampaignSpec:
-    """The live rows as a spec (the same content as the live version)."""
-    return CampaignSpec.from_json(
-        {
-            "slug": campaign.slug,
-            "name": campaign.name,
-            "treatment": campaign.treatment,
-            "description": campaign.description,
-            "variables": dict(campaign.variables),
-            "steps": [
-                {
-                    "key": s.key,
-                    "offset_days": s.offset_days,
-                    "offset_hours": s.offset_hours,
-                    "offset_minutes": s.offset_minutes,
-                    "send_time": s.send_time,
-                    "subject": s.subject,
-                    "preheader": s.preheader,
-                    "template": s.template,
-                    "checkin": s.checkin,
-                }
-                for s in campaign.steps
-                if s.active
-            ],
-            "sources": {t.name: t.source for t in campaign.templates},
-        }
-    )
-
-
 # ---- reading ----------------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """Campaigns on disk and in the database.
 
-On disk a campaign is one directory: `campaign.toml` (the steps) and one MJML file per step,
+On disk a campaign is one directory: `campaign.toml` (the steps, the care values and the
+clinical data of `clinical.py`) and one MJML file per step,
 plus shared layouts and partials (files starting with `_`). `dripcare campaign import DIR`
 reads that format, so a clinic can add its own treatment types the way the defaults are made.
 """
@@ -17,9 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from dripcare.campaign_spec import CampaignSpec, StepSpec
+from dripcare.clinical import parse_clinical
 from dripcare.config import get_settings
 from dripcare.errors import UserError
-from dripcare.models import Campaign, CampaignTemplate, Step
+from dripcare.models import Campaign, CampaignTemplate, Clinic, Step
 from dripcare.scheduling import StepTiming, parse_local_time
 from dripcare.send_rules import parse_window
 from dripcare.template_checks import check_spec
@@ -45,16 +47,18 @@ def load_campaign_dir(directory: Path) -> CampaignSpec:
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{manifest_path}: {exc}") from exc
     sources = {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.mjml"))}
+    variables = dict(manifest.get("variables", {}))
     spec = CampaignSpec(
         slug=_required(manifest, "slug", manifest_path),
         name=_required(manifest, "name", manifest_path),
         treatment=manifest.get("treatment") or _required(manifest, "slug", manifest_path),
         description=manifest.get("description", ""),
-        variables=dict(manifest.get("variables", {})),
+        variables=variables,
         steps=[
             _step_spec(raw, manifest_path, n) for n, raw in enumerate(manifest.get("steps", []), 1)
         ],
         sources=sources,
+        clinical=parse_clinical(manifest.get("clinical"), variables, str(manifest_path)),
     )
     _validate(spec, manifest_path)
     return spec
@@ -202,6 +206,44 @@ def find_campaign(session: Session, clinic_id: int, slug: str) -> Campaign:
     if campaign is None:
         raise unknown_campaign(session, clinic_id, slug)
     return campaign
+
+
+def slug_for_unnamed(session: Session, clinic_id: int) -> str:
+    """The campaign an enrollment naming none follows: the clinic's default, else its only one.
+
+    No treatment is a default in code: with several campaigns and no default the clinic must
+    say which one, and the error lists them."""
+    default = session.scalar(select(Clinic.default_campaign).where(Clinic.id == clinic_id))
+    known = session.scalars(
+        select(Campaign.slug).where(Campaign.clinic_id == clinic_id).order_by(Campaign.slug)
+    ).all()
+    if default is not None and default in known:
+        return default
+    if default is None and len(known) == 1:
+        return known[0]
+    how = (
+        "pass the campaign (API: campaign, CLI: --treatment, CSV: a treatment column) or set the "
+        "clinic's default campaign (dripcare clinic update --default-campaign SLUG)"
+    )
+    if not known:
+        raise UserError(
+            f"clinic {clinic_id} has no campaigns yet; "
+            "import one with `dripcare campaign import DIR`"
+        )
+    if default is not None:
+        raise UserError(
+            f"clinic {clinic_id}'s default campaign {default!r} does not exist (it has: "
+            f"{', '.join(known)}); {how}"
+        )
+    raise UserError(f"which campaign? this clinic has: {', '.join(known)}; {how}")
+
+
+def check_default_campaign(session: Session, clinic_id: int, slug: str | None) -> str | None:
+    """A default campaign the clinic has ("" or None: no default), or the error naming its own."""
+    if not slug:
+        return None
+    find_campaign(session, clinic_id, slug)
+    return slug
 
 
 def unknown_campaign(session: Session, clinic_id: int, slug: str) -> UserError:

@@ -80,6 +80,11 @@ clinic.add_command(clinic_check_domain)
 clinic.add_command(clinic_reseal_secrets)
 
 
+_DEFAULT_CAMPAIGN_HELP = (
+    "Campaign slug an enrollment that names none follows (needed once the clinic has several)."
+)
+
+
 @clinic.command("create")
 @click.option("--name", required=True)
 @click.option("--sender", required=True, help="From address, e.g. care@clinic.example")
@@ -103,11 +108,12 @@ clinic.add_command(clinic_reseal_secrets)
 @click.option("--alert-email", default="", help="Where red-flag check-ins go (default: sender).")
 @click.option("--webhook-url", default="", help="Also POST red-flag check-ins here (JSON).")
 @click.option("--webhook-secret", default="", help="Signs webhooks; whsec_<base64>.")
+@click.option("--default-campaign", default=None, help=_DEFAULT_CAMPAIGN_HELP)
 @json_option
 @quiet_option("the new clinic's id")
 @user_errors
 def clinic_create(as_json: bool, quiet: bool, **fields: str) -> None:
-    """Create a clinic; the default campaigns (e.g. microneedling) are installed for it."""
+    """Create a clinic; the shipped campaigns are installed for it."""
     from dripcare.clinics import create_clinic
 
     with session_scope() as session:
@@ -116,6 +122,7 @@ def clinic_create(as_json: bool, quiet: bool, **fields: str) -> None:
             "id": created.id,
             "name": created.name,
             "campaigns": [c.slug for c in campaigns.list_campaigns(session, created.id)],
+            "default_campaign": created.default_campaign,
             "country": created.country,
             "emergency_number": created.emergency_number,
         }
@@ -126,6 +133,24 @@ def clinic_create(as_json: bool, quiet: bool, **fields: str) -> None:
         f"emergency number {data['emergency_number']}, {data['country']})",
         only=data["id"] if quiet else None,
     )
+
+
+@clinic.command("update")
+@click.argument("clinic_id", type=int)
+@click.option(
+    "--default-campaign", required=True, help=_DEFAULT_CAMPAIGN_HELP + ' "none" clears it.'
+)
+@json_option
+@user_errors
+def clinic_update(clinic_id: int, default_campaign: str, as_json: bool) -> None:
+    """Change a clinic's settings: for now, its default campaign."""
+    with session_scope() as session:
+        found = enrollments.get_clinic(session, clinic_id)
+        slug = None if default_campaign.strip().lower() == "none" else default_campaign.strip()
+        found.default_campaign = campaigns.check_default_campaign(session, found.id, slug)
+        data = {"id": found.id, "default_campaign": found.default_campaign}
+    shown = data["default_campaign"] or "none (enrolling must name the campaign)"
+    emit(as_json, data, f"clinic {clinic_id} default campaign: {shown}")
 
 
 @clinic.command("list")
@@ -392,9 +417,8 @@ def patient_revoke_links(clinic_id: int, email: str, as_json: bool) -> None:
 @click.option(
     "--treatment",
     "campaign_slug",
-    default="microneedling",
-    show_default=True,
-    help="Campaign slug.",
+    default=None,
+    help="Campaign slug (default: the clinic's default campaign, or its only one).",
 )
 @click.option(
     "--treated-at",
@@ -411,7 +435,7 @@ def enroll(
     email: str,
     first_name: str,
     last_name: str,
-    campaign_slug: str,
+    campaign_slug: str | None,
     treated_at: str,
     timezone: str | None,
     external_id: str | None,

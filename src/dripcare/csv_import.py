@@ -120,7 +120,7 @@ def _request(row: dict[str, str], clinic_id: int) -> EnrollRequest:
         treated_at=row["treated_at"],
         first_name=row.get("first_name", ""),
         last_name=row.get("last_name", ""),
-        campaign=row.get("treatment") or "microneedling",
+        campaign=row.get("treatment") or None,  # None: the clinic's default campaign
         timezone=row.get("timezone") or None,
         external_id=row.get("external_id") or None,
     )

@@ -48,7 +48,13 @@ from dripcare.campaign_versions import Compiled, compiled
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings
 from dripcare.dispatch import claim_due, claimed, recover_expired, release
-from dripcare.email_context import build_context, care_values, clinic_context, format_date
+from dripcare.email_context import (
+    build_context,
+    care_values,
+    clinic_context,
+    format_date,
+    treatment_name,
+)
 from dripcare.links import MessageLinks, links_for
 from dripcare.models import (
     RENDERED,
@@ -504,9 +510,10 @@ def render_job(job: Job, settings: Settings) -> tuple[Rendered, MessageLinks]:
         emergency_number=clinic.emergency_number,
         care=care_values(job.content.spec.variables, clinic),
         step=step,
+        pointer_days=job.content.spec.clinical.pointer_days,
         first_name=job.patient.first_name,
         last_name=job.patient.last_name,
-        treatment_name=campaign.treatment.replace("-", " ").capitalize(),
+        treatment_name=treatment_name(campaign.treatment),
         treatment_date=format_date(job.enrollment.treated_at, job.enrollment.timezone),
         links=links.as_context(),
     )

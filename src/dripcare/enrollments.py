@@ -32,7 +32,13 @@ from sqlalchemy.engine import Connection, Result
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 from sqlalchemy.types import TypeEngine
 
-from dripcare.campaigns import CampaignPlan, campaign_plan, timing_of, unknown_campaign
+from dripcare.campaigns import (
+    CampaignPlan,
+    campaign_plan,
+    slug_for_unnamed,
+    timing_of,
+    unknown_campaign,
+)
 from dripcare.config import Settings
 from dripcare.errors import NotFound, UserError
 from dripcare.message_lifecycle import REASONS, restore, stop_unsent
@@ -64,7 +70,7 @@ class EnrollRequest:
     treated_at: str | datetime
     first_name: str = ""
     last_name: str = ""
-    campaign: str = "microneedling"
+    campaign: str | None = None  # None: the clinic's default (campaigns.slug_for_unnamed)
     timezone: str | None = None
     external_id: str | None = None
     locale: str = "en"
@@ -170,6 +176,7 @@ def enroll(
 
 # The hot path's statements are built once: building and keying a statement on each call cost
 # more CPU than executing it.
+_SLUG = bindparam("slug", type_=String)  # None: the clinic's default campaign
 _LOOK_UP = (
     select(
         Clinic.timezone,
@@ -190,7 +197,11 @@ _LOOK_UP = (
         Patient.last_name,
         Patient.timezone.label("patient_timezone"),
     )
-    .outerjoin(Campaign, (Campaign.clinic_id == Clinic.id) & (Campaign.slug == bindparam("slug")))
+    .outerjoin(
+        Campaign,
+        (Campaign.clinic_id == Clinic.id)
+        & (Campaign.slug == func.coalesce(_SLUG, Clinic.default_campaign)),
+    )
     .outerjoin(Patient, (Patient.clinic_id == Clinic.id) & (Patient.email == bindparam("email")))
     .where(Clinic.id == bindparam("clinic_id"))
 )
@@ -232,14 +243,21 @@ _NEW_MESSAGES_PG = (
 
 
 def _look_up(
-    session: Session, clinic_id: int, slug: str, email: str, external_id: str | None
+    session: Session, clinic_id: int, slug: str | None, email: str, external_id: str | None
 ) -> _Found:
-    """Clinic, campaign, patient and an enrollment with the same external id: one query."""
+    """Clinic, campaign, patient and an enrollment with the same external id: one query.
+
+    Without a slug the clinic's default campaign is joined; a clinic without one costs a
+    second look (slug_for_unnamed), which also explains what to do when it is ambiguous."""
     params = {"clinic_id": clinic_id, "slug": slug, "email": email, "external_id": external_id}
     row = session.connection().execute(_LOOK_UP, params).first()
     if row is None:
         raise _no_clinic(clinic_id)
+    if row.campaign_id is None and slug is None:
+        chosen = slug_for_unnamed(session, clinic_id)
+        return _look_up(session, clinic_id, chosen, email, external_id)
     if row.campaign_id is None:
+        assert slug is not None
         raise unknown_campaign(session, clinic_id, slug)
     patient = None
     if row.patient_id is not None:

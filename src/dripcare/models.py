@@ -137,6 +137,8 @@ class Clinic(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # "21:00-08:00" on the patient's clock; None: DRIPCARE_QUIET_HOURS (send_rules.py)
     quiet_hours: Mapped[str | None] = mapped_column(String(16))
+    # the campaign slug an enrollment that names none follows (campaigns.resolve_slug)
+    default_campaign: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -237,7 +237,7 @@ def render_sample(
     templates: TemplateSet, spec: CampaignSpec, step: StepSpec, clinic: Clinic | None
 ) -> Any:
     """The step with sample data, rendered in a renderer process under its limits."""
-    context = clinic_sample_context(spec.variables, step, clinic)
+    context = clinic_sample_context(spec, step, clinic)
     return render_limited(templates, step.template, step.subject, step.preheader, context)
 
 
@@ -245,7 +245,7 @@ def check_variables(templates: TemplateSet, spec: CampaignSpec) -> list[Problem]
     """Variables used anywhere that the templates will never be given."""
     if not spec.steps:
         return []
-    known = clinic_sample_context(spec.variables, spec.steps[0], None)
+    known = clinic_sample_context(spec, spec.steps[0], None)
     env = templates.html_env
     trees = {}
     for _, where, source, step in _texts(spec):

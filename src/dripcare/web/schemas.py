@@ -89,7 +89,12 @@ class EnrollmentIn(Strict):
     patient: Annotated[int, BeforeValidator(exact_id), Field(ge=1, le=MAX_ID)] | PatientIn = Field(
         description="An existing patient's id, or a patient to create or update by email"
     )
-    campaign: str = Field("microneedling", max_length=64)
+    campaign: str | None = Field(
+        None,
+        max_length=64,
+        description="The campaign's slug; without it the clinic's default campaign, or its "
+        "only one",
+    )
     treated_at: date | datetime = Field(
         description="A date (noon local time), or a date-time; without an offset it is in "
         "the patient's time zone",

@@ -17,8 +17,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import object_session
 
-from dripcare.checkins import flag_text
+from dripcare.checkins import flag_texts
+from dripcare.models import CheckIn
 from dripcare.web import errors
 from dripcare.web.admin.deps import (
     AdminContext,
@@ -43,7 +45,16 @@ def local_time(moment: datetime | None, zone: str) -> str:
 
 
 templates.env.filters["local_time"] = local_time
-templates.env.globals["flag_text"] = flag_text
+
+
+def answer_texts(check_in: CheckIn) -> list[str]:
+    """The words a patient ticked, for a page template (which has no session of its own)."""
+    session = object_session(check_in)
+    assert session is not None
+    return flag_texts(session, check_in)
+
+
+templates.env.globals["answer_texts"] = answer_texts
 ADMIN_CSP = (
     "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; "
     "frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; "

@@ -83,7 +83,7 @@ def _out(session: Session, enrollment: Enrollment) -> EnrollmentOut:
     return enrollment_out(enrollment, timeline(session, enrollment))
 
 
-def _result_out(session: Session, result: EnrollResult, campaign: str) -> EnrollmentOut:
+def _result_out(session: Session, result: EnrollResult, campaign: str | None) -> EnrollmentOut:
     """A new sequence is answered from the rows just written, without reading them back."""
     if result.messages is None:
         return _out(session, result.enrollment)
