@@ -29,6 +29,8 @@ CLINIC = [
     "+1 555 010 0100",
     "--timezone",
     "America/New_York",
+    "--default-campaign",  # two shipped campaigns: enrolling without one needs a default
+    "microneedling",
 ]
 
 
@@ -287,6 +289,7 @@ def test_with_two_campaigns_enrolling_must_name_one_until_the_clinic_has_a_defau
     )
     csv_path = tmp_path / "patients.csv"
     csv_path.write_text("email,treated_at\nann@example.com,2026-11-24\n", encoding="utf-8")
+    assert run("clinic", "update", str(clinic_id), "--default-campaign", "none").exit_code == 0
 
     refused = run(*enroll_args(clinic_id))
     csv_refused = json.loads(
@@ -298,7 +301,7 @@ def test_with_two_campaigns_enrolling_must_name_one_until_the_clinic_has_a_defau
     named = run_json(*enroll_args(clinic_id, "--treatment", "microneedling"))
 
     assert refused.exit_code == 2
-    assert "which campaign? this clinic has: microneedling, peel" in refused.output
+    assert "which campaign? this clinic has: chemical-peel, microneedling, peel" in refused.output
     assert csv_refused["created"] == 0
     assert "which campaign?" in csv_refused["rejected"][0]["reason"]
     assert wrong_default.exit_code == 2 and "has no campaign 'tattoo'" in wrong_default.output
