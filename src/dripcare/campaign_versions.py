@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from dripcare import audit, enrollments
 from dripcare.audit import Action, Actor, as_actor
-from dripcare.campaign_spec import CampaignSpec
+from dripcare.campaign_spec import PRE_CARE_FIELDS, CampaignSpec
 from dripcare.campaigns import apply_spec, default_campaign_dirs, load_campaign_dir, timing_of
 from dripcare.config import Settings, get_settings
 from dripcare.errors import NotFound, UserError
@@ -55,6 +55,7 @@ def spec_of_campaign(campaign: Campaign) -> CampaignSpec:
             "treatment": campaign.treatment,
             "description": campaign.description,
             "variables": dict(campaign.variables),
+            "requires": dict(campaign.requires or {}),
             "steps": [
                 {
                     "key": s.key,
@@ -66,6 +67,9 @@ def spec_of_campaign(campaign: Campaign) -> CampaignSpec:
                     "preheader": s.preheader,
                     "template": s.template,
                     "checkin": s.checkin,
+                    "stop_now": s.stop_now,
+                    "late_booking": s.late_booking,
+                    "skip_if": list(s.skip_if or ()),
                 }
                 for s in campaign.steps
                 if s.active
@@ -141,10 +145,15 @@ def _unified(before: list[str], after: list[str], old: int, new: int, name: str)
 
 def _settings_lines(spec: CampaignSpec) -> list[str]:
     lines = [f"variables = {json.dumps(spec.variables, sort_keys=True)}\n"]
+    if spec.requires:
+        lines.append(f"requires = {json.dumps(spec.requires, sort_keys=True)}\n")
     fields = ("offset_days", "offset_hours", "offset_minutes", "send_time", "subject")
     for step in spec.steps:
         for name in (*fields, "preheader", "template", "checkin"):
             lines.append(f"{step.key}: {name} = {getattr(step, name)!r}\n")
+        for name in PRE_CARE_FIELDS:  # only when set: older versions' diffs stay as they were
+            if getattr(step, name):
+                lines.append(f"{step.key}: {name} = {getattr(step, name)!r}\n")
     return lines
 
 

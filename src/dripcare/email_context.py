@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -75,7 +76,9 @@ def build_context(
     treatment_name: str,
     treatment_date: str,
     links: dict[str, str],
+    missed_steps: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """`missed_steps`: for a late_booking step, the stop-now steps it stands in for."""
     return {
         "patient": {"first_name": first_name, "last_name": last_name},
         "clinic": clinic,
@@ -84,6 +87,7 @@ def build_context(
         "care": care,
         "step": step_context(step),
         "links": links,
+        "missed_steps": list(missed_steps),
     }
 
 
@@ -99,7 +103,10 @@ SAMPLE_CLINIC = {
 
 
 def sample_context(
-    care: dict[str, Any], step: StepLike, clinic: dict[str, Any] | None = None
+    care: dict[str, Any],
+    step: StepLike,
+    clinic: dict[str, Any] | None = None,
+    missed_steps: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Realistic sample data for previews and for checking that a template renders."""
     base = "https://dripcare.example/x/sample"
@@ -118,6 +125,7 @@ def sample_context(
             "checkin_ok": f"{base}/checkin/ok",
             "checkin_worried": f"{base}/checkin/worried",
         },
+        missed_steps=missed_steps,
     )
 
 
@@ -128,11 +136,19 @@ def care_values(variables: dict[str, Any], clinic: Clinic | None) -> dict[str, A
 
 
 def clinic_sample_context(
-    variables: dict[str, Any], step: StepLike, clinic: Clinic | None
+    variables: dict[str, Any],
+    step: StepLike,
+    clinic: Clinic | None,
+    missed_steps: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Sample patient data with this clinic's branding, phone and emergency number."""
+    """Sample patient data with this clinic's branding, phone and emergency number.
+
+    `missed_steps`: a late_booking step's sample lists every stop-now step as missed.
+    """
     if clinic is None:
-        return sample_context(variables, step)
-    context = sample_context(care_values(variables, clinic), step, clinic_context(clinic))
+        return sample_context(variables, step, missed_steps=missed_steps)
+    context = sample_context(
+        care_values(variables, clinic), step, clinic_context(clinic), missed_steps
+    )
     context["emergency_number"] = clinic.emergency_number
     return context
