@@ -110,7 +110,7 @@ def test_cli_marks_and_unmarks_an_enrollment(settings: Settings) -> None:
 def test_a_mark_made_after_scheduling_still_stops_the_email_at_send_time(
     settings: Settings, smtp_server: SMTPServer
 ) -> None:
-    enrollment = make_enrollment(settings, make_clinic(), DAYTIME - timedelta(hours=3))
+    enrollment = make_enrollment(settings, make_clinic(), DAYTIME - timedelta(hours=3), now=DAYTIME)
     with session_scope() as session:  # as if marked between the claim and the send
         session.execute(
             update(Enrollment).values(next_session_booked_at=DAYTIME + timedelta(days=1))

@@ -3,17 +3,22 @@ attributes, through campaign.toml, enrolling and rescheduling, on SQLite and Pos
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from dripcare.campaign_versions import import_campaign
 from dripcare.campaigns import load_campaign_dir
+from dripcare.cli import main
 from dripcare.config import Settings
+from dripcare.csv_import import import_file
 from dripcare.db import session_scope
 from dripcare.enrollment_marks import set_mark
 from dripcare.enrollments import get_enrollment, reschedule
@@ -245,3 +250,42 @@ def test_unmarking_after_the_email_would_be_too_late_does_not_send_it(
 
     assert restored == 0
     assert rows(enrollment)["rebook"].stop_cause == StopCause.LATE
+
+
+# ---- CLI and CSV ----------------------------------------------------------------------------
+
+
+def test_the_cli_takes_the_peel_depth_and_refuses_a_deep_peel(
+    settings: Settings, clinic: int
+) -> None:
+    args = ["enroll", "--clinic", str(clinic), "--email", "pat@example.com", "--json"]
+    args += ["--treatment", "precare", "--treated-at", "2026-11-20T09:00"]
+
+    with time_machine.travel(NOW, tick=True):
+        refused = CliRunner().invoke(main, [*args, "--peel-depth", "deep"])
+        accepted = CliRunner().invoke(main, [*args, "--peel-depth", "superficial"])
+
+    assert refused.exit_code == 2
+    assert "superficial peels only" in refused.stderr
+    assert accepted.exit_code == 0, accepted.output
+    status = {m["step"]: m["status"] for m in json.loads(accepted.stdout)["messages"]}
+    assert status["pre-14"] == status["pre-7"] == status["pre-1"] == "scheduled"
+
+
+def test_a_csv_peel_depth_column_is_checked_row_by_row(
+    settings: Settings, clinic: int, tmp_path: Path
+) -> None:
+    rows_file = tmp_path / "bookings.csv"
+    rows_file.write_text(
+        "email,treated_at,treatment,peel_depth\n"
+        "a@example.com,2026-11-20T09:00,precare,superficial\n"
+        "b@example.com,2026-11-20T09:00,precare,medium\n",
+        encoding="utf-8",
+    )
+
+    with time_machine.travel(NOW, tick=True):
+        report = import_file(rows_file, clinic, settings)
+
+    assert report.created == 1
+    assert [e.line for e in report.errors] == [3]
+    assert "physician's own aftercare protocol" in report.errors[0].reason
