@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from dripcare import audit, enrollments
 from dripcare.audit import Action, Actor, as_actor
-from dripcare.campaign_spec import CampaignSpec
+from dripcare.campaign_spec import PRE_CARE_FIELDS, CampaignSpec
 from dripcare.campaigns import apply_spec, default_campaign_dirs, load_campaign_dir, timing_of
 from dripcare.config import Settings, get_settings
 from dripcare.errors import NotFound, UserError
@@ -112,10 +112,15 @@ def _unified(before: list[str], after: list[str], old: int, new: int, name: str)
 
 def _settings_lines(spec: CampaignSpec) -> list[str]:
     lines = [f"variables = {json.dumps(spec.variables, sort_keys=True)}\n"]
+    if spec.requires:
+        lines.append(f"requires = {json.dumps(spec.requires, sort_keys=True)}\n")
     fields = ("offset_days", "offset_hours", "offset_minutes", "send_time", "subject")
     for step in spec.steps:
         for name in (*fields, "preheader", "template", "checkin"):
             lines.append(f"{step.key}: {name} = {getattr(step, name)!r}\n")
+        for name in PRE_CARE_FIELDS:  # only when set: older versions' diffs stay as they were
+            if getattr(step, name):
+                lines.append(f"{step.key}: {name} = {getattr(step, name)!r}\n")
     return lines
 
 

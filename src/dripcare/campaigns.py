@@ -24,6 +24,7 @@ from dripcare.errors import UserError
 from dripcare.models import Campaign, CampaignTemplate, Clinic, Step
 from dripcare.scheduling import StepTiming, parse_local_time
 from dripcare.send_rules import parse_window
+from dripcare.skip_conditions import parse_conditions
 from dripcare.template_checks import check_spec
 
 MANIFEST = "campaign.toml"
@@ -59,6 +60,7 @@ def load_campaign_dir(directory: Path) -> CampaignSpec:
         ],
         sources=sources,
         clinical=parse_clinical(manifest.get("clinical"), variables, str(manifest_path)),
+        requires=_requires(manifest.get("requires", {}), manifest_path),
     )
     _validate(spec, manifest_path)
     return spec
@@ -71,6 +73,24 @@ def _required(table: dict[str, Any], key: str, where: Path) -> str:
     return value.strip()
 
 
+def _requires(table: object, where: Path) -> dict[str, list[str]]:
+    """`[requires] peel_depth = ["superficial"]`: the values an enrollment must bring."""
+    example = '[requires] peel_depth = ["superficial"]'
+    if not isinstance(table, dict):
+        raise UserError(f"{where}: requires must be a table such as {example}, got {table!r}")
+    requires = {}
+    for name, values in table.items():
+        if isinstance(values, str):
+            values = [values]
+        if not values or not all(isinstance(v, str) and v.strip() for v in values):
+            raise UserError(
+                f"{where}: requires.{name} must list the accepted values, e.g. {example}; "
+                f"got {values!r}"
+            )
+        requires[name] = [v.strip() for v in values]
+    return requires
+
+
 STEP_FIELDS = {
     "key",
     "offset",
@@ -81,6 +101,9 @@ STEP_FIELDS = {
     "template",
     "checkin",
     "safety_only",
+    "stop_now",
+    "late_booking",
+    "skip_if",
 }
 
 
@@ -100,16 +123,23 @@ def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
     if unknown:
         raise UserError(f"{label}: offset takes days, hours and minutes, not {sorted(unknown)}")
     values = {f"offset_{k}": offset.get(k, 0) for k in ("days", "hours", "minutes")}
-    if any(type(v) is not int or v < 0 for v in values.values()):
-        raise UserError(f"{label}: offset values must be whole numbers ≥ 0, got {offset}")
-    checkin = raw.get("checkin", False)
-    if not isinstance(checkin, bool):
-        raise UserError(f"{label}: checkin must be true or false (no quotes), got {checkin!r}")
-    safety_only = raw.get("safety_only", False)
-    if not isinstance(safety_only, bool):
+    if any(type(v) is not int for v in values.values()):
         raise UserError(
-            f"{label}: safety_only must be true or false (no quotes), got {safety_only!r}"
+            f"{label}: offset values must be whole numbers (negative: before the treatment), "
+            f"got {offset}"
         )
+    try:
+        StepTiming(*values.values())
+    except ValueError as exc:
+        raise UserError(f"{label}: {exc}") from exc
+    flags = {
+        name: _flag(raw, name, label)
+        for name in ("checkin", "safety_only", "stop_now", "late_booking")
+    }
+    try:
+        skip_if = parse_conditions(raw.get("skip_if", []))
+    except ValueError as exc:
+        raise UserError(f"{label}: {exc}") from exc
     send_time = raw.get("send_time")
     if send_time is not None:
         try:
@@ -129,10 +159,17 @@ def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
         subject=_required(raw, "subject", where),
         preheader=str(raw.get("preheader", "")),
         template=_required(raw, "template", where),
-        checkin=checkin,
-        safety_only=safety_only,
+        skip_if=tuple(c.value for c in skip_if),
+        **flags,
         **values,
     )
+
+
+def _flag(raw: dict[str, Any], name: str, label: str) -> bool:
+    value = raw.get(name, False)
+    if not isinstance(value, bool):
+        raise UserError(f"{label}: {name} must be true or false (no quotes), got {value!r}")
+    return value
 
 
 def _validate(spec: CampaignSpec, where: Path) -> None:
@@ -145,6 +182,7 @@ def apply_spec(campaign: Campaign, spec: CampaignSpec) -> None:
     """Make the campaign's steps and templates rows say what the spec says."""
     campaign.name, campaign.treatment = spec.name, spec.treatment
     campaign.description, campaign.variables = spec.description, spec.variables
+    campaign.requires = spec.requires
     _sync_templates(campaign, spec.sources)
     _sync_steps(campaign, spec.steps)
 
@@ -173,6 +211,8 @@ def _sync_steps(campaign: Campaign, specs: list[StepSpec]) -> None:
         step.send_time, step.subject, step.preheader = spec.send_time, spec.subject, spec.preheader
         step.template, step.checkin = spec.template, spec.checkin
         step.send_until, step.safety_only = spec.send_until, spec.safety_only
+        step.stop_now, step.late_booking = spec.stop_now, spec.late_booking
+        step.skip_if = list(spec.skip_if)
     wanted = {s.key for s in specs}
     for step in existing.values():
         if step.key not in wanted:
@@ -258,6 +298,9 @@ class PlannedStep:
     id: int
     key: str
     timing: StepTiming
+    stop_now: bool = False
+    late_booking: bool = False
+    skip_if: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -269,6 +312,7 @@ class CampaignPlan:
     treatment: str
     version: int
     steps: tuple[PlannedStep, ...]
+    requires: tuple[tuple[str, tuple[str, ...]], ...] = ()  # hashable Campaign.requires
 
 
 _plans: dict[tuple[str, int, int, datetime], CampaignPlan] = {}
@@ -286,7 +330,16 @@ def campaign_plan(
     plan = _plans.get(key)
     if plan is None:
         campaign = session.get_one(Campaign, campaign_id)
-        steps = tuple(PlannedStep(s.id, s.key, timing_of(s)) for s in campaign.steps if s.active)
-        plan = CampaignPlan(campaign.id, campaign.slug, campaign.treatment, campaign.version, steps)
+        steps = tuple(
+            PlannedStep(
+                s.id, s.key, timing_of(s), s.stop_now, s.late_booking, tuple(s.skip_if or ())
+            )
+            for s in campaign.steps
+            if s.active
+        )
+        requires = tuple((k, tuple(v)) for k, v in sorted((campaign.requires or {}).items()))
+        plan = CampaignPlan(
+            campaign.id, campaign.slug, campaign.treatment, campaign.version, steps, requires
+        )
         _plans[(key[0], campaign_id, campaign.version, campaign.updated_at)] = plan
     return plan

@@ -16,6 +16,7 @@ from dripcare import campaign_versions, campaigns, enrollments
 from dripcare.audit import Actor
 from dripcare.cli_admin import admin
 from dripcare.cli_common import emit, json_option, quiet_option, user_errors
+from dripcare.cli_enrollment import enrollment
 from dripcare.cli_health import health
 from dripcare.cli_lifecycle import audit, patient_erase, patient_export, purge
 from dripcare.cli_senders import (
@@ -40,6 +41,7 @@ main.add_command(admin)  # `dripcare admin …`, in its own module
 main.add_command(health)  # `dripcare health api|worker|beat`, for container healthchecks
 main.add_command(purge)  # `dripcare purge` and `dripcare audit`, in cli_lifecycle
 main.add_command(audit)
+main.add_command(enrollment)  # `dripcare enrollment next-session-booked|one-off ID`
 
 
 # ---- database ---------------------------------------------------------------------------------
@@ -427,6 +429,11 @@ def patient_revoke_links(clinic_id: int, email: str, as_json: bool) -> None:
 )
 @click.option("--timezone", default=None, help="Patient's IANA zone (default: the clinic's).")
 @click.option("--external-id", default=None, help="Your booking id; makes re-sending safe.")
+@click.option(
+    "--peel-depth",
+    default=None,
+    help="How deep the clinic classes the peel; the chemical peel campaign needs superficial.",
+)
 @json_option
 @quiet_option("the enrollment's id")
 @user_errors
@@ -439,10 +446,12 @@ def enroll(
     treated_at: str,
     timezone: str | None,
     external_id: str | None,
+    peel_depth: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Enroll a patient's treatment: schedules the whole aftercare sequence."""
+    """Enroll a patient's treatment: schedules the whole aftercare sequence (a treatment
+    time ahead schedules the pre-care emails too)."""
     request = enrollments.EnrollRequest(
         clinic_id=clinic_id,
         email=email,
@@ -452,6 +461,7 @@ def enroll(
         treated_at=treated_at,
         timezone=timezone,
         external_id=external_id,
+        attributes={"peel_depth": peel_depth} if peel_depth else {},
     )
     with session_scope() as session:
         result = enrollments.enroll(session, request, get_settings())

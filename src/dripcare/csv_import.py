@@ -20,6 +20,7 @@ from dripcare.errors import UserError
 CHUNK = 200
 REQUIRED = ("email", "treated_at")
 KNOWN = ("email", "first_name", "last_name", "treated_at", "timezone", "treatment", "external_id")
+ATTRIBUTES = ("peel_depth",)  # treatment attributes a campaign may require (treatment_attributes)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def _check_header(fieldnames: Any, path: Path) -> None:
     if missing:
         raise UserError(
             f"{path}: the header row lacks {', '.join(missing)}; expected columns: "
-            f"{', '.join(KNOWN)} (extra columns are ignored)"
+            f"{', '.join(KNOWN + ATTRIBUTES)} (extra columns are ignored)"
         )
 
 
@@ -123,4 +124,5 @@ def _request(row: dict[str, str], clinic_id: int) -> EnrollRequest:
         campaign=row.get("treatment") or None,  # None: the clinic's default campaign
         timezone=row.get("timezone") or None,
         external_id=row.get("external_id") or None,
+        attributes={name: row[name] for name in ATTRIBUTES if row.get(name)},
     )

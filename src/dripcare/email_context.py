@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -74,7 +75,9 @@ def build_context(
     treatment_name: str,
     treatment_date: str,
     links: dict[str, str],
+    missed_steps: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """`missed_steps`: for a late_booking step, the stop-now steps it stands in for."""
     return {
         "patient": {"first_name": first_name, "last_name": last_name},
         "clinic": clinic,
@@ -83,6 +86,7 @@ def build_context(
         "care": care,
         "step": step_context(step, pointer_days),
         "links": links,
+        "missed_steps": list(missed_steps),
     }
 
 
@@ -104,6 +108,7 @@ def sample_context(
     *,
     pointer_days: int,
     treatment: str,
+    missed_steps: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Realistic sample data for previews and for checking that a template renders."""
     base = "https://dripcare.example/x/sample"
@@ -123,6 +128,7 @@ def sample_context(
             "checkin_ok": f"{base}/checkin/ok",
             "checkin_worried": f"{base}/checkin/worried",
         },
+        missed_steps=missed_steps,
     )
 
 
@@ -133,13 +139,20 @@ def care_values(variables: dict[str, Any], clinic: Clinic | None) -> dict[str, A
 
 
 def clinic_sample_context(
-    spec: CampaignSpec, step: StepLike, clinic: Clinic | None
+    spec: CampaignSpec, step: StepLike, clinic: Clinic | None, missed_steps: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """Sample patient data with this clinic's branding, phone and emergency number."""
+    """Sample patient data with this clinic's branding, phone and emergency number.
+
+    `missed_steps`: a late_booking step's sample lists every stop-now step as missed.
+    """
     days, treatment = spec.clinical.pointer_days, spec.treatment
     if clinic is None:
-        return sample_context(spec.variables, step, pointer_days=days, treatment=treatment)
+        return sample_context(
+            spec.variables, step, pointer_days=days, treatment=treatment, missed_steps=missed_steps
+        )
     care, branding = care_values(spec.variables, clinic), clinic_context(clinic)
-    context = sample_context(care, step, branding, pointer_days=days, treatment=treatment)
+    context = sample_context(
+        care, step, branding, pointer_days=days, treatment=treatment, missed_steps=missed_steps
+    )
     context["emergency_number"] = clinic.emergency_number
     return context

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -32,8 +33,10 @@ from sqlalchemy.engine import Connection, Result
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 from sqlalchemy.types import TypeEngine
 
+from dripcare import pre_care
 from dripcare.campaigns import (
     CampaignPlan,
+    PlannedStep,
     campaign_plan,
     slug_for_unnamed,
     timing_of,
@@ -57,6 +60,7 @@ from dripcare.models import (
 )
 from dripcare.scheduling import QuietHours, StepTiming, compute_due_at
 from dripcare.send_rules import clinic_quiet_hours, late_window, quiet_hours_of, too_late
+from dripcare.treatment_attributes import check_attributes
 from dripcare.treatment_time import parse_treated_at
 from dripcare.validation import check_timezone, normalize_email
 
@@ -74,6 +78,8 @@ class EnrollRequest:
     timezone: str | None = None
     external_id: str | None = None
     locale: str = "en"
+    # what the clinic says about the treatment, e.g. {"peel_depth": "superficial"}
+    attributes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,7 @@ def enroll(
     known_zone = found.patient.timezone if found.patient else None
     zone = zone_override or known_zone or found.clinic_timezone
     treated_at = parse_treated_at(req.treated_at, zone, now)
+    attributes = check_attributes(found.plan.slug, found.plan.requires, req.attributes)
     # Every check is above this line: a refused request writes nothing (bulk relies on it).
     patient_id = _upsert_patient(session, found, email, req, zone_override)
     plan = found.plan
@@ -166,6 +173,7 @@ def enroll(
         treated_at=treated_at,
         timezone=zone,
         external_id=external_id,
+        attributes=attributes,
     )
     older = [e for e in active if e.treatment == enrollment.treatment]
     superseded = _supersede(session, older, enrollment)
@@ -304,6 +312,9 @@ def _insert_enrollment(session: Session, **values: object) -> Enrollment:
         "superseded_by_id": None,
         "cancelled_at": None,
         "created_at": utcnow(),
+        "next_session_booked_at": None,
+        "one_off": False,
+        "missed_steps": [],
     }
     new_id = session.connection().execute(_NEW_ENROLLMENT, values).scalar_one()
     enrollment = Enrollment(id=new_id, **values)
@@ -348,12 +359,19 @@ def materialize(
     now: datetime,
     quiet: QuietHours | None = None,
 ) -> list[ScheduledMessage]:
-    """One outbox row per active step, each with its own fixed Message-ID; one INSERT."""
+    """One outbox row per active step, each with its own fixed Message-ID; one INSERT.
+
+    The late_booking step, if any, is placed last: it depends on the others (pre_care.py).
+    """
     domain = sender_email.rpartition("@")[2] or "dripcare.local"
     placed = [
         (s, _placement(step_due(enrollment, s.timing, settings, quiet), now, settings, s.timing))
         for s in plan.steps
+        if not s.late_booking
     ]
+    merged = next((s for s in plan.steps if s.late_booking), None)
+    if merged is not None:
+        placed.append((merged, _late_booking(enrollment, placed, settings, now, quiet)))
     if not placed:
         return []
     rows = [_message_row(enrollment, domain, step.id, place) for step, place in placed]
@@ -363,6 +381,24 @@ def materialize(
         ScheduledMessage(ids[step.id], step.key, place.due_at, place.status, place.status_reason)
         for step, place in placed
     ]
+
+
+def _late_booking(
+    enrollment: Enrollment,
+    placed: Iterable[tuple[PlannedStep, _Placement]],
+    settings: Settings,
+    now: datetime,
+    quiet: QuietHours | None,
+) -> _Placement:
+    """The merged email's row; the enrollment remembers what it lists."""
+    missed = pre_care.missed_stop_now((s.key, s.stop_now, p.cause) for s, p in placed)
+    zone = ZoneInfo(enrollment.timezone)
+    merged = pre_care.late_booking(
+        missed, enrollment.treated_at, now, quiet or settings.quiet, zone
+    )
+    if merged.missed or enrollment.missed_steps:
+        enrollment.missed_steps = merged.missed
+    return _Placement(merged.due_at, merged.status, merged.status_reason, merged.cause)
 
 
 def _message_row(
@@ -421,7 +457,7 @@ def _placement(
     return _Placement(due_at, MessageStatus.SCHEDULED, "")
 
 
-def _place(
+def place_message(
     session: Session,
     message: Message,
     timing: StepTiming,
@@ -527,14 +563,41 @@ def _replace(
     now: datetime,
 ) -> int:
     """New due times for unsent messages (and for ones skipped only for being late)."""
-    moved = 0
+    moved, merged = 0, []
     for enrollment, message in pairs:
+        if message.step.late_booking:  # depends on where the others land: placed after them
+            merged.append((enrollment, message))
+            continue
         if message.status == MessageStatus.SKIPPED and message.stop_cause != StopCause.LATE:
             continue
-        _place(session, message, timing_of(message.step), enrollment, now, settings)
+        place_message(session, message, timing_of(message.step), enrollment, now, settings)
+        moved += 1
+    session.flush()
+    for enrollment, message in merged:
+        _replace_late_booking(session, enrollment, message, settings, now)
         moved += 1
     session.flush()
     return moved
+
+
+def _replace_late_booking(
+    session: Session, enrollment: Enrollment, message: Message, settings: Settings, now: datetime
+) -> None:
+    """After a reschedule: the stop-now emails now missed decide the merged one again."""
+    stop_now = session.execute(
+        select(Step.key, Message.stop_cause)
+        .join(Step, Message.step_id == Step.id)
+        .where(Message.enrollment_id == enrollment.id, Step.stop_now)
+    ).all()
+    missed = pre_care.missed_stop_now((key, True, cause) for key, cause in stop_now)
+    quiet = quiet_hours_of(get_clinic(session, enrollment.clinic_id), settings)
+    merged = pre_care.late_booking(
+        missed, enrollment.treated_at, now, quiet, ZoneInfo(enrollment.timezone)
+    )
+    enrollment.missed_steps = merged.missed
+    message.due_at, message.status = merged.due_at, merged.status
+    message.status_reason, message.stop_cause = merged.status_reason, merged.cause
+    message.lease_token, message.lease_until = None, None
 
 
 @dataclass

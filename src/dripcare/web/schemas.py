@@ -104,6 +104,15 @@ class EnrollmentIn(Strict):
     external_id: str | None = Field(
         None, max_length=200, description="Your booking id: posting it again is safe"
     )
+    treatment_attributes: dict[
+        Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=64)]
+    ] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="What the clinic says about the treatment; a campaign may require "
+        'values, e.g. the peel campaign {"peel_depth": "superficial"}',
+        examples=[{"peel_depth": "superficial"}],
+    )
 
 
 class EnrollmentPatch(Strict):
@@ -136,6 +145,11 @@ class EnrollmentOut(BaseModel):
     timezone: str
     external_id: str | None
     created_at: datetime
+    treatment_attributes: dict[str, str] = Field(default_factory=dict)
+    next_session_booked_at: datetime | None = Field(
+        None, description="When the clinic marked the next session booked (UTC)"
+    )
+    one_off: bool = Field(False, description="The clinic marked the treatment as a one-off")
     messages: list[MessageSummary]
 
 

@@ -41,6 +41,8 @@ router = APIRouter()
 Line = Annotated[str, Form(max_length=300)]
 Body = Annotated[str, Form(max_length=200_000)]
 Number = Annotated[int, Form(ge=0, le=10_000)]
+# negative: a pre-care step, that long before the treatment
+Offset = Annotated[int, Form(ge=-10_000, le=10_000)]
 
 
 def _campaign(session: Session, admin: AdminContext, slug: str) -> Campaign:
@@ -143,7 +145,7 @@ def add_step(
     slug: str,
     key: Line,
     subject: Line,
-    offset_days: Number = 0,
+    offset_days: Offset = 0,
     send_time: Line = "",
 ) -> Response:
     def change(spec: CampaignSpec) -> CampaignSpec:
@@ -184,9 +186,9 @@ def retime_step(
     session: SessionDep,
     slug: str,
     key: str,
-    offset_days: Number = 0,
-    offset_hours: Number = 0,
-    offset_minutes: Number = 0,
+    offset_days: Offset = 0,
+    offset_hours: Offset = 0,
+    offset_minutes: Offset = 0,
     send_time: Line = "",
     send_until: Line = "",
 ) -> Response:

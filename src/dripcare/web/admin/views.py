@@ -149,3 +149,25 @@ _NO_CLINIC = {
     "detail": "Create a clinic first: dripcare clinic create --name … --sender … --phone … "
     "--timezone …, then reload this page.",
 }
+
+
+def step_when(step: Any) -> str:
+    """When a step goes, as staff say it: "14 days before at 10:00", "day 1 at 09:00"."""
+    if getattr(step, "late_booking", False):
+        return "at enrollment, if a stop-now email was missed"
+    days, hours, minutes = step.offset_days, step.offset_hours, step.offset_minutes
+    if min(days, hours, minutes) < 0:
+        parts = [f"{-days} day{'s' if days != -1 else ''}"] if days else []
+        parts += [f"{-hours} h"] if hours else []
+        parts += [f"{-minutes} min"] if minutes else []
+        text = " ".join(parts) + " before"
+    else:
+        text = (
+            f"day {days}"
+            + (f" +{hours} h" if hours else "")
+            + (f" +{minutes} min" if minutes else "")
+        )
+    return text + (f" at {step.send_time}" if step.send_time else "")
+
+
+templates.env.filters["step_when"] = step_when
