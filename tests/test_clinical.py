@@ -92,7 +92,9 @@ def test_a_campaign_directory_without_clinical_data_is_refused(tmp_path: Path) -
     copy = tmp_path / "bare"
     shutil.copytree(CAMPAIGN_DIR, copy)
     manifest = (copy / "campaign.toml").read_text(encoding="utf-8")
-    (copy / "campaign.toml").write_text(manifest.split("\n[clinical]")[0], encoding="utf-8")
+    head, steps = manifest.split("\n[clinical]")[0], manifest.split("\n[[steps]]", 1)[1]
+    without = head + "\n[[steps]]" + steps
+    (copy / "campaign.toml").write_text(without, encoding="utf-8")
 
     with pytest.raises(UserError, match=r"the campaign has no \[clinical\] table"):
         load_campaign_dir(copy)

@@ -121,6 +121,16 @@ def _settings_lines(spec: CampaignSpec) -> list[str]:
         for name in PRE_CARE_FIELDS:  # only when set: older versions' diffs stay as they were
             if getattr(step, name):
                 lines.append(f"{step.key}: {name} = {getattr(step, name)!r}\n")
+    return lines + _clinical_lines(spec)
+
+
+def _clinical_lines(spec: CampaignSpec) -> list[str]:
+    """The clinical data one line per item, so a diff shows which flag or line changed."""
+    data = spec.clinical.to_json()
+    single = ("emergency_heading", "emergency_line", "pointer_line", "pointer_days")
+    lines = [f"clinical: {name} = {data[name]!r}\n" for name in single]
+    lines += [f"red flag: {json.dumps(flag, sort_keys=True)}\n" for flag in data["red_flags"]]
+    lines += [f"expected: {json.dumps(s, sort_keys=True)}\n" for s in data["expected_course"]]
     return lines
 
 

@@ -20,10 +20,10 @@ from dripcare import campaign_editing as edit
 from dripcare import campaign_versions as versions
 from dripcare.audit import Actor
 from dripcare.campaign_spec import CampaignSpec
-from dripcare.campaigns import find_campaign, list_campaigns
+from dripcare.campaigns import check_default_campaign, find_campaign, list_campaigns
 from dripcare.config import get_settings
 from dripcare.errors import NotFound, UserError
-from dripcare.models import Campaign, CampaignVersion
+from dripcare.models import Campaign, CampaignVersion, Clinic
 from dripcare.previews import (
     TEST_SENDS_PER_HOUR,
     check_test_recipient,
@@ -70,8 +70,25 @@ def _back(slug: str, message: str, anchor: str = "") -> RedirectResponse:
 def campaign_list(request: Request, admin: AdminDep, session: SessionDep) -> HTMLResponse:
     campaigns = list_campaigns(session, admin.clinic_id)
     drafts = {c.slug: versions.current_draft(session, c) for c in campaigns}
-    context = {"campaigns": campaigns, "drafts": drafts}
+    default = session.get_one(Clinic, admin.clinic_id).default_campaign
+    context = {"campaigns": campaigns, "drafts": drafts, "default_campaign": default}
     return render(request, admin, "admin/campaigns.html", context)
+
+
+@router.post("/campaigns/default")
+def set_default_campaign(
+    admin: CsrfFormDep,
+    session: SessionDep,
+    default_campaign: Annotated[str, Form(max_length=64)] = "",
+) -> RedirectResponse:
+    """The campaign an enrollment that names none follows ("": none, enrolling must name one)."""
+    clinic = session.get_one(Clinic, admin.clinic_id)
+    try:
+        clinic.default_campaign = check_default_campaign(session, clinic.id, default_campaign)
+    except UserError as exc:  # not one of the choices the page offered
+        raise AdminNotFound from exc
+    session.commit()
+    return RedirectResponse("/admin/campaigns", status_code=303)
 
 
 def _campaign_page(
