@@ -310,3 +310,21 @@ def test_a_pre_care_email_is_never_sent_once_the_treatment_time_is_reached(
     assert before is None
     assert after is not None and after.status == MessageStatus.SKIPPED
     assert "treatment time has passed" in after.reason
+
+
+def test_publishing_a_new_late_booking_step_adds_no_email_to_existing_enrollments(
+    settings: Settings, tmp_path: Path
+) -> None:
+    clinic_id = make_clinic()
+    without = ('key = "late-booking"\nlate_booking = true\n', 'key = "plain"\n')
+    with session_scope() as session:
+        spec = load_campaign_dir(campaign_dir(tmp_path / "v1", settings, without))
+        import_campaign(session, session.get_one(Clinic, clinic_id), spec)
+    enrollment = enroll_peel(settings, clinic_id, "2026-11-07T09:00")  # pre-14, pre-7 missed
+    assert "late-booking" not in rows(enrollment)
+
+    spec = load_campaign_dir(campaign_dir(tmp_path / "v2", settings))
+    with time_machine.travel(NOW, tick=True), session_scope() as session:
+        import_campaign(session, session.get_one(Clinic, clinic_id), spec)
+
+    assert "late-booking" not in rows(enrollment)  # it would have gone at the treatment time

@@ -672,6 +672,8 @@ def _add_steps(
     domain = clinic.sender_email.rpartition("@")[2] or "dripcare.local"
     rows = []
     for step in steps:
+        if step.late_booking:  # it stands in for emails missed at enrollment: only then
+            continue
         timing = timing_of(step)
         due = step_due(enrollment, timing, settings, quiet_hours_of(clinic, settings))
         if step.id not in have and due >= now:
