@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,6 +24,8 @@ from dripcare.enrollment_marks import set_mark
 from dripcare.enrollments import get_enrollment, reschedule
 from dripcare.errors import UserError
 from dripcare.models import Clinic, Enrollment, Message, MessageStatus, StopCause
+from dripcare.scheduling import StepTiming
+from dripcare.send_rules import hold
 from dripcare.skip_conditions import SkipCondition
 from tests.factories import make_clinic, make_enrollment
 
@@ -289,3 +291,40 @@ def test_a_csv_peel_depth_column_is_checked_row_by_row(
     assert report.created == 1
     assert [e.line for e in report.errors] == [3]
     assert "physician's own aftercare protocol" in report.errors[0].reason
+
+
+def test_a_pre_care_email_is_never_sent_once_the_treatment_time_is_reached(
+    settings: Settings,
+) -> None:
+    treated = datetime(2026, 11, 20, 19, 0, tzinfo=UTC)  # 14:00 in New York
+    enrollment = Enrollment(treated_at=treated, timezone="America/New_York")
+    timing = StepTiming(days=-1, send_time=time(17, 0))  # 16 h before: inside its 24 h window
+
+    before = hold(
+        Clinic(quiet_hours=None), enrollment, timing, settings, treated - timedelta(hours=2)
+    )
+    after = hold(
+        Clinic(quiet_hours=None), enrollment, timing, settings, treated + timedelta(hours=1)
+    )
+
+    assert before is None
+    assert after is not None and after.status == MessageStatus.SKIPPED
+    assert "treatment time has passed" in after.reason
+
+
+def test_publishing_a_new_late_booking_step_adds_no_email_to_existing_enrollments(
+    settings: Settings, tmp_path: Path
+) -> None:
+    clinic_id = make_clinic()
+    without = ('key = "late-booking"\nlate_booking = true\n', 'key = "plain"\n')
+    with session_scope() as session:
+        spec = load_campaign_dir(campaign_dir(tmp_path / "v1", settings, without))
+        import_campaign(session, session.get_one(Clinic, clinic_id), spec)
+    enrollment = enroll_peel(settings, clinic_id, "2026-11-07T09:00")  # pre-14, pre-7 missed
+    assert "late-booking" not in rows(enrollment)
+
+    spec = load_campaign_dir(campaign_dir(tmp_path / "v2", settings))
+    with time_machine.travel(NOW, tick=True), session_scope() as session:
+        import_campaign(session, session.get_one(Clinic, clinic_id), spec)
+
+    assert "late-booking" not in rows(enrollment)  # it would have gone at the treatment time

@@ -59,7 +59,13 @@ from dripcare.models import (
     utcnow,
 )
 from dripcare.scheduling import QuietHours, StepTiming, compute_due_at
-from dripcare.send_rules import clinic_quiet_hours, late_window, quiet_hours_of, too_late
+from dripcare.send_rules import (
+    clinic_quiet_hours,
+    late_window,
+    pre_care_too_late,
+    quiet_hours_of,
+    too_late,
+)
 from dripcare.treatment_attributes import check_attributes
 from dripcare.treatment_time import parse_treated_at
 from dripcare.validation import check_timezone, normalize_email
@@ -365,7 +371,16 @@ def materialize(
     """
     domain = sender_email.rpartition("@")[2] or "dripcare.local"
     placed = [
-        (s, _placement(step_due(enrollment, s.timing, settings, quiet), now, settings, s.timing))
+        (
+            s,
+            _placement(
+                step_due(enrollment, s.timing, settings, quiet),
+                now,
+                settings,
+                s.timing,
+                enrollment.treated_at,
+            ),
+        )
         for s in plan.steps
         if not s.late_booking
     ]
@@ -446,13 +461,14 @@ class _Placement:
 
 
 def _placement(
-    due_at: datetime, now: datetime, settings: Settings, timing: StepTiming
+    due_at: datetime, now: datetime, settings: Settings, timing: StepTiming, treated_at: datetime
 ) -> _Placement:
     """Schedule, or skip when it is already too late for this email to make sense.
 
     The same rule the send path applies (send_rules.py): the step's send_until, else
-    DRIPCARE_LATE_GRACE_HOURS."""
-    if too_late(due_at, late_window(timing, settings), now):
+    DRIPCARE_LATE_GRACE_HOURS; and a pre-care email never once the treatment time is reached."""
+    late = too_late(due_at, late_window(timing, settings), now)
+    if late or pre_care_too_late(timing, treated_at, now):
         return _Placement(due_at, MessageStatus.SKIPPED, REASON_LATE, StopCause.LATE)
     return _Placement(due_at, MessageStatus.SCHEDULED, "")
 
@@ -467,7 +483,7 @@ def place_message(
 ) -> None:
     clinic = get_clinic(session, enrollment.clinic_id)  # usually in the identity map already
     due_at = step_due(enrollment, timing, settings, quiet_hours_of(clinic, settings))
-    place = _placement(due_at, now, settings, timing)
+    place = _placement(due_at, now, settings, timing, enrollment.treated_at)
     if message.status == MessageStatus.HELD and place.status == MessageStatus.SCHEDULED:
         message.due_at = due_at  # a red flag still holds it: moved, but still waiting
         return
@@ -669,10 +685,12 @@ def _add_steps(
     domain = clinic.sender_email.rpartition("@")[2] or "dripcare.local"
     rows = []
     for step in steps:
+        if step.late_booking:  # it stands in for emails missed at enrollment: only then
+            continue
         timing = timing_of(step)
         due = step_due(enrollment, timing, settings, quiet_hours_of(clinic, settings))
         if step.id not in have and due >= now:
-            place = _placement(due, now, settings, timing)
+            place = _placement(due, now, settings, timing, enrollment.treated_at)
             rows.append(_message_row(enrollment, domain, step.id, place))
     if rows:
         session.execute(insert(Message), rows)
