@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from dripcare.campaigns import CampaignSpec, StepSpec, load_campaign_dir
-from dripcare.email_context import SAMPLE_CLINIC
+from dripcare.email_context import SAMPLE_CLINIC, sample_context
 from dripcare.models import Clinic
-from dripcare.rendering import TemplateSet
+from dripcare.rendering import TemplateSet, render_full
 from dripcare.safety import check_publishable
 from tests.campaign_fixtures import step_named
 from tests.test_content import EMERGENCY_LINE, FORBIDDEN, TEMPLATE_SYNTAX, render_step, squeeze
@@ -160,7 +160,7 @@ def test_chemical_peel_campaign_loads_with_the_section_7_aftercare_sequence(
 ) -> None:
     assert spec.slug == "chemical-peel"
     assert spec.name == "Chemical peel aftercare"
-    after = [s for s in spec.steps if s.offset_days >= 0]
+    after = [s for s in spec.steps if s.offset_days >= 0 and not s.late_booking]
     assert [(s.key, s.offset_days, s.send_time, s.checkin) for s in after] == AFTERCARE
     assert 1 <= step_named(spec, "day-0").offset_hours <= 2  # "~1-2 h after treatment"
     assert {"_layout.mjml", "_redflags.mjml"} <= set(spec.sources)
@@ -236,8 +236,6 @@ def test_durations_are_the_clinic_values_not_hard_coded(
     spec: CampaignSpec, templates: TemplateSet
 ) -> None:
     durations = [name for name in CARE_DEFAULTS if name.endswith(("_days", "_hours", "_weeks"))]
-    if not any(step.offset_days < 0 for step in spec.steps):  # pre-care needs branch precare
-        durations = [name for name in durations if "_pre_" not in name and "event" not in name]
     odd = {name: 91 + n for n, name in enumerate(durations)}
     texts = " ".join(text_of(spec, templates, step, **odd) for step in spec.steps)
     for name, value in odd.items():
@@ -261,3 +259,63 @@ def test_safety_gate_refuses_the_peel_emails_without_their_red_flag_block(
     broken = CampaignSpec(**{**vars(spec), "sources": sources})
     refused = check_publishable(broken, US_CLINIC)
     assert {p.step for p in refused} == {step.key for step in spec.steps}
+
+
+# ---- before the peel (pre-care, branch precare) ------------------------------------------------
+
+# §7, before the peel: key, days, send time, stop-now.
+PRE_CARE = [
+    ("pre-14", -14, "10:00", True),
+    ("pre-7", -7, "10:00", True),
+    ("pre-1", -1, "17:00", False),
+]
+SUN_ITEM = "No sunbathing, tanning beds or self-tan before your peel."
+ACTIVES_ITEM = "Retinoids (including retinol), acids (AHA or BHA), benzoyl peroxide, scrubs"
+
+
+def test_pre_care_follows_section_7_with_a_late_booking_email(spec: CampaignSpec) -> None:
+    before = [s for s in spec.steps if s.offset_days < 0]
+    assert [(s.key, s.offset_days, s.send_time, s.stop_now) for s in before] == PRE_CARE
+    late = [s for s in spec.steps if s.late_booking]
+    assert [s.key for s in late] == ["late-booking"]
+    assert step_named(spec, "day-28").skip_if == ("next_session_booked", "one_off")
+    assert spec.requires == {"peel_depth": ["superficial"]}
+
+
+@pytest.mark.parametrize("key", ["pre-14", "pre-7", "pre-1", "late-booking"])
+def test_pre_care_emails_say_when_to_postpone_and_that_the_peel_is_ahead(
+    spec: CampaignSpec, templates: TemplateSet, key: str
+) -> None:
+    text = text_of(spec, templates, step_named(spec, key))
+    assert "Call us to move your peel if you have" in text
+    assert "a cold sore, or any other sore or infection on your skin" in text
+    assert f"After your peel, call {SAMPLE_CLINIC['name']} today on" in text
+    assert "because you booked a" in text and "because you had a" not in text
+
+
+@pytest.mark.parametrize(
+    ("missed", "shown", "hidden"),
+    [
+        (["pre-14"], [SUN_ITEM, "Tell us before your peel"], [ACTIVES_ITEM]),
+        (["pre-7"], [ACTIVES_ITEM], [SUN_ITEM, "Tell us before your peel"]),
+        (["pre-14", "pre-7"], [SUN_ITEM, ACTIVES_ITEM, "Tell us before your peel"], []),
+    ],
+)
+def test_late_booking_email_lists_only_the_stop_now_items_it_stands_in_for(
+    spec: CampaignSpec,
+    templates: TemplateSet,
+    missed: list[str],
+    shown: list[str],
+    hidden: list[str],
+) -> None:
+    step = step_named(spec, "late-booking")
+    context = sample_context(
+        spec.variables, step, pointer_days=7, treatment=spec.treatment, missed_steps=missed
+    )
+    rendered = render_full(templates, step.template, step.subject, step.preheader, context)
+    text = squeeze(rendered.text)
+    for item in shown:
+        assert item in text, item
+    for item in hidden:
+        assert item not in text, item
+    assert "If you could not stop them in time, tell us before your peel." in text
