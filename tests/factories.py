@@ -25,6 +25,7 @@ def make_clinic(**overrides: Any) -> int:
         "sender": "care@riverside.example",
         "phone": "+1 555 010 0100",
         "timezone": "America/New_York",
+        "default_campaign": "microneedling",
     } | overrides
     with session_scope() as session:
         return create_clinic(session, **fields).id

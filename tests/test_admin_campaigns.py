@@ -279,7 +279,8 @@ def test_every_campaign_route_has_an_isolation_case() -> None:
         if isinstance(route, APIRoute)
         for method in route.methods
     }
-    assert routes - {("GET", "/admin/campaigns")} == set(CAMPAIGN_ROUTES)
+    own_clinic_only = {("GET", "/admin/campaigns"), ("POST", "/admin/campaigns/default")}
+    assert routes - own_clinic_only == set(CAMPAIGN_ROUTES)
 
 
 @pytest.mark.parametrize(("method", "url", "data"), OTHER_ROUTES)
@@ -343,3 +344,25 @@ def test_a_step_marked_safety_only_is_published_so_and_shown_on_the_timeline(
     assert "safety only" in day_3
     assert "safety only" not in timeline.split('id="step-day-1"')[1].split("</li>")[0]
     assert safety_steps() == []
+
+
+def test_the_default_campaign_is_chosen_on_the_campaigns_page(
+    admin: AdminBrowser, clinic: int
+) -> None:
+    cleared = admin.post_form("/admin/campaigns/default", {"default_campaign": ""}, csrf_from=BASE)
+    with session_scope() as session:
+        after_clear = session.get_one(Clinic, clinic).default_campaign
+    chosen = admin.post_form(
+        "/admin/campaigns/default", {"default_campaign": "microneedling"}, csrf_from=BASE
+    )
+    unknown = admin.post_form(
+        "/admin/campaigns/default", {"default_campaign": "tattoo"}, csrf_from=BASE
+    )
+    page = admin.get("/admin/campaigns").text
+
+    assert after_clear is None
+    assert '<option value="microneedling" selected>' in page
+    assert unknown.status_code == 404
+    with session_scope() as session:
+        assert session.get_one(Clinic, clinic).default_campaign == "microneedling"
+    assert (cleared.status_code, chosen.status_code) == (303, 303)  # back to the list

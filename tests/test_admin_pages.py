@@ -14,11 +14,12 @@ from datetime import datetime
 
 import pytest
 from fastapi.routing import APIRoute
+from sqlalchemy import select
 
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.delivery import load_jobs, render_job
-from dripcare.models import Clinic
+from dripcare.models import Clinic, Enrollment
 from dripcare.web.app import ADMIN_PAGE_GROUPS
 from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, clinic_with_history, make_admin
 from tests.test_admin_campaigns import CAMPAIGN_ROUTES
@@ -431,6 +432,10 @@ ROUTES = {
             ("POST", "/admin/patients/{patient_id}/erase"),
         )
     },
+    (
+        "POST",
+        "/admin/enrollments/{enrollment_id}/marks/{condition}",
+    ): "test_the_patient_page_marks_the_next_session_booked_for_the_admins_clinic_only",
     ("GET", "/admin/audit"): "test_audit.py::test_a_clinic_admin_sees_only_their_clinics_events",
     ("POST", "/admin/transports/retry"): "test_admin_dashboard.py::"
     "test_paused_transports_show_to_whom_they_concern_and_retry_now_is_audited (404 for a clinic)",
@@ -481,6 +486,32 @@ def test_another_clinics_objects_are_404(
         answer = browser.get(url)
         assert answer.status_code == 404, url
         assert "Bea" not in answer.text and "patient@b.example" not in answer.text, url
+
+
+def test_the_patient_page_marks_the_next_session_booked_for_the_admins_clinic_only(
+    browser_for: Browse, a: ClinicWithHistory, b: ClinicWithHistory
+) -> None:
+    browser = browser_for(a.admin_email)
+    with session_scope() as session:
+        own = session.scalars(select(Enrollment).where(Enrollment.clinic_id == a.clinic_id)).one()
+        other = session.scalars(select(Enrollment).where(Enrollment.clinic_id == b.clinic_id)).one()
+    page = f"/admin/patients/{a.patient_id}"
+    assert "Mark: next session booked" in browser.get(page).text
+
+    marked = browser.post_form(
+        f"/admin/enrollments/{own.id}/marks/next_session_booked", {"on": "true"}, page
+    )
+    refused = browser.post_form(
+        f"/admin/enrollments/{other.id}/marks/next_session_booked", {"on": "true"}, page
+    )
+
+    assert marked.status_code == 303
+    after = browser.get(page).text
+    assert "✓ Next session booked (undo)" in after
+    assert "skipped: the next session is booked" in after
+    assert refused.status_code == 404
+    with session_scope() as session:
+        assert session.get_one(Enrollment, other.id).next_session_booked_at is None
 
 
 # URLs that name nothing: the same page as a missing object, never FastAPI's JSON.

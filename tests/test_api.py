@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import json
@@ -18,8 +19,11 @@ import time_machine
 from fastapi.testclient import TestClient
 
 from dripcare.apikeys import create_key, revoke_key
-from dripcare.config import Settings
+from dripcare.campaign_versions import import_campaign
+from dripcare.campaigns import load_campaign_dir
+from dripcare.config import Settings, get_settings
 from dripcare.db import get_engine, session_scope
+from dripcare.models import Clinic as ClinicRow
 from dripcare.models import Enrollment, IdempotentRequest, Message, Patient
 from dripcare.web.app import create_app
 from dripcare.web.schemas import PatientIn
@@ -607,3 +611,24 @@ def test_the_enroll_answer_is_the_stored_timeline(clinic_a: Clinic) -> None:
     assert created.status_code == 201
     assert created.json() == stored.json()
     assert [m["step"] for m in created.json()["messages"]][:2] == ["day-0", "day-1"]
+
+
+def test_an_enrollment_naming_no_campaign_follows_the_clinics_default_or_asks(
+    clinic_a: Clinic,
+) -> None:
+    spec = load_campaign_dir(get_settings().templates_dir / "microneedling")
+    with session_scope() as session:
+        clinic = session.get_one(ClinicRow, clinic_a.id)
+        import_campaign(session, clinic, dataclasses.replace(spec, slug="peel"))
+        clinic.default_campaign = None
+
+    ambiguous = clinic_a.post("/enrollments", ENROLL)
+    bulk = clinic_a.post("/enrollments:bulk", {"items": [ENROLL]})
+    with session_scope() as session:
+        session.get_one(ClinicRow, clinic_a.id).default_campaign = "peel"
+    followed = clinic_a.post("/enrollments", ENROLL)
+
+    assert ambiguous.status_code == 422
+    assert "which campaign? this clinic has: microneedling, peel" in str(ambiguous.json())
+    assert "which campaign?" in bulk.json()["data"][0]["error"]
+    assert (followed.status_code, followed.json()["campaign"]) == (201, "peel")

@@ -17,7 +17,6 @@ from sqlalchemy import select
 from dripcare.campaigns import load_campaign_dir
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.email_context import needs_emergency_pointer
 from dripcare.links import make_token
 from dripcare.models import Clinic, Message
 from dripcare.previews import render_step
@@ -35,7 +34,7 @@ except ImportError:
 
 SCREEN = {"width": 375, "height": 667}  # the smaller phone screen of issue 13
 SPEC = load_campaign_dir(CAMPAIGN_DIR)
-POINTER_STEPS = [step.key for step in SPEC.steps if needs_emergency_pointer(step.offset_days)]
+POINTER_STEPS = [step.key for step in SPEC.steps if SPEC.clinical.needs_pointer(step.offset_days)]
 # A clinic whose long name and logo push the email down as far as a real clinic's could.
 LONG_NAMED = Clinic(
     name="The Harbour Dermatology and Skin Health Clinic of North London",

@@ -259,6 +259,29 @@ def test_an_emergency_pointer_moved_down_the_email_is_refused(settings: Settings
     assert {p.step for p in info.value.problems} == POINTER_STEPS
 
 
+def test_the_gate_asks_for_the_campaigns_own_heading_and_lines(settings: Settings) -> None:
+    clinic = make_clinic()
+    spec = working_spec(clinic)
+    heading = "Danger signs: act now"
+    clinical = dataclasses.replace(spec.clinical, emergency_heading=heading, pointer_days=3)
+    renamed = dataclasses.replace(spec, clinical=clinical)
+    block = spec.sources["_redflags.mjml"].replace("Emergency: get help now", heading)
+    number = save(clinic, renamed)
+
+    with pytest.raises(ProblemsFound) as info:
+        publish(clinic, number)  # the templates still say microneedling's heading
+    fixed = save(clinic, edit.set_source(renamed, "_redflags.mjml", block))
+    publish(clinic, fixed)
+    with session_scope() as session:
+        campaign = find_campaign(session, clinic, "microneedling")
+        text = versions.diff(session, campaign, 1, fixed)
+
+    assert "the red-flag block heading missing" in str(info.value)
+    assert live(clinic) == fixed
+    assert f"+clinical: emergency_heading = '{heading}'\n" in text
+    assert "+clinical: pointer_days = 3\n" in text
+
+
 def test_the_gate_wants_the_emergency_number_of_the_clinics_country(settings: Settings) -> None:
     clinic = make_clinic(country="GB")
     spec = working_spec(clinic)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -16,12 +17,17 @@ from sqlalchemy import select
 from standardwebhooks import Webhook as StandardWebhook
 
 from dripcare import alerts, audit, red_flags
+from dripcare.campaign_versions import import_campaign
+from dripcare.campaigns import load_campaign_dir
+from dripcare.checkins import flag_texts
+from dripcare.clinical import CourseStage, RedFlag
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.errors import UserError
 from dripcare.links import make_token
-from dripcare.models import AlertStatus, CheckIn, ClinicAlert, Message
+from dripcare.models import AlertStatus, CheckIn, Clinic, ClinicAlert, Message
 from dripcare.transports import SMTPTransport
+from tests.campaign_fixtures import CAMPAIGN_DIR
 from tests.conftest import free_port
 from tests.factories import make_clinic, make_enrollment
 from tests.smtp_server import SMTPServer
@@ -318,3 +324,65 @@ def test_reloading_the_answer_page_records_nothing_again(
     assert posted.status_code == 303
     assert "Call Riverside Skin Clinic now" in first.text and reload.text == first.text
     assert len(check_ins()) == 1 and len(clinic_alerts()) == 1
+
+
+def custom_campaign_token(settings: Settings, clinic_care: dict[str, bool]) -> str:
+    """A day-1 check-in link of a campaign with its own two red flags, one of them conditional."""
+    clinic_id = make_clinic()
+    shipped = load_campaign_dir(CAMPAIGN_DIR)
+    clinical = dataclasses.replace(
+        shipped.clinical,
+        red_flags=(
+            RedFlag("throat", "Your throat feels tight", "emergency"),
+            RedFlag("ears", "Ringing in your ears", "urgent", when="salicylic"),
+        ),
+        expected_course=(CourseStage("Some stinging is normal for a peel."),),
+    )
+    variables = shipped.variables | {"salicylic": False}
+    custom = dataclasses.replace(shipped, slug="peel", clinical=clinical, variables=variables)
+    with session_scope() as session:
+        clinic = session.get_one(Clinic, clinic_id)
+        clinic.settings = {"care": clinic_care}  # the clinic's own care values
+        import_campaign(session, clinic, custom)
+    enrollment = make_enrollment(
+        settings, clinic_id, DAYTIME - timedelta(days=1, hours=2), campaign="peel"
+    )
+    with session_scope() as session:
+        day1 = session.scalars(
+            select(Message).where(Message.enrollment_id == enrollment).order_by(Message.due_at)
+        ).all()[1]
+        return make_token(get_settings(), day1.id)
+
+
+def test_the_check_in_page_asks_the_campaigns_own_red_flags(
+    settings: Settings, live_server: str
+) -> None:
+    token = custom_campaign_token(settings, {})
+
+    form = httpx.get(f"{live_server}/c/{token}/worried")
+    answer = httpx.post(f"{live_server}/c/{token}/worried", data={}, follow_redirects=True)
+
+    assert form.text.count('type="checkbox"') == 1  # the salicylic flag is not asked
+    assert "Your throat feels tight" in form.text
+    assert "Swelling of your lips" not in form.text  # microneedling's flags are not
+    assert "Some stinging is normal for a peel." in answer.text
+
+
+def test_a_campaigns_own_flag_alerts_the_clinic_with_its_words(
+    settings: Settings, live_server: str
+) -> None:
+    token = custom_campaign_token(settings, {"salicylic": True})
+
+    form = httpx.get(f"{live_server}/c/{token}/worried")
+    answer = httpx.post(
+        f"{live_server}/c/{token}/worried",
+        data={"symptom": ["ears", "airway"]},  # airway is microneedling's: not this campaign's
+        follow_redirects=True,
+    )
+
+    assert form.text.count('type="checkbox"') == 2  # the clinic's care value asks it
+    assert "Call Riverside Skin Clinic now" in answer.text
+    (check_in,) = check_ins()
+    assert (check_in.level, check_in.answers) == ("urgent", ["ears"])
+    with session_scope() as session:
+        assert flag_texts(session, check_in) == ["Ringing in your ears"]

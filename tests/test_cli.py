@@ -29,6 +29,8 @@ CLINIC = [
     "+1 555 010 0100",
     "--timezone",
     "America/New_York",
+    "--default-campaign",  # two shipped campaigns: enrolling without one needs a default
+    "microneedling",
 ]
 
 
@@ -74,11 +76,13 @@ def enroll_args(clinic_id: int, *extra: str) -> list[str]:
     ]
 
 
-def test_clinic_create_installs_the_default_campaign(settings: Settings) -> None:
+def test_clinic_create_installs_the_default_campaigns(settings: Settings) -> None:
     data = run_json(*CLINIC)
 
-    assert data["campaigns"] == ["microneedling"]
-    assert run_json("campaign", "list", "--clinic", str(data["id"]))[0]["steps"][0] == "day-0"
+    assert data["campaigns"] == ["chemical-peel", "microneedling"]
+    listed = {c["slug"]: c for c in run_json("campaign", "list", "--clinic", str(data["id"]))}
+    assert listed["microneedling"]["steps"][0] == "day-0"
+    assert "day-28" in listed["chemical-peel"]["steps"]
 
 
 def test_enroll_prints_the_timeline_and_is_idempotent(clinic_id: int) -> None:
@@ -264,3 +268,42 @@ def test_db_upgrade_creates_a_fresh_sqlite_database(
 
     assert result.exit_code == 0 and "up to date" in result.output
     assert count(Clinic) == 0  # the tables exist
+
+
+def peel_dir(tmp_path: Path) -> Path:
+    """A second campaign directory: microneedling's, as "peel"."""
+    copy = tmp_path / "peel"
+    shutil.copytree(get_settings().templates_dir / "microneedling", copy)
+    manifest = (copy / "campaign.toml").read_text(encoding="utf-8")
+    manifest = manifest.replace('slug = "microneedling"', 'slug = "peel"')
+    (copy / "campaign.toml").write_text(manifest, encoding="utf-8")
+    return copy
+
+
+def test_with_two_campaigns_enrolling_must_name_one_until_the_clinic_has_a_default(
+    clinic_id: int, tmp_path: Path
+) -> None:
+    assert (
+        run("campaign", "import", str(peel_dir(tmp_path)), "--clinic", str(clinic_id)).exit_code
+        == 0
+    )
+    csv_path = tmp_path / "patients.csv"
+    csv_path.write_text("email,treated_at\nann@example.com,2026-11-24\n", encoding="utf-8")
+    assert run("clinic", "update", str(clinic_id), "--default-campaign", "none").exit_code == 0
+
+    refused = run(*enroll_args(clinic_id))
+    csv_refused = json.loads(
+        run("import-csv", str(csv_path), "--clinic", str(clinic_id), "--json").stdout
+    )
+    wrong_default = run("clinic", "update", str(clinic_id), "--default-campaign", "tattoo")
+    set_default = run_json("clinic", "update", str(clinic_id), "--default-campaign", "peel")
+    enrolled = run_json(*enroll_args(clinic_id))
+    named = run_json(*enroll_args(clinic_id, "--treatment", "microneedling"))
+
+    assert refused.exit_code == 2
+    assert "which campaign? this clinic has: chemical-peel, microneedling, peel" in refused.output
+    assert csv_refused["created"] == 0
+    assert "which campaign?" in csv_refused["rejected"][0]["reason"]
+    assert wrong_default.exit_code == 2 and "has no campaign 'tattoo'" in wrong_default.output
+    assert set_default == {"id": clinic_id, "default_campaign": "peel"}
+    assert (enrolled["campaign"], named["campaign"]) == ("peel", "microneedling")

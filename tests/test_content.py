@@ -109,7 +109,9 @@ def render_step(
     clinic: dict[str, Any] | None = None,
     care: dict[str, Any] | None = None,
 ) -> tuple[Rendered, dict[str, Any]]:
-    context = sample_context(care if care is not None else spec.variables, step, clinic)
+    care = care if care is not None else spec.variables
+    days, treatment = spec.clinical.pointer_days, spec.treatment
+    context = sample_context(care, step, clinic, pointer_days=days, treatment=treatment)
     context["emergency_number"] = emergency_number
     rendered = render_full(templates, step.template, step.subject, step.preheader, context)
     return rendered, context
@@ -422,14 +424,14 @@ def test_subject_with_undefined_variable(campaign: Path) -> None:
 @pytest.mark.parametrize(
     ("offset", "expected"),
     [
-        ("{ days = -3 }", "offset values must be whole numbers ≥ 0, got {'days': -3}"),
-        ("{ days = 3, hours = -1 }", "offset values must be whole numbers ≥ 0"),
-        ("{ days = 1.5 }", "offset values must be whole numbers ≥ 0"),
-        ('{ days = "3" }', "offset values must be whole numbers ≥ 0"),
+        ("{ days = -3, hours = 2 }", "either before the treatment (every offset ≤ 0)"),
+        ("{ days = 3, hours = -1 }", "or after it (every offset ≥ 0), got days=3 hours=-1"),
+        ("{ days = 1.5 }", "offset values must be whole numbers (negative: before the treatment)"),
+        ('{ days = "3" }', "offset values must be whole numbers (negative: before the treatment)"),
         ("{ weeks = 1 }", "offset takes days, hours and minutes, not ['weeks']"),
         ("{ days = 3, seconds = 5 }", "offset takes days, hours and minutes, not ['seconds']"),
     ],
-    ids=["negative-days", "negative-hours", "float", "string", "weeks", "seconds"],
+    ids=["mixed-signs", "negative-hours", "float", "string", "weeks", "seconds"],
 )
 def test_bad_offset(campaign: Path, offset: str, expected: str) -> None:
     edit_manifest(campaign, "offset = { days = 3 }", f"offset = {offset}")

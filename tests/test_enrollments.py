@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from dripcare.db import session_scope
 from dripcare.enrollments import REASON_LATE, cancel, get_enrollment, reschedule
 from dripcare.errors import NotFound, UserError
 from dripcare.models import Clinic, Enrollment, EnrollmentStatus, Message, MessageStatus, Patient
+from tests.campaign_fixtures import CAMPAIGN_DIR
 from tests.factories import enroll_result, make_clinic, make_enrollment
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -244,3 +246,58 @@ def test_a_reimported_campaign_times_new_enrollments_by_its_new_steps(
     day1 = {e: messages_of(e)[1].due_at.astimezone(NY).hour for e in (before, after)}
     # A re-import publishes a new version: unsent emails already scheduled move with it.
     assert day1 == {before: 11, after: 11}
+
+
+def with_second_campaign(clinic_id: int, default: str | None) -> None:
+    """The clinic gets a second campaign (a copy of microneedling as "peel") and this default."""
+    copy = dataclasses.replace(load_campaign_dir(CAMPAIGN_DIR), slug="peel", treatment="peel")
+    with session_scope() as session:
+        clinic = session.get_one(Clinic, clinic_id)
+        import_campaign(session, clinic, copy)
+        clinic.default_campaign = default
+
+
+def campaign_of(enrollment_id: int) -> str:
+    with session_scope() as session:
+        return session.get_one(Enrollment, enrollment_id).campaign.slug
+
+
+def test_without_a_campaign_the_clinics_default_is_followed(settings: Settings) -> None:
+    clinic = make_clinic()
+    with_second_campaign(clinic, default="peel")
+
+    unnamed = make_enrollment(settings, clinic, "2026-11-24T14:30", NOW)
+    named = make_enrollment(
+        settings, clinic, "2026-11-24T14:30", NOW, campaign="microneedling", email="b@example.com"
+    )
+
+    assert (campaign_of(unnamed), campaign_of(named)) == ("peel", "microneedling")
+
+
+def test_without_a_campaign_or_default_the_clinics_only_campaign_is_followed(
+    settings: Settings,
+) -> None:
+    clinic = make_clinic(default_campaign=None)
+
+    enrollment = make_enrollment(settings, clinic, "2026-11-24T14:30", NOW)
+
+    assert campaign_of(enrollment) == "microneedling"
+
+
+def test_an_ambiguous_enrollment_is_refused_naming_the_clinics_campaigns(
+    settings: Settings,
+) -> None:
+    clinic = make_clinic(default_campaign=None)
+    with_second_campaign(clinic, default=None)
+
+    with pytest.raises(UserError) as info:
+        enroll_result(settings, clinic, "2026-11-24T14:30", NOW)
+
+    assert str(info.value).startswith("which campaign? this clinic has: microneedling, peel;")
+    assert "--default-campaign" in str(info.value)
+    assert (count(Enrollment), count(Message)) == (0, 0)
+
+
+def test_a_default_campaign_the_clinic_lacks_is_refused_at_create(settings: Settings) -> None:
+    with pytest.raises(UserError, match="has no campaign 'tattoo'"):
+        make_clinic(default_campaign="tattoo")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from alembic import command
 
 from dripcare.migrations import alembic_config
@@ -57,3 +59,33 @@ def test_existing_clinics_get_the_us_and_keep_only_a_number_of_their_own(databas
     assert after[plain] == ("US", "") and after[own] == ("US", "112")
     # the downgrade wrote GB's number into the column; back up, it stays as the override
     assert after[uk] == ("US", "999")
+
+
+def test_stored_versions_get_microneedlings_former_clinical_data(database: str) -> None:
+    """Before e1a2b3c4d5f6 every version was checked and shown with microneedling's constants:
+    the upgrade writes them into it, and such a version again matches the shipped content."""
+    import sqlalchemy as sa
+
+    from dripcare.campaign_spec import CampaignSpec
+    from dripcare.campaigns import load_campaign_dir
+    from dripcare.db import get_engine
+    from tests.campaign_fixtures import CAMPAIGN_DIR
+    from tests.factories import make_clinic
+
+    config = alembic_config()
+    make_clinic(default_campaign=None)
+    command.downgrade(config, "c5d3f9a4b1e6")
+    with get_engine().connect() as conn:
+        (old,) = conn.execute(sa.text("SELECT content FROM campaign_versions")).scalars()
+    command.upgrade(config, "head")
+    with get_engine().connect() as conn:
+        content, digest = conn.execute(
+            sa.text("SELECT content, digest FROM campaign_versions")
+        ).one()
+        default = conn.execute(sa.text("SELECT default_campaign FROM clinics")).scalar_one()
+    stored = CampaignSpec.from_json(content if isinstance(content, dict) else json.loads(content))
+
+    assert "clinical" not in (old if isinstance(old, dict) else json.loads(old))
+    assert stored.clinical == load_campaign_dir(CAMPAIGN_DIR).clinical
+    assert digest == stored.digest() == load_campaign_dir(CAMPAIGN_DIR).digest()
+    assert default == "microneedling"  # the clinic has that campaign

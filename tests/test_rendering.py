@@ -60,6 +60,7 @@ def make_context(
         emergency_number=emergency_number,
         care=dict(care or {}),
         step=step,
+        pointer_days=7,  # microneedling's
         first_name=first_name,
         last_name=last_name,
         treatment_name="Microneedling",

@@ -168,10 +168,25 @@ def test_quiet_hours_with_equal_ends_are_disabled(at: time) -> None:
 # --- StepTiming -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field", ["days", "hours", "minutes"])
-def test_step_timing_rejects_negative_offsets(field: str) -> None:
-    with pytest.raises(ValueError, match="must not be negative"):
-        StepTiming(**{field: -1})
+@pytest.mark.parametrize(
+    "parts", [{"days": -1, "hours": 3}, {"days": 1, "minutes": -5}, {"hours": -2, "minutes": 30}]
+)
+def test_step_timing_rejects_offsets_on_both_sides_of_the_treatment(parts: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="either before the treatment"):
+        StepTiming(**parts)
+
+
+@pytest.mark.parametrize(
+    ("parts", "before"),
+    [
+        ({"days": -14}, True),
+        ({"hours": -2, "minutes": -30}, True),
+        ({"days": 3}, False),
+        ({}, False),
+    ],
+)
+def test_step_timing_knows_a_pre_care_step(parts: dict[str, int], before: bool) -> None:
+    assert StepTiming(**parts).before_treatment is before
 
 
 def test_step_timing_is_frozen_and_defaults_to_immediate() -> None:
@@ -326,6 +341,75 @@ def test_days_are_wall_clock_hours_are_elapsed(
     zone: ZoneInfo, treated: datetime, timing: StepTiming, expected: datetime
 ) -> None:
     assert compute_due_at(treated, timing, zone, NO_QUIET) == expected
+
+
+# --- compute_due_at: pre-care (negative offsets) ----------------------------------------------
+
+
+def test_fourteen_days_before_at_ten_is_local_ten_across_dst_start() -> None:
+    # Treatment 2026-03-20 14:00 EDT (-4); 14 days earlier is 03-06, still EST (-5).
+    treated = local(NEW_YORK, 2026, 3, 20, 14)
+    timing = StepTiming(days=-14, send_time=time(10, 0))
+    assert compute_due_at(treated, timing, NEW_YORK) == utc(2026, 3, 6, 15, 0)
+
+
+def test_seven_days_before_across_london_dst_end_keeps_wall_clock() -> None:
+    # Treatment 2026-10-30 09:00 GMT; 7 days earlier is 10-23, still BST (+1): 10:00 BST.
+    treated = local(LONDON, 2026, 10, 30, 9)
+    timing = StepTiming(days=-7, send_time=time(10, 0))
+    assert compute_due_at(treated, timing, LONDON) == utc(2026, 10, 23, 9, 0)
+
+
+def test_days_before_without_send_time_keep_the_treatment_wall_time_across_dst() -> None:
+    # 2026-03-09 12:00 EDT (16:00 UTC); one day before is 03-08 12:00 EDT, 16:00 UTC too;
+    # two days before is 03-07 12:00 EST (17:00 UTC): 47 real hours, not 48.
+    treated = local(NEW_YORK, 2026, 3, 9, 12)
+    assert compute_due_at(treated, StepTiming(days=-2), NEW_YORK) == utc(2026, 3, 7, 17, 0)
+
+
+def test_hours_before_count_real_time_across_dst() -> None:
+    # 2026-03-08 04:00 EDT is 08:00 UTC; 3 real hours earlier is 05:00 UTC, 00:00 EST: quiet
+    # hours push it to 08:00 EDT, after the treatment, so it goes before the night instead.
+    treated = local(NEW_YORK, 2026, 3, 8, 4)
+    timing = StepTiming(hours=-3)
+    assert compute_due_at(treated, timing, NEW_YORK, NO_QUIET) == utc(2026, 3, 8, 5, 0)
+    assert compute_due_at(treated, timing, NEW_YORK) == utc(2026, 3, 8, 1, 59)  # 20:59 EST
+
+
+def test_day_before_send_time_after_an_early_treatment_is_still_the_day_before() -> None:
+    # days=-1 at 17:00 for a 09:00 treatment: the evening before.
+    treated = local(NEW_YORK, 2026, 11, 20, 9)
+    timing = StepTiming(days=-1, send_time=time(17, 0))
+    assert compute_due_at(treated, timing, NEW_YORK) == utc(2026, 11, 19, 22, 0)
+
+
+def test_pre_care_send_time_that_would_reach_the_treatment_moves_a_day_earlier() -> None:
+    # hours=-1 at 17:00 for a 10:00 treatment: 17:00 that day is after it, so 17:00 the day before.
+    treated = local(NEW_YORK, 2026, 11, 20, 10)
+    timing = StepTiming(hours=-1, send_time=time(17, 0))
+    assert compute_due_at(treated, timing, NEW_YORK) == utc(2026, 11, 19, 22, 0)
+
+
+def test_pre_care_in_quiet_hours_is_pushed_to_morning_when_still_before_treatment() -> None:
+    treated = local(NEW_YORK, 2026, 11, 20, 14)
+    timing = StepTiming(hours=-8)  # 06:00 local: quiet until 08:00, still before 14:00
+    assert compute_due_at(treated, timing, NEW_YORK) == utc(2026, 11, 20, 13, 0)
+
+
+@given(
+    treated=st.datetimes(
+        min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)
+    ),
+    days=st.integers(-30, 0),
+    hours=st.integers(-48, 0),
+    send_time=st.none() | st.times().map(lambda t: t.replace(second=0, microsecond=0)),
+)
+def test_a_pre_care_step_is_always_before_the_treatment(
+    treated: datetime, days: int, hours: int, send_time: time | None
+) -> None:
+    assume(days or hours)
+    timing = StepTiming(days=days, hours=hours, send_time=send_time)
+    assert compute_due_at(treated, timing, NEW_YORK) < treated
 
 
 # --- compute_due_at: send_time ----------------------------------------------------------------

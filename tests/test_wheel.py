@@ -113,7 +113,8 @@ def test_the_installed_wheel_migrates_enrolls_and_sends_from_any_directory(
     assert "database is up to date" in run("db", "upgrade", cwd=elsewhere, env=env)
     clinic = run(
         "clinic", "create", "--name", "Wheel Clinic", "--sender", "care@wheel.example",
-        "--phone", "+1 555 010 0100", "--timezone", zone, "-q", cwd=elsewhere, env=env,
+        "--phone", "+1 555 010 0100", "--timezone", zone, "--default-campaign", "microneedling",
+        "-q", cwd=elsewhere, env=env,
     ).strip()  # fmt: skip
     run(
         "enroll", "--clinic", clinic, "--email", PATIENT, "--first-name", "Ana",

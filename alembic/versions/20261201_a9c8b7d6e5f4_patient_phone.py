@@ -1,7 +1,7 @@
 """patient phone: an optional number, in E.164, for staff to call a patient back
 
 Revision ID: a9c8b7d6e5f4
-Revises: c5d3f9a4b1e6
+Revises: f2b3c4d5e6a7
 Create Date: 2026-12-01 12:00:00
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "a9c8b7d6e5f4"
-down_revision: str | Sequence[str] | None = "c5d3f9a4b1e6"
+down_revision: str | Sequence[str] | None = "f2b3c4d5e6a7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

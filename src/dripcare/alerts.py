@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
 from dripcare import backoff, escalation, staff_links, transport_alerts, unreachable
-from dripcare.checkins import RED_FLAGS, shown_to_patient
+from dripcare.checkins import flag_texts, shown_to_patient
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings, get_settings
 from dripcare.dispatch import claim_rows
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 SessionScope = Callable[[], AbstractContextManager[Session]]
 RETRY_BASE_SECONDS, RETRY_MAX_SECONDS = 30.0, 900.0
-_FLAG_TEXT = {flag.code: flag.text for flag in RED_FLAGS}
 
 
 def claim_due(
@@ -165,7 +164,10 @@ def _load(
             "level": check_in.level.value,
             "shown_to_patient": shown,
             "escalation": alert.escalation,
-            "answers": [{"code": c, "text": _FLAG_TEXT[c]} for c in check_in.answers],
+            "answers": [
+                {"code": code, "text": text}
+                for code, text in zip(check_in.answers, flag_texts(session, check_in), strict=True)
+            ],
             "enrollment_id": enrollment.id,
             "patient_id": patient.id,
             "message_id": check_in.message_id,

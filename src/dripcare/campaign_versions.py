@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from dripcare import audit, enrollments
 from dripcare.audit import Action, Actor, as_actor
-from dripcare.campaign_spec import CampaignSpec
+from dripcare.campaign_spec import PRE_CARE_FIELDS, CampaignSpec
 from dripcare.campaigns import apply_spec, default_campaign_dirs, load_campaign_dir, timing_of
 from dripcare.config import Settings, get_settings
 from dripcare.errors import NotFound, UserError
@@ -44,35 +44,6 @@ class Published:
 
 def spec_of(version: CampaignVersion) -> CampaignSpec:
     return CampaignSpec.from_json(version.content)
-
-
-def spec_of_campaign(campaign: Campaign) -> CampaignSpec:
-    """The live rows as a spec (the same content as the live version)."""
-    return CampaignSpec.from_json(
-        {
-            "slug": campaign.slug,
-            "name": campaign.name,
-            "treatment": campaign.treatment,
-            "description": campaign.description,
-            "variables": dict(campaign.variables),
-            "steps": [
-                {
-                    "key": s.key,
-                    "offset_days": s.offset_days,
-                    "offset_hours": s.offset_hours,
-                    "offset_minutes": s.offset_minutes,
-                    "send_time": s.send_time,
-                    "subject": s.subject,
-                    "preheader": s.preheader,
-                    "template": s.template,
-                    "checkin": s.checkin,
-                }
-                for s in campaign.steps
-                if s.active
-            ],
-            "sources": {t.name: t.source for t in campaign.templates},
-        }
-    )
 
 
 # ---- reading ----------------------------------------------------------------------------------
@@ -141,10 +112,25 @@ def _unified(before: list[str], after: list[str], old: int, new: int, name: str)
 
 def _settings_lines(spec: CampaignSpec) -> list[str]:
     lines = [f"variables = {json.dumps(spec.variables, sort_keys=True)}\n"]
+    if spec.requires:
+        lines.append(f"requires = {json.dumps(spec.requires, sort_keys=True)}\n")
     fields = ("offset_days", "offset_hours", "offset_minutes", "send_time", "subject")
     for step in spec.steps:
         for name in (*fields, "preheader", "template", "checkin"):
             lines.append(f"{step.key}: {name} = {getattr(step, name)!r}\n")
+        for name in PRE_CARE_FIELDS:  # only when set: older versions' diffs stay as they were
+            if getattr(step, name):
+                lines.append(f"{step.key}: {name} = {getattr(step, name)!r}\n")
+    return lines + _clinical_lines(spec)
+
+
+def _clinical_lines(spec: CampaignSpec) -> list[str]:
+    """The clinical data one line per item, so a diff shows which flag or line changed."""
+    data = spec.clinical.to_json()
+    single = ("emergency_heading", "emergency_line", "pointer_line", "pointer_days")
+    lines = [f"clinical: {name} = {data[name]!r}\n" for name in single]
+    lines += [f"red flag: {json.dumps(flag, sort_keys=True)}\n" for flag in data["red_flags"]]
+    lines += [f"expected: {json.dumps(s, sort_keys=True)}\n" for s in data["expected_course"]]
     return lines
 
 

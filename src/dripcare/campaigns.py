@@ -1,6 +1,7 @@
 """Campaigns on disk and in the database.
 
-On disk a campaign is one directory: `campaign.toml` (the steps) and one MJML file per step,
+On disk a campaign is one directory: `campaign.toml` (the steps, the care values and the
+clinical data of `clinical.py`) and one MJML file per step,
 plus shared layouts and partials (files starting with `_`). `dripcare campaign import DIR`
 reads that format, so a clinic can add its own treatment types the way the defaults are made.
 """
@@ -17,11 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from dripcare.campaign_spec import CampaignSpec, StepSpec
+from dripcare.clinical import parse_clinical
 from dripcare.config import get_settings
 from dripcare.errors import UserError
-from dripcare.models import Campaign, CampaignTemplate, Step
+from dripcare.models import Campaign, CampaignTemplate, Clinic, Step
 from dripcare.scheduling import StepTiming, parse_local_time
 from dripcare.send_rules import parse_window
+from dripcare.skip_conditions import parse_conditions
 from dripcare.template_checks import check_spec
 
 MANIFEST = "campaign.toml"
@@ -45,16 +48,19 @@ def load_campaign_dir(directory: Path) -> CampaignSpec:
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{manifest_path}: {exc}") from exc
     sources = {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.mjml"))}
+    variables = dict(manifest.get("variables", {}))
     spec = CampaignSpec(
         slug=_required(manifest, "slug", manifest_path),
         name=_required(manifest, "name", manifest_path),
         treatment=manifest.get("treatment") or _required(manifest, "slug", manifest_path),
         description=manifest.get("description", ""),
-        variables=dict(manifest.get("variables", {})),
+        variables=variables,
         steps=[
             _step_spec(raw, manifest_path, n) for n, raw in enumerate(manifest.get("steps", []), 1)
         ],
         sources=sources,
+        clinical=parse_clinical(manifest.get("clinical"), variables, str(manifest_path)),
+        requires=_requires(manifest.get("requires", {}), manifest_path),
     )
     _validate(spec, manifest_path)
     return spec
@@ -67,6 +73,24 @@ def _required(table: dict[str, Any], key: str, where: Path) -> str:
     return value.strip()
 
 
+def _requires(table: object, where: Path) -> dict[str, list[str]]:
+    """`[requires] peel_depth = ["superficial"]`: the values an enrollment must bring."""
+    example = '[requires] peel_depth = ["superficial"]'
+    if not isinstance(table, dict):
+        raise UserError(f"{where}: requires must be a table such as {example}, got {table!r}")
+    requires = {}
+    for name, values in table.items():
+        if isinstance(values, str):
+            values = [values]
+        if not values or not all(isinstance(v, str) and v.strip() for v in values):
+            raise UserError(
+                f"{where}: requires.{name} must list the accepted values, e.g. {example}; "
+                f"got {values!r}"
+            )
+        requires[name] = [v.strip() for v in values]
+    return requires
+
+
 STEP_FIELDS = {
     "key",
     "offset",
@@ -77,6 +101,9 @@ STEP_FIELDS = {
     "template",
     "checkin",
     "safety_only",
+    "stop_now",
+    "late_booking",
+    "skip_if",
 }
 
 
@@ -96,16 +123,23 @@ def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
     if unknown:
         raise UserError(f"{label}: offset takes days, hours and minutes, not {sorted(unknown)}")
     values = {f"offset_{k}": offset.get(k, 0) for k in ("days", "hours", "minutes")}
-    if any(type(v) is not int or v < 0 for v in values.values()):
-        raise UserError(f"{label}: offset values must be whole numbers ≥ 0, got {offset}")
-    checkin = raw.get("checkin", False)
-    if not isinstance(checkin, bool):
-        raise UserError(f"{label}: checkin must be true or false (no quotes), got {checkin!r}")
-    safety_only = raw.get("safety_only", False)
-    if not isinstance(safety_only, bool):
+    if any(type(v) is not int for v in values.values()):
         raise UserError(
-            f"{label}: safety_only must be true or false (no quotes), got {safety_only!r}"
+            f"{label}: offset values must be whole numbers (negative: before the treatment), "
+            f"got {offset}"
         )
+    try:
+        StepTiming(*values.values())
+    except ValueError as exc:
+        raise UserError(f"{label}: {exc}") from exc
+    flags = {
+        name: _flag(raw, name, label)
+        for name in ("checkin", "safety_only", "stop_now", "late_booking")
+    }
+    try:
+        skip_if = parse_conditions(raw.get("skip_if", []))
+    except ValueError as exc:
+        raise UserError(f"{label}: {exc}") from exc
     send_time = raw.get("send_time")
     if send_time is not None:
         try:
@@ -125,10 +159,17 @@ def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
         subject=_required(raw, "subject", where),
         preheader=str(raw.get("preheader", "")),
         template=_required(raw, "template", where),
-        checkin=checkin,
-        safety_only=safety_only,
+        skip_if=tuple(c.value for c in skip_if),
+        **flags,
         **values,
     )
+
+
+def _flag(raw: dict[str, Any], name: str, label: str) -> bool:
+    value = raw.get(name, False)
+    if not isinstance(value, bool):
+        raise UserError(f"{label}: {name} must be true or false (no quotes), got {value!r}")
+    return value
 
 
 def _validate(spec: CampaignSpec, where: Path) -> None:
@@ -141,6 +182,7 @@ def apply_spec(campaign: Campaign, spec: CampaignSpec) -> None:
     """Make the campaign's steps and templates rows say what the spec says."""
     campaign.name, campaign.treatment = spec.name, spec.treatment
     campaign.description, campaign.variables = spec.description, spec.variables
+    campaign.requires = spec.requires
     _sync_templates(campaign, spec.sources)
     _sync_steps(campaign, spec.steps)
 
@@ -169,6 +211,8 @@ def _sync_steps(campaign: Campaign, specs: list[StepSpec]) -> None:
         step.send_time, step.subject, step.preheader = spec.send_time, spec.subject, spec.preheader
         step.template, step.checkin = spec.template, spec.checkin
         step.send_until, step.safety_only = spec.send_until, spec.safety_only
+        step.stop_now, step.late_booking = spec.stop_now, spec.late_booking
+        step.skip_if = list(spec.skip_if)
     wanted = {s.key for s in specs}
     for step in existing.values():
         if step.key not in wanted:
@@ -204,6 +248,44 @@ def find_campaign(session: Session, clinic_id: int, slug: str) -> Campaign:
     return campaign
 
 
+def slug_for_unnamed(session: Session, clinic_id: int) -> str:
+    """The campaign an enrollment naming none follows: the clinic's default, else its only one.
+
+    No treatment is a default in code: with several campaigns and no default the clinic must
+    say which one, and the error lists them."""
+    default = session.scalar(select(Clinic.default_campaign).where(Clinic.id == clinic_id))
+    known = session.scalars(
+        select(Campaign.slug).where(Campaign.clinic_id == clinic_id).order_by(Campaign.slug)
+    ).all()
+    if default is not None and default in known:
+        return default
+    if default is None and len(known) == 1:
+        return known[0]
+    how = (
+        "pass the campaign (API: campaign, CLI: --treatment, CSV: a treatment column) or set the "
+        "clinic's default campaign (dripcare clinic update --default-campaign SLUG)"
+    )
+    if not known:
+        raise UserError(
+            f"clinic {clinic_id} has no campaigns yet; "
+            "import one with `dripcare campaign import DIR`"
+        )
+    if default is not None:
+        raise UserError(
+            f"clinic {clinic_id}'s default campaign {default!r} does not exist (it has: "
+            f"{', '.join(known)}); {how}"
+        )
+    raise UserError(f"which campaign? this clinic has: {', '.join(known)}; {how}")
+
+
+def check_default_campaign(session: Session, clinic_id: int, slug: str | None) -> str | None:
+    """A default campaign the clinic has ("" or None: no default), or the error naming its own."""
+    if not slug:
+        return None
+    find_campaign(session, clinic_id, slug)
+    return slug
+
+
 def unknown_campaign(session: Session, clinic_id: int, slug: str) -> UserError:
     """Bad input rather than a missing object: the slug is a choice among known values."""
     known = session.scalars(select(Campaign.slug).where(Campaign.clinic_id == clinic_id)).all()
@@ -216,6 +298,9 @@ class PlannedStep:
     id: int
     key: str
     timing: StepTiming
+    stop_now: bool = False
+    late_booking: bool = False
+    skip_if: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,6 +312,7 @@ class CampaignPlan:
     treatment: str
     version: int
     steps: tuple[PlannedStep, ...]
+    requires: tuple[tuple[str, tuple[str, ...]], ...] = ()  # hashable Campaign.requires
 
 
 _plans: dict[tuple[str, int, int, datetime], CampaignPlan] = {}
@@ -244,7 +330,16 @@ def campaign_plan(
     plan = _plans.get(key)
     if plan is None:
         campaign = session.get_one(Campaign, campaign_id)
-        steps = tuple(PlannedStep(s.id, s.key, timing_of(s)) for s in campaign.steps if s.active)
-        plan = CampaignPlan(campaign.id, campaign.slug, campaign.treatment, campaign.version, steps)
+        steps = tuple(
+            PlannedStep(
+                s.id, s.key, timing_of(s), s.stop_now, s.late_booking, tuple(s.skip_if or ())
+            )
+            for s in campaign.steps
+            if s.active
+        )
+        requires = tuple((k, tuple(v)) for k, v in sorted((campaign.requires or {}).items()))
+        plan = CampaignPlan(
+            campaign.id, campaign.slug, campaign.treatment, campaign.version, steps, requires
+        )
         _plans[(key[0], campaign_id, campaign.version, campaign.updated_at)] = plan
     return plan

@@ -1,20 +1,22 @@
 """Symptom check-ins: "How is your skin today?" answered from an email.
 
-The questions and the guidance are the red flags and timeline of the clinical fact sheet
-(shared/content/microneedling-aftercare.md §1 and §4), worded as symptoms, never as a
+The questions and the guidance are the red flags and expected course of the campaign version
+the email was built with (its `[clinical]` data, `clinical.py`), worded as symptoms, never as a
 diagnosis. A red-flag answer alerts the clinic through the alert outbox (`alerts.py`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dripcare import escalation, red_flags, staff_links
+from dripcare.campaign_spec import CampaignSpec
+from dripcare.clinical import Clinical, RedFlag
+from dripcare.email_context import care_values
 from dripcare.errors import UserError
 from dripcare.models import (
+    Campaign,
     CheckIn,
     CheckInLevel,
     Clinic,
@@ -25,97 +27,34 @@ from dripcare.models import (
 )
 
 
-@dataclass(frozen=True)
-class RedFlag:
-    code: str
-    text: str
-    level: CheckInLevel
+def clinical_of(session: Session, message: Message) -> Clinical:
+    """The clinical data of the campaign version the patient's email was built with."""
+    return _version_spec(session, message).clinical
 
 
-RED_FLAGS = (
-    RedFlag(
-        "airway",
-        "Swelling of your lips, face, tongue or throat, trouble breathing or "
-        "swallowing, wheezing, or feeling dizzy or confused",
-        CheckInLevel.EMERGENCY,
-    ),
-    RedFlag(
-        "spreading",
-        "Redness spreading quickly, or a fever of 38 °C (100.4 °F) or more, "
-        "vomiting, a fast heartbeat or fast breathing",
-        CheckInLevel.EMERGENCY,
-    ),
-    RedFlag(
-        "face-hot",
-        "Painful, hot, swollen skin on your face, especially around the eye, or "
-        "skin that is getting worse quickly",
-        CheckInLevel.EMERGENCY,
-    ),
-    RedFlag("eye", "Eye pain or any change in your vision", CheckInLevel.EMERGENCY),
-    RedFlag(
-        "worse", "Redness, warmth or itching that is getting worse, or pus", CheckInLevel.URGENT
-    ),
-    RedFlag(
-        "blisters",
-        "Tingling or burning, then a group of blisters, sores or crusts, especially near your lips",
-        CheckInLevel.URGENT,
-    ),
-    RedFlag(
-        "not-better",
-        "Redness or swelling that is not getting better by day 3, or is still there on day 7",
-        CheckInLevel.URGENT,
-    ),
-    RedFlag(
-        "rash",
-        "A new itchy, red, bumpy or scaly rash, or lumps, where you were treated",
-        CheckInLevel.URGENT,
-    ),
-    RedFlag("pimples", "Many pimples, or pimples that hurt or have pus", CheckInLevel.URGENT),
-    RedFlag(
-        "patches",
-        "Dark or light patches, or grid or track marks that last more than a week",
-        CheckInLevel.URGENT,
-    ),
-)
-_BY_CODE = {flag.code: flag for flag in RED_FLAGS}
-
-# What is normal by day since treatment (§1), for a worried patient with no red flag.
-EXPECTED_COURSE = (
-    (
-        1,
-        "Redness like a sunburn, tightness, tenderness, some swelling, stinging or itching are "
-        "normal today. Tiny spots of blood or clear fluid can happen; press gently with clean "
-        "gauze.",
-    ),
-    (2, "Redness and swelling usually ease within 1 to 2 days."),
-    (
-        3,
-        "Redness, swelling and flaking usually settle within about 3 days. Small crusts can "
-        "form: do not pick them.",
-    ),
-    (7, "Dryness, peeling, itching and small bruises usually clear within 7 days."),
-    (10_000, "By now your skin should look healed. Keep using sunscreen every day."),
-)
+def asked_flags(session: Session, message: Message) -> tuple[RedFlag, ...]:
+    """The red flags the check-in page lists for this email (`when` read from the care values)."""
+    spec = _version_spec(session, message)
+    clinic = session.get(Clinic, message.clinic_id)
+    return spec.clinical.flags_for(care_values(spec.variables, clinic))
 
 
-def expected_course(days_since_treatment: int) -> str:
-    return next(text for last_day, text in EXPECTED_COURSE if days_since_treatment < last_day)
+def _version_spec(session: Session, message: Message) -> CampaignSpec:
+    from dripcare.campaign_versions import compiled  # it imports enrollments, which is heavier
 
-
-def level_of(codes: list[str]) -> CheckInLevel:
-    levels = {_BY_CODE[code].level for code in codes}
-    for level in (CheckInLevel.EMERGENCY, CheckInLevel.URGENT):
-        if level in levels:
-            return level
-    return CheckInLevel.EXPECTED
+    enrollment = session.get(Enrollment, message.enrollment_id)
+    assert enrollment is not None
+    campaign = session.get(Campaign, enrollment.campaign_id)
+    assert campaign is not None
+    return compiled(session, campaign.id, message.campaign_version or campaign.version).spec
 
 
 def record(session: Session, message: Message, *, worried: bool, codes: list[str]) -> CheckIn:
     """Store the answer; a red flag queues one alert per channel the clinic has set up."""
-    unknown = sorted(set(codes) - set(_BY_CODE))
+    unknown = sorted(set(codes) - {flag.code for flag in asked_flags(session, message)})
     if unknown:
         raise UserError(f"unknown answer(s): {', '.join(unknown)}")
-    level = level_of(codes) if worried else CheckInLevel.FINE
+    level = clinical_of(session, message).level_of(codes) if worried else CheckInLevel.FINE
     check_in = CheckIn(
         clinic_id=message.clinic_id,
         enrollment_id=message.enrollment_id,
@@ -183,7 +122,7 @@ def list_check_ins(
     return list(session.scalars(query.order_by(CheckIn.id).limit(limit)))
 
 
-def flag_text(code: str) -> str:
-    """The words the patient ticked, for the clinic to read."""
-    flag = _BY_CODE.get(code)
-    return flag.text if flag else code
+def flag_texts(session: Session, check_in: CheckIn) -> list[str]:
+    """The words the patient ticked, for the clinic to read, from the email's campaign version."""
+    clinical = clinical_of(session, session.get_one(Message, check_in.message_id))
+    return [flag.text if (flag := clinical.flag(code)) else code for code in check_in.answers]

@@ -16,6 +16,7 @@ from dripcare import campaign_versions, campaigns, enrollments
 from dripcare.audit import Actor
 from dripcare.cli_admin import admin
 from dripcare.cli_common import emit, json_option, quiet_option, user_errors
+from dripcare.cli_enrollment import enrollment
 from dripcare.cli_health import health
 from dripcare.cli_lifecycle import audit, patient_erase, patient_export, purge
 from dripcare.cli_senders import (
@@ -40,6 +41,7 @@ main.add_command(admin)  # `dripcare admin …`, in its own module
 main.add_command(health)  # `dripcare health api|worker|beat`, for container healthchecks
 main.add_command(purge)  # `dripcare purge` and `dripcare audit`, in cli_lifecycle
 main.add_command(audit)
+main.add_command(enrollment)  # `dripcare enrollment next-session-booked|one-off ID`
 
 
 # ---- database ---------------------------------------------------------------------------------
@@ -80,6 +82,11 @@ clinic.add_command(clinic_check_domain)
 clinic.add_command(clinic_reseal_secrets)
 
 
+_DEFAULT_CAMPAIGN_HELP = (
+    "Campaign slug an enrollment that names none follows (needed once the clinic has several)."
+)
+
+
 @clinic.command("create")
 @click.option("--name", required=True)
 @click.option("--sender", required=True, help="From address, e.g. care@clinic.example")
@@ -103,11 +110,12 @@ clinic.add_command(clinic_reseal_secrets)
 @click.option("--alert-email", default="", help="Where red-flag check-ins go (default: sender).")
 @click.option("--webhook-url", default="", help="Also POST red-flag check-ins here (JSON).")
 @click.option("--webhook-secret", default="", help="Signs webhooks; whsec_<base64>.")
+@click.option("--default-campaign", default=None, help=_DEFAULT_CAMPAIGN_HELP)
 @json_option
 @quiet_option("the new clinic's id")
 @user_errors
 def clinic_create(as_json: bool, quiet: bool, **fields: str) -> None:
-    """Create a clinic; the default campaigns (e.g. microneedling) are installed for it."""
+    """Create a clinic; the shipped campaigns are installed for it."""
     from dripcare.clinics import create_clinic
 
     with session_scope() as session:
@@ -116,6 +124,7 @@ def clinic_create(as_json: bool, quiet: bool, **fields: str) -> None:
             "id": created.id,
             "name": created.name,
             "campaigns": [c.slug for c in campaigns.list_campaigns(session, created.id)],
+            "default_campaign": created.default_campaign,
             "country": created.country,
             "emergency_number": created.emergency_number,
         }
@@ -126,6 +135,24 @@ def clinic_create(as_json: bool, quiet: bool, **fields: str) -> None:
         f"emergency number {data['emergency_number']}, {data['country']})",
         only=data["id"] if quiet else None,
     )
+
+
+@clinic.command("update")
+@click.argument("clinic_id", type=int)
+@click.option(
+    "--default-campaign", required=True, help=_DEFAULT_CAMPAIGN_HELP + ' "none" clears it.'
+)
+@json_option
+@user_errors
+def clinic_update(clinic_id: int, default_campaign: str, as_json: bool) -> None:
+    """Change a clinic's settings: for now, its default campaign."""
+    with session_scope() as session:
+        found = enrollments.get_clinic(session, clinic_id)
+        slug = None if default_campaign.strip().lower() == "none" else default_campaign.strip()
+        found.default_campaign = campaigns.check_default_campaign(session, found.id, slug)
+        data = {"id": found.id, "default_campaign": found.default_campaign}
+    shown = data["default_campaign"] or "none (enrolling must name the campaign)"
+    emit(as_json, data, f"clinic {clinic_id} default campaign: {shown}")
 
 
 @clinic.command("list")
@@ -392,9 +419,8 @@ def patient_revoke_links(clinic_id: int, email: str, as_json: bool) -> None:
 @click.option(
     "--treatment",
     "campaign_slug",
-    default="microneedling",
-    show_default=True,
-    help="Campaign slug.",
+    default=None,
+    help="Campaign slug (default: the clinic's default campaign, or its only one).",
 )
 @click.option(
     "--treated-at",
@@ -404,6 +430,11 @@ def patient_revoke_links(clinic_id: int, email: str, as_json: bool) -> None:
 @click.option("--timezone", default=None, help="Patient's IANA zone (default: the clinic's).")
 @click.option("--external-id", default=None, help="Your booking id; makes re-sending safe.")
 @click.option("--phone", default="", help="Patient's phone, international (+44 20 7946 0958).")
+@click.option(
+    "--peel-depth",
+    default=None,
+    help="How deep the clinic classes the peel; the chemical peel campaign needs superficial.",
+)
 @json_option
 @quiet_option("the enrollment's id")
 @user_errors
@@ -412,15 +443,17 @@ def enroll(
     email: str,
     first_name: str,
     last_name: str,
-    campaign_slug: str,
+    campaign_slug: str | None,
     treated_at: str,
     timezone: str | None,
     external_id: str | None,
     phone: str,
+    peel_depth: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Enroll a patient's treatment: schedules the whole aftercare sequence."""
+    """Enroll a patient's treatment: schedules the whole aftercare sequence (a treatment
+    time ahead schedules the pre-care emails too)."""
     request = enrollments.EnrollRequest(
         clinic_id=clinic_id,
         email=email,
@@ -431,6 +464,7 @@ def enroll(
         timezone=timezone,
         external_id=external_id,
         phone=phone,
+        attributes={"peel_depth": peel_depth} if peel_depth else {},
     )
     with session_scope() as session:
         result = enrollments.enroll(session, request, get_settings())

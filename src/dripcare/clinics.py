@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from dripcare import emergency_numbers, sending_domains
 from dripcare.campaign_versions import install_defaults
+from dripcare.campaigns import check_default_campaign
 from dripcare.config import get_settings
 from dripcare.errors import UserError
 from dripcare.models import Clinic
@@ -146,10 +147,12 @@ def create_clinic(
     alert_email: str = "",
     webhook_url: str = "",
     webhook_secret: str = "",
+    default_campaign: str | None = None,
 ) -> Clinic:
     """Create a clinic with the shipped campaigns installed, ready to enroll patients.
 
-    `emergency_number` overrides the country's number; "" uses the country's."""
+    `emergency_number` overrides the country's number; "" uses the country's.
+    `default_campaign` is the slug enrolling uses when it is given none."""
     branding = Branding(
         name, phone, brand_color, logo_url, sender, country, emergency_number
     ).checked()
@@ -170,6 +173,7 @@ def create_clinic(
     session.flush()
     sending_domains.grant(session, clinic, sending_domains.domain_of(clinic.sender_email))
     install_defaults(session, clinic)
+    clinic.default_campaign = check_default_campaign(session, clinic.id, default_campaign)
     return clinic
 
 

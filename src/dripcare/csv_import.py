@@ -31,6 +31,7 @@ KNOWN = (
     "external_id",
     "phone",
 )
+ATTRIBUTES = ("peel_depth",)  # treatment attributes a campaign may require (treatment_attributes)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def _check_header(fieldnames: Any, path: Path) -> None:
     if missing:
         raise UserError(
             f"{path}: the header row lacks {', '.join(missing)}; expected columns: "
-            f"{', '.join(KNOWN)} (extra columns are ignored)"
+            f"{', '.join(KNOWN + ATTRIBUTES)} (extra columns are ignored)"
         )
 
 
@@ -136,8 +137,9 @@ def _request(row: dict[str, str], clinic_id: int) -> EnrollRequest:
         treated_at=row["treated_at"],
         first_name=row.get("first_name", ""),
         last_name=row.get("last_name", ""),
-        campaign=row.get("treatment") or "microneedling",
+        campaign=row.get("treatment") or None,  # None: the clinic's default campaign
         timezone=row.get("timezone") or None,
         external_id=row.get("external_id") or None,
         phone=row.get("phone", ""),
+        attributes={name: row[name] for name in ATTRIBUTES if row.get(name)},
     )

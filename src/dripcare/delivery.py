@@ -56,7 +56,13 @@ from dripcare.dispatch import (
     release,
     sendable,
 )
-from dripcare.email_context import build_context, care_values, clinic_context, format_date
+from dripcare.email_context import (
+    build_context,
+    care_values,
+    clinic_context,
+    format_date,
+    treatment_name,
+)
 from dripcare.links import MessageLinks, links_for
 from dripcare.models import (
     RENDERED,
@@ -78,6 +84,7 @@ from dripcare.redaction import withheld
 from dripcare.render_cache import Renderer
 from dripcare.rendering import Rendered, RenderError
 from dripcare.secrets_box import SecretUnavailable
+from dripcare.skip_conditions import SKIP_REASONS, marks_of, skipped_by
 from dripcare.transports import (
     PermanentError,
     RecipientRefused,
@@ -512,11 +519,13 @@ def render_job(job: Job, settings: Settings) -> tuple[Rendered, MessageLinks]:
         emergency_number=clinic.emergency_number,
         care=care_values(job.content.spec.variables, clinic),
         step=step,
+        pointer_days=job.content.spec.clinical.pointer_days,
         first_name=job.patient.first_name,
         last_name=job.patient.last_name,
-        treatment_name=campaign.treatment.replace("-", " ").capitalize(),
+        treatment_name=treatment_name(campaign.treatment),
         treatment_date=format_date(job.enrollment.treated_at, job.enrollment.timezone),
         links=links.as_context(),
+        missed_steps=job.enrollment.missed_steps if step.late_booking else (),
     )
     rendered = _renderer.render(
         job.content.templates, step.template, step.subject, step.preheader, context
@@ -622,6 +631,12 @@ def _send_one(
     if job.content_step is None:  # removed by a version published after this was claimed
         reason = f"step {job.step.key!r} removed in version {version}"
         return Outcome(job.pk, MessageStatus.CANCELLED, reason=reason, cause=StopCause.STEP_REMOVED)
+    condition = skipped_by(job.content_step.skip_if, marks_of(job.enrollment))
+    if condition is not None:  # marked after this was claimed: the mark wins
+        reason = SKIP_REASONS[condition]
+        return Outcome(
+            job.pk, MessageStatus.SKIPPED, reason, cause=StopCause.CONDITION, refund=True
+        )
     timing = send_rules.timing_of_spec(job.content_step)
     held = send_rules.hold(job.clinic, job.enrollment, timing, settings, now())
     if held is not None:

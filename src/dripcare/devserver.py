@@ -79,6 +79,7 @@ def seed_demo(now: datetime | None = None) -> Demo | None:
             phone="+1 555 010 0100",
             timezone=zone,
             after_hours="call +1 555 010 0199 and follow the message",
+            default_campaign="microneedling",  # the demo patients' treatment
         )
         patients = [
             ("alex@example.com", "Alex", now - timedelta(hours=2, minutes=5)),

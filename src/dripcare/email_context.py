@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from dripcare import logos
+from dripcare.campaign_spec import CampaignSpec
 from dripcare.config import get_settings
 from dripcare.models import Clinic
 from dripcare.phone_links import phone_uri
-
-# Emails up to this many days after treatment open with the one-line emergency pointer
-# (_emergency_pointer.mjml): the days the emergency signs of the content file can start.
-EMERGENCY_POINTER_LAST_DAY = 7
-
-
-def needs_emergency_pointer(offset_days: int) -> bool:
-    """Whether an email this many days after treatment must open with the emergency pointer."""
-    return 0 <= offset_days <= EMERGENCY_POINTER_LAST_DAY
 
 
 class StepLike(Protocol):
@@ -34,6 +27,11 @@ class StepLike(Protocol):
     def preheader(self) -> str: ...
     @property
     def checkin(self) -> bool: ...
+
+
+def treatment_name(treatment: str) -> str:
+    """A treatment slug as a patient reads it: "chemical-peel" is "Chemical peel"."""
+    return treatment.replace("-", " ").capitalize()
 
 
 def format_date(moment: datetime, zone: str) -> str:
@@ -53,14 +51,15 @@ def clinic_context(clinic: Clinic) -> dict[str, Any]:
     }
 
 
-def step_context(step: StepLike) -> dict[str, Any]:
+def step_context(step: StepLike, pointer_days: int) -> dict[str, Any]:
+    """The step as templates see it; `pointer_days` is the campaign's (clinical.py)."""
     return {
         "key": step.key,
         "day": step.offset_days,
         "subject": step.subject,
         "preheader": step.preheader,
         "checkin": step.checkin,
-        "emergency_pointer": needs_emergency_pointer(step.offset_days),
+        "emergency_pointer": 0 <= step.offset_days <= pointer_days,
     }
 
 
@@ -70,20 +69,24 @@ def build_context(
     emergency_number: str,
     care: dict[str, Any],
     step: StepLike,
+    pointer_days: int,
     first_name: str,
     last_name: str,
     treatment_name: str,
     treatment_date: str,
     links: dict[str, str],
+    missed_steps: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """`missed_steps`: for a late_booking step, the stop-now steps it stands in for."""
     return {
         "patient": {"first_name": first_name, "last_name": last_name},
         "clinic": clinic,
         "emergency_number": emergency_number,
         "treatment": {"name": treatment_name, "date": treatment_date},
         "care": care,
-        "step": step_context(step),
+        "step": step_context(step, pointer_days),
         "links": links,
+        "missed_steps": list(missed_steps),
     }
 
 
@@ -99,7 +102,13 @@ SAMPLE_CLINIC = {
 
 
 def sample_context(
-    care: dict[str, Any], step: StepLike, clinic: dict[str, Any] | None = None
+    care: dict[str, Any],
+    step: StepLike,
+    clinic: dict[str, Any] | None = None,
+    *,
+    pointer_days: int,
+    treatment: str,
+    missed_steps: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Realistic sample data for previews and for checking that a template renders."""
     base = "https://dripcare.example/x/sample"
@@ -108,9 +117,10 @@ def sample_context(
         emergency_number="911",
         care=care,
         step=step,
+        pointer_days=pointer_days,
         first_name="Alex",
         last_name="Sample",
-        treatment_name="Microneedling",
+        treatment_name=treatment_name(treatment),
         treatment_date="Tuesday 24 November 2026",
         links={
             "unsubscribe": f"{base}/unsubscribe",
@@ -118,6 +128,7 @@ def sample_context(
             "checkin_ok": f"{base}/checkin/ok",
             "checkin_worried": f"{base}/checkin/worried",
         },
+        missed_steps=missed_steps,
     )
 
 
@@ -128,11 +139,20 @@ def care_values(variables: dict[str, Any], clinic: Clinic | None) -> dict[str, A
 
 
 def clinic_sample_context(
-    variables: dict[str, Any], step: StepLike, clinic: Clinic | None
+    spec: CampaignSpec, step: StepLike, clinic: Clinic | None, missed_steps: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """Sample patient data with this clinic's branding, phone and emergency number."""
+    """Sample patient data with this clinic's branding, phone and emergency number.
+
+    `missed_steps`: a late_booking step's sample lists every stop-now step as missed.
+    """
+    days, treatment = spec.clinical.pointer_days, spec.treatment
     if clinic is None:
-        return sample_context(variables, step)
-    context = sample_context(care_values(variables, clinic), step, clinic_context(clinic))
+        return sample_context(
+            spec.variables, step, pointer_days=days, treatment=treatment, missed_steps=missed_steps
+        )
+    care, branding = care_values(spec.variables, clinic), clinic_context(clinic)
+    context = sample_context(
+        care, step, branding, pointer_days=days, treatment=treatment, missed_steps=missed_steps
+    )
     context["emergency_number"] = clinic.emergency_number
     return context

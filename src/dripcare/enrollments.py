@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -32,7 +33,15 @@ from sqlalchemy.engine import Connection, Result
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 from sqlalchemy.types import TypeEngine
 
-from dripcare.campaigns import CampaignPlan, PlannedStep, campaign_plan, timing_of, unknown_campaign
+from dripcare import pre_care
+from dripcare.campaigns import (
+    CampaignPlan,
+    PlannedStep,
+    campaign_plan,
+    slug_for_unnamed,
+    timing_of,
+    unknown_campaign,
+)
 from dripcare.config import Settings
 from dripcare.errors import NotFound, UserError
 from dripcare.message_lifecycle import REASONS, restore, stop_unsent
@@ -50,7 +59,14 @@ from dripcare.models import (
     utcnow,
 )
 from dripcare.scheduling import QuietHours, StepTiming, compute_due_at
-from dripcare.send_rules import clinic_quiet_hours, late_window, quiet_hours_of, too_late
+from dripcare.send_rules import (
+    clinic_quiet_hours,
+    late_window,
+    pre_care_too_late,
+    quiet_hours_of,
+    too_late,
+)
+from dripcare.treatment_attributes import check_attributes
 from dripcare.treatment_time import parse_treated_at
 from dripcare.validation import check_timezone, normalize_email, normalize_phone
 
@@ -64,11 +80,13 @@ class EnrollRequest:
     treated_at: str | datetime
     first_name: str = ""
     last_name: str = ""
-    campaign: str = "microneedling"
+    campaign: str | None = None  # None: the clinic's default (campaigns.slug_for_unnamed)
     timezone: str | None = None
     external_id: str | None = None
     locale: str = "en"
     phone: str = ""  # any form normalize_phone takes; "" leaves a known patient's as it is
+    # what the clinic says about the treatment, e.g. {"peel_depth": "superficial"}
+    attributes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -147,6 +165,7 @@ def enroll(
     known_zone = found.patient.timezone if found.patient else None
     zone = zone_override or known_zone or found.clinic_timezone
     treated_at = parse_treated_at(req.treated_at, zone, now)
+    attributes = check_attributes(found.plan.slug, found.plan.requires, req.attributes)
     # Every check is above this line: a refused request writes nothing (bulk relies on it).
     patient_id = _upsert_patient(session, found, email, req, zone_override, phone)
     plan = found.plan
@@ -163,6 +182,7 @@ def enroll(
         treated_at=treated_at,
         timezone=zone,
         external_id=external_id,
+        attributes=attributes,
     )
     older = [e for e in active if e.treatment == enrollment.treatment]
     superseded = _supersede(session, older, enrollment)
@@ -173,6 +193,7 @@ def enroll(
 
 # The hot path's statements are built once: building and keying a statement on each call cost
 # more CPU than executing it.
+_SLUG = bindparam("slug", type_=String)  # None: the clinic's default campaign
 _LOOK_UP = (
     select(
         Clinic.timezone,
@@ -194,7 +215,11 @@ _LOOK_UP = (
         Patient.timezone.label("patient_timezone"),
         Patient.phone.label("patient_phone"),
     )
-    .outerjoin(Campaign, (Campaign.clinic_id == Clinic.id) & (Campaign.slug == bindparam("slug")))
+    .outerjoin(
+        Campaign,
+        (Campaign.clinic_id == Clinic.id)
+        & (Campaign.slug == func.coalesce(_SLUG, Clinic.default_campaign)),
+    )
     .outerjoin(Patient, (Patient.clinic_id == Clinic.id) & (Patient.email == bindparam("email")))
     .where(Clinic.id == bindparam("clinic_id"))
 )
@@ -236,14 +261,21 @@ _NEW_MESSAGES_PG = (
 
 
 def _look_up(
-    session: Session, clinic_id: int, slug: str, email: str, external_id: str | None
+    session: Session, clinic_id: int, slug: str | None, email: str, external_id: str | None
 ) -> _Found:
-    """Clinic, campaign, patient and an enrollment with the same external id: one query."""
+    """Clinic, campaign, patient and an enrollment with the same external id: one query.
+
+    Without a slug the clinic's default campaign is joined; a clinic without one costs a
+    second look (slug_for_unnamed), which also explains what to do when it is ambiguous."""
     params = {"clinic_id": clinic_id, "slug": slug, "email": email, "external_id": external_id}
     row = session.connection().execute(_LOOK_UP, params).first()
     if row is None:
         raise _no_clinic(clinic_id)
+    if row.campaign_id is None and slug is None:
+        chosen = slug_for_unnamed(session, clinic_id)
+        return _look_up(session, clinic_id, chosen, email, external_id)
     if row.campaign_id is None:
+        assert slug is not None
         raise unknown_campaign(session, clinic_id, slug)
     patient = None
     if row.patient_id is not None:
@@ -293,6 +325,9 @@ def _insert_enrollment(session: Session, **values: object) -> Enrollment:
         "superseded_by_id": None,
         "cancelled_at": None,
         "created_at": utcnow(),
+        "next_session_booked_at": None,
+        "one_off": False,
+        "missed_steps": [],
     }
     new_id = session.connection().execute(_NEW_ENROLLMENT, values).scalar_one()
     enrollment = Enrollment(id=new_id, **values)
@@ -337,9 +372,15 @@ def materialize(
     now: datetime,
     quiet: QuietHours | None = None,
 ) -> list[ScheduledMessage]:
-    """One outbox row per active step, each with its own fixed Message-ID; one INSERT."""
+    """One outbox row per active step, each with its own fixed Message-ID; one INSERT.
+
+    The late_booking step, if any, is placed last: it depends on the others (pre_care.py).
+    """
     domain = sender_domain(sender_email)
     placed = placements(plan, enrollment.treated_at, enrollment.timezone, settings, now, quiet)
+    merged = next((s for s in plan.steps if s.late_booking), None)
+    if merged is not None:
+        placed.append((merged, _late_booking(enrollment, placed, settings, now, quiet)))
     if not placed:
         return []
     rows = [_message_row(enrollment, domain, step.id, place) for step, place in placed]
@@ -359,7 +400,8 @@ def placements(
     now: datetime,
     quiet: QuietHours | None = None,
 ) -> list[tuple[PlannedStep, Placement]]:
-    """Each active step's due time and status for a treatment at `treated_at` in `zone`."""
+    """Each active step's due time and status for a treatment at `treated_at` in `zone`, but
+    the late_booking step's, which depends on the others."""
     patient_zone, rules = ZoneInfo(zone), quiet or settings.quiet
     return [
         (
@@ -369,15 +411,35 @@ def placements(
                 now,
                 settings,
                 step.timing,
+                treated_at,
             ),
         )
         for step in plan.steps
+        if not step.late_booking  # placed after the others: materialize, pre_care.py
     ]
 
 
 def sender_domain(sender_email: str) -> str:
     """The domain of the Message-IDs written for a clinic."""
     return sender_email.rpartition("@")[2] or "dripcare.local"
+
+
+def _late_booking(
+    enrollment: Enrollment,
+    placed: Iterable[tuple[PlannedStep, Placement]],
+    settings: Settings,
+    now: datetime,
+    quiet: QuietHours | None,
+) -> Placement:
+    """The merged email's row; the enrollment remembers what it lists."""
+    missed = pre_care.missed_stop_now((s.key, s.stop_now, p.cause) for s, p in placed)
+    zone = ZoneInfo(enrollment.timezone)
+    merged = pre_care.late_booking(
+        missed, enrollment.treated_at, now, quiet or settings.quiet, zone
+    )
+    if merged.missed or enrollment.missed_steps:
+        enrollment.missed_steps = merged.missed
+    return Placement(merged.due_at, merged.status, merged.status_reason, merged.cause)
 
 
 def _message_row(
@@ -432,18 +494,19 @@ class Placement:
 
 
 def _placement(
-    due_at: datetime, now: datetime, settings: Settings, timing: StepTiming
+    due_at: datetime, now: datetime, settings: Settings, timing: StepTiming, treated_at: datetime
 ) -> Placement:
     """Schedule, or skip when it is already too late for this email to make sense.
 
     The same rule the send path applies (send_rules.py): the step's send_until, else
-    DRIPCARE_LATE_GRACE_HOURS."""
-    if too_late(due_at, late_window(timing, settings), now):
+    DRIPCARE_LATE_GRACE_HOURS; and a pre-care email never once the treatment time is reached."""
+    late = too_late(due_at, late_window(timing, settings), now)
+    if late or pre_care_too_late(timing, treated_at, now):
         return Placement(due_at, MessageStatus.SKIPPED, REASON_LATE, StopCause.LATE)
     return Placement(due_at, MessageStatus.SCHEDULED, "")
 
 
-def _place(
+def place_message(
     session: Session,
     message: Message,
     timing: StepTiming,
@@ -453,7 +516,7 @@ def _place(
 ) -> None:
     clinic = get_clinic(session, enrollment.clinic_id)  # usually in the identity map already
     due_at = step_due(enrollment, timing, settings, quiet_hours_of(clinic, settings))
-    place = _placement(due_at, now, settings, timing)
+    place = _placement(due_at, now, settings, timing, enrollment.treated_at)
     if message.status == MessageStatus.HELD and place.status == MessageStatus.SCHEDULED:
         message.due_at = due_at  # a red flag still holds it: moved, but still waiting
         return
@@ -549,14 +612,41 @@ def _replace(
     now: datetime,
 ) -> int:
     """New due times for unsent messages (and for ones skipped only for being late)."""
-    moved = 0
+    moved, merged = 0, []
     for enrollment, message in pairs:
+        if message.step.late_booking:  # depends on where the others land: placed after them
+            merged.append((enrollment, message))
+            continue
         if message.status == MessageStatus.SKIPPED and message.stop_cause != StopCause.LATE:
             continue
-        _place(session, message, timing_of(message.step), enrollment, now, settings)
+        place_message(session, message, timing_of(message.step), enrollment, now, settings)
+        moved += 1
+    session.flush()
+    for enrollment, message in merged:
+        _replace_late_booking(session, enrollment, message, settings, now)
         moved += 1
     session.flush()
     return moved
+
+
+def _replace_late_booking(
+    session: Session, enrollment: Enrollment, message: Message, settings: Settings, now: datetime
+) -> None:
+    """After a reschedule: the stop-now emails now missed decide the merged one again."""
+    stop_now = session.execute(
+        select(Step.key, Message.stop_cause)
+        .join(Step, Message.step_id == Step.id)
+        .where(Message.enrollment_id == enrollment.id, Step.stop_now)
+    ).all()
+    missed = pre_care.missed_stop_now((key, True, cause) for key, cause in stop_now)
+    quiet = quiet_hours_of(get_clinic(session, enrollment.clinic_id), settings)
+    merged = pre_care.late_booking(
+        missed, enrollment.treated_at, now, quiet, ZoneInfo(enrollment.timezone)
+    )
+    enrollment.missed_steps = merged.missed
+    message.due_at, message.status = merged.due_at, merged.status
+    message.status_reason, message.stop_cause = merged.status_reason, merged.cause
+    message.lease_token, message.lease_until = None, None
 
 
 @dataclass
@@ -628,10 +718,12 @@ def _add_steps(
     domain = sender_domain(clinic.sender_email)
     rows = []
     for step in steps:
+        if step.late_booking:  # it stands in for emails missed at enrollment: only then
+            continue
         timing = timing_of(step)
         due = step_due(enrollment, timing, settings, quiet_hours_of(clinic, settings))
         if step.id not in have and due >= now:
-            place = _placement(due, now, settings, timing)
+            place = _placement(due, now, settings, timing, enrollment.treated_at)
             rows.append(_message_row(enrollment, domain, step.id, place))
     if rows:
         session.execute(insert(Message), rows)

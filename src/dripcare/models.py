@@ -87,6 +87,8 @@ class StopCause(enum.StrEnum):
     ERASED = "erased"  # the patient was erased on request
     LATE = "late"  # skipped: already due more than the grace period before enrollment
     RED_FLAG = "red-flag"  # the clinic stopped the sequence after a red-flag check-in
+    CONDITION = "condition"  # skipped: a skip_if condition the clinic marked (skip_conditions.py)
+    NOTHING_MISSED = "nothing-missed"  # a late_booking step when no stop-now email was missed
 
 
 class EnrollmentStatus(enum.StrEnum):
@@ -137,6 +139,8 @@ class Clinic(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # "21:00-08:00" on the patient's clock; None: DRIPCARE_QUIET_HOURS (send_rules.py)
     quiet_hours: Mapped[str | None] = mapped_column(String(16))
+    # the campaign slug an enrollment that names none follows (campaigns.resolve_slug)
+    default_campaign: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -186,6 +190,10 @@ class Campaign(Base):
     treatment: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text, default="")
     variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # treatment attributes an enrollment must bring: {"peel_depth": ["superficial"]}
+    requires: Mapped[dict[str, list[str]]] = mapped_column(
+        JSON, default=dict, server_default=text("'{}'")
+    )
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -254,6 +262,12 @@ class Step(Base):
     send_until: Mapped[str | None] = mapped_column(String(16))
     # still sent while a red flag holds the patient's other emails (red_flags.py)
     safety_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # pre-care (enrollments.py): a stop-now email a late booking missed goes into the
+    # late_booking one, sent at enrollment
+    stop_now: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    late_booking: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # skip_conditions.SkipCondition values that make this step pointless for an enrollment
+    skip_if: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
 
     campaign: Mapped[Campaign] = relationship(back_populates="steps")
 
@@ -283,6 +297,15 @@ class Enrollment(Base):
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     cancelled_at: Mapped[datetime | None]
+    # what the clinic says about the treatment, checked against Campaign.requires
+    attributes: Mapped[dict[str, str]] = mapped_column(
+        JSON, default=dict, server_default=text("'{}'")
+    )
+    # skip conditions the clinic marked (skip_conditions.py)
+    next_session_booked_at: Mapped[datetime | None]
+    one_off: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # stop-now steps a late booking missed: the late_booking email lists them (missed_steps)
+    missed_steps: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
 
     patient: Mapped[Patient] = relationship()
     campaign: Mapped[Campaign] = relationship()

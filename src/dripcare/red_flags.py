@@ -179,7 +179,7 @@ class RedFlagView:
 
 def views(session: Session, clinic: Clinic, check_in_id: int | None = None) -> list[RedFlagView]:
     """Unresolved red flags (open first), or the one asked for, whatever its state."""
-    from dripcare.checkins import flag_text, shown_to_patient
+    from dripcare.checkins import flag_texts, shown_to_patient
 
     if check_in_id is None:
         found = open_red_flags(session, clinic.id)
@@ -206,7 +206,7 @@ def views(session: Session, clinic: Clinic, check_in_id: int | None = None) -> l
                 check_in,
                 patient,
                 step_key,
-                [flag_text(code) for code in check_in.answers],
+                flag_texts(session, check_in),
                 shown_to_patient(check_in.level, clinic),
                 list(deliveries),
             )

@@ -46,9 +46,20 @@ class StepTiming:
     send_until: timedelta | None = None
 
     def __post_init__(self) -> None:
-        # A negative part could make a step due before the treatment it follows up on.
-        if min(self.days, self.hours, self.minutes) < 0:
-            raise ValueError(f"step offsets must not be negative, got {self}")
+        # Mixed signs ("-1 day +3 hours") would make it unclear which side of the treatment
+        # the step is on, and so which way a send time or quiet hours may move it.
+        parts = (self.days, self.hours, self.minutes)
+        if min(parts) < 0 < max(parts):
+            raise ValueError(
+                f"a step is either before the treatment (every offset ≤ 0) or after it "
+                f"(every offset ≥ 0), got days={self.days} hours={self.hours} "
+                f"minutes={self.minutes}"
+            )
+
+    @property
+    def before_treatment(self) -> bool:
+        """A pre-care step: due before the treatment, never after it."""
+        return min(self.days, self.hours, self.minutes) < 0
 
 
 @dataclass(frozen=True)
@@ -113,7 +124,8 @@ def compute_due_at(
     zone: ZoneInfo,
     quiet: QuietHours | None = DEFAULT_QUIET_HOURS,
 ) -> datetime:
-    """UTC instant at which a step is due; never before `treated_at`, never in quiet hours.
+    """UTC instant at which a step is due, never in quiet hours; an aftercare step never
+    before `treated_at`, a pre-care step (negative offset) always before it.
 
     `zone` is the patient's zone: every wall-clock rule (days, send time, quiet hours) is
     about the patient's clock, not the server's or the clinic's.
@@ -122,11 +134,42 @@ def compute_due_at(
         raise ValueError(f"treated_at must be timezone-aware, got naive {treated_at!r}")
     treated_utc = treated_at.astimezone(UTC)
     due = _apply_offset(treated_utc, timing, zone)
+    if timing.before_treatment:
+        return _pre_care_due(due, timing, zone, quiet, treated_utc)
     if timing.send_time is not None:
         due = _at_send_time(due, timing.send_time, zone, not_before=treated_utc)
     if quiet is not None:
         due = _outside_quiet_hours(due, quiet, zone)
     return due
+
+
+def _pre_care_due(
+    due: datetime, timing: StepTiming, zone: ZoneInfo, quiet: QuietHours | None, treated: datetime
+) -> datetime:
+    """Like an aftercare step, mirrored: the send time snaps to a day earlier, not later, when
+    it would reach the treatment; quiet hours push forward as usual, but if that reaches the
+    treatment (an early-morning treatment) the email goes just before the night instead."""
+    if timing.send_time is not None:
+        day = due.astimezone(zone).date()
+        due = local_to_utc(day, timing.send_time, zone)
+        while due >= treated:
+            day -= _ONE_DAY
+            due = local_to_utc(day, timing.send_time, zone)
+    if quiet is None:
+        return due
+    pushed = _outside_quiet_hours(due, quiet, zone)
+    if pushed < treated:
+        return pushed
+    return _last_minute_before_quiet(due, quiet, zone)
+
+
+def _last_minute_before_quiet(inside: datetime, quiet: QuietHours, zone: ZoneInfo) -> datetime:
+    """One minute before the start of the quiet window that `inside` falls in."""
+    local = inside.astimezone(zone)
+    day = local.date()
+    if quiet.start > quiet.end and local.time() < quiet.end:  # after midnight in a wrapping night
+        day -= _ONE_DAY
+    return local_to_utc(day, quiet.start, zone) - timedelta(minutes=1)
 
 
 def next_allowed(at: datetime, quiet: QuietHours, zone: ZoneInfo) -> datetime:

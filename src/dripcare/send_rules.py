@@ -31,6 +31,7 @@ __all__ = [
     "hold",
     "late_window",
     "parse_window",
+    "pre_care_too_late",
     "quiet_hours_of",
     "timing_of_spec",
     "too_late",
@@ -86,6 +87,11 @@ def too_late(planned: datetime, window: timedelta, now: datetime) -> bool:
     return now > planned + window
 
 
+def pre_care_too_late(timing: StepTiming, treated_at: datetime, now: datetime) -> bool:
+    """A pre-care email is pointless once the treatment time is reached, whatever its window."""
+    return timing.before_treatment and now >= treated_at
+
+
 @lru_cache(maxsize=256)
 def _parsed(text: str) -> QuietHours:
     return QuietHours.parse(text)
@@ -125,6 +131,8 @@ def hold(
     planned = compute_due_at(enrollment.treated_at, timing, zone, quiet)
     window = late_window(timing, settings)
     allowed = next_allowed(now, quiet, zone)
+    if pre_care_too_late(timing, enrollment.treated_at, allowed):
+        return Hold(MessageStatus.SKIPPED, "too late to be useful: the treatment time has passed")
     if too_late(planned, window, allowed):
         local = planned.astimezone(zone)
         return Hold(

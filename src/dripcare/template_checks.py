@@ -136,7 +136,31 @@ def check_structure(spec: CampaignSpec) -> list[Problem]:
         problems.append(Problem(f"step keys must be unique; repeated: {', '.join(duplicated)}"))
     for step in spec.steps:
         problems.extend(_step_shape(step, spec))
+    problems.extend(_late_booking_shape(spec))
     return problems
+
+
+def _pre_care_shape(step: StepSpec, offsets: tuple[int, int, int]) -> Iterator[Problem]:
+    """stop_now is about pre-care; the late-booking email is sent at enrollment, not timed."""
+    if step.stop_now and not min(offsets) < 0:
+        yield Problem("stop_now is for pre-care steps: give it a negative offset", step.key)
+    if step.late_booking and (any(offsets) or step.send_time or step.stop_now):
+        yield Problem(
+            "a late_booking step is sent at enrollment: it takes no offset, send_time or stop_now",
+            step.key,
+        )
+
+
+def _late_booking_shape(spec: CampaignSpec) -> Iterator[Problem]:
+    merged = [s.key for s in spec.steps if s.late_booking]
+    if len(merged) > 1:
+        yield Problem(f"at most one step may be late_booking; found {', '.join(merged)}")
+    if merged and not any(s.stop_now for s in spec.steps):
+        yield Problem(
+            "a late_booking step merges the stop_now steps a late booking missed, but no step "
+            "is stop_now",
+            merged[0],
+        )
 
 
 def _step_shape(step: StepSpec, spec: CampaignSpec) -> Iterator[Problem]:
@@ -147,8 +171,13 @@ def _step_shape(step: StepSpec, spec: CampaignSpec) -> Iterator[Problem]:
     if step.template not in spec.sources:
         yield Problem(f"step {step.key!r} names {step.template}, which is missing")
     offsets = (step.offset_days, step.offset_hours, step.offset_minutes)
-    if any(type(v) is not int or v < 0 for v in offsets):
-        yield Problem("offset values must be whole numbers ≥ 0", step.key)
+    if any(type(v) is not int for v in offsets):
+        yield Problem("offset values must be whole numbers (negative: before treatment)", step.key)
+    elif min(offsets) < 0 < max(offsets):
+        yield Problem(
+            "offsets must all be ≤ 0 (before the treatment) or all ≥ 0 (after it)", step.key
+        )
+    yield from _pre_care_shape(step, offsets)
     if step.send_time:
         try:
             parse_local_time(step.send_time)
@@ -237,7 +266,8 @@ def render_sample(
     templates: TemplateSet, spec: CampaignSpec, step: StepSpec, clinic: Clinic | None
 ) -> Any:
     """The step with sample data, rendered in a renderer process under its limits."""
-    context = clinic_sample_context(spec.variables, step, clinic)
+    missed = [s.key for s in spec.steps if s.stop_now] if step.late_booking else []
+    context = clinic_sample_context(spec, step, clinic, missed)
     return render_limited(templates, step.template, step.subject, step.preheader, context)
 
 
@@ -245,7 +275,7 @@ def check_variables(templates: TemplateSet, spec: CampaignSpec) -> list[Problem]
     """Variables used anywhere that the templates will never be given."""
     if not spec.steps:
         return []
-    known = clinic_sample_context(spec.variables, spec.steps[0], None)
+    known = clinic_sample_context(spec, spec.steps[0], None)
     env = templates.html_env
     trees = {}
     for _, where, source, step in _texts(spec):

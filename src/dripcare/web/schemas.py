@@ -97,7 +97,12 @@ class EnrollmentIn(Strict):
     patient: Annotated[int, BeforeValidator(exact_id), Field(ge=1, le=MAX_ID)] | PatientIn = Field(
         description="An existing patient's id, or a patient to create or update by email"
     )
-    campaign: str = Field("microneedling", max_length=64)
+    campaign: str | None = Field(
+        None,
+        max_length=64,
+        description="The campaign's slug; without it the clinic's default campaign, or its "
+        "only one",
+    )
     treated_at: date | datetime = Field(
         description="A date (noon local time), or a date-time; without an offset it is in "
         "the patient's time zone",
@@ -106,6 +111,15 @@ class EnrollmentIn(Strict):
     timezone: str | None = Field(None, max_length=64)
     external_id: str | None = Field(
         None, max_length=200, description="Your booking id: posting it again is safe"
+    )
+    treatment_attributes: dict[
+        Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=64)]
+    ] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="What the clinic says about the treatment; a campaign may require "
+        'values, e.g. the peel campaign {"peel_depth": "superficial"}',
+        examples=[{"peel_depth": "superficial"}],
     )
 
 
@@ -139,6 +153,11 @@ class EnrollmentOut(BaseModel):
     timezone: str
     external_id: str | None
     created_at: datetime
+    treatment_attributes: dict[str, str] = Field(default_factory=dict)
+    next_session_booked_at: datetime | None = Field(
+        None, description="When the clinic marked the next session booked (UTC)"
+    )
+    one_off: bool = Field(False, description="The clinic marked the treatment as a one-off")
     messages: list[MessageSummary]
 
 

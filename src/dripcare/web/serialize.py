@@ -69,5 +69,8 @@ def enrollment_out(
         timezone=enrollment.timezone,
         external_id=enrollment.external_id,
         created_at=enrollment.created_at,
+        treatment_attributes=dict(enrollment.attributes or {}),
+        next_session_booked_at=enrollment.next_session_booked_at,
+        one_off=bool(enrollment.one_off),
         messages=[message_summary(m, enrollment.timezone) for m in messages],
     )

@@ -20,10 +20,10 @@ from dripcare import campaign_editing as edit
 from dripcare import campaign_versions as versions
 from dripcare.audit import Actor
 from dripcare.campaign_spec import CampaignSpec
-from dripcare.campaigns import find_campaign, list_campaigns
+from dripcare.campaigns import check_default_campaign, find_campaign, list_campaigns
 from dripcare.config import get_settings
 from dripcare.errors import NotFound, UserError
-from dripcare.models import Campaign, CampaignVersion
+from dripcare.models import Campaign, CampaignVersion, Clinic
 from dripcare.previews import (
     TEST_SENDS_PER_HOUR,
     check_test_recipient,
@@ -42,6 +42,8 @@ Line = Annotated[str, Form(max_length=300)]
 Body = Annotated[str, Form(max_length=200_000)]
 Number = Annotated[int, Form(ge=0, le=10_000)]
 Flag = Annotated[bool, Form()]  # a checkbox: sent only when ticked
+# negative: a pre-care step, that long before the treatment
+Offset = Annotated[int, Form(ge=-10_000, le=10_000)]
 
 
 def _campaign(session: Session, admin: AdminContext, slug: str) -> Campaign:
@@ -69,8 +71,25 @@ def _back(slug: str, message: str, anchor: str = "") -> RedirectResponse:
 def campaign_list(request: Request, admin: AdminDep, session: SessionDep) -> HTMLResponse:
     campaigns = list_campaigns(session, admin.clinic_id)
     drafts = {c.slug: versions.current_draft(session, c) for c in campaigns}
-    context = {"campaigns": campaigns, "drafts": drafts}
+    default = session.get_one(Clinic, admin.clinic_id).default_campaign
+    context = {"campaigns": campaigns, "drafts": drafts, "default_campaign": default}
     return render(request, admin, "admin/campaigns.html", context)
+
+
+@router.post("/campaigns/default")
+def set_default_campaign(
+    admin: CsrfFormDep,
+    session: SessionDep,
+    default_campaign: Annotated[str, Form(max_length=64)] = "",
+) -> RedirectResponse:
+    """The campaign an enrollment that names none follows ("": none, enrolling must name one)."""
+    clinic = session.get_one(Clinic, admin.clinic_id)
+    try:
+        clinic.default_campaign = check_default_campaign(session, clinic.id, default_campaign)
+    except UserError as exc:  # not one of the choices the page offered
+        raise AdminNotFound from exc
+    session.commit()
+    return RedirectResponse("/admin/campaigns", status_code=303)
 
 
 def _campaign_page(
@@ -144,7 +163,7 @@ def add_step(
     slug: str,
     key: Line,
     subject: Line,
-    offset_days: Number = 0,
+    offset_days: Offset = 0,
     send_time: Line = "",
 ) -> Response:
     def change(spec: CampaignSpec) -> CampaignSpec:
@@ -185,9 +204,9 @@ def retime_step(
     session: SessionDep,
     slug: str,
     key: str,
-    offset_days: Number = 0,
-    offset_hours: Number = 0,
-    offset_minutes: Number = 0,
+    offset_days: Offset = 0,
+    offset_hours: Offset = 0,
+    offset_minutes: Offset = 0,
     send_time: Line = "",
     send_until: Line = "",
 ) -> Response:

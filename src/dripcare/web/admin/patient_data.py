@@ -1,22 +1,27 @@
-"""A patient's data on request: download it as JSON, or erase it after a confirmation page.
+"""A patient's data on request: download it as JSON, or erase it after a confirmation page;
+and the marks on a treatment that skip steps (next session booked, one-off).
 
-Both are the domain's functions (patient_export, erasure), audited with the signed-in admin
-as the actor.
+All are the domain's functions (patient_export, erasure, enrollment_marks); export and erasure
+are audited with the signed-in admin as the actor.
 """
 
 from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from dripcare.audit import Actor
+from dripcare.config import get_settings
+from dripcare.enrollment_marks import set_mark
+from dripcare.enrollments import get_enrollment
 from dripcare.erasure import erase
 from dripcare.errors import NotFound
 from dripcare.models import Patient
 from dripcare.patient_export import export_patient
 from dripcare.patients import get_patient
+from dripcare.skip_conditions import SkipCondition
 from dripcare.web.admin.deps import AdminContext, AdminDep, AdminNotFound, CsrfFormDep
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep
@@ -56,6 +61,24 @@ def erase_patient(patient_id: Id, admin: CsrfFormDep, session: SessionDep) -> Re
         raise AdminNotFound from exc
     session.commit()
     return RedirectResponse(f"/admin/patients/{patient_id}", status_code=303)
+
+
+@router.post("/enrollments/{enrollment_id}/marks/{condition}")
+def mark_enrollment(
+    enrollment_id: Id,
+    condition: SkipCondition,
+    admin: CsrfFormDep,
+    session: SessionDep,
+    on: bool = Form(...),
+) -> RedirectResponse:
+    """The buttons on the patient page: mark or unmark, then back to the patient."""
+    try:
+        enrollment = get_enrollment(session, enrollment_id, admin.clinic_id)
+    except NotFound as exc:
+        raise AdminNotFound from exc
+    set_mark(session, enrollment, condition, on, get_settings())
+    session.commit()
+    return RedirectResponse(f"/admin/patients/{enrollment.patient_id}", status_code=303)
 
 
 def _patient(session: SessionDep, admin: AdminContext, patient_id: int) -> Patient:

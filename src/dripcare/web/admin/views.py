@@ -17,8 +17,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import object_session
 
-from dripcare.checkins import flag_text
+from dripcare.checkins import flag_texts
+from dripcare.models import CheckIn
 from dripcare.phone_links import tel_links
 from dripcare.web import errors
 from dripcare.web.admin.deps import (
@@ -45,7 +47,16 @@ def local_time(moment: datetime | None, zone: str) -> str:
 
 templates.env.filters["local_time"] = local_time
 templates.env.filters["tel_links"] = tel_links  # a patient's phone is tap-to-call
-templates.env.globals["flag_text"] = flag_text
+
+
+def answer_texts(check_in: CheckIn) -> list[str]:
+    """The words a patient ticked, for a page template (which has no session of its own)."""
+    session = object_session(check_in)
+    assert session is not None
+    return flag_texts(session, check_in)
+
+
+templates.env.globals["answer_texts"] = answer_texts
 ADMIN_CSP = (
     "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; "
     "frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; "
@@ -140,3 +151,25 @@ _NO_CLINIC = {
     "detail": "Create a clinic first: dripcare clinic create --name … --sender … --phone … "
     "--timezone …, then reload this page.",
 }
+
+
+def step_when(step: Any) -> str:
+    """When a step goes, as staff say it: "14 days before at 10:00", "day 1 at 09:00"."""
+    if getattr(step, "late_booking", False):
+        return "at enrollment, if a stop-now email was missed"
+    days, hours, minutes = step.offset_days, step.offset_hours, step.offset_minutes
+    if min(days, hours, minutes) < 0:
+        parts = [f"{-days} day{'s' if days != -1 else ''}"] if days else []
+        parts += [f"{-hours} h"] if hours else []
+        parts += [f"{-minutes} min"] if minutes else []
+        text = " ".join(parts) + " before"
+    else:
+        text = (
+            f"day {days}"
+            + (f" +{hours} h" if hours else "")
+            + (f" +{minutes} min" if minutes else "")
+        )
+    return text + (f" at {step.send_time}" if step.send_time else "")
+
+
+templates.env.filters["step_when"] = step_when

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from dripcare.bulk_enroll import enroll_many
 from dripcare.config import get_settings
+from dripcare.enrollment_marks import set_mark
 from dripcare.enrollments import (
     EnrollRequest,
     EnrollResult,
@@ -23,6 +24,7 @@ from dripcare.enrollments import (
 from dripcare.errors import UserError
 from dripcare.models import Enrollment, EnrollmentStatus
 from dripcare.patients import get_patient, not_erased
+from dripcare.skip_conditions import SkipCondition
 from dripcare.treatment_time import DATE_ONLY_TIME
 from dripcare.web.deps import ApiRoute, ClinicDep, IdempotencyKey, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, IDEMPOTENT_POST, NOT_FOUND
@@ -79,6 +81,7 @@ def _request(session: Session, clinic: int, payload: EnrollmentIn) -> EnrollRequ
         external_id=payload.external_id,
         locale=locale,
         phone=phone,
+        attributes=dict(payload.treatment_attributes),
     )
 
 
@@ -86,7 +89,7 @@ def _out(session: Session, enrollment: Enrollment) -> EnrollmentOut:
     return enrollment_out(enrollment, timeline(session, enrollment))
 
 
-def _result_out(session: Session, result: EnrollResult, campaign: str) -> EnrollmentOut:
+def _result_out(session: Session, result: EnrollResult, campaign: str | None) -> EnrollmentOut:
     """A new sequence is answered from the rows just written, without reading them back."""
     if result.messages is None:
         return _out(session, result.enrollment)
@@ -234,3 +237,63 @@ def update(
     reschedule(session, enrollment, _treated_at(payload.treated_at), get_settings())
     session.commit()
     return _out(session, enrollment)
+
+
+def _mark(
+    session: Session, clinic: int, enrollment_id: int, condition: SkipCondition, on: bool
+) -> EnrollmentOut:
+    enrollment = get_enrollment(session, enrollment_id, clinic)
+    set_mark(session, enrollment, condition, on, get_settings())
+    session.commit()
+    return _out(session, enrollment)
+
+
+@router.post(
+    "/{enrollment_id}/next-session",
+    operation_id="markNextSessionBooked",
+    response_model=EnrollmentOut,
+    responses=NOT_FOUND,
+    summary="Mark the next session booked",
+)
+def next_session_booked(enrollment_id: Id, clinic: ClinicDep, session: SessionDep) -> EnrollmentOut:
+    """Skip the unsent emails of steps with `skip_if = ["next_session_booked"]` (the booking
+    reminder), with the reason shown. Marking twice is harmless."""
+    return _mark(session, clinic, enrollment_id, SkipCondition.NEXT_SESSION_BOOKED, True)
+
+
+@router.delete(
+    "/{enrollment_id}/next-session",
+    operation_id="unmarkNextSessionBooked",
+    response_model=EnrollmentOut,
+    responses=NOT_FOUND,
+    summary="Unmark the next session booked",
+)
+def next_session_not_booked(
+    enrollment_id: Id, clinic: ClinicDep, session: SessionDep
+) -> EnrollmentOut:
+    """Put back the emails the mark skipped, where they are still due."""
+    return _mark(session, clinic, enrollment_id, SkipCondition.NEXT_SESSION_BOOKED, False)
+
+
+@router.post(
+    "/{enrollment_id}/one-off",
+    operation_id="markOneOff",
+    response_model=EnrollmentOut,
+    responses=NOT_FOUND,
+    summary="Mark the treatment a one-off",
+)
+def one_off(enrollment_id: Id, clinic: ClinicDep, session: SessionDep) -> EnrollmentOut:
+    """Skip the unsent emails of steps with `skip_if = ["one_off"]` (no series follows)."""
+    return _mark(session, clinic, enrollment_id, SkipCondition.ONE_OFF, True)
+
+
+@router.delete(
+    "/{enrollment_id}/one-off",
+    operation_id="unmarkOneOff",
+    response_model=EnrollmentOut,
+    responses=NOT_FOUND,
+    summary="Unmark the treatment a one-off",
+)
+def not_one_off(enrollment_id: Id, clinic: ClinicDep, session: SessionDep) -> EnrollmentOut:
+    """Put back the emails the mark skipped, where they are still due."""
+    return _mark(session, clinic, enrollment_id, SkipCondition.ONE_OFF, False)

@@ -12,7 +12,6 @@ from dripcare import checkins
 from dripcare.email_context import clinic_context
 from dripcare.emergency_numbers import service_for
 from dripcare.models import CheckIn, Clinic, Message
-from dripcare.safety import EMERGENCY_LINE
 from dripcare.web.deps import SessionDep
 from dripcare.web.pages.common import LinkNotFound, TokenMessage, pages
 from dripcare.web.pagination import Id
@@ -35,7 +34,9 @@ def _context(session: SessionDep, message: Message, **extra: Any) -> dict[str, A
         "clinic_phone_uri": info["phone_uri"],
         "after_hours": info["after_hours"],
         "emergency_number": clinic.emergency_number,
-        "emergency_line": EMERGENCY_LINE.format(number=clinic.emergency_number),
+        "emergency_line": checkins.clinical_of(session, message).emergency_line.format(
+            number=clinic.emergency_number
+        ),
         "emergency_advice": service.advice if (service := service_for(clinic.country)) else "",
         **extra,
     }
@@ -60,7 +61,9 @@ def worried_page(
     request: Request, token: str, session: SessionDep, message: TokenMessage
 ) -> HTMLResponse:
     return pages.TemplateResponse(
-        request, "checkin_worried.html", _context(session, message, flags=checkins.RED_FLAGS)
+        request,
+        "checkin_worried.html",
+        _context(session, message, flags=checkins.asked_flags(session, message)),
     )
 
 
@@ -71,7 +74,7 @@ def worried(
     message: TokenMessage,
     symptom: Annotated[list[str] | None, Form()] = None,
 ) -> RedirectResponse:
-    known = {flag.code for flag in checkins.RED_FLAGS}
+    known = {flag.code for flag in checkins.asked_flags(session, message)}
     codes = [code for code in symptom or [] if code in known]
     return _recorded(token, session, checkins.record(session, message, worried=True, codes=codes))
 
@@ -91,7 +94,8 @@ def answer(
     check_in = session.get(CheckIn, check_in_id)
     if check_in is None or check_in.message_id != message.id:
         raise LinkNotFound
-    expected = checkins.expected_course(checkins.days_since_treatment(session, message))
+    days = checkins.days_since_treatment(session, message)
+    expected = checkins.clinical_of(session, message).course_on(days)
     return pages.TemplateResponse(
         request,
         "checkin_result.html",

@@ -1,0 +1,72 @@
+"""Every chemical-peel email is readable on a 375 px phone screen (issue 13), in Chromium.
+
+Each step is rendered as the admin preview renders it (for a US clinic and for a UK clinic with
+a long name, a logo and the salicylic acid line), laid out at 375 px, saved as a full-page
+screenshot in /work/peel-shots/<step>.png (the sample clinic) for a person to look at, and
+must not scroll sideways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dripcare.campaigns import load_campaign_dir
+from dripcare.models import Clinic
+from dripcare.previews import render_step
+from tests.conftest import IN_CI
+from tests.test_chemical_peel import PEEL_DIR, UK_CLINIC
+
+try:
+    from playwright.sync_api import Browser, Page
+except ImportError:
+    if IN_CI:
+        raise
+    pytest.skip("playwright is not installed", allow_module_level=True)
+
+PHONE = {"width": 375, "height": 667}
+SHOTS = Path("/work/peel-shots")
+SPEC = load_campaign_dir(PEEL_DIR)
+LONG_NAMED = Clinic(
+    name="The Harbour Dermatology and Skin Health Clinic of North London",
+    phone=UK_CLINIC.phone,
+    timezone="Europe/London",
+    brand_color=UK_CLINIC.brand_color,
+    logo_url=UK_CLINIC.logo_url,
+    opening_hours=UK_CLINIC.opening_hours,
+    after_hours=UK_CLINIC.after_hours,
+    country="GB",
+    emergency_override="",
+    settings=UK_CLINIC.settings,  # salicylic acid peel: the longest red-flag block
+)
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("clinic", [None, LONG_NAMED], ids=["sample", "long-named-gb"])
+@pytest.mark.parametrize("key", [step.key for step in SPEC.steps])
+def test_every_peel_email_fits_a_375_px_screen_without_sideways_scrolling(
+    page: Page, key: str, clinic: Clinic | None
+) -> None:
+    rendered = render_step(SPEC, key, clinic)
+    page.route("**/*", lambda route: route.abort())  # no network: the logo keeps its place
+    page.set_content(rendered.html)
+
+    widths = page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.body.scrollWidth, innerWidth]"
+    )
+    if clinic is None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SHOTS / f"{key}.png", full_page=True)
+    assert page.get_by_role("heading", name="Emergency: get help now").is_visible()
+    assert max(widths[:2]) <= PHONE["width"], f"{key}: {widths} (scroll width, body, viewport)"
