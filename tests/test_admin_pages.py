@@ -408,6 +408,8 @@ ROUTES = {
     ("POST", "/admin/sign-out"): "own session only",
     ("POST", "/admin/clinic"): "test_a_clinic_admin_cannot_pick_another_clinic",
     ("GET", "/admin/campaigns"): "test_list_pages_show_nothing_of_another_clinic",
+    ("POST", "/admin/campaigns/default"): "test_admin_campaigns.py::"
+    "test_the_default_campaign_is_chosen_on_the_campaigns_page (the admin's own clinic only)",
     ("GET", "/admin/outbox"): "test_list_pages_show_nothing_of_another_clinic",
     ("GET", "/admin/branding"): "test_list_pages_show_nothing_of_another_clinic",
     ("POST", "/admin/branding"): "test_saving_branding_changes_only_the_admins_clinic, "
