@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from types import SimpleNamespace
 
 import pytest
 from fastapi.routing import APIRoute
@@ -13,6 +14,7 @@ from dripcare.campaigns import find_campaign
 from dripcare.db import session_scope
 from dripcare.models import Clinic
 from dripcare.web.admin import campaigns as campaign_pages
+from dripcare.web.admin.views import step_when
 from tests.admin_fixtures import AdminBrowser, make_admin
 from tests.conftest import configure
 from tests.factories import make_clinic
@@ -366,3 +368,28 @@ def test_the_default_campaign_is_chosen_on_the_campaigns_page(
     with session_scope() as session:
         assert session.get_one(Clinic, clinic).default_campaign == "microneedling"
     assert (cleared.status_code, chosen.status_code) == (303, 303)  # back to the list
+
+
+@pytest.mark.parametrize(
+    ("offsets", "send_time", "late_booking", "expected"),
+    [
+        ((-14, 0, 0), "10:00", False, "14 days before at 10:00"),
+        ((-1, 0, 0), "17:00", False, "1 day before at 17:00"),
+        ((0, -2, -30), None, False, "2 h 30 min before"),
+        ((1, 0, 0), "09:00", False, "day 1 at 09:00"),
+        ((0, 2, 0), None, False, "day 0 +2 h"),
+        ((0, 0, 0), None, True, "at enrollment, if a stop-now email was missed"),
+    ],
+)
+def test_the_timeline_says_when_a_step_goes_as_staff_say_it(
+    offsets: tuple[int, int, int], send_time: str | None, late_booking: bool, expected: str
+) -> None:
+    days, hours, minutes = offsets
+    step = SimpleNamespace(
+        offset_days=days,
+        offset_hours=hours,
+        offset_minutes=minutes,
+        send_time=send_time,
+        late_booking=late_booking,
+    )
+    assert step_when(step) == expected

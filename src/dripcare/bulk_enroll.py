@@ -25,7 +25,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from dripcare.campaigns import CampaignPlan, PlannedStep, campaign_plan, unknown_campaign
+from dripcare.campaigns import (
+    CampaignPlan,
+    PlannedStep,
+    campaign_plan,
+    slug_for_unnamed,
+    unknown_campaign,
+)
 from dripcare.config import Settings
 from dripcare.enrollments import (
     EnrollRequest,
@@ -107,6 +113,8 @@ def enroll_many(
         try:
             if row.external_id in by_external:
                 outcomes[row.index] = Enrolled(by_external[row.external_id], created=False)
+            elif _needs_enroll(row):
+                slow.append(row)
             elif emails[row.email] > 1 or (row.external_id and externals[row.external_id] > 1):
                 slow.append(row)  # the rows see each other: one at a time, in order
             elif row.email in known:
@@ -158,15 +166,16 @@ def _checked(
     session: Session, requests: Sequence[EnrollRequest], outcomes: list[Outcome | None]
 ) -> list[_Row]:
     """The requests that pass the checks enroll makes before it reads anything."""
-    plans: dict[str, CampaignPlan | UserError] = {}
+    plans: dict[str, CampaignPlan | UserError | str] = {}  # "" : the unnamed slug
     rows = []
     for index, req in enumerate(requests):
         try:
             email = _email(req.email)
             zone = _zone(req.timezone) if req.timezone else None
-            if req.campaign not in plans:
-                plans[req.campaign] = _plan(session, req.clinic_id, req.campaign)
-            plan = plans[req.campaign]
+            slug = req.campaign or _unnamed(session, req.clinic_id, plans)
+            if slug not in plans:
+                plans[slug] = _plan(session, req.clinic_id, slug)
+            plan = cast(CampaignPlan | UserError, plans[slug])
             if isinstance(plan, UserError):
                 raise plan
         except UserError as exc:
@@ -175,6 +184,34 @@ def _checked(
         external_id = (req.external_id or "").strip() or None
         rows.append(_Row(index, req, email, zone, external_id, plan))
     return rows
+
+
+def _unnamed(session: Session, clinic_id: int, plans: dict[str, Any]) -> str:
+    """The clinic's campaign for requests that name none, looked up once per chunk."""
+    if _UNNAMED not in plans:
+        try:
+            plans[_UNNAMED] = slug_for_unnamed(session, clinic_id)
+        except UserError as exc:
+            plans[_UNNAMED] = exc
+    found = plans[_UNNAMED]
+    if isinstance(found, UserError):
+        raise found
+    return cast(str, found)
+
+
+_UNNAMED = ""  # the plans cache's key for slug_for_unnamed's answer (no slug is empty)
+
+
+def _needs_enroll(row: _Row) -> bool:
+    """What only `enroll` itself does: a phone to store, treatment attributes to check against
+    the campaign's requirements, a late-booking email that depends on the other rows."""
+    plan = row.plan
+    return bool(
+        row.req.phone
+        or row.req.attributes
+        or plan.requires
+        or any(step.late_booking for step in plan.steps)
+    )
 
 
 def _plan(session: Session, clinic_id: int, slug: str) -> CampaignPlan | UserError:
