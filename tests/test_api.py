@@ -629,6 +629,8 @@ def test_an_enrollment_naming_no_campaign_follows_the_clinics_default_or_asks(
     followed = clinic_a.post("/enrollments", ENROLL)
 
     assert ambiguous.status_code == 422
-    assert "which campaign? this clinic has: microneedling, peel" in str(ambiguous.json())
+    assert "which campaign? this clinic has: chemical-peel, microneedling, peel" in str(
+        ambiguous.json()
+    )
     assert "which campaign?" in bulk.json()["data"][0]["error"]
     assert (followed.status_code, followed.json()["campaign"]) == (201, "peel")

@@ -9,7 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from dripcare.campaign_versions import import_campaign
 from dripcare.campaigns import load_campaign_dir
@@ -17,7 +17,18 @@ from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.enrollments import REASON_LATE, cancel, get_enrollment, reschedule
 from dripcare.errors import NotFound, UserError
-from dripcare.models import Clinic, Enrollment, EnrollmentStatus, Message, MessageStatus, Patient
+from dripcare.models import (
+    Campaign,
+    CampaignTemplate,
+    CampaignVersion,
+    Clinic,
+    Enrollment,
+    EnrollmentStatus,
+    Message,
+    MessageStatus,
+    Patient,
+    Step,
+)
 from tests.campaign_fixtures import CAMPAIGN_DIR
 from tests.factories import enroll_result, make_clinic, make_enrollment
 
@@ -278,16 +289,31 @@ def test_without_a_campaign_or_default_the_clinics_only_campaign_is_followed(
     settings: Settings,
 ) -> None:
     clinic = make_clinic(default_campaign=None)
+    only_microneedling(clinic)
 
     enrollment = make_enrollment(settings, clinic, "2026-11-24T14:30", NOW)
 
     assert campaign_of(enrollment) == "microneedling"
 
 
+def only_microneedling(clinic_id: int) -> None:
+    """The clinic keeps one of the shipped campaigns."""
+    with session_scope() as session:
+        campaign = session.scalars(
+            select(Campaign.id).where(
+                Campaign.clinic_id == clinic_id, Campaign.slug != "microneedling"
+            )
+        ).all()
+        for table in (Step, CampaignTemplate, CampaignVersion, Campaign):
+            column = table.id if table is Campaign else table.campaign_id
+            session.execute(delete(table).where(column.in_(campaign)))
+
+
 def test_an_ambiguous_enrollment_is_refused_naming_the_clinics_campaigns(
     settings: Settings,
 ) -> None:
     clinic = make_clinic(default_campaign=None)
+    only_microneedling(clinic)
     with_second_campaign(clinic, default=None)
 
     with pytest.raises(UserError) as info:
