@@ -55,6 +55,9 @@ _LONGEST_LINE = 998  # ...and MUST be at most 998.
 _FROM = "From: "
 # The UTF-8 bytes one base64 encoded word can hold and still fit on a line after "From: ".
 _ENCODED_WORD_BYTES = (_LONGEST_LINE - len(_FROM) - len("=?utf-8?b??=")) // 4 * 3
+# Body lines whose encoding is kept: the lines of a few dozen (step, clinic) emails, each a few
+# hundred lines, plus room for the per-recipient lines that pass through (~2 MB at most).
+_QP_CACHED_LINES = 16384
 
 
 def _checked(value: str, pattern: re.Pattern[str], what: str) -> str:
@@ -158,9 +161,26 @@ def _fold(pieces: list[str]) -> str:
 
 
 def _qp(text: str) -> bytes:
-    """Quoted-printable with CRLF line ends; a lone CR never reaches the wire."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", CRLF)
+    """Quoted-printable with CRLF line ends; a lone CR never reaches the wire.
+
+    Encoded line by line, each line cached: b2a_qp starts every line afresh (its soft breaks,
+    trailing-space and lone-dot escapes look no further than the line's end), so the joined
+    lines are exactly the bytes of encoding the whole text at once. Most lines of a step's email
+    are the same for all its recipients; only those holding a name, date or link are new.
+    """
+    *lines, last = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return CRLF.join([*map(_qp_line, lines), _qp_last_line(last)])
+
+
+@lru_cache(maxsize=_QP_CACHED_LINES)
+def _qp_line(line: str) -> bytes:
+    """A line that a newline ends: encoded with its newline, as b2a_qp sees it in the text."""
+    return binascii.b2a_qp(f"{line}\n".encode(), istext=True)[:-1].replace(b"\n", CRLF)
+
+
+def _qp_last_line(line: str) -> bytes:
+    """The text's last line, which no newline ends (trailing spaces are escaped differently)."""
+    return binascii.b2a_qp(line.encode(), istext=True).replace(b"\n", CRLF)
 
 
 def _boundary(message_id: str) -> str:
