@@ -2,15 +2,14 @@
 
 The stdlib's `EmailMessage` costs ~1.9 ms per message, more than everything else in the send
 path together (see ARCHITECTURE.md). The shape of our emails is fixed (multipart/alternative,
-text + HTML, UTF-8, quoted-printable), so it is written directly with the C codecs in
-`binascii`, while headers still go through `email.header`/`email.utils` for encoding and
-folding. Every header value is stripped of CR/LF first: patient and clinic data can never start
+text + HTML, UTF-8, quoted-printable), so it is written directly (the bodies by
+`quoted_printable`), while headers still go through `email.header`/`email.utils` for encoding
+and folding. Every header value is stripped of CR/LF first: patient and clinic data can never start
 a header of their own.
 """
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import re
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from email.header import Header
 from email.utils import format_datetime, formataddr
 from functools import lru_cache
 from itertools import groupby
+
+from dripcare import quoted_printable
 
 CRLF = b"\r\n"
 
@@ -55,9 +56,6 @@ _LONGEST_LINE = 998  # ...and MUST be at most 998.
 _FROM = "From: "
 # The UTF-8 bytes one base64 encoded word can hold and still fit on a line after "From: ".
 _ENCODED_WORD_BYTES = (_LONGEST_LINE - len(_FROM) - len("=?utf-8?b??=")) // 4 * 3
-# Body lines whose encoding is kept: the lines of a few dozen (step, clinic) emails, each a few
-# hundred lines, plus room for the per-recipient lines that pass through (~2 MB at most).
-_QP_CACHED_LINES = 16384
 
 
 def _checked(value: str, pattern: re.Pattern[str], what: str) -> str:
@@ -160,29 +158,6 @@ def _fold(pieces: list[str]) -> str:
     return "\r\n ".join(lines)
 
 
-def _qp(text: str) -> bytes:
-    """Quoted-printable with CRLF line ends; a lone CR never reaches the wire.
-
-    Encoded line by line, each line cached: b2a_qp starts every line afresh (its soft breaks,
-    trailing-space and lone-dot escapes look no further than the line's end), so the joined
-    lines are exactly the bytes of encoding the whole text at once. Most lines of a step's email
-    are the same for all its recipients; only those holding a name, date or link are new.
-    """
-    *lines, last = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return CRLF.join([*map(_qp_line, lines), _qp_last_line(last)])
-
-
-@lru_cache(maxsize=_QP_CACHED_LINES)
-def _qp_line(line: str) -> bytes:
-    """A line that a newline ends: encoded with its newline, as b2a_qp sees it in the text."""
-    return binascii.b2a_qp(f"{line}\n".encode(), istext=True)[:-1].replace(b"\n", CRLF)
-
-
-def _qp_last_line(line: str) -> bytes:
-    """The text's last line, which no newline ends (trailing spaces are escaped differently)."""
-    return binascii.b2a_qp(line.encode(), istext=True).replace(b"\n", CRLF)
-
-
 def _boundary(message_id: str) -> str:
     # "=_" can never occur in quoted-printable content, so this cannot collide with the body.
     return "=_dc" + hashlib.blake2b(message_id.encode(), digest_size=12).hexdigest()
@@ -218,9 +193,9 @@ def compose(env: Envelope, text: str, html: str) -> bytes:
             "\r\n".join(head).encode("ascii"),
             CRLF * 2,
             f"--{boundary}\r\n{part_head.format(kind='plain')}\r\n\r\n".encode("ascii"),
-            _qp(text),
+            quoted_printable.encode(text),
             f"\r\n--{boundary}\r\n{part_head.format(kind='html')}\r\n\r\n".encode("ascii"),
-            _qp(html),
+            quoted_printable.encode(html),
             f"\r\n--{boundary}--\r\n".encode("ascii"),
         ]
     )
