@@ -30,14 +30,22 @@ _FILLER = b"x"  # a byte b2a_qp copies as it is, so n of them move it to column 
 def encode(text: str) -> bytes:
     """Quoted-printable with CRLF line ends; a lone CR never reaches the wire."""
     *lines, last = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    encoded = [_line(line, b"\n") for line in lines]
-    encoded.append(_line(last, b""))
+    # A short line is one cached call, without a Python frame when it is found: most lines are.
+    encoded = [
+        _short_line(line) if len(line) <= _LONG_LINE else _long_line(line, b"\n") for line in lines
+    ]
+    encoded.append(_long_line(last, b""))
     return CRLF.join(encoded)
 
 
-def _line(line: str, end: bytes) -> bytes:
-    """One line; `end` is what follows it: its newline, or nothing for the text's last line."""
-    if len(line) <= _LONG_LINE or _CUT not in line:
+@lru_cache(maxsize=_CACHED_CHUNKS)
+def _short_line(line: str) -> bytes:
+    return _chunk("", line, 0, b"\n")[0]
+
+
+def _long_line(line: str, end: bytes) -> bytes:
+    """One line in chunks; `end` is what follows it: a newline, or nothing for the last line."""
+    if _CUT not in line:
         return _chunk("", line, 0, end)[0]
     first, *rest, last = line.split(_CUT)  # str.split: a regular expression costs 10x more
     out, column = _chunk("", first, 0, b"<")
