@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from dripcare import quoted_printable
 from dripcare.composing import Envelope, HeaderInjectionError, compose
 
 MESSAGE_ID = "5f0c2e8a9b1d4c7e@dripcare.example"
@@ -535,3 +536,10 @@ def test_arbitrary_input_round_trips(
     # Quoted-printable keeps every body line short.
     body = raw.partition(b"\r\n\r\n")[2]
     assert all(len(line) <= 76 for line in body.split(b"\r\n"))
+
+
+def test_composed_bodies_are_the_quoted_printable_encoding_of_text_and_html() -> None:
+    text, html = "Hi Ann,\n\n.\ntrailing \nnaïve", "<div>" + "<tr>é</tr>" * 200 + "</div>"
+    body = compose(envelope(), text, html).partition(b"\r\n\r\n")[2]
+    assert quoted_printable.encode(text) in body
+    assert quoted_printable.encode(html) in body
