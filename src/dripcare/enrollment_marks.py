@@ -11,17 +11,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from dripcare.campaigns import timing_of
 from dripcare.config import Settings
-from dripcare.enrollments import place_message
+from dripcare.enrollments import place_message, timeline
 from dripcare.models import (
     UNSENT,
     Enrollment,
     EnrollmentStatus,
-    Message,
     MessageStatus,
     StopCause,
     utcnow,
@@ -48,19 +46,9 @@ def set_mark(
     return _skip(session, enrollment, now) if on else _restore(session, enrollment, now, settings)
 
 
-def _messages(session: Session, enrollment: Enrollment) -> list[Message]:
-    return list(
-        session.scalars(
-            select(Message)
-            .where(Message.enrollment_id == enrollment.id)
-            .options(joinedload(Message.step))
-        )
-    )
-
-
 def _skip(session: Session, enrollment: Enrollment, now: datetime) -> int:
     marks, skipped = marks_of(enrollment), 0
-    for message in _messages(session, enrollment):
+    for message in timeline(session, enrollment):
         condition = skipped_by(message.step.skip_if or (), marks)
         if condition is None or message.status not in UNSENT:
             continue
@@ -77,7 +65,7 @@ def _restore(session: Session, enrollment: Enrollment, now: datetime, settings: 
     if enrollment.status != EnrollmentStatus.ACTIVE:  # a cancelled sequence stays stopped
         return 0
     marks, restored = marks_of(enrollment), 0
-    for message in _messages(session, enrollment):
+    for message in timeline(session, enrollment):
         if message.stop_cause != StopCause.CONDITION:
             continue
         if skipped_by(message.step.skip_if or (), marks) is not None:
