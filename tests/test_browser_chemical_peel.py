@@ -2,20 +2,20 @@
 
 Each step is rendered as the admin preview renders it (for a US clinic and for a UK clinic with
 a long name, a logo and the salicylic acid line), laid out at 375 px, saved as a full-page
-screenshot in /work/peel-shots/<step>.png (the sample clinic) for a person to look at, and
-must not scroll sideways.
+screenshot in test-artifacts/screenshots/chemical-peel-<step>.png (the sample clinic) for a
+person to look at, and must not scroll sideways.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from dripcare.campaigns import load_campaign_dir
 from dripcare.models import Clinic
 from dripcare.previews import render_step
+from tests.browser_fixtures import SCREENSHOTS
 from tests.conftest import IN_CI
 from tests.test_chemical_peel import PEEL_DIR, UK_CLINIC
 
@@ -27,7 +27,6 @@ except ImportError:
     pytest.skip("playwright is not installed", allow_module_level=True)
 
 PHONE = {"width": 375, "height": 667}
-SHOTS = Path("/work/peel-shots")
 SPEC = load_campaign_dir(PEEL_DIR)
 LONG_NAMED = Clinic(
     name="The Harbour Dermatology and Skin Health Clinic of North London",
@@ -66,7 +65,7 @@ def test_every_peel_email_fits_a_375_px_screen_without_sideways_scrolling(
         "() => [document.documentElement.scrollWidth, document.body.scrollWidth, innerWidth]"
     )
     if clinic is None:
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=SHOTS / f"{key}.png", full_page=True)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / f"chemical-peel-{key}.png", full_page=True)
     assert page.get_by_role("heading", name="Emergency: get help now").is_visible()
     assert max(widths[:2]) <= PHONE["width"], f"{key}: {widths} (scroll width, body, viewport)"
