@@ -20,7 +20,13 @@ from dripcare.models import Clinic
 from dripcare.rendering import TemplateSet, render_full
 from dripcare.safety import check_publishable
 from tests.campaign_fixtures import step_named
-from tests.test_content import EMERGENCY_LINE, FORBIDDEN, TEMPLATE_SYNTAX, render_step, squeeze
+from tests.test_content import (
+    EMERGENCY_LINE,
+    FORBIDDEN,
+    assert_header_safe,
+    render_step,
+    squeeze,
+)
 
 PEEL_DIR = Path(__file__).resolve().parents[1] / "templates" / "emails" / "chemical-peel"
 
@@ -174,11 +180,7 @@ def test_care_variables_are_the_section_2_and_6_defaults(spec: CampaignSpec) -> 
 def test_subjects_and_preheaders_avoid_characters_autoescape_would_mangle(
     spec: CampaignSpec,
 ) -> None:
-    for step in spec.steps:
-        for value in (step.subject, step.preheader):
-            assert value.strip()
-            assert not set(value) & set("&<>\"'"), (step.key, value)
-            assert TEMPLATE_SYNTAX.search(value) is None
+    assert_header_safe(spec)
 
 
 # ---- every email carries both tiers ------------------------------------------------------------
