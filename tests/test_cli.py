@@ -16,6 +16,7 @@ from dripcare.cli import main
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.models import Clinic, Enrollment, Message
+from tests.conftest import configure, free_port
 from tests.factories import DAYTIME
 
 CLINIC = [
@@ -307,3 +308,32 @@ def test_with_two_campaigns_enrolling_must_name_one_until_the_clinic_has_a_defau
     assert wrong_default.exit_code == 2 and "has no campaign 'tattoo'" in wrong_default.output
     assert set_default == {"id": clinic_id, "default_campaign": "peel"}
     assert (enrolled["campaign"], named["campaign"]) == ("peel", "microneedling")
+
+
+def test_a_database_without_the_schema_says_to_run_db_upgrade(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    configure(monkeypatch, tmp_path, DRIPCARE_DATABASE_URL=f"sqlite:///{tmp_path / 'new.db'}")
+
+    result = run("status")
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: the database has no dripcare tables yet")
+    assert "`dripcare db upgrade`" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_database_that_is_down_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
+    configure(monkeypatch, tmp_path, DRIPCARE_DATABASE_URL=url)
+
+    result = run(
+        "enroll", "--clinic", "1", "--email", "a@example.com", "--treated-at", "2026-11-24"
+    )
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: database down: connection refused; check that it runs and DRIPCARE_DATABASE_URL "
+        "points at it\n"
+    )

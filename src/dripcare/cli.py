@@ -15,7 +15,7 @@ import click
 from dripcare import campaign_versions, campaigns, enrollments
 from dripcare.audit import Actor
 from dripcare.cli_admin import admin
-from dripcare.cli_common import emit, json_option, quiet_option, user_errors
+from dripcare.cli_common import CommandGroup, emit, json_option, quiet_option, user_errors
 from dripcare.cli_enrollment import enrollment
 from dripcare.cli_health import health
 from dripcare.cli_lifecycle import audit, patient_erase, patient_export, purge
@@ -31,7 +31,7 @@ from dripcare.db import session_scope
 from dripcare.errors import UserError
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 @click.version_option(package_name="dripcare")
 def main() -> None:
     """dripcare: timed aftercare emails after a clinic treatment."""
