@@ -53,3 +53,35 @@ def shot(page: Any, name: str) -> None:
     """Save the whole page for a person to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+PHONE_SCREEN = {"width": 375, "height": 667}  # the smaller phone screen of issue 13
+
+
+@pytest.fixture
+def phone_page(browser: Any) -> Iterator[Any]:
+    """A page on a 375 x 667 touch screen, in a context of its own."""
+    context = browser.new_context(viewport=PHONE_SCREEN, is_mobile=True, has_touch=True)
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def long_named_clinic(settings: dict[str, Any]) -> Any:
+    """A UK clinic whose long name and logo push an email down as far as a real clinic's could."""
+    from dripcare.models import Clinic
+
+    return Clinic(
+        name="The Harbour Dermatology and Skin Health Clinic of North London",
+        phone="020 7946 0000",
+        timezone="Europe/London",
+        brand_color="#1e3a8a",
+        logo_url="https://harbour.example/logo.png",
+        opening_hours="Tuesday to Saturday, 10am to 6pm",
+        after_hours="call NHS 111 for advice",
+        country="GB",
+        emergency_override="",
+        settings=settings,
+    )

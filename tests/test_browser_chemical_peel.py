@@ -8,48 +8,29 @@ person to look at, and must not scroll sideways.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from dripcare.campaigns import load_campaign_dir
 from dripcare.models import Clinic
 from dripcare.previews import render_step
-from tests.browser_fixtures import SCREENSHOTS
+from tests.browser_fixtures import PHONE_SCREEN, SCREENSHOTS, long_named_clinic
 from tests.conftest import IN_CI
 from tests.test_chemical_peel import PEEL_DIR, UK_CLINIC
 
 try:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Page
 except ImportError:
     if IN_CI:
         raise
     pytest.skip("playwright is not installed", allow_module_level=True)
 
-PHONE = {"width": 375, "height": 667}
 SPEC = load_campaign_dir(PEEL_DIR)
-LONG_NAMED = Clinic(
-    name="The Harbour Dermatology and Skin Health Clinic of North London",
-    phone=UK_CLINIC.phone,
-    timezone="Europe/London",
-    brand_color=UK_CLINIC.brand_color,
-    logo_url=UK_CLINIC.logo_url,
-    opening_hours=UK_CLINIC.opening_hours,
-    after_hours=UK_CLINIC.after_hours,
-    country="GB",
-    emergency_override="",
-    settings=UK_CLINIC.settings,  # salicylic acid peel: the longest red-flag block
-)
+LONG_NAMED = long_named_clinic(UK_CLINIC.settings)  # salicylic: the longest red flags
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    context.set_default_timeout(10_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+def page(phone_page: Page) -> Page:
+    return phone_page
 
 
 @pytest.mark.parametrize("clinic", [None, LONG_NAMED], ids=["sample", "long-named-gb"])
@@ -68,4 +49,6 @@ def test_every_peel_email_fits_a_375_px_screen_without_sideways_scrolling(
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=SCREENSHOTS / f"chemical-peel-{key}.png", full_page=True)
     assert page.get_by_role("heading", name="Emergency: get help now").is_visible()
-    assert max(widths[:2]) <= PHONE["width"], f"{key}: {widths} (scroll width, body, viewport)"
+    assert max(widths[:2]) <= PHONE_SCREEN["width"], (
+        f"{key}: {widths} (scroll width, body, viewport)"
+    )

@@ -8,7 +8,6 @@ the first screen. The measured positions are printed (run with -s) for the closi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,44 +19,26 @@ from dripcare.db import session_scope
 from dripcare.links import make_token
 from dripcare.models import Clinic, Message
 from dripcare.previews import render_step
-from tests.browser_fixtures import shot
+from tests.browser_fixtures import PHONE_SCREEN, long_named_clinic, shot
 from tests.campaign_fixtures import CAMPAIGN_DIR
 from tests.conftest import IN_CI
 from tests.factories import make_clinic, make_enrollment
 
 try:
-    from playwright.sync_api import Browser, Page, expect
+    from playwright.sync_api import Page, expect
 except ImportError:
     if IN_CI:
         raise
     pytest.skip("playwright is not installed", allow_module_level=True)
 
-SCREEN = {"width": 375, "height": 667}  # the smaller phone screen of issue 13
 SPEC = load_campaign_dir(CAMPAIGN_DIR)
 POINTER_STEPS = [step.key for step in SPEC.steps if SPEC.clinical.needs_pointer(step.offset_days)]
-# A clinic whose long name and logo push the email down as far as a real clinic's could.
-LONG_NAMED = Clinic(
-    name="The Harbour Dermatology and Skin Health Clinic of North London",
-    phone="020 7946 0000",
-    timezone="Europe/London",
-    brand_color="#1e3a8a",
-    logo_url="https://harbour.example/logo.png",
-    opening_hours="Tuesday to Saturday, 10am to 6pm",
-    after_hours="call NHS 111 for advice",
-    country="GB",
-    emergency_override="",
-    settings={},
-)
+LONG_NAMED = long_named_clinic(settings={})
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=SCREEN, is_mobile=True, has_touch=True)
-    context.set_default_timeout(10_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+def page(phone_page: Page) -> Page:
+    return phone_page
 
 
 def first_screen_bottom(page: Page, selector: str) -> float:
@@ -88,7 +69,7 @@ def test_day_0_to_7_emails_show_the_emergency_pointer_on_the_first_screen(
         f"bottom at {bottom:.0f} px; full block heading at {block['y']:.0f} px"
     )
     shot(page, f"emergency-pointer-{key}-{'gb' if clinic else 'sample'}")
-    assert bottom <= SCREEN["height"], f"{key}: the pointer ends at {bottom:.0f} px"
+    assert bottom <= PHONE_SCREEN["height"], f"{key}: the pointer ends at {bottom:.0f} px"
     assert block["y"] > bottom  # the full block is still there, further down
 
 
@@ -129,7 +110,7 @@ def test_worried_page_starts_with_the_emergency_line_and_a_call_button(
     )
     shot(page, f"emergency-worried-{number}")
     assert line_box["y"] < call_box["y"] < checklist["y"]
-    assert call_box["y"] + call_box["height"] <= SCREEN["height"]
+    assert call_box["y"] + call_box["height"] <= PHONE_SCREEN["height"]
     assert call_box["height"] >= 44  # a comfortable tap target
     if clinic:
         after = page.get_by_role("link", name="+44 20 7946 0999")
