@@ -14,8 +14,6 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
@@ -29,6 +27,7 @@ from dripcare import backoff, escalation, staff_links, transport_alerts, unreach
 from dripcare.checkins import flag_texts, shown_to_patient
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings, get_settings
+from dripcare.db import SessionScope
 from dripcare.dispatch import claim_rows
 from dripcare.models import (
     AlertKind,
@@ -47,7 +46,6 @@ log = logging.getLogger(__name__)
 # httpx logs every request's full URL at INFO, and a webhook URL's path or query is often the
 # receiver's token: only its warnings reach our logs.
 logging.getLogger("httpx").setLevel(logging.WARNING)
-SessionScope = Callable[[], AbstractContextManager[Session]]
 RETRY_BASE_SECONDS, RETRY_MAX_SECONDS = 30.0, 900.0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,10 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from dripcare.config import get_settings
 
 T = TypeVar("T")
-
-
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
+# What a long-running loop takes instead of a session: it opens one short unit of work per step
+# (session_scope, or a test's own), so no transaction stays open across sending or waiting.
+SessionScope = Callable[[], AbstractContextManager[Session]]
 
 
 def _prepare_sqlite(engine: Engine) -> None:

@@ -22,7 +22,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -48,6 +47,7 @@ from dripcare.campaign_spec import StepSpec
 from dripcare.campaign_versions import Compiled, compiled
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings
+from dripcare.db import SessionScope
 from dripcare.dispatch import (
     claim_fair,
     claimed,
@@ -96,7 +96,6 @@ from dripcare.verp import envelope_sender
 
 log = logging.getLogger(__name__)
 
-SessionScope = Callable[[], AbstractContextManager[Session]]
 _renderer = Renderer()
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from dripcare import circuit
+from dripcare.db import SessionScope
 from dripcare.models import ClinicTransport, Message, MessageStatus, utcnow
 
 # How long a `sending` row whose lease expired waits before it is sent again: time for a
@@ -279,7 +280,7 @@ class TickResult:
 
 
 def dispatch_tick(
-    session_scope: Callable[[], object],
+    session_scope: SessionScope,
     enqueue: Callable[[Claim], None],
     *,
     batch_size: int,
@@ -296,12 +297,12 @@ def dispatch_tick(
     Each claim is committed before it is enqueued, so a worker never sees an uncommitted
     claim; if enqueueing fails the lease simply expires and the rows are claimed again.
     """
-    with session_scope() as session:  # type: ignore[attr-defined]
+    with session_scope() as session:
         recovered = recover_expired(session, grace=grace)
         clinics = sendable(session, due_clinics(session), utcnow())
     claimed = batches = 0
     while claimed < max_per_tick:
-        with session_scope() as session:  # type: ignore[attr-defined]
+        with session_scope() as session:
             limit = min(batch_size, max_per_tick - claimed)
             claim = claim_fair(session, clinics, limit=limit, lease=lease)
         if claim is None:

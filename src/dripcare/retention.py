@@ -15,7 +15,6 @@ behind a purge; batches walk the primary key, so each starts where the last one 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session, aliased
 
 from dripcare import audit
 from dripcare.audit import Action, Actor
+from dripcare.db import SessionScope
 from dripcare.errors import UserError
 from dripcare.models import (
     FINAL,
@@ -41,7 +41,6 @@ from dripcare.models import (
     SubscriptionEvent,
 )
 
-Scope = Callable[[], AbstractContextManager[Session]]
 TABLES = (
     "messages",
     "delivery_attempts",
@@ -79,7 +78,7 @@ def parse_age(text: str) -> timedelta:
 
 
 def purge(
-    scope: Scope,
+    scope: SessionScope,
     cutoff: datetime,
     *,
     batch_size: int,
@@ -145,7 +144,7 @@ def _simple_tables(cutoff: datetime) -> list[tuple[Any, ColumnElement[bool]]]:
 
 
 def _in_batches(
-    scope: Scope,
+    scope: SessionScope,
     query: Any,
     size: int,
     work: Callable[[Session, list[int]], None],
