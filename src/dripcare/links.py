@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dripcare.config import Settings
+from dripcare.message_ids import sender_domain
 from dripcare.models import Enrollment, Message, Patient
 
 SALT = "dripcare.links.v1"
@@ -150,4 +151,4 @@ def links_for(
 
 
 def _domain(sender_email: str, base_url: str) -> str:
-    return sender_email.rpartition("@")[2] or urlsplit(base_url).hostname or "localhost"
+    return sender_domain(sender_email, "") or urlsplit(base_url).hostname or "localhost"

@@ -10,7 +10,6 @@ clinic's suppression list does not apply (it lists patients, and this is the adm
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -24,6 +23,7 @@ from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.enrollments import get_clinic
 from dripcare.errors import NotFound, UserError
+from dripcare.message_ids import new_message_id, sender_domain
 from dripcare.models import Clinic, utcnow
 from dripcare.rendering import Rendered, RenderError, TemplateSet
 from dripcare.template_checks import Problem, check_spec, render_sample
@@ -128,8 +128,7 @@ def send_test_email(
     """Send the step, rendered with sample data, marked as a test; returns its Message-ID."""
     address = normalize_email(to)
     rendered = render_step(spec, step_key, clinic)
-    domain = clinic.sender_email.rpartition("@")[2] or "dripcare.local"
-    message_id = f"<test-{uuid.uuid4().hex}@{domain}>"
+    message_id = new_message_id(sender_domain(clinic.sender_email), prefix="test-")
     envelope = Envelope(
         from_name=clinic.name,
         from_addr=clinic.sender_email,
