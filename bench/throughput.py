@@ -541,17 +541,17 @@ def seed(n: int, clinic_count: int) -> Seeded:
 
 def load_jobs() -> list:
     """Every scheduled message as the `Job` the send path builds (with the send path's own
-    `delivery.load_jobs` when it has one), in due order, detached from the session."""
+    `message_view.load_jobs`), in due order, detached from the session."""
     from sqlalchemy import select
 
-    from dripcare import delivery
+    from dripcare import message_view
     from dripcare.db import session_scope
     from dripcare.models import Message, MessageStatus
 
     with session_scope() as session:
         due = select(Message.id).where(Message.status == MessageStatus.SCHEDULED)
         pks = list(session.scalars(due.order_by(Message.due_at)))
-        by_pk = {job.pk: job for job in delivery.load_jobs(session, pks)}
+        by_pk = {job.pk: job for job in message_view.load_jobs(session, pks)}
         jobs = [by_pk[pk] for pk in pks]  # load_jobs compiles the templates in the session
     return jobs
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
-from dripcare.delivery import load_jobs, render_job
+from dripcare.message_view import load_jobs, render_job
 from dripcare.models import Clinic, Enrollment
 from dripcare.web.app import ADMIN_PAGE_GROUPS
 from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, clinic_with_history, make_admin

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from dripcare import campaign_editing as edit
 from dripcare import campaign_versions as versions
-from dripcare import delivery
+from dripcare import delivery, message_view
 from dripcare.campaign_spec import CampaignSpec
 from dripcare.campaigns import find_campaign
 from dripcare.config import Settings, get_settings
@@ -76,8 +76,8 @@ def message_rows(enrollment_id: int) -> dict[str, Message]:
 def subject_shown(message_pk: int) -> str:
     """What the API and the outbox show for a message."""
     with session_scope() as session:
-        (job,) = delivery.load_jobs(session, [message_pk])
-        return delivery.render_job(job, get_settings())[0].subject
+        (job,) = message_view.load_jobs(session, [message_pk])
+        return message_view.render_job(job, get_settings())[0].subject
 
 
 def send_due(server: SMTPServer) -> dict[str, int]:
@@ -363,7 +363,7 @@ def test_a_version_that_dropped_the_step_of_a_claimed_message_cancels_it(
     enrollment = make_enrollment(settings, clinic, NOW - timedelta(hours=3))
     day0 = message_rows(enrollment)["day-0"].id
     with session_scope() as session:
-        (job,) = delivery.load_jobs(session, [day0])
+        (job,) = message_view.load_jobs(session, [day0])
     spec = edit.remove_step(working_spec(clinic), "day-0")
     with session_scope() as session:
         stale = versions.compiled(session, job.campaign.id, 1)

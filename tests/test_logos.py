@@ -12,7 +12,7 @@ import pytest
 
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
-from dripcare.delivery import load_jobs, render_job
+from dripcare.message_view import load_jobs, render_job
 from dripcare.models import Clinic
 from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, csrf_of
 

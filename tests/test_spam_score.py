@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from dripcare import delivery
+from dripcare import delivery, message_view
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import Message
@@ -54,7 +54,7 @@ def default_emails(settings: Settings, campaign: str) -> dict[str, bytes]:
         pks = session.scalars(
             select(Message.id).where(Message.enrollment_id == result.enrollment.id)
         ).all()
-        jobs = delivery.load_jobs(session, list(pks))
+        jobs = message_view.load_jobs(session, list(pks))
         return {job.step.key: delivery.build_email(job, settings, now) for job in jobs}
 
 

@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
 from pathlib import Path
 from typing import cast
 
@@ -43,8 +42,6 @@ from dripcare import (
     suppression,
     transport_alerts,
 )
-from dripcare.campaign_spec import StepSpec
-from dripcare.campaign_versions import Compiled, compiled
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings
 from dripcare.db import SessionScope
@@ -56,24 +53,12 @@ from dripcare.dispatch import (
     release,
     sendable,
 )
-from dripcare.email_context import (
-    build_context,
-    care_values,
-    clinic_context,
-    format_date,
-    treatment_name,
-)
-from dripcare.links import MessageLinks, links_for
+from dripcare.message_view import Job, load_jobs, render_job
 from dripcare.models import (
-    RENDERED,
-    Campaign,
     Clinic,
     DeliveryAttempt,
-    Enrollment,
     Message,
     MessageStatus,
-    Patient,
-    Step,
     StopCause,
     Suppression,
     SuppressionSource,
@@ -81,8 +66,7 @@ from dripcare.models import (
     utcnow,
 )
 from dripcare.redaction import withheld
-from dripcare.render_cache import Renderer
-from dripcare.rendering import Rendered, RenderError
+from dripcare.rendering import RenderError
 from dripcare.secrets_box import SecretUnavailable
 from dripcare.skip_conditions import SKIP_REASONS, marks_of, skipped_by
 from dripcare.transports import (
@@ -95,34 +79,6 @@ from dripcare.transports import (
 from dripcare.verp import envelope_sender
 
 log = logging.getLogger(__name__)
-
-_renderer = Renderer()
-
-
-@dataclass
-class Job:
-    """Everything needed to send one message, loaded in one query, free of the session."""
-
-    pk: int
-    message_id: str
-    attempts: int
-    to: str
-    clinic: Clinic
-    campaign: Campaign
-    step: Step
-    enrollment: Enrollment
-    patient: Patient
-    content: Compiled  # the campaign version this message is rendered from
-    suppressed: str | None = None
-
-    @property
-    def version(self) -> int:
-        return self.content.number
-
-    @cached_property
-    def content_step(self) -> StepSpec | None:
-        """The step as that version has it; None when that version removed it."""
-        return self.content.spec.step(self.step.key)
 
 
 @dataclass
@@ -441,56 +397,6 @@ def _fail_poison(
     _finish(session, token, outcomes, [], now)
 
 
-def load_jobs(session: Session, message_pks: list[int]) -> list[Job]:
-    """Everything needed to render and send these messages, in one query (plus one per version).
-
-    Unsent messages use the campaign's live version; sent ones the version they were sent with.
-    """
-    rows = session.execute(
-        select(
-            Message.id,
-            Message.message_id,
-            Message.attempts,
-            Message.status,
-            Message.campaign_version,
-            Patient,
-            Clinic,
-            Campaign,
-            Step,
-            Enrollment,
-        )
-        .join(Enrollment, Message.enrollment_id == Enrollment.id)
-        .join(Patient, Enrollment.patient_id == Patient.id)
-        .join(Clinic, Message.clinic_id == Clinic.id)
-        .join(Step, Message.step_id == Step.id)
-        .join(Campaign, Step.campaign_id == Campaign.id)
-        .where(Message.id.in_(message_pks))
-        .order_by(Message.id)
-    ).all()
-    versions: dict[tuple[int, int], Compiled] = {}
-    jobs = []
-    for pk, mid, attempts, status, used, patient, clinic, campaign, step, enrollment in rows:
-        number = used if used is not None and status in RENDERED else campaign.version
-        if (campaign.id, number) not in versions:
-            versions[campaign.id, number] = compiled(session, campaign.id, number)
-        content = versions[campaign.id, number]
-        jobs.append(
-            Job(
-                pk,
-                mid,
-                attempts,
-                patient.email,
-                clinic,
-                campaign,
-                step,
-                enrollment,
-                patient,
-                content,
-            )
-        )
-    return jobs
-
-
 def _mark_suppressed(session: Session, jobs: list[Job]) -> None:
     if not jobs:
         return
@@ -505,31 +411,6 @@ def _mark_suppressed(session: Session, jobs: list[Job]) -> None:
     for job in jobs:
         plain, hashed = keys[job.to]
         job.suppressed = reasons.get((job.clinic.id, plain)) or reasons.get((job.clinic.id, hashed))
-
-
-def render_job(job: Job, settings: Settings) -> tuple[Rendered, MessageLinks]:
-    """The message as this patient gets it (also shown to clinics through the API)."""
-    clinic, campaign, step = job.clinic, job.campaign, job.content_step
-    if step is None:
-        raise RenderError(f"step {job.step.key!r} is not in version {job.version} of the campaign")
-    links = links_for(settings, job.pk, clinic.sender_email, job.patient.link_epoch or 0)
-    context = build_context(
-        clinic=clinic_context(clinic),
-        emergency_number=clinic.emergency_number,
-        care=care_values(job.content.spec.variables, clinic),
-        step=step,
-        pointer_days=job.content.spec.clinical.pointer_days,
-        first_name=job.patient.first_name,
-        last_name=job.patient.last_name,
-        treatment_name=treatment_name(campaign.treatment),
-        treatment_date=format_date(job.enrollment.treated_at, job.enrollment.timezone),
-        links=links.as_context(),
-        missed_steps=job.enrollment.missed_steps if step.late_booking else (),
-    )
-    rendered = _renderer.render(
-        job.content.templates, step.template, step.subject, step.preheader, context
-    )
-    return rendered, links
 
 
 def build_email(job: Job, settings: Settings, when: datetime) -> bytes:

@@ -2,7 +2,7 @@
 any email as the patient saw it.
 
 Emails are rendered again on demand (bodies are never stored, they carry health details),
-through the same path the sender uses (`delivery.render_job`), from the campaign as it is
+through the same path the sender uses (`message_view`), from the campaign as it is
 now. The HTML is served from its own URL with a CSP `sandbox`, and shown in a sandboxed
 iframe: an email's markup can run nothing and reach nothing of the admin.
 """
@@ -14,9 +14,8 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from dripcare.config import get_settings
-from dripcare.delivery import load_jobs, render_job
-from dripcare.models import DeliveryAttempt, Enrollment, Message, Patient, Suppression
-from dripcare.rendering import Rendered, RenderError
+from dripcare.message_view import attempts_of, shown
+from dripcare.models import Enrollment, Message, Patient, Suppression
 from dripcare.reporting import (
     PatientFilter,
     patient_check_ins,
@@ -89,12 +88,7 @@ def message_page(
     request: Request, message_id: Id, admin: AdminDep, session: SessionDep
 ) -> HTMLResponse:
     message = _message(session, admin.clinic_id, message_id)
-    rendered, problem = _render(session, message.id)
-    attempts = session.scalars(
-        select(DeliveryAttempt)
-        .where(DeliveryAttempt.message_id == message.id)
-        .order_by(DeliveryAttempt.id)
-    ).all()
+    rendered, problem = shown(session, message.id, get_settings())
     enrollment = message.enrollment
     context = {
         "message": message,
@@ -102,7 +96,7 @@ def message_page(
         "zone": enrollment.timezone,
         "rendered": rendered,
         "problem": problem,
-        "attempts": attempts,
+        "attempts": attempts_of(session, message.id),
     }
     return render(request, admin, "admin/message.html", context)
 
@@ -110,7 +104,7 @@ def message_page(
 @router.get("/messages/{message_id}/html", response_class=HTMLResponse)
 def message_html(message_id: Id, admin: AdminDep, session: SessionDep) -> HTMLResponse:
     message = _message(session, admin.clinic_id, message_id)
-    rendered, _ = _render(session, message.id)
+    rendered, _ = shown(session, message.id, get_settings())
     body = rendered.html if rendered else "<p>This email cannot be shown.</p>"
     return HTMLResponse(body, headers={"Content-Security-Policy": EMAIL_CSP})
 
@@ -127,12 +121,3 @@ def _message(session: SessionDep, clinic_id: int, message_id: int) -> Message:
     if message is None or message.clinic_id != clinic_id:
         raise AdminNotFound
     return message
-
-
-def _render(session: SessionDep, message_pk: int) -> tuple[Rendered | None, str]:
-    (job,) = load_jobs(session, [message_pk])
-    try:
-        rendered, _ = render_job(job, get_settings())
-    except RenderError as exc:
-        return None, str(exc)
-    return rendered, ""

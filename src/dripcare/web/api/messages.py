@@ -6,13 +6,11 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
 from dripcare.config import get_settings
-from dripcare.delivery import load_jobs, render_job
 from dripcare.errors import NotFound
-from dripcare.models import DeliveryAttempt, Message, MessageStatus
-from dripcare.rendering import RenderError
+from dripcare.message_view import attempts_of, shown
+from dripcare.models import Message, MessageStatus
 from dripcare.reporting import list_messages
 from dripcare.web.deps import ApiRoute, ClinicDep, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, NOT_FOUND
@@ -68,11 +66,6 @@ def read(message_id: Id, clinic: ClinicDep, session: SessionDep) -> MessageOut:
     message = session.get(Message, message_id)
     if message is None or message.clinic_id != clinic:
         raise NotFound(f"no message with id {message_id}")
-    attempts = session.scalars(
-        select(DeliveryAttempt)
-        .where(DeliveryAttempt.message_id == message.id)
-        .order_by(DeliveryAttempt.id)
-    ).all()
     summary = message_summary(message, message.enrollment.timezone)
     return MessageOut(
         **summary.model_dump(),
@@ -83,15 +76,11 @@ def read(message_id: Id, clinic: ClinicDep, session: SessionDep) -> MessageOut:
         last_error=message.last_error,
         deliveries=[
             Delivery(at=a.at, outcome=a.outcome, smtp_code=a.smtp_code, detail=a.detail)
-            for a in attempts
+            for a in attempts_of(session, message.id)
         ],
     )
 
 
 def _subject(session: SessionDep, message_pk: int) -> str:
-    (job,) = load_jobs(session, [message_pk])
-    try:
-        rendered, _ = render_job(job, get_settings())
-    except RenderError as exc:
-        return f"(cannot render: {exc})"
-    return rendered.subject
+    rendered, problem = shown(session, message_pk, get_settings())
+    return rendered.subject if rendered else f"(cannot render: {problem})"
