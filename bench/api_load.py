@@ -185,7 +185,8 @@ def in_process(counter: Counter, clinic_id: int, n: int, warmup: int) -> float:
     """
     from dripcare import db
     from dripcare.config import get_settings
-    from dripcare.enrollments import EnrollRequest, enroll
+    from dripcare.enrollment_input import EnrollRequest
+    from dripcare.enrollments import enroll
 
     settings = get_settings()
 

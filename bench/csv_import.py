@@ -139,7 +139,8 @@ def old_row_by_row(path: Path, clinic_id: int) -> dict[str, int]:
 
     from dripcare.config import get_settings
     from dripcare.db import session_scope
-    from dripcare.enrollments import EnrollRequest, enroll
+    from dripcare.enrollment_input import EnrollRequest
+    from dripcare.enrollments import enroll
     from dripcare.errors import UserError
 
     rows = list(csv.DictReader(path.open(encoding="utf-8")))

@@ -12,7 +12,8 @@ from dripcare import delivery
 from dripcare.clinics import create_clinic
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
-from dripcare.enrollments import EnrollRequest, EnrollResult, enroll
+from dripcare.enrollment_input import EnrollRequest
+from dripcare.enrollments import EnrollResult, enroll
 from dripcare.transports import SMTPTransport
 from tests.smtp_server import SMTPServer
 

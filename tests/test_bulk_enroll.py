@@ -12,7 +12,8 @@ from sqlalchemy import event, select
 from dripcare.bulk_enroll import enroll_many
 from dripcare.config import Settings
 from dripcare.db import get_engine, session_scope
-from dripcare.enrollments import EnrollRequest, enroll
+from dripcare.enrollment_input import EnrollRequest
+from dripcare.enrollments import enroll
 from dripcare.errors import UserError
 from dripcare.models import Enrollment, Message, Patient, Step
 from tests.factories import make_clinic

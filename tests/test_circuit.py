@@ -16,7 +16,8 @@ from dripcare import alerts, circuit, delivery, dispatch, tasks
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.dispatch import claim_due
-from dripcare.enrollments import cancel, get_enrollment
+from dripcare.enrollment_changes import cancel
+from dripcare.enrollment_queries import get_enrollment
 from dripcare.models import (
     AlertKind,
     ClinicAlert,

@@ -13,7 +13,8 @@ from dripcare import delivery
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.dispatch import claim_due, recover_expired
-from dripcare.enrollments import cancel, get_enrollment
+from dripcare.enrollment_changes import cancel
+from dripcare.enrollment_queries import get_enrollment
 from dripcare.models import DeliveryAttempt, Message, MessageStatus, Patient, Suppression
 from dripcare.transports import SMTPTransport, transport_from_url
 from tests.conftest import free_port

@@ -15,7 +15,8 @@ from dripcare.campaign_versions import import_campaign
 from dripcare.campaigns import load_campaign_dir
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.enrollments import REASON_LATE, cancel, get_enrollment, reschedule
+from dripcare.enrollment_changes import cancel, reschedule
+from dripcare.enrollment_queries import get_enrollment
 from dripcare.errors import NotFound, UserError
 from dripcare.models import (
     Campaign,
@@ -29,6 +30,7 @@ from dripcare.models import (
     Patient,
     Step,
 )
+from dripcare.outbox_rows import REASON_LATE
 from tests.campaign_fixtures import CAMPAIGN_DIR
 from tests.factories import enroll_result, make_clinic, make_enrollment
 

@@ -10,7 +10,8 @@ from sqlalchemy import select, update
 from dripcare import suppression
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.enrollments import cancel, get_enrollment, resume
+from dripcare.enrollment_changes import cancel, resume
+from dripcare.enrollment_queries import get_enrollment
 from dripcare.message_lifecycle import stop_unsent
 from dripcare.migrations import alembic_config
 from dripcare.models import Message, MessageStatus, Patient, StopCause, utcnow

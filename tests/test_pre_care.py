@@ -20,8 +20,9 @@ from dripcare.cli import main
 from dripcare.config import Settings
 from dripcare.csv_import import import_file
 from dripcare.db import session_scope
+from dripcare.enrollment_changes import reschedule
 from dripcare.enrollment_marks import set_mark
-from dripcare.enrollments import get_enrollment, reschedule
+from dripcare.enrollment_queries import get_enrollment
 from dripcare.errors import UserError
 from dripcare.models import Clinic, Enrollment, Message, MessageStatus, StopCause
 from dripcare.scheduling import StepTiming

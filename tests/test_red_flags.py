@@ -141,7 +141,7 @@ def test_stopping_cancels_the_sequence_with_its_own_cause(settings: Settings) ->
 
 
 def test_a_reschedule_moves_held_emails_but_keeps_them_held(settings: Settings) -> None:
-    from dripcare.enrollments import reschedule
+    from dripcare.enrollment_changes import reschedule
     from dripcare.models import Enrollment
 
     _, enrollment_id = report_red_flag(settings)

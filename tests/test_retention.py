@@ -17,7 +17,7 @@ import time_machine
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from dripcare import checkins, enrollments, retention
+from dripcare import checkins, enrollment_changes, retention
 from dripcare.audit import SYSTEM
 from dripcare.cli import main
 from dripcare.config import Settings
@@ -72,7 +72,7 @@ def make_history(settings: Settings) -> History:
             sent = enrollment.messages[0]
             checkins.record(session, sent, worried=False, codes=[])
             unsubscribe_by_message(session, sent.id, "web")  # suppressed, history recorded
-            enrollments.cancel(session, enrollment)
+            enrollment_changes.cancel(session, enrollment)
             session.add(
                 IdempotentRequest(
                     clinic_id=clinic, key="k", fingerprint="f", status_code=201, body="{}"
@@ -209,7 +209,7 @@ def test_an_email_whose_check_in_alert_is_still_pending_is_kept(settings: Settin
             enrollment = session.get(Enrollment, enrollment_id)
             assert enrollment is not None
             checkins.record(session, enrollment.messages[0], worried=True, codes=["eye"])
-            enrollments.cancel(session, enrollment)
+            enrollment_changes.cancel(session, enrollment)
     cutoff = datetime.now(UTC) - timedelta(days=400)
 
     done = retention.purge(session_scope, cutoff, batch_size=100, actor=SYSTEM)

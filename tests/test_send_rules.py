@@ -13,7 +13,8 @@ from dripcare import delivery
 from dripcare.clinics import set_quiet_hours
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
-from dripcare.enrollments import get_enrollment, reschedule
+from dripcare.enrollment_changes import reschedule
+from dripcare.enrollment_queries import get_enrollment
 from dripcare.errors import UserError
 from dripcare.models import Clinic, Enrollment, Message, MessageStatus
 from dripcare.scheduling import StepTiming

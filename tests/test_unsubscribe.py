@@ -14,7 +14,7 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from dripcare import delivery, enrollments
+from dripcare import delivery, enrollment_changes
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.dispatch import claim_due
@@ -225,7 +225,7 @@ def test_preferences_cannot_resume_a_sequence_the_clinic_cancelled(
     url = preferences_url(settings, smtp_server, live_server)
     with session_scope() as session:
         (enrollment,) = session.scalars(select(Enrollment)).all()
-        enrollments.cancel(session, enrollment)
+        enrollment_changes.cancel(session, enrollment)
 
     page = httpx.get(url)
     forced = httpx.post(url, data={"action": "resume-treatment"})

@@ -33,18 +33,12 @@ from dripcare.campaigns import (
     unknown_campaign,
 )
 from dripcare.config import Settings
-from dripcare.enrollments import (
-    EnrollRequest,
-    Placement,
-    ScheduledMessage,
-    enroll,
-    get_clinic,
-    message_row,
-    placements,
-    sender_domain,
-)
+from dripcare.enrollment_input import EnrollRequest, clean_external_id
+from dripcare.enrollments import enroll, get_clinic
 from dripcare.errors import UserError
+from dripcare.message_ids import sender_domain
 from dripcare.models import Campaign, Enrollment, EnrollmentStatus, Message, Patient, utcnow
+from dripcare.outbox_rows import Placement, ScheduledMessage, message_row, placements
 from dripcare.send_rules import clinic_quiet_hours
 from dripcare.treatment_time import parse_treated_at
 from dripcare.validation import check_timezone, normalize_email
@@ -181,7 +175,7 @@ def _checked(
         except UserError as exc:
             outcomes[index] = exc
             continue
-        external_id = (req.external_id or "").strip() or None
+        external_id = clean_external_id(req.external_id)
         rows.append(_Row(index, req, email, zone, external_id, plan))
     return rows
 

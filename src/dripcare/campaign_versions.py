@@ -3,7 +3,7 @@
 Every save records a new version (a draft) holding the whole campaign: steps and template
 sources. Publishing a draft makes it the campaign's live version: the `steps` and
 `campaign_templates` rows are rewritten to match it, and the outbox follows (see
-`enrollments.follow_campaign_change`). Rolling back records the old content again as a new
+`campaign_follow_up.follow_campaign_change`). Rolling back records the old content again as a new
 version and publishes that, so history only grows. The send path renders unsent messages from
 the live version and records the number it used; a sent message is shown again from it.
 """
@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dripcare import audit, enrollments
+from dripcare import audit, campaign_follow_up
 from dripcare.audit import Action, Actor, as_actor
 from dripcare.campaign_spec import PRE_CARE_FIELDS, CampaignSpec
 from dripcare.campaigns import apply_spec, default_campaign_dirs, load_campaign_dir, timing_of
@@ -39,7 +39,7 @@ class Published:
     """What publishing changed for patients already enrolled."""
 
     version: CampaignVersion
-    follow: enrollments.FollowResult
+    follow: campaign_follow_up.FollowResult
 
 
 def spec_of(version: CampaignVersion) -> CampaignSpec:
@@ -273,7 +273,7 @@ def _go_live(
     version.published_at, version.published_by = now, author[:200]
     session.flush()
     steps = {s.key: s for s in campaign.steps}
-    follow = enrollments.follow_campaign_change(
+    follow = campaign_follow_up.follow_campaign_change(
         session,
         campaign,
         removed=[s for key, s in steps.items() if key in before and not s.active],

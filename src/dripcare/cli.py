@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from dripcare import campaign_versions, campaigns, enrollments
+from dripcare import (
+    campaign_versions,
+    campaigns,
+    enrollment_changes,
+    enrollment_input,
+    enrollment_queries,
+    enrollments,
+)
 from dripcare.audit import Actor
 from dripcare.cli_admin import admin
 from dripcare.cli_common import CommandGroup, emit, json_option, quiet_option, user_errors
@@ -29,6 +36,7 @@ from dripcare.cli_senders import (
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.errors import UserError
+from dripcare.models import Enrollment
 
 
 @click.group(cls=CommandGroup)
@@ -454,7 +462,7 @@ def enroll(
 ) -> None:
     """Enroll a patient's treatment: schedules the whole aftercare sequence (a treatment
     time ahead schedules the pre-care emails too)."""
-    request = enrollments.EnrollRequest(
+    request = enrollment_input.EnrollRequest(
         clinic_id=clinic_id,
         email=email,
         first_name=first_name,
@@ -482,7 +490,9 @@ def enroll(
 def cancel(enrollment_id: int, as_json: bool) -> None:
     """Cancel an enrollment: every unsent message is stopped."""
     with session_scope() as session:
-        stopped = enrollments.cancel(session, enrollments.get_enrollment(session, enrollment_id))
+        stopped = enrollment_changes.cancel(
+            session, enrollment_queries.get_enrollment(session, enrollment_id)
+        )
     emit(
         as_json,
         {"id": enrollment_id, "cancelled_messages": stopped},
@@ -498,8 +508,8 @@ def cancel(enrollment_id: int, as_json: bool) -> None:
 def reschedule(enrollment_id: int, treated_at: str, as_json: bool) -> None:
     """Change the treatment time; unsent messages move with it."""
     with session_scope() as session:
-        enrollment = enrollments.get_enrollment(session, enrollment_id)
-        moved = enrollments.reschedule(session, enrollment, treated_at, get_settings())
+        enrollment = enrollment_queries.get_enrollment(session, enrollment_id)
+        moved = enrollment_changes.reschedule(session, enrollment, treated_at, get_settings())
         data = _timeline_data(session, enrollment) | {"moved": moved}
     emit(as_json, data, f"{moved} messages rescheduled\n{_timeline_text(data)}")
 
@@ -511,15 +521,15 @@ def reschedule(enrollment_id: int, treated_at: str, as_json: bool) -> None:
 def timeline(enrollment_id: int, as_json: bool) -> None:
     """Show an enrollment's messages: when each is due (UTC and local) and its status."""
     with session_scope() as session:
-        data = _timeline_data(session, enrollments.get_enrollment(session, enrollment_id))
+        data = _timeline_data(session, enrollment_queries.get_enrollment(session, enrollment_id))
     emit(as_json, data, _timeline_text(data))
 
 
-def _timeline_data(session: Any, enrollment: enrollments.Enrollment) -> dict[str, Any]:
+def _timeline_data(session: Any, enrollment: Enrollment) -> dict[str, Any]:
     from zoneinfo import ZoneInfo
 
     zone = ZoneInfo(enrollment.timezone)
-    messages = enrollments.timeline(session, enrollment)
+    messages = enrollment_queries.timeline(session, enrollment)
     return {
         "id": enrollment.id,
         "status": enrollment.status.value,

@@ -9,7 +9,7 @@ from dripcare.cli_common import emit, json_option, user_errors
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.enrollment_marks import set_mark
-from dripcare.enrollments import get_enrollment
+from dripcare.enrollment_queries import get_enrollment
 from dripcare.skip_conditions import SkipCondition
 
 

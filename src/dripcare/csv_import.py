@@ -16,7 +16,7 @@ from typing import Any
 from dripcare.bulk_enroll import enroll_many
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.enrollments import EnrollRequest
+from dripcare.enrollment_input import EnrollRequest
 from dripcare.errors import UserError
 
 CHUNK = 2000  # rows per transaction: large enough that a chunk costs a few statements per row

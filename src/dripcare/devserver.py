@@ -24,7 +24,8 @@ from dripcare.beat import schedule_path
 from dripcare.clinics import create_clinic
 from dripcare.config import get_settings
 from dripcare.db import session_scope
-from dripcare.enrollments import EnrollRequest, enroll
+from dripcare.enrollment_input import EnrollRequest
+from dripcare.enrollments import enroll
 from dripcare.migrations import upgrade
 from dripcare.models import Clinic, Message, MessageStatus
 from dripcare.redaction import without_passwords

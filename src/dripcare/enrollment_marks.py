@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from dripcare.campaigns import timing_of
 from dripcare.config import Settings
-from dripcare.enrollments import place_message, timeline
+from dripcare.enrollment_changes import place_message
+from dripcare.enrollment_queries import timeline
 from dripcare.models import (
     UNSENT,
     Enrollment,

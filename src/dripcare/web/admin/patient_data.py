@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from dripcare.audit import Actor
 from dripcare.config import get_settings
 from dripcare.enrollment_marks import set_mark
-from dripcare.enrollments import get_enrollment
+from dripcare.enrollment_queries import get_enrollment
 from dripcare.erasure import erase
 from dripcare.errors import NotFound
 from dripcare.models import Patient

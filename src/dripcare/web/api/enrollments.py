@@ -10,17 +10,11 @@ from sqlalchemy.orm import Session
 
 from dripcare.bulk_enroll import enroll_many
 from dripcare.config import get_settings
+from dripcare.enrollment_changes import cancel, reschedule
+from dripcare.enrollment_input import EnrollRequest
 from dripcare.enrollment_marks import set_mark
-from dripcare.enrollments import (
-    EnrollRequest,
-    EnrollResult,
-    cancel,
-    enroll,
-    get_enrollment,
-    list_enrollments,
-    reschedule,
-    timeline,
-)
+from dripcare.enrollment_queries import get_enrollment, list_enrollments, timeline
+from dripcare.enrollments import EnrollResult, enroll
 from dripcare.errors import UserError
 from dripcare.models import Enrollment, EnrollmentStatus
 from dripcare.patients import get_patient, not_erased

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
-from dripcare import enrollments, suppression
+from dripcare import enrollment_changes, suppression
 from dripcare.email_context import format_date
 from dripcare.models import (
     Clinic,
@@ -51,7 +51,7 @@ def _view(request: Request, session: SessionDep, message: Message, done: str = "
             "treatment": enrollment.treatment.replace("-", " "),
             "treated_on": format_date(enrollment.treated_at, enrollment.timezone),
             "sequence_active": enrollment.status == EnrollmentStatus.ACTIVE,
-            "resumable": enrollments.resumable(session, enrollment),
+            "resumable": enrollment_changes.resumable(session, enrollment),
             "suppressed": suppression.is_suppressed(session, clinic.id, patient.email),
         },
     )
@@ -73,11 +73,11 @@ def change(
     enrollment = session.get(Enrollment, message.enrollment_id)
     assert enrollment is not None
     if action == "stop-treatment":
-        enrollments.cancel(session, enrollment, StopCause.PATIENT)
+        enrollment_changes.cancel(session, enrollment, StopCause.PATIENT)
     elif action == "resume-treatment":
-        if not enrollments.resumable(session, enrollment):
+        if not enrollment_changes.resumable(session, enrollment):
             return _view(request, session, message, CANNOT_RESUME)
-        enrollments.resume(session, enrollment)
+        enrollment_changes.resume(session, enrollment)
     elif action == "stop-all":
         suppression.unsubscribe_by_message(session, message.id, SuppressionSource.PREFERENCES)
     else:
