@@ -149,6 +149,9 @@ def place_message(
     now: datetime,
     settings: Settings,
 ) -> None:
+    """Place one unsent row again, as enrolling would now (a reschedule, a changed mark).
+
+    A claimed row loses its lease, so it is not sent at its old time; a held one stays held."""
     clinic = get_clinic(session, enrollment.clinic_id)  # usually in the identity map already
     due_at = step_due(enrollment, timing, settings, quiet_hours_of(clinic, settings))
     place = placement(due_at, now, settings, timing, enrollment.treated_at)
