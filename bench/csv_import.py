@@ -99,7 +99,7 @@ def use_database(backend: str, database: str, workdir: Path) -> str:
 
 
 def new_clinic(name: str) -> int:
-    from dripcare.clinics import create_clinic
+    from dripcare.clinic_setup import create_clinic
     from dripcare.db import session_scope
 
     with session_scope() as session:

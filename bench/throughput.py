@@ -428,7 +428,7 @@ def seed(n: int, clinic_count: int) -> Seeded:
     """Clinics through the product code; patients, enrollments and messages in bulk."""
     from sqlalchemy import insert, select, text
 
-    from dripcare.clinics import create_clinic
+    from dripcare.clinic_setup import create_clinic
     from dripcare.db import get_engine, session_scope
     from dripcare.models import Campaign, Enrollment, Message, Patient
 

@@ -32,13 +32,13 @@ from dripcare.campaigns import (
     slug_for_unnamed,
     unknown_campaign,
 )
+from dripcare.clinics import get_clinic
 from dripcare.config import Settings
 from dripcare.enrollments import (
     EnrollRequest,
     Placement,
     ScheduledMessage,
     enroll,
-    get_clinic,
     message_row,
     placements,
     sender_domain,
