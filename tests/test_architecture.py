@@ -1,8 +1,9 @@
 """The import graph keeps the architecture: the send path needs nothing of the campaign editor,
 and domain modules know nothing of Celery, HTTP or the command line.
 
-Read from the source with `ast` (lazy imports inside functions count too), so the test needs
-no import side effects and finds a new module by itself.
+Read from the source with `ast` (lazy imports inside functions count too), so a new module is
+checked without being listed. The listed modules are imported, not named in strings, so they
+follow a move into a sub-package.
 """
 
 from __future__ import annotations
@@ -12,32 +13,54 @@ import re
 from pathlib import Path
 
 import dripcare
+from dripcare import (
+    campaign_editing,
+    campaign_versions,
+    clinic_transports,
+    compiled_campaigns,
+    composing,
+    delivery,
+    dispatch,
+    dkim_keys,
+    isolation,
+    quoted_printable,
+    render_cache,
+    renderer_child,
+    rendering,
+    safety,
+    sandbox,
+    send_journal,
+    suppression,
+    template_checks,
+    transports,
+    verp,
+)
 
 SRC = Path(dripcare.__file__).resolve().parent.parent
 
 SEND_PATH = [
-    "dripcare.delivery",
-    "dripcare.dispatch",
-    "dripcare.composing",
-    "dripcare.quoted_printable",
-    "dripcare.transports",
-    "dripcare.clinic_transports",
-    "dripcare.dkim_keys",
-    "dripcare.send_journal",
-    "dripcare.suppression",
-    "dripcare.verp",
-    "dripcare.rendering",
-    "dripcare.render_cache",
-    "dripcare.sandbox",
-    "dripcare.isolation",
-    "dripcare.renderer_child",
-    "dripcare.compiled_campaigns",
+    module.__name__
+    for module in (
+        delivery,
+        dispatch,
+        composing,
+        quoted_printable,
+        transports,
+        clinic_transports,
+        dkim_keys,
+        send_journal,
+        suppression,
+        verp,
+        rendering,
+        render_cache,
+        sandbox,
+        isolation,
+        renderer_child,
+        compiled_campaigns,
+    )
 ]
 EDITOR = {
-    "dripcare.campaign_versions",
-    "dripcare.campaign_editing",
-    "dripcare.template_checks",
-    "dripcare.safety",
+    module.__name__ for module in (campaign_versions, campaign_editing, template_checks, safety)
 }
 EDGE = re.compile(
     r"dripcare\.(cli(_\w+)?|tasks|celery_app|beat|health|devserver|web|webhooks)(\.|$)"
