@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/scale.py                       # 10 M rows (a few GB, ~10-20 min)
     .venv/bin/python bench/scale.py --rows 500000         # a quick try
-    .venv/bin/python bench/scale.py --keep                # leave dripcare_scale for throughput.py
+    .venv/bin/python bench/scale.py --keep                # leave dripcare_scale for --reuse
     .venv/bin/python bench/scale.py --reuse --keep        # measure again without seeding
 
 1. Seed (timed, printed) a database of its own, `dripcare_scale` on the shared server (dropped
@@ -19,6 +19,10 @@
    this follows the code): each statement is run under EXPLAIN (ANALYZE, BUFFERS) --runs
    times and its median execution time printed with the plan's top line; over 50 ms is
    flagged. `--plans` prints whole plans.
+
+Steps 1-3 run first on a small table (`--baseline-rows`, 140,000, `dripcare_scale_small`) and
+then on the big one, in the same run: each big-table figure is printed with its ratio to the
+small table's, which the load of a shared machine moves far less than the milliseconds.
 
 Delivery attempts are not seeded (no page lists them beyond one message's, by its index).
 """
