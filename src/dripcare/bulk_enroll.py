@@ -69,6 +69,9 @@ Outcome = Enrolled | UserError
 Placed = list[tuple[PlannedStep, Placement]]
 
 
+_KEPT_SCHEDULES = 50_000  # an import's usual few hundred, with room; bounds its memory
+
+
 @dataclass
 class Schedules:
     """Sequences computed at one `now`, by (campaign, version, zone, treatment time): in an
@@ -448,6 +451,8 @@ def _schedules(
     """Each new enrollment's sequence, computed once per (campaign version, zone, treatment
     time)."""
     computed, now = schedules.placed, schedules.now
+    if len(computed) > _KEPT_SCHEDULES:
+        computed.clear()  # a file of many distinct times: start over rather than grow
     placed_of: dict[int, Placed] = {}
     for n, enrollment_id in enrollments:
         if enrollment_id is None:
