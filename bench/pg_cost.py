@@ -11,7 +11,9 @@ blocks hit / dirtied / written, WAL records and bytes, execution time), the `mes
 updates and HOT updates, and the WAL written (LSN difference).
 
 Use a PostgreSQL of your own: `shared_preload_libraries = pg_stat_statements` (the extension is
-created in its `postgres` database) and `track_io_timing = off`; see bench/README.md, "Issue 11".
+created in its `postgres` database), `track_io_timing = off`, and `full_page_writes = off` with
+`checkpoint_timeout = 1h`: a checkpoint inside a run adds full-page images to its WAL bytes
+(not to its WAL records). See bench/README.md, "Issue 11".
 With --compare, each LABEL=SRC runs in a subprocess with PYTHONPATH=SRC and the interpreter of
 SRC/../.venv when there is one (as bench/send_path.py), using this tree's throughput.py, so
 every tree seeds the same rows.

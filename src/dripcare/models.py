@@ -403,7 +403,8 @@ class DeliveryAttempt(Base):
     __table_args__ = (UniqueConstraint("message_id", "feedback_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    # no index of its own: the unique index on (message_id, feedback_key) serves it
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     outcome: Mapped[str] = mapped_column(String(16))
     smtp_code: Mapped[int | None] = mapped_column(Integer)
