@@ -1,7 +1,7 @@
 """outbox page indexes: a clinic's recent and upcoming emails, and changes since, at 10 M rows
 
 Revision ID: e5f6a7b8c9d0
-Revises: a9c8b7d6e5f4
+Revises: c3d4e5f6a7b8
 Create Date: 2026-12-01 15:30:00
 
 bench/scale.py (bench/README.md, "Issue 14"): without them the admin outbox's "recent" list and
@@ -19,7 +19,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "e5f6a7b8c9d0"
-down_revision: str | Sequence[str] | None = "a9c8b7d6e5f4"
+down_revision: str | Sequence[str] | None = "c3d4e5f6a7b8"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
