@@ -9,9 +9,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from dripcare.campaigns import timing_of
+from dripcare.clinics import get_clinic
 from dripcare.config import Settings
 from dripcare.enrollment_changes import replace_unsent
-from dripcare.enrollments import get_clinic
 from dripcare.message_ids import sender_domain
 from dripcare.message_lifecycle import stop_unsent
 from dripcare.models import (

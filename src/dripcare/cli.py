@@ -15,6 +15,7 @@ import click
 from dripcare import (
     campaign_versions,
     campaigns,
+    clinics,
     enrollment_changes,
     enrollment_input,
     enrollment_queries,
@@ -124,7 +125,7 @@ _DEFAULT_CAMPAIGN_HELP = (
 @user_errors
 def clinic_create(as_json: bool, quiet: bool, **fields: str) -> None:
     """Create a clinic; the shipped campaigns are installed for it."""
-    from dripcare.clinics import create_clinic
+    from dripcare.clinic_setup import create_clinic
 
     with session_scope() as session:
         created = create_clinic(session, **fields)
@@ -155,7 +156,7 @@ def clinic_create(as_json: bool, quiet: bool, **fields: str) -> None:
 def clinic_update(clinic_id: int, default_campaign: str, as_json: bool) -> None:
     """Change a clinic's settings: for now, its default campaign."""
     with session_scope() as session:
-        found = enrollments.get_clinic(session, clinic_id)
+        found = clinics.get_clinic(session, clinic_id)
         slug = None if default_campaign.strip().lower() == "none" else default_campaign.strip()
         found.default_campaign = campaigns.check_default_campaign(session, found.id, slug)
         data = {"id": found.id, "default_campaign": found.default_campaign}
@@ -201,7 +202,7 @@ def clinic_quiet_hours(clinic_id: int, window: str | None, as_json: bool) -> Non
     from dripcare.clinics import set_quiet_hours
 
     with session_scope() as session:
-        found = enrollments.get_clinic(session, clinic_id)
+        found = clinics.get_clinic(session, clinic_id)
         if window is not None:
             set_quiet_hours(found, window)
         data = {"id": found.id, "quiet_hours": found.quiet_hours}
@@ -225,7 +226,7 @@ def clinic_red_flags(clinic_id: int, as_json: bool, **changes: Any) -> None:
     from dripcare import escalation
 
     with session_scope() as session:
-        found = enrollments.get_clinic(session, clinic_id)
+        found = clinics.get_clinic(session, clinic_id)
         current = escalation.settings_of(found)
         wanted = {k: v for k, v in changes.items() if v not in (None, ())}
         if "escalate_to" in wanted:
@@ -254,7 +255,7 @@ def campaign_import(directory: Path, clinic_id: int, as_json: bool) -> None:
     spec = campaigns.load_campaign_dir(directory)
     with session_scope() as session:
         imported = campaign_versions.import_campaign(
-            session, enrollments.get_clinic(session, clinic_id), spec, Actor.cli()
+            session, clinics.get_clinic(session, clinic_id), spec, Actor.cli()
         )
         data: dict[str, Any] = {
             "id": imported.id,
@@ -277,7 +278,7 @@ def campaign_import(directory: Path, clinic_id: int, as_json: bool) -> None:
 def campaign_list(clinic_id: int, as_json: bool) -> None:
     """List a clinic's campaigns and their steps."""
     with session_scope() as session:
-        enrollments.get_clinic(session, clinic_id)
+        clinics.get_clinic(session, clinic_id)
         rows: list[dict[str, Any]] = [
             {
                 "slug": c.slug,
@@ -311,7 +312,7 @@ def apikey_create(clinic_id: int, name: str, as_json: bool, quiet: bool) -> None
     from dripcare.apikeys import create_key
 
     with session_scope() as session:
-        enrollments.get_clinic(session, clinic_id)
+        clinics.get_clinic(session, clinic_id)
         issued = create_key(session, clinic_id, name, Actor.cli())
         data = {"id": issued.key.id, "clinic_id": clinic_id, "key": issued.plaintext}
     emit(
@@ -398,7 +399,7 @@ def patient_revoke_links(clinic_id: int, email: str, as_json: bool) -> None:
     from dripcare.patients import find_by_email
 
     with session_scope() as session:
-        enrollments.get_clinic(session, clinic_id)
+        clinics.get_clinic(session, clinic_id)
         found = find_by_email(session, clinic_id, email)
         if found is None:
             raise UserError(f"clinic {clinic_id} has no patient with email {email.strip()}")
@@ -577,7 +578,7 @@ def import_csv(file: Path, clinic_id: int, as_json: bool) -> None:
     from dripcare.csv_import import import_file
 
     with session_scope() as session:
-        enrollments.get_clinic(session, clinic_id)
+        clinics.get_clinic(session, clinic_id)
     with click.progressbar(
         length=_count_lines(file), label="importing", file=sys.stderr, show_pos=True
     ) as bar:

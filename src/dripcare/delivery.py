@@ -661,7 +661,9 @@ def _log_attempts(session: Session, outcomes: list[Outcome], now: datetime) -> N
 # PostgreSQL: the outcomes as one JSON parameter; the UPDATE guarded by our token writes the
 # rows still ours (and locks them until commit), and the attempts are logged for exactly the
 # rows it returned. One round trip per flush instead of a SELECT ... FOR UPDATE, an UPDATE per
-# outcome and an INSERT (bench/README.md, "The send path alone").
+# outcome and an INSERT (bench/README.md, "The send path alone"). The ids are also passed as an
+# array so the UPDATE reads its rows through the primary key: joined only to the JSON rows,
+# whose count the planner cannot know, it scanned the whole table (bench/README.md, "Issue 11").
 _RECORD_PG = text(
     """
 WITH outcome AS (
@@ -683,7 +685,7 @@ WITH outcome AS (
         lease_until = NULL,
         updated_at = :now
     FROM outcome
-    WHERE m.id = outcome.id AND m.lease_token = :token
+    WHERE m.id = ANY(CAST(:ids AS integer[])) AND m.id = outcome.id AND m.lease_token = :token
     RETURNING m.id
 )
 INSERT INTO delivery_attempts (message_id, at, outcome, smtp_code, detail)
@@ -713,7 +715,8 @@ def _record_in_one_statement(
         }
         for o in outcomes
     ]
-    params = {"outcomes": json.dumps(rows), "now": now, "token": token}
+    ids = [o.pk for o in outcomes]
+    params = {"outcomes": json.dumps(rows), "ids": ids, "now": now, "token": token}
     written = set(session.connection().execute(_RECORD_PG, params).scalars())
     return [o for o in outcomes if o.pk in written]
 

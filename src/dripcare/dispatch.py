@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy import ColumnElement, and_, any_, func, select, update
 from sqlalchemy.orm import Session
 
 from dripcare import circuit
@@ -41,7 +41,12 @@ def claim_rows(
 ) -> list[int]:
     """One statement: lock up to `limit` matching rows, oldest due first, skipping rows another
     claimer holds (PostgreSQL), set `values` on them and return their ids. The outboxes for
-    patients' emails and for clinic alerts both claim this way."""
+    patients' emails and for clinic alerts both claim this way.
+
+    On PostgreSQL the ids are taken as `id = ANY(ARRAY(subquery))`, so the UPDATE finds its
+    rows through the primary key; with `id IN (subquery)` the planner hash-joins the subquery
+    against a sequential scan of the whole table (bench/README.md, "Issue 11").
+    """
     due = (
         select(model.id)
         .where(*conditions)
@@ -50,10 +55,14 @@ def claim_rows(
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
+    if session.get_bind().dialect.name == "postgresql":
+        taken = model.id == any_(func.array(due))
+    else:
+        taken = model.id.in_(due)
     return list(
         session.scalars(
             update(model)
-            .where(model.id.in_(due))
+            .where(taken)
             .values(**values)
             .returning(model.id)
             .execution_options(synchronize_session=False)

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from dripcare import pre_care
 from dripcare.campaigns import timing_of
+from dripcare.clinics import get_clinic
 from dripcare.config import Settings
-from dripcare.enrollments import get_clinic
 from dripcare.errors import UserError
 from dripcare.message_lifecycle import restore, stop_unsent
 from dripcare.models import (

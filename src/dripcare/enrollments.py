@@ -15,9 +15,9 @@ from sqlalchemy import String, Table, bindparam, func, insert, or_, select, upda
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from dripcare.campaigns import CampaignPlan, campaign_plan, slug_for_unnamed, unknown_campaign
+from dripcare.clinics import no_clinic
 from dripcare.config import Settings
 from dripcare.enrollment_input import EnrollRequest, clean_external_id
-from dripcare.errors import NotFound
 from dripcare.message_lifecycle import stop_unsent
 from dripcare.models import (
     Campaign,
@@ -64,17 +64,6 @@ class _Found:
     existing_id: int | None
     patient: _KnownPatient | None
     quiet_hours: str | None = None  # the clinic's own; None: DRIPCARE_QUIET_HOURS
-
-
-def get_clinic(session: Session, clinic_id: int) -> Clinic:
-    clinic = session.get(Clinic, clinic_id)
-    if clinic is None:
-        raise _no_clinic(clinic_id)
-    return clinic
-
-
-def _no_clinic(clinic_id: int) -> NotFound:
-    return NotFound(f"no clinic with id {clinic_id}; list them with `dripcare clinic list`")
 
 
 def enroll(
@@ -170,7 +159,7 @@ def _look_up(
     params = {"clinic_id": clinic_id, "slug": slug, "email": email, "external_id": external_id}
     row = session.connection().execute(_LOOK_UP, params).first()
     if row is None:
-        raise _no_clinic(clinic_id)
+        raise no_clinic(clinic_id)
     if row.campaign_id is None and slug is None:
         chosen = slug_for_unnamed(session, clinic_id)
         return _look_up(session, clinic_id, chosen, email, external_id)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dripcare.campaign_spec import StepSpec
-from dripcare.campaign_versions import Compiled, compiled
+from dripcare.compiled_campaigns import Compiled, compiled
 from dripcare.config import Settings
 from dripcare.email_context import (
     build_context,

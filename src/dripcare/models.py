@@ -337,14 +337,33 @@ class Message(Base):
             postgresql_where=text("status = 'scheduled'"),
             sqlite_where=text("status = 'scheduled'"),
         ),
-        # The dashboard's sent per day and failed per day of one clinic (dashboard.py).
-        Index("ix_messages_clinic_id_sent_at", "clinic_id", "sent_at"),
+        # The dashboard's sent per day and failed per day of one clinic (dashboard.py). Partial:
+        # each of a send's three updates (claim, start, outcome) adds an entry to every full
+        # index of the table, since status changes (no HOT update); only the outcome sets sent_at.
+        Index(
+            "ix_messages_clinic_id_sent_at",
+            "clinic_id",
+            "sent_at",
+            postgresql_where=text("sent_at IS NOT NULL"),
+            sqlite_where=text("sent_at IS NOT NULL"),
+        ),
         Index(
             "ix_messages_failed",
             "clinic_id",
             "updated_at",
             postgresql_where=text("status = 'failed'"),
             sqlite_where=text("status = 'failed'"),
+        ),
+        # The admin outbox's "recent" (newest change first) and the API's `?since=` of a clinic.
+        Index("ix_messages_clinic_id_updated_at", "clinic_id", "updated_at", "id"),
+        # The admin outbox's "upcoming" of a clinic, soonest first (reporting.upcoming_messages).
+        Index(
+            "ix_messages_clinic_upcoming",
+            "clinic_id",
+            "due_at",
+            "id",
+            postgresql_where=text("status IN ('scheduled', 'queued', 'sending', 'held')"),
+            sqlite_where=text("status IN ('scheduled', 'queued', 'sending', 'held')"),
         ),
         # Serves lease recovery: only the few rows in flight.
         Index(
@@ -395,7 +414,8 @@ class DeliveryAttempt(Base):
     __table_args__ = (UniqueConstraint("message_id", "feedback_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    # no index of its own: the unique index on (message_id, feedback_key) serves it
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     outcome: Mapped[str] = mapped_column(String(16))
     smtp_code: Mapped[int | None] = mapped_column(Integer)
