@@ -194,7 +194,7 @@ def views(session: Session, clinic: Clinic, check_in_id: int | None = None) -> l
             .join(Step, Message.step_id == Step.id)
             .join(Enrollment, Message.enrollment_id == Enrollment.id)
             .join(Patient, Enrollment.patient_id == Patient.id)
-            .where(Message.id == check_in.message_id)
+            .where(Message.id == check_in.message_pk)
         ).one()
         deliveries = session.scalars(
             select(ClinicAlert)

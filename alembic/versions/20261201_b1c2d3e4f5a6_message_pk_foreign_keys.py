@@ -1,0 +1,70 @@
+"""message_pk: the foreign keys to messages.id are no longer called message_id
+
+`messages.message_id` is the RFC 5322 Message-ID header; the integer keys that point at a
+message in delivery_attempts, subscription_events and check_ins become `message_pk`, with
+their indexes and constraints renamed to match. The rows and their links are kept.
+
+Revision ID: b1c2d3e4f5a6
+Revises: a9c8b7d6e5f4
+Create Date: 2026-12-01 16:00:00
+
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision: str = "b1c2d3e4f5a6"
+down_revision: str | Sequence[str] | None = "a9c8b7d6e5f4"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# table, nullable, has an index of its own, has a unique (key, feedback_key)
+TABLES = (
+    ("delivery_attempts", False, True, True),
+    ("subscription_events", True, True, False),
+    ("check_ins", False, False, False),
+)
+
+
+def upgrade() -> None:
+    for table, nullable, indexed, unique in TABLES:
+        _rename(table, "message_id", "message_pk", nullable, indexed, unique)
+
+
+def downgrade() -> None:
+    for table, nullable, indexed, unique in TABLES:
+        _rename(table, "message_pk", "message_id", nullable, indexed, unique)
+
+
+def _rename(table: str, old: str, new: str, nullable: bool, indexed: bool, unique: bool) -> None:
+    """PostgreSQL renames in place (no rewrite, no index rebuild); SQLite copies the table."""
+    names = [
+        (f"fk_{table}_{old}_messages", f"fk_{table}_{new}_messages"),
+        *([(f"uq_{table}_{old}_feedback_key", f"uq_{table}_{new}_feedback_key")] if unique else []),
+    ]
+    if op.get_bind().dialect.name == "postgresql":
+        op.alter_column(table, old, new_column_name=new)
+        for before, after in names:
+            op.execute(f"ALTER TABLE {table} RENAME CONSTRAINT {before} TO {after}")
+        if indexed:
+            op.execute(f"ALTER INDEX ix_{table}_{old} RENAME TO ix_{table}_{new}")
+        return
+    if indexed:
+        op.drop_index(f"ix_{table}_{old}", table_name=table)
+    with op.batch_alter_table(table) as batch_op:
+        batch_op.alter_column(
+            old, new_column_name=new, existing_type=sa.Integer(), existing_nullable=nullable
+        )
+    with op.batch_alter_table(table, recreate="always") as batch_op:
+        for before, after in names:
+            kind = "unique" if before.startswith("uq_") else "foreignkey"
+            batch_op.drop_constraint(before, type_=kind)
+            if kind == "unique":
+                batch_op.create_unique_constraint(after, [new, "feedback_key"])
+            else:
+                batch_op.create_foreign_key(after, "messages", [new], ["id"])
+    if indexed:
+        op.create_index(f"ix_{table}_{new}", table, [new])
