@@ -138,5 +138,7 @@ def test_rows_written_under_message_id_stay_linked_as_message_pk(
     command.upgrade(config, "head")
     with get_engine().connect() as conn:
         after = [conn.execute(sa.text(f"SELECT message_pk FROM {t}")).scalar_one() for t in LINKS]
+        outcome = conn.execute(sa.text("SELECT outcome FROM check_ins")).scalar_one()
 
     assert before == after == [message] * 3
+    assert outcome is None  # "" before: not resolved

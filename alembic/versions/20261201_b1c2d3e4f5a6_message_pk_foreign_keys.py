@@ -3,6 +3,7 @@
 `messages.message_id` is the RFC 5322 Message-ID header; the integer keys that point at a
 message in delivery_attempts, subscription_events and check_ins become `message_pk`, with
 their indexes and constraints renamed to match. The rows and their links are kept.
+`check_ins.outcome` (models.RedFlagOutcome) is NULL, not "", until the red flag is resolved.
 
 Revision ID: b1c2d3e4f5a6
 Revises: a9c8b7d6e5f4
@@ -28,13 +29,21 @@ TABLES = (
     ("check_ins", False, False, False),
 )
 
+OUTCOME = sa.String(length=16)
+
 
 def upgrade() -> None:
     for table, nullable, indexed, unique in TABLES:
         _rename(table, "message_id", "message_pk", nullable, indexed, unique)
+    with op.batch_alter_table("check_ins") as batch_op:
+        batch_op.alter_column("outcome", existing_type=OUTCOME, nullable=True, server_default=None)
+    op.execute("UPDATE check_ins SET outcome = NULL WHERE outcome = ''")
 
 
 def downgrade() -> None:
+    op.execute("UPDATE check_ins SET outcome = '' WHERE outcome IS NULL")
+    with op.batch_alter_table("check_ins") as batch_op:
+        batch_op.alter_column("outcome", existing_type=OUTCOME, nullable=False, server_default="")
     for table, nullable, indexed, unique in TABLES:
         _rename(table, "message_pk", "message_id", nullable, indexed, unique)
 

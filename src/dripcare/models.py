@@ -522,6 +522,13 @@ class RedFlagState(enum.StrEnum):
     RESOLVED = "resolved"
 
 
+class RedFlagOutcome(enum.StrEnum):
+    """How the clinic resolved a red flag (red_flags.resolve)."""
+
+    RESUME = "resume"  # the held emails go out again (those whose time has passed are skipped)
+    STOP = "stop"  # the sequence stops
+
+
 class CheckIn(Base):
     """A patient's answer to "How is your skin today?" from a check-in email."""
 
@@ -540,7 +547,7 @@ class CheckIn(Base):
     acknowledged_by: Mapped[str] = mapped_column(String(320), default="", server_default="")
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[str] = mapped_column(String(320), default="", server_default="")
-    outcome: Mapped[str] = mapped_column(String(16), default="", server_default="")  # resume|stop
+    outcome: Mapped[RedFlagOutcome | None] = mapped_column(_enum(RedFlagOutcome))  # once resolved
     resolution_note: Mapped[str] = mapped_column(String(1000), default="", server_default="")
     # the one-click acknowledgement link's id (staff_links.py); used once
     ack_jti: Mapped[str] = mapped_column(String(32), default="", server_default="")
