@@ -22,19 +22,19 @@ down_revision: str | Sequence[str] | None = "a9c8b7d6e5f4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# table, nullable, has an index of its own, has a unique (key, feedback_key)
+# table, nullable, has a unique (key, feedback_key); an index of the key is renamed if there is one
 TABLES = (
-    ("delivery_attempts", False, True, True),
-    ("subscription_events", True, True, False),
-    ("check_ins", False, False, False),
+    ("delivery_attempts", False, True),
+    ("subscription_events", True, False),
+    ("check_ins", False, False),
 )
 
 OUTCOME = sa.String(length=16)
 
 
 def upgrade() -> None:
-    for table, nullable, indexed, unique in TABLES:
-        _rename(table, "message_id", "message_pk", nullable, indexed, unique)
+    for table, nullable, unique in TABLES:
+        _rename(table, "message_id", "message_pk", nullable, unique)
     with op.batch_alter_table("check_ins") as batch_op:
         batch_op.alter_column("outcome", existing_type=OUTCOME, nullable=True, server_default=None)
     op.execute("UPDATE check_ins SET outcome = NULL WHERE outcome = ''")
@@ -44,12 +44,15 @@ def downgrade() -> None:
     op.execute("UPDATE check_ins SET outcome = '' WHERE outcome IS NULL")
     with op.batch_alter_table("check_ins") as batch_op:
         batch_op.alter_column("outcome", existing_type=OUTCOME, nullable=False, server_default="")
-    for table, nullable, indexed, unique in TABLES:
-        _rename(table, "message_pk", "message_id", nullable, indexed, unique)
+    for table, nullable, unique in TABLES:
+        _rename(table, "message_pk", "message_id", nullable, unique)
 
 
-def _rename(table: str, old: str, new: str, nullable: bool, indexed: bool, unique: bool) -> None:
+def _rename(table: str, old: str, new: str, nullable: bool, unique: bool) -> None:
     """PostgreSQL renames in place (no rewrite, no index rebuild); SQLite copies the table."""
+    indexed = f"ix_{table}_{old}" in {
+        i["name"] for i in sa.inspect(op.get_bind()).get_indexes(table)
+    }
     names = [
         (f"fk_{table}_{old}_messages", f"fk_{table}_{new}_messages"),
         *([(f"uq_{table}_{old}_feedback_key", f"uq_{table}_{new}_feedback_key")] if unique else []),
