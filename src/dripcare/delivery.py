@@ -767,7 +767,7 @@ def _log_attempts(session: Session, outcomes: list[Outcome], now: datetime) -> N
         insert(DeliveryAttempt),
         [
             {
-                "message_id": o.pk,
+                "message_pk": o.pk,
                 "at": now,
                 "outcome": o.status.value,
                 "smtp_code": o.code,
@@ -808,10 +808,10 @@ WITH outcome AS (
     WHERE m.id = ANY(CAST(:ids AS integer[])) AND m.id = outcome.id AND m.lease_token = :token
     RETURNING m.id
 )
-INSERT INTO delivery_attempts (message_id, at, outcome, smtp_code, detail)
+INSERT INTO delivery_attempts (message_pk, at, outcome, smtp_code, detail)
 SELECT outcome.id, :now, outcome.status, outcome.code, outcome.detail
 FROM outcome JOIN written ON written.id = outcome.id
-RETURNING message_id
+RETURNING message_pk
 """
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 

@@ -92,7 +92,7 @@ def message_page(
     rendered, problem = _render(session, message.id)
     attempts = session.scalars(
         select(DeliveryAttempt)
-        .where(DeliveryAttempt.message_id == message.id)
+        .where(DeliveryAttempt.message_pk == message.id)
         .order_by(DeliveryAttempt.id)
     ).all()
     enrollment = message.enrollment

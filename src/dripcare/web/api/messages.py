@@ -70,7 +70,7 @@ def read(message_id: Id, clinic: ClinicDep, session: SessionDep) -> MessageOut:
         raise NotFound(f"no message with id {message_id}")
     attempts = session.scalars(
         select(DeliveryAttempt)
-        .where(DeliveryAttempt.message_id == message.id)
+        .where(DeliveryAttempt.message_pk == message.id)
         .order_by(DeliveryAttempt.id)
     ).all()
     summary = message_summary(message, message.enrollment.timezone)
@@ -82,7 +82,7 @@ def read(message_id: Id, clinic: ClinicDep, session: SessionDep) -> MessageOut:
         message_id=message.message_id,
         last_error=message.last_error,
         deliveries=[
-            Delivery(at=a.at, outcome=a.outcome, smtp_code=a.smtp_code, detail=a.detail)
+            Delivery(at=a.at, outcome=a.outcome.value, smtp_code=a.smtp_code, detail=a.detail)
             for a in attempts
         ],
     )

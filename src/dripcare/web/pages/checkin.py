@@ -92,7 +92,7 @@ def answer(
     request: Request, token: str, check_in_id: Id, session: SessionDep, message: TokenMessage
 ) -> HTMLResponse:
     check_in = session.get(CheckIn, check_in_id)
-    if check_in is None or check_in.message_id != message.id:
+    if check_in is None or check_in.message_pk != message.id:
         raise LinkNotFound
     days = checkins.days_since_treatment(session, message)
     expected = checkins.clinical_of(session, message).course_on(days)
