@@ -30,12 +30,12 @@ from dripcare.previews import (
     checked_preview,
     send_test_email,
 )
+from dripcare.rate_limits import Limiter, make_limiter
 from dripcare.rendering import RenderError
 from dripcare.template_checks import Problem, ProblemsFound
 from dripcare.web.admin.deps import AdminContext, AdminDep, AdminNotFound, CsrfFormDep
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep
-from dripcare.web.ratelimit import Limiter, make_limiter
 
 router = APIRouter()
 Line = Annotated[str, Form(max_length=300)]
