@@ -29,6 +29,7 @@ from dripcare.cli_senders import (
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.errors import UserError
+from dripcare.models import Enrollment
 
 
 @click.group(cls=CommandGroup)
@@ -515,7 +516,7 @@ def timeline(enrollment_id: int, as_json: bool) -> None:
     emit(as_json, data, _timeline_text(data))
 
 
-def _timeline_data(session: Any, enrollment: enrollments.Enrollment) -> dict[str, Any]:
+def _timeline_data(session: Any, enrollment: Enrollment) -> dict[str, Any]:
     from zoneinfo import ZoneInfo
 
     zone = ZoneInfo(enrollment.timezone)

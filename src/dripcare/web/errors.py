@@ -158,7 +158,8 @@ def html_not_found(app: FastAPI, prefixes: tuple[str, ...], page: NotFoundPage) 
 
 def _not_found_page(request: Request) -> NotFoundPage | None:
     path = request.url.path
-    for prefixes, page in request.app.state.not_found_pages:
+    pages: list[tuple[tuple[str, ...], NotFoundPage]] = request.app.state.not_found_pages
+    for prefixes, page in pages:
         if any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes):
             return page
     return None
