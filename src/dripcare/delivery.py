@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from dripcare import (
     backoff,
+    channels,
     circuit,
     clinic_transports,
     db_faults,
@@ -568,18 +569,38 @@ def _deliver(
                 suppressed=True,
                 cause=StopCause.SUPPRESSED,
             )
-    for own, group in clinic_transports.grouped(pending, settings, transport):
-        key = circuit.key_for(None if own is transport else group[0].clinic.id)
-        result.keys.update((job.pk, key) for job in group)
-        failures = BatchResult()
-        for outcome in _deliver_over(own, group, settings, now, failures):
-            if outcome.send_seconds is not None:
-                result.reached.add(key)
-            yield outcome
-        if failures.transport_failure is not None:
-            result.transport_failures[key] = failures.transport_failure
-            if key == circuit.PLATFORM:
-                result.transport_failure = failures.transport_failure
+    by_channel: dict[str, list[Job]] = {}
+    for job in pending:
+        by_channel.setdefault(channels.channel_of(job), []).append(job)
+    for name, group in by_channel.items():  # each channel's sender made once per batch
+        yield from CHANNELS[name](transport, settings).deliver(group, now, result)
+
+
+class EmailChannel:
+    """Email, through the platform's SMTP server or the clinic's own: one connection each."""
+
+    def __init__(self, transport: Transport, settings: Settings) -> None:
+        self.transport, self.settings = transport, settings
+
+    def deliver(
+        self, jobs: list[Job], now: Callable[[], datetime], result: BatchResult
+    ) -> Iterator[Outcome]:
+        platform, settings = self.transport, self.settings
+        for own, group in clinic_transports.grouped(jobs, settings, platform):
+            key = circuit.key_for(None if own is platform else group[0].clinic.id)
+            result.keys.update((job.pk, key) for job in group)
+            failures = BatchResult()
+            for outcome in _deliver_over(own, group, settings, now, failures):
+                if outcome.send_seconds is not None:
+                    result.reached.add(key)
+                yield outcome
+            if failures.transport_failure is not None:
+                result.transport_failures[key] = failures.transport_failure
+                if key == circuit.PLATFORM:
+                    result.transport_failure = failures.transport_failure
+
+
+CHANNELS: dict[str, channels.ChannelFactory] = {channels.EMAIL: EmailChannel}
 
 
 def _deliver_over(
