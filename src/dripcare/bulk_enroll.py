@@ -130,7 +130,17 @@ def enroll_many(
             outcomes[row.index] = exc
     quiet = clinic_quiet_hours(clinic.quiet_hours, settings)
     domain = sender_domain(clinic.sender_email)
-    slow += _create(session, clinic.id, domain, new, outcomes, settings, now, quiet, answer)
+    slow += _create(
+        session,
+        clinic.id,
+        domain,
+        new,
+        outcomes,
+        settings=settings,
+        now=now,
+        quiet=quiet,
+        answer=answer,
+    )
     for row in sorted(slow, key=lambda r: r.index):
         outcomes[row.index] = _one(session, row.req, settings, now)
     session.flush()
@@ -286,6 +296,7 @@ def _create(
     domain: str,
     new: list[_New],
     outcomes: list[Outcome | None],
+    *,
     settings: Settings,
     now: datetime,
     quiet: Any,

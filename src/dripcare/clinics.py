@@ -131,7 +131,7 @@ def logo_url_problem(url: str) -> str | None:
     return None
 
 
-def create_clinic(
+def create_clinic(  # noqa: PLR0913 (keyword-only: the clinic form's fields)
     session: Session,
     *,
     name: str,
