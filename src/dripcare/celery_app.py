@@ -43,8 +43,6 @@ class TypedTask(Protocol[P, R]):
 
     Celery ships no types: without this, `send_batch.delay(...)` would accept anything."""
 
-    name: str
-
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Any: ...
