@@ -29,6 +29,7 @@ from dripcare.cli_senders import (
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.errors import UserError
+from dripcare.models import Enrollment
 
 
 @click.group(cls=CommandGroup)
@@ -439,6 +440,7 @@ def patient_revoke_links(clinic_id: int, email: str, as_json: bool) -> None:
 @quiet_option("the enrollment's id")
 @user_errors
 def enroll(
+    *,
     clinic_id: int,
     email: str,
     first_name: str,
@@ -515,7 +517,7 @@ def timeline(enrollment_id: int, as_json: bool) -> None:
     emit(as_json, data, _timeline_text(data))
 
 
-def _timeline_data(session: Any, enrollment: enrollments.Enrollment) -> dict[str, Any]:
+def _timeline_data(session: Any, enrollment: Enrollment) -> dict[str, Any]:
     from zoneinfo import ZoneInfo
 
     zone = ZoneInfo(enrollment.timezone)

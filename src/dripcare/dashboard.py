@@ -204,7 +204,7 @@ def needs_attention(
 
 
 def _first_rows(
-    session: Session, query: Select, clinic: Any, scope: Scope, limit: int
+    session: Session, query: Select[*tuple[Any, ...]], clinic: Any, scope: Scope, limit: int
 ) -> tuple[list[Any], int]:
     """The first `limit` rows of `query` in `scope`, and how many there are in all."""
     if scope.clinic_id is not None:
