@@ -182,7 +182,7 @@ def seed(messages: int, now: datetime) -> None:
                         "id": check_in_pk,
                         "clinic_id": clinic.id,
                         "enrollment_id": pk,
-                        "message_id": message_pk,
+                        "message_pk": message_pk,
                         "level": level,
                         "answers": [],
                         "created_at": at,
@@ -217,7 +217,7 @@ def seed(messages: int, now: datetime) -> None:
                 {
                     "clinic_id": clinic.id,
                     "patient_id": pk,
-                    "message_id": None,
+                    "message_pk": None,
                     "change": "unsubscribed",
                     "source": "one-click",
                     "at": treated + timedelta(days=rng.uniform(1, 10)),

@@ -53,7 +53,7 @@ UPDATE messages SET status = 'queued', due_at = now() - interval '10 minutes' * 
                     lease_until = now() + interval '5 minutes', lease_token = 'bench'
 WHERE id IN (SELECT id FROM messages WHERE status = 'sent' ORDER BY id DESC LIMIT 200);
 
-INSERT INTO check_ins (clinic_id, enrollment_id, message_id, level, answers, created_at)
+INSERT INTO check_ins (clinic_id, enrollment_id, message_pk, level, answers, created_at)
 SELECT m.clinic_id, m.enrollment_id, m.id, 'urgent', '["worse"]',
        m.due_at + interval '1 hour'
 FROM messages m WHERE m.status = 'sent' ORDER BY m.id LIMIT 5000;

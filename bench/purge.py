@@ -68,7 +68,7 @@ UPDATE messages SET status = 'scheduled', sent_at = NULL
 WHERE id IN (SELECT min(id) FROM messages GROUP BY enrollment_id
              HAVING enrollment_id % :every = 0);
 
-INSERT INTO delivery_attempts (message_id, at, outcome, smtp_code, detail)
+INSERT INTO delivery_attempts (message_pk, at, outcome, smtp_code, detail)
 SELECT id, :then, 'sent', 250, '' FROM messages WHERE status = 'sent';
 """
 

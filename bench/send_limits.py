@@ -15,8 +15,8 @@ import time
 
 import redis
 
+from dripcare.rate_limits import Limiter, MemoryLimiter, RedisLimiter
 from dripcare.send_limits import SendLimits, Slowdowns
-from dripcare.web.ratelimit import Limiter, MemoryLimiter, RedisLimiter
 
 
 def per_call(limits: SendLimits, calls: int) -> float:

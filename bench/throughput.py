@@ -840,7 +840,7 @@ def check_sink(sink: Sink, expected_ids: set[str], label: str) -> list[str]:
 
 def check_rows(n: int) -> list[str]:
     """Every row sent, after exactly one attempt, with one `sent` attempt logged."""
-    from sqlalchemy import text
+    from sqlalchemy import inspect, text
 
     from dripcare.db import get_engine
 
@@ -851,9 +851,12 @@ def check_rows(n: int) -> list[str]:
                 "count(*) filter (where attempts = 1) from messages"
             )
         ).one()
+        # message_pk since migration b1c2d3e4f5a6; older trees (--compare baselines) say message_id
+        columns = {c["name"] for c in inspect(conn).get_columns("delivery_attempts")}
+        key = "message_pk" if "message_pk" in columns else "message_id"
         logged = conn.execute(
             text(
-                "select count(*), count(distinct message_id) from delivery_attempts "
+                f"select count(*), count(distinct {key}) from delivery_attempts "
                 "where outcome = 'sent'"
             )
         ).one()

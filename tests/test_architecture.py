@@ -66,8 +66,6 @@ EDGE = re.compile(
     r"dripcare\.(cli(_\w+)?|tasks|celery_app|beat|health|devserver|web|webhooks)(\.|$)"
 )
 FRAMEWORKS = {"celery", "kombu", "fastapi", "starlette", "click"}
-# The token-bucket limiter still lives in web/; it moves out with the channel seam (issue 15).
-KNOWN = {("dripcare.send_limits", "dripcare.web.ratelimit")}
 
 
 def _module_name(path: Path) -> str:
@@ -128,7 +126,7 @@ def test_domain_modules_import_neither_the_edges_nor_their_frameworks() -> None:
         for dep in deps
         if EDGE.match(dep) or dep.split(".")[0] in FRAMEWORKS
     }
-    assert wrong - KNOWN == set()
+    assert wrong == set()
 
 
 def test_the_check_sees_a_module_that_imports_the_editor() -> None:

@@ -54,14 +54,14 @@ def sent_at(message_id: int, at: datetime) -> None:
     mark(message_id, status=MessageStatus.SENT, sent_at=at, updated_at=at)
 
 
-def check_in(message_id: int, at: datetime, level: CheckInLevel = CheckInLevel.FINE) -> int:
+def check_in(message_pk: int, at: datetime, level: CheckInLevel = CheckInLevel.FINE) -> int:
     with session_scope() as session:
-        message = session.get(Message, message_id)
+        message = session.get(Message, message_pk)
         assert message is not None
         row = CheckIn(
             clinic_id=message.clinic_id,
             enrollment_id=message.enrollment_id,
-            message_id=message.id,
+            message_pk=message.id,
             level=level,
             answers=[],
             created_at=at,
@@ -215,7 +215,7 @@ def test_late_emails_are_those_due_past_the_threshold_and_not_sent(
         late = dashboard.late_emails(session, Scope(clinic), NOW)
         first = dashboard.late_emails(session, Scope(clinic), NOW, limit=1)
 
-    assert [e.message_id for e in late.entries] == [ids[0], ids[1]]
+    assert [e.message_pk for e in late.entries] == [ids[0], ids[1]]
     assert late.total == 2 and first.total == 2 and len(first.entries) == 1
     assert late.entries[0].email == "pat@example.com"
     assert late.entries[0].since == NOW - timedelta(hours=2)

@@ -307,9 +307,9 @@ def test_a_flush_records_only_the_rows_still_ours_each_with_its_fields_and_one_a
     assert (stolen.status, stolen.lease_token) == (MessageStatus.QUEUED, "other")
     with session_scope() as session:
         attempts = session.execute(
-            select(DeliveryAttempt.message_id, DeliveryAttempt.outcome, DeliveryAttempt.smtp_code)
-            .where(DeliveryAttempt.message_id.in_(claim.message_ids))
-            .order_by(DeliveryAttempt.message_id)
+            select(DeliveryAttempt.message_pk, DeliveryAttempt.outcome, DeliveryAttempt.smtp_code)
+            .where(DeliveryAttempt.message_pk.in_(claim.message_ids))
+            .order_by(DeliveryAttempt.message_pk)
         ).all()
     expected = [(sent_pk, "sent", None), (deferred_pk, "scheduled", 451)]
     assert [tuple(a) for a in attempts] == expected

@@ -67,7 +67,7 @@ def test_a_permanent_recipient_bounce_suppresses_and_stops_only_that_patient(
         listed = session.execute(select(Suppression.email, Suppression.source)).all()
         reason = session.scalar(select(Suppression.reason))
         history = session.scalars(
-            select(DeliveryAttempt.outcome).where(DeliveryAttempt.message_id == message.id)
+            select(DeliveryAttempt.outcome).where(DeliveryAttempt.message_pk == message.id)
         ).all()
     assert listed == [("pat@example.com", "bounce")]
     assert reason is not None and "5.1.1 <pat@example.com>: user unknown" in reason

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from alembic import command
 
+from dripcare.config import Settings
 from dripcare.migrations import alembic_config
 
 
@@ -93,3 +95,50 @@ def test_stored_versions_get_microneedlings_former_clinical_data(database: str) 
     assert stored.clinical == load_campaign_dir(CAMPAIGN_DIR).clinical
     assert digest == stored.digest() == load_campaign_dir(CAMPAIGN_DIR).digest()
     assert default == "microneedling"  # the clinic has that campaign
+
+
+LINKS = ("delivery_attempts", "check_ins", "subscription_events")
+FIRST_OF = (
+    "JOIN enrollments ON enrollments.id = messages.enrollment_id "
+    "WHERE enrollments.id = :e ORDER BY messages.id LIMIT 1"
+)
+ATTEMPT = "INSERT INTO delivery_attempts ({}, at, outcome, detail) VALUES (:m, :at, 'sent', '')"
+CHECK_IN = (
+    "INSERT INTO check_ins (clinic_id, enrollment_id, {}, level, answers, created_at) "
+    "VALUES (:c, :e, :m, 'fine', '[]', :at)"
+)
+EVENT = (
+    "INSERT INTO subscription_events (clinic_id, patient_id, {}, change, source, at) "
+    "VALUES (:c, :p, :m, 'unsubscribed', 'web', :at)"
+)
+
+
+def test_rows_written_under_message_id_stay_linked_as_message_pk(
+    database: str, settings: Settings
+) -> None:
+    """b1c2d3e4f5a6 renames the integer keys to messages.id: every row keeps its message."""
+    import sqlalchemy as sa
+
+    from dripcare.db import get_engine
+    from tests.factories import make_clinic, make_enrollment
+
+    config = alembic_config()
+    enrollment = make_enrollment(settings, make_clinic(), "2026-11-25T10:00:00-05:00")
+    command.downgrade(config, "a9c8b7d6e5f4")
+    with get_engine().begin() as conn:
+        query = f"SELECT messages.id, messages.clinic_id, patient_id FROM messages {FIRST_OF}"
+        message, clinic, patient = conn.execute(sa.text(query), {"e": enrollment}).one()
+        values = {"m": message, "c": clinic, "e": enrollment, "p": patient, "at": datetime.now(UTC)}
+        for statement in (ATTEMPT, CHECK_IN, EVENT):
+            conn.execute(sa.text(statement.format("message_id")), values)
+    command.upgrade(config, "head")
+    command.downgrade(config, "a9c8b7d6e5f4")
+    with get_engine().connect() as conn:
+        before = [conn.execute(sa.text(f"SELECT message_id FROM {t}")).scalar_one() for t in LINKS]
+    command.upgrade(config, "head")
+    with get_engine().connect() as conn:
+        after = [conn.execute(sa.text(f"SELECT message_pk FROM {t}")).scalar_one() for t in LINKS]
+        outcome = conn.execute(sa.text("SELECT outcome FROM check_ins")).scalar_one()
+
+    assert before == after == [message] * 3
+    assert outcome is None  # "" before: not resolved

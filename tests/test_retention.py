@@ -110,7 +110,7 @@ def test_purge_deletes_finished_rows_and_keeps_followed_treatments_and_suppressi
     assert done.counts["idempotent_requests"] == 1 and count(IdempotentRequest) == 0
     assert done.counts["login_failures"] == 1 and count(LoginFailure) == 0
     assert count(Suppression) == 1  # still never mailed again
-    assert count(SubscriptionEvent, SubscriptionEvent.message_id.is_(None)) == 1  # kept, unlinked
+    assert count(SubscriptionEvent, SubscriptionEvent.message_pk.is_(None)) == 1  # kept, unlinked
     assert count(Enrollment) == 2
     assert count(AuditEvent, AuditEvent.action == "data.purge") == 1
 

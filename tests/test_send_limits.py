@@ -16,6 +16,7 @@ from dripcare import delivery
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.models import Message, MessageStatus, Patient
+from dripcare.rate_limits import MemoryLimiter, RedisLimiter
 from dripcare.send_limits import (
     PROVIDER_GROUPS,
     ConnectionSlots,
@@ -31,7 +32,6 @@ from dripcare.send_limits import (
     parse_limits,
 )
 from dripcare.transports import SMTPTransport
-from dripcare.web.ratelimit import MemoryLimiter, RedisLimiter
 from tests.factories import make_clinic, make_enrollment
 from tests.smtp_server import SMTPServer
 

@@ -30,6 +30,7 @@ from dripcare.config import Settings, get_settings
 from dripcare.db import SessionScope
 from dripcare.dispatch import claim_rows
 from dripcare.models import (
+    AlertChannel,
     AlertKind,
     AlertStatus,
     CheckIn,
@@ -108,12 +109,12 @@ def _deliver_one(
         transport = transport_alerts.route(session, settings, clinic, platform)
     error, url = "", ""
     try:
-        if alert.channel == transport_alerts.OPERATOR_HOOK:
+        if alert.channel == AlertChannel.OPERATOR_HOOK:
             url, secret = settings.operator_webhook_url, settings.operator_webhook_secret
             _post_webhook(event, url, secret, http)
-        elif alert.kind in transport_alerts.KINDS and alert.channel != "webhook":
+        elif alert.kind in transport_alerts.KINDS and alert.channel != AlertChannel.WEBHOOK:
             _send_transport_email(alert, clinic, settings.operator_email, transport)
-        elif alert.channel == "email":
+        elif alert.channel == AlertChannel.EMAIL:
             _send_email(alert, event, transport)
         else:
             assert clinic is not None
@@ -168,7 +169,7 @@ def _load(
             ],
             "enrollment_id": enrollment.id,
             "patient_id": patient.id,
-            "message_id": check_in.message_id,
+            "message_id": check_in.message_pk,
             "treated_at": enrollment.treated_at.isoformat(),
         },
     }

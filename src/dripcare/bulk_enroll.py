@@ -41,7 +41,7 @@ from dripcare.enrollment_input import EnrollRequest, clean_external_id
 from dripcare.enrollments import enroll
 from dripcare.errors import UserError
 from dripcare.message_ids import sender_domain
-from dripcare.models import Campaign, Enrollment, EnrollmentStatus, Message, Patient, utcnow
+from dripcare.models import Campaign, Clinic, Enrollment, EnrollmentStatus, Message, Patient, utcnow
 from dripcare.outbox_rows import Placement, ScheduledMessage, placements
 from dripcare.send_rules import clinic_quiet_hours
 from dripcare.treatment_time import parse_treated_at
@@ -117,6 +117,35 @@ def enroll_many(
         return []
     clinic = get_clinic(session, requests[0].clinic_id)
     rows = _checked(session, requests, outcomes)
+    new, slow = _sorted_rows(session, clinic, rows, outcomes, now)
+    quiet = clinic_quiet_hours(clinic.quiet_hours, settings)
+    domain = sender_domain(clinic.sender_email)
+    slow += _create(
+        session,
+        clinic.id,
+        domain,
+        new,
+        outcomes,
+        settings=settings,
+        schedules=schedules,
+        quiet=quiet,
+        answer=answer,
+    )
+    for row in sorted(slow, key=lambda r: r.index):
+        outcomes[row.index] = _one(session, row.req, settings, now)
+    session.flush()
+    return [cast(Outcome, outcome) for outcome in outcomes]
+
+
+def _sorted_rows(
+    session: Session,
+    clinic: Clinic,
+    rows: list[_Row],
+    outcomes: list[Outcome | None],
+    now: datetime,
+) -> tuple[list[_New], list[_Row]]:
+    """A chunk's checked rows as new patients to write in bulk, and rows `enroll` must take
+    one at a time; rows already answered (known external id, repeat, refusal) go in `outcomes`."""
     by_external = _existing_by_external_id(session, clinic.id, rows)
     known = _known_patients(session, clinic.id, rows)
     active = _active_of(session, [p["id"] for p in known.values()])
@@ -145,13 +174,7 @@ def enroll_many(
                 new.append(_New(row, zone, when(row.req.treated_at, zone)))
         except UserError as exc:
             outcomes[row.index] = exc
-    quiet = clinic_quiet_hours(clinic.quiet_hours, settings)
-    domain = sender_domain(clinic.sender_email)
-    slow += _create(session, clinic.id, domain, new, outcomes, settings, schedules, quiet, answer)
-    for row in sorted(slow, key=lambda r: r.index):
-        outcomes[row.index] = _one(session, row.req, settings, now)
-    session.flush()
-    return [cast(Outcome, outcome) for outcome in outcomes]
+    return new, slow
 
 
 def _one(session: Session, req: EnrollRequest, settings: Settings, now: datetime) -> Outcome:
@@ -346,6 +369,7 @@ def _create(
     domain: str,
     new: list[_New],
     outcomes: list[Outcome | None],
+    *,
     settings: Settings,
     schedules: Schedules,
     quiet: Any,

@@ -107,15 +107,8 @@ STEP_FIELDS = {
 }
 
 
-def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
-    """One [[steps]] entry, strictly typed: a typo must not silently change what is sent."""
-    label = f"{where}: step {number}"
-    unknown_fields = sorted(set(raw) - STEP_FIELDS)
-    if unknown_fields:
-        raise UserError(
-            f"{label}: unknown field(s) {', '.join(unknown_fields)}; "
-            f"a step takes {', '.join(sorted(STEP_FIELDS))}"
-        )
+def _offset(raw: dict[str, Any], label: str) -> dict[str, Any]:
+    """The step's offset as StepSpec's offset_days, offset_hours and offset_minutes."""
     offset = raw.get("offset", {})
     if not isinstance(offset, dict):
         raise UserError(f"{label}: offset must be a table such as {{ days = 1 }}, got {offset!r}")
@@ -132,6 +125,19 @@ def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
         StepTiming(*values.values())
     except ValueError as exc:
         raise UserError(f"{label}: {exc}") from exc
+    return values
+
+
+def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
+    """One [[steps]] entry, strictly typed: a typo must not silently change what is sent."""
+    label = f"{where}: step {number}"
+    unknown_fields = sorted(set(raw) - STEP_FIELDS)
+    if unknown_fields:
+        raise UserError(
+            f"{label}: unknown field(s) {', '.join(unknown_fields)}; "
+            f"a step takes {', '.join(sorted(STEP_FIELDS))}"
+        )
+    values = _offset(raw, label)
     flags = {
         name: _flag(raw, name, label)
         for name in ("checkin", "safety_only", "stop_now", "late_booking")

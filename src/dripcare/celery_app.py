@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from celery import Celery, Task, signals
 from celery.exceptions import CPendingDeprecationWarning, TaskPredicate
@@ -30,6 +31,23 @@ warnings.filterwarnings("ignore", rf"\s*{_CELERY_6_NOTICE}", CPendingDeprecation
 logging.getLogger("py.warnings").addFilter(
     lambda record: _CELERY_6_NOTICE not in record.getMessage()
 )
+
+
+P = ParamSpec("P")
+R = TypeVar("R", covariant=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TypedTask(Protocol[P, R]):
+    """What dripcare uses of a Celery task, with the signature of the function it runs.
+
+    Celery ships no types: without this, `send_batch.delay(...)` would accept anything."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Any: ...
+
+    def apply_async(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class TaskFailed(Exception):
@@ -97,20 +115,36 @@ def create_app() -> Celery:
     return app
 
 
-@signals.after_setup_logger.connect
-@signals.after_setup_task_logger.connect
+def task(**options: Any) -> Callable[[Callable[P, R]], TypedTask[P, R]]:
+    """`app.task(**options)`, typed: the task keeps its function's signature."""
+    return cast(Callable[[Callable[P, R]], TypedTask[P, R]], app.task(**options))
+
+
+def receiver(*signals: Any, **options: Any) -> Callable[[F], F]:
+    """Connect the function to each of these Celery signals, keeping its type (Celery's own
+    `signal.connect` decorator is untyped)."""
+
+    def connect(function: F) -> F:
+        for signal in signals:
+            signal.connect(function, **options)
+        return function
+
+    return connect
+
+
+@receiver(signals.after_setup_logger, signals.after_setup_task_logger)
 def _log_format(logger: logging.Logger, **_: Any) -> None:
     """Celery sets up its own handlers: DRIPCARE_LOG_FORMAT applies to them here."""
     use_format(logger, get_settings().log_format)
 
 
-@signals.task_prerun.connect
+@receiver(signals.task_prerun)
 def _task_id_in_logs(task_id: str, **_: Any) -> None:
     """A task's lines carry its id where an API request's carry the request id."""
     REQUEST_ID.set(task_id)
 
 
-@signals.task_postrun.connect
+@receiver(signals.task_postrun)
 def _task_done(**_: Any) -> None:
     REQUEST_ID.set("-")
 

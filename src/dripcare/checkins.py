@@ -17,6 +17,7 @@ from dripcare.compiled_campaigns import compiled
 from dripcare.email_context import care_values
 from dripcare.errors import UserError
 from dripcare.models import (
+    AlertChannel,
     Campaign,
     CheckIn,
     CheckInLevel,
@@ -57,7 +58,7 @@ def record(session: Session, message: Message, *, worried: bool, codes: list[str
     check_in = CheckIn(
         clinic_id=message.clinic_id,
         enrollment_id=message.enrollment_id,
-        message_id=message.id,
+        message_pk=message.id,
         level=level,
         answers=sorted(set(codes)),
     )
@@ -81,7 +82,7 @@ def shown_to_patient(level: CheckInLevel, clinic: Clinic) -> str:
 def _queue_alerts(session: Session, check_in: CheckIn) -> None:
     clinic = session.get(Clinic, check_in.clinic_id)
     assert clinic is not None
-    channels = ["email"] + (["webhook"] if clinic.webhook_url else [])
+    channels = AlertChannel.of_clinic(clinic)
     red_flags.open_alert(check_in)
     check_in.ack_jti = staff_links.new_jti()
     check_in.escalate_at = escalation.first_escalation(clinic, check_in.created_at)
@@ -123,5 +124,5 @@ def list_check_ins(
 
 def flag_texts(session: Session, check_in: CheckIn) -> list[str]:
     """The words the patient ticked, for the clinic to read, from the email's campaign version."""
-    clinical = clinical_of(session, session.get_one(Message, check_in.message_id))
+    clinical = clinical_of(session, session.get_one(Message, check_in.message_pk))
     return [flag.text if (flag := clinical.flag(code)) else code for code in check_in.answers]

@@ -448,6 +448,7 @@ def patient_revoke_links(clinic_id: int, email: str, as_json: bool) -> None:
 @quiet_option("the enrollment's id")
 @user_errors
 def enroll(
+    *,
     clinic_id: int,
     email: str,
     first_name: str,

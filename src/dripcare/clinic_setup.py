@@ -17,7 +17,7 @@ from dripcare.models import Clinic
 from dripcare.validation import check_timezone, normalize_email
 
 
-def create_clinic(
+def create_clinic(  # noqa: PLR0913 (keyword-only: the clinic form's fields)
     session: Session,
     *,
     name: str,

@@ -167,7 +167,7 @@ def _per_day(
 
 @dataclass(frozen=True)
 class Entry:
-    """One thing to look at: whose, what, since when; `message_id` when it is one email."""
+    """One thing to look at: whose, what, since when; `message_pk` when it is one email."""
 
     clinic_id: int
     patient_id: int
@@ -175,7 +175,7 @@ class Entry:
     email: str
     what: str
     since: datetime
-    message_id: int | None = None
+    message_pk: int | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def needs_attention(
 
 
 def _first_rows(
-    session: Session, query: Select, clinic: Any, scope: Scope, limit: int
+    session: Session, query: Select[*tuple[Any, ...]], clinic: Any, scope: Scope, limit: int
 ) -> tuple[list[Any], int]:
     """The first `limit` rows of `query` in `scope`, and how many there are in all."""
     if scope.clinic_id is not None:

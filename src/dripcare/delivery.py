@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from dripcare import (
     backoff,
+    channels,
     circuit,
     clinic_transports,
     db_faults,
@@ -448,18 +449,38 @@ def _deliver(
                 suppressed=True,
                 cause=StopCause.SUPPRESSED,
             )
-    for own, group in clinic_transports.grouped(pending, settings, transport):
-        key = circuit.key_for(None if own is transport else group[0].clinic.id)
-        result.keys.update((job.pk, key) for job in group)
-        failures = BatchResult()
-        for outcome in _deliver_over(own, group, settings, now, failures):
-            if outcome.send_seconds is not None:
-                result.reached.add(key)
-            yield outcome
-        if failures.transport_failure is not None:
-            result.transport_failures[key] = failures.transport_failure
-            if key == circuit.PLATFORM:
-                result.transport_failure = failures.transport_failure
+    by_channel: dict[str, list[Job]] = {}
+    for job in pending:
+        by_channel.setdefault(channels.channel_of(job), []).append(job)
+    for name, group in by_channel.items():  # each channel's sender made once per batch
+        yield from CHANNELS[name](transport, settings).deliver(group, now, result)
+
+
+class EmailChannel:
+    """Email, through the platform's SMTP server or the clinic's own: one connection each."""
+
+    def __init__(self, transport: Transport, settings: Settings) -> None:
+        self.transport, self.settings = transport, settings
+
+    def deliver(
+        self, jobs: list[Job], now: Callable[[], datetime], result: BatchResult
+    ) -> Iterator[Outcome]:
+        platform, settings = self.transport, self.settings
+        for own, group in clinic_transports.grouped(jobs, settings, platform):
+            key = circuit.key_for(None if own is platform else group[0].clinic.id)
+            result.keys.update((job.pk, key) for job in group)
+            failures = BatchResult()
+            for outcome in _deliver_over(own, group, settings, now, failures):
+                if outcome.send_seconds is not None:
+                    result.reached.add(key)
+                yield outcome
+            if failures.transport_failure is not None:
+                result.transport_failures[key] = failures.transport_failure
+                if key == circuit.PLATFORM:
+                    result.transport_failure = failures.transport_failure
+
+
+CHANNELS: dict[str, channels.ChannelFactory] = {channels.EMAIL: EmailChannel}
 
 
 def _deliver_over(
@@ -508,42 +529,14 @@ def _send_one(
     limits: send_limits.SendLimits | None = None,
 ) -> Outcome:
     version = job.version
-    if job.content_step is None:  # removed by a version published after this was claimed
-        reason = f"step {job.step.key!r} removed in version {version}"
-        return Outcome(job.pk, MessageStatus.CANCELLED, reason=reason, cause=StopCause.STEP_REMOVED)
-    condition = skipped_by(job.content_step.skip_if, marks_of(job.enrollment))
-    if condition is not None:  # marked after this was claimed: the mark wins
-        reason = SKIP_REASONS[condition]
-        return Outcome(
-            job.pk, MessageStatus.SKIPPED, reason, cause=StopCause.CONDITION, refund=True
-        )
-    timing = send_rules.timing_of_spec(job.content_step)
-    held = send_rules.hold(job.clinic, job.enrollment, timing, settings, now())
-    if held is not None:
-        late = StopCause.LATE if held.status == MessageStatus.SKIPPED else None
-        return Outcome(
-            job.pk, held.status, held.reason, due_at=held.due_at, cause=late, refund=True
-        )
+    if (stopped := _not_now(job, settings, now)) is not None:
+        return stopped
     limits = limits or send_limits.limits_for(settings)
     if (wait := limits.wait(job.to)) is not None:  # put back a little later; the batch goes on
         return _put_back(job, wait, now)
-    try:
-        data = build_email(job, settings, now())
-    except RenderError as exc:
-        return Outcome(
-            job.pk, MessageStatus.FAILED, reason="template error", error=str(exc), version=version
-        )
-    except SecretUnavailable as exc:  # the clinic's DKIM key cannot be opened here: wait for it
-        return _defer(job, settings, now(), str(exc), None, count=False)
-    except Exception as exc:  # one bad message must not sink its batch (and loop on recovery)
-        log.error("could not build message %s\n%s", job.pk, withheld(exc))
-        return Outcome(
-            job.pk,
-            MessageStatus.FAILED,
-            reason="could not build the email",
-            error=f"{type(exc).__name__}: {exc}",
-            version=version,
-        )
+    data = _built(job, settings, now)
+    if isinstance(data, Outcome):
+        return data
     sending = limits.start(job.to, settings.lease_seconds)
     if isinstance(sending, send_limits.Wait):  # its provider has all the sends it may at once
         return _put_back(job, sending, now)
@@ -574,6 +567,53 @@ def _send_one(
         sending.done()
     outcome.send_seconds = time.perf_counter() - start
     return outcome
+
+
+def _not_now(job: Job, settings: Settings, now: Callable[[], datetime]) -> Outcome | None:
+    """Why this message must not go now (its step removed or skipped since it was claimed, or
+    a send rule holding it); None when it may go."""
+    if job.content_step is None:  # removed by a version published after this was claimed
+        reason = f"step {job.step.key!r} removed in version {job.version}"
+        return Outcome(job.pk, MessageStatus.CANCELLED, reason=reason, cause=StopCause.STEP_REMOVED)
+    condition = skipped_by(job.content_step.skip_if, marks_of(job.enrollment))
+    if condition is not None:  # marked after this was claimed: the mark wins
+        reason = SKIP_REASONS[condition]
+        return Outcome(
+            job.pk, MessageStatus.SKIPPED, reason, cause=StopCause.CONDITION, refund=True
+        )
+    timing = send_rules.timing_of_spec(job.content_step)
+    held = send_rules.hold(job.clinic, job.enrollment, timing, settings, now())
+    if held is not None:
+        late = StopCause.LATE if held.status == MessageStatus.SKIPPED else None
+        return Outcome(
+            job.pk, held.status, held.reason, due_at=held.due_at, cause=late, refund=True
+        )
+    return None
+
+
+def _built(job: Job, settings: Settings, now: Callable[[], datetime]) -> bytes | Outcome:
+    """The email's bytes, or the outcome of a message that cannot be built."""
+    try:
+        return build_email(job, settings, now())
+    except RenderError as exc:
+        return Outcome(
+            job.pk,
+            MessageStatus.FAILED,
+            reason="template error",
+            error=str(exc),
+            version=job.version,
+        )
+    except SecretUnavailable as exc:  # the clinic's DKIM key cannot be opened here: wait for it
+        return _defer(job, settings, now(), str(exc), None, count=False)
+    except Exception as exc:  # one bad message must not sink its batch (and loop on recovery)
+        log.error("could not build message %s\n%s", job.pk, withheld(exc))
+        return Outcome(
+            job.pk,
+            MessageStatus.FAILED,
+            reason="could not build the email",
+            error=f"{type(exc).__name__}: {exc}",
+            version=job.version,
+        )
 
 
 def _put_back(job: Job, wait: send_limits.Wait, now: Callable[[], datetime]) -> Outcome:
@@ -647,7 +687,7 @@ def _log_attempts(session: Session, outcomes: list[Outcome], now: datetime) -> N
         insert(DeliveryAttempt),
         [
             {
-                "message_id": o.pk,
+                "message_pk": o.pk,
                 "at": now,
                 "outcome": o.status.value,
                 "smtp_code": o.code,
@@ -688,10 +728,10 @@ WITH outcome AS (
     WHERE m.id = ANY(CAST(:ids AS integer[])) AND m.id = outcome.id AND m.lease_token = :token
     RETURNING m.id
 )
-INSERT INTO delivery_attempts (message_id, at, outcome, smtp_code, detail)
+INSERT INTO delivery_attempts (message_pk, at, outcome, smtp_code, detail)
 SELECT outcome.id, :now, outcome.status, outcome.code, outcome.detail
 FROM outcome JOIN written ON written.id = outcome.id
-RETURNING message_id
+RETURNING message_pk
 """
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 

@@ -166,9 +166,9 @@ def run_dev(seed: bool = True, host: str = "127.0.0.1", port: int = 8000) -> Non
         click.echo(f"API:      not started, port {port} is in use (try --port)")
     from celery.signals import task_postrun
 
-    from dripcare.celery_app import DISPATCH_QUEUE, SEND_QUEUE, app
+    from dripcare.celery_app import DISPATCH_QUEUE, SEND_QUEUE, app, receiver
 
-    @task_postrun.connect(weak=False)
+    @receiver(task_postrun, weak=False)
     def _report(sender: Any = None, retval: Any = None, **_: Any) -> None:
         reporter.after(getattr(sender, "name", ""), retval)
 

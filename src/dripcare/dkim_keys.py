@@ -142,7 +142,7 @@ class Signer:
     def sign(self, settings: Settings, data: bytes) -> bytes:
         """The message with its DKIM-Signature header first (relaxed/relaxed)."""
         pem = secrets_box.open_secret(settings, self.sealed_key).encode()
-        header = _OpenSSLSigning(data, _private_key(pem)).sign(
+        header: bytes = _OpenSSLSigning(data, _private_key(pem)).sign(
             self.selector.encode(),
             self.domain.encode(),
             pem,

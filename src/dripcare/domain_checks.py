@@ -63,7 +63,7 @@ def _txt(resolver: dns.resolver.Resolver, name: str) -> list[str] | None:
         return []
     except dns.exception.DNSException:
         return None
-    return [b"".join(r.strings).decode(errors="replace") for r in answer]  # type: ignore[attr-defined]
+    return [b"".join(r.strings).decode(errors="replace") for r in answer]
 
 
 def check_spf(resolver: dns.resolver.Resolver, domain: str) -> Finding:

@@ -101,7 +101,7 @@ def _scrub_history(session: Session, patient_id: int, now: datetime) -> None:
     )
     session.execute(
         update(DeliveryAttempt)
-        .where(DeliveryAttempt.message_id.in_(message_ids))
+        .where(DeliveryAttempt.message_pk.in_(message_ids))
         .values(detail="")
         .execution_options(synchronize_session=False)
     )

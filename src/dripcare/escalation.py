@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from dripcare.errors import UserError
 from dripcare.models import (
+    AlertChannel,
     AlertKind,
     CheckIn,
     Clinic,
@@ -167,11 +168,11 @@ def _round(check_in: CheckIn, clinic: Clinic, number: int, now: datetime) -> lis
     emails = list(wanted.escalation_emails)
     if wanted.after_hours_email and not is_open(clinic, now):
         emails.insert(0, wanted.after_hours_email)
-    targets = [("email", a) for a in dict.fromkeys(emails)]
+    targets = [(AlertChannel.EMAIL, a) for a in dict.fromkeys(emails)]
     if wanted.escalation_webhook:
-        targets.append(("webhook", wanted.escalation_webhook))
+        targets.append((AlertChannel.WEBHOOK, wanted.escalation_webhook))
     if not targets:  # no list: remind the clinic's own alert channels
-        targets = [("email", "")]
+        targets = [(AlertChannel.EMAIL, "")]
     return [
         ClinicAlert(
             clinic_id=clinic.id,

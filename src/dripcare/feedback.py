@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from dripcare import smtp_replies, suppression, unreachable, verp
 from dripcare.config import Settings
 from dripcare.models import (
+    AttemptOutcome,
     DeliveryAttempt,
     Enrollment,
     Message,
@@ -139,15 +140,15 @@ def _record(session: Session, message: Message, event: FeedbackEvent, now: datet
     """Add the report to the message's history; False when it is there already."""
     key = _key(event)
     taken = select(DeliveryAttempt.id).where(
-        DeliveryAttempt.message_id == message.id, DeliveryAttempt.feedback_key == key
+        DeliveryAttempt.message_pk == message.id, DeliveryAttempt.feedback_key == key
     )
     if session.scalar(taken) is not None:
         return False
     words = " ".join(part for part in (event.status, event.diagnostic[:500]) if part)
     attempt = DeliveryAttempt(
-        message_id=message.id,
+        message_pk=message.id,
         at=now,
-        outcome=event.kind.value,
+        outcome=AttemptOutcome(event.kind),
         detail=f"{event.source}: {words}" if words else event.source,
         feedback_key=key,
     )

@@ -66,4 +66,4 @@ def process_unsubscribe_mail(raw: bytes, settings: Settings) -> Unsubscribed | N
 
 def _plain_body(message: EmailMessage) -> str:
     part = message.get_body(("plain",))
-    return part.get_content() if part is not None else ""  # type: ignore[union-attr]
+    return part.get_content() if part is not None else ""

@@ -156,7 +156,7 @@ def attempts_of(session: Session, message_pk: int) -> list[DeliveryAttempt]:
     return list(
         session.scalars(
             select(DeliveryAttempt)
-            .where(DeliveryAttempt.message_id == message_pk)
+            .where(DeliveryAttempt.message_pk == message_pk)
             .order_by(DeliveryAttempt.id)
         )
     )

@@ -97,8 +97,14 @@ class EnrollmentStatus(enum.StrEnum):
     SUPERSEDED = "superseded"
 
 
-def _enum(cls: type[enum.StrEnum]) -> Enum:
-    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+def _enum(cls: type[enum.StrEnum], length: int = 16) -> Enum:
+    return Enum(
+        cls,
+        native_enum=False,
+        validate_strings=True,
+        length=length,
+        values_callable=lambda e: [m.value for m in e],
+    )
 
 
 NAMING = {
@@ -405,19 +411,37 @@ class Message(Base):
         return self.step.key
 
 
+class AttemptOutcome(enum.StrEnum):
+    """What one delivery attempt came to: the message's status after a send (delivery.py), or
+    what the receiving side reported later (feedback.FeedbackKind)."""
+
+    SCHEDULED = "scheduled"  # a temporary refusal: tried again later
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    HELD = "held"
+    BOUNCE = "bounce"
+    DELAY = "delay"
+    COMPLAINT = "complaint"
+    DELIVERED = "delivered"
+
+
 class DeliveryAttempt(Base):
     """Append-only log of every send attempt and its outcome, and of what the receiving side
     reported later (bounce, delay, complaint, delivered: feedback.py)."""
 
     __tablename__ = "delivery_attempts"
     # a report applied once: a replayed webhook or DSN finds its key taken (NULLs never clash)
-    __table_args__ = (UniqueConstraint("message_id", "feedback_key"),)
+    __table_args__ = (UniqueConstraint("message_pk", "feedback_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # no index of its own: the unique index on (message_id, feedback_key) serves it
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    # no index of its own: the unique index on (message_pk, feedback_key) serves it
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"))
     at: Mapped[datetime] = mapped_column(default=utcnow)
-    outcome: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[AttemptOutcome] = mapped_column(_enum(AttemptOutcome))
     smtp_code: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[str] = mapped_column(Text, default="")
     feedback_key: Mapped[str | None] = mapped_column(String(200))
@@ -450,7 +474,7 @@ class Suppression(Base):
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
     email: Mapped[str] = mapped_column(String(320))
     reason: Mapped[str] = mapped_column(String(300))
-    source: Mapped[str] = mapped_column(String(32))  # a SuppressionSource value
+    source: Mapped[SuppressionSource] = mapped_column(_enum(SuppressionSource, length=32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -470,9 +494,9 @@ class SubscriptionEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    message_pk: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     change: Mapped[SubscriptionChange] = mapped_column(_enum(SubscriptionChange))
-    source: Mapped[str] = mapped_column(String(32))  # a SuppressionSource value
+    source: Mapped[SuppressionSource] = mapped_column(_enum(SuppressionSource, length=32))
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -518,6 +542,13 @@ class RedFlagState(enum.StrEnum):
     RESOLVED = "resolved"
 
 
+class RedFlagOutcome(enum.StrEnum):
+    """How the clinic resolved a red flag (red_flags.resolve)."""
+
+    RESUME = "resume"  # the held emails go out again (those whose time has passed are skipped)
+    STOP = "stop"  # the sequence stops
+
+
 class CheckIn(Base):
     """A patient's answer to "How is your skin today?" from a check-in email."""
 
@@ -526,7 +557,7 @@ class CheckIn(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id"), index=True)
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"))
     level: Mapped[CheckInLevel] = mapped_column(_enum(CheckInLevel))
     answers: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -536,7 +567,7 @@ class CheckIn(Base):
     acknowledged_by: Mapped[str] = mapped_column(String(320), default="", server_default="")
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[str] = mapped_column(String(320), default="", server_default="")
-    outcome: Mapped[str] = mapped_column(String(16), default="", server_default="")  # resume|stop
+    outcome: Mapped[RedFlagOutcome | None] = mapped_column(_enum(RedFlagOutcome))  # once resolved
     resolution_note: Mapped[str] = mapped_column(String(1000), default="", server_default="")
     # the one-click acknowledgement link's id (staff_links.py); used once
     ack_jti: Mapped[str] = mapped_column(String(32), default="", server_default="")
@@ -557,6 +588,18 @@ class AlertKind(enum.StrEnum):
     UNREACHABLE = "unreachable"  # a patient's address bounced or complained (patient_id)
     TRANSPORT = "transport"  # emails are paused: the mail server refuses us (detail)
     RESUMED = "resumed"  # the paused transport works again (detail)
+
+
+class AlertChannel(enum.StrEnum):
+    EMAIL = "email"  # the clinic's alert address (or an escalation's)
+    WEBHOOK = "webhook"  # the clinic's webhook URL (or an escalation's)
+    OPERATOR = "operator"  # the platform operator's email, DRIPCARE_OPERATOR_EMAIL
+    OPERATOR_HOOK = "operator-hook"  # the operator's webhook, DRIPCARE_OPERATOR_WEBHOOK_URL
+
+    @classmethod
+    def of_clinic(cls, clinic: Clinic) -> list[AlertChannel]:
+        """Where a clinic hears of an alert: always its alert email, its webhook if it has one."""
+        return [cls.EMAIL, *([cls.WEBHOOK] if clinic.webhook_url else [])]
 
 
 class ClinicAlert(Base):
@@ -580,7 +623,7 @@ class ClinicAlert(Base):
         _enum(AlertKind), default=AlertKind.RED_FLAG, server_default=AlertKind.RED_FLAG.value
     )
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
-    channel: Mapped[str] = mapped_column(String(16))  # email | webhook | operator[-hook]
+    channel: Mapped[AlertChannel] = mapped_column(_enum(AlertChannel))
     detail: Mapped[str] = mapped_column(Text, default="", server_default="")  # transport alerts
     status: Mapped[AlertStatus] = mapped_column(_enum(AlertStatus), default=AlertStatus.PENDING)
     due_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -103,7 +103,7 @@ def _messages(session: Session, patient_id: int) -> list[dict[str, Any]]:
     ).all()
     attempts = session.scalars(
         select(DeliveryAttempt)
-        .where(DeliveryAttempt.message_id.in_([m.id for m, _ in rows]))
+        .where(DeliveryAttempt.message_pk.in_([m.id for m, _ in rows]))
         .order_by(DeliveryAttempt.id)
     ).all()
     return [
@@ -118,9 +118,9 @@ def _messages(session: Session, patient_id: int) -> list[dict[str, Any]]:
             "campaign_version": m.campaign_version,
             "message_id": m.message_id,
             "deliveries": [
-                {"at": _iso(a.at), "outcome": a.outcome, "smtp_code": a.smtp_code}
+                {"at": _iso(a.at), "outcome": a.outcome.value, "smtp_code": a.smtp_code}
                 for a in attempts
-                if a.message_id == m.id
+                if a.message_pk == m.id
             ],
         }
         for m, key in rows
@@ -140,12 +140,12 @@ def _check_ins(session: Session, patient_id: int) -> list[dict[str, Any]]:
         {
             "id": c.id,
             "enrollment_id": c.enrollment_id,
-            "message_id": c.message_id,
+            "message_id": c.message_pk,
             "level": c.level.value,
             "answers": list(c.answers),
             "created_at": _iso(c.created_at),
             "clinic_alerts": [
-                {"channel": a.channel, "status": a.status.value}
+                {"channel": a.channel.value, "status": a.status.value}
                 for a in alerts
                 if a.check_in_id == c.id
             ],
@@ -167,7 +167,7 @@ def _unreachable_alerts(session: Session, clinic_id: int, patient_id: int) -> li
     )
     return [
         {
-            "channel": a.channel,
+            "channel": a.channel.value,
             "status": a.status.value,
             "due_at": _iso(a.due_at),
             "delivered_at": _iso(a.delivered_at),
@@ -183,7 +183,12 @@ def _subscription_history(session: Session, patient_id: int) -> list[dict[str, A
         .order_by(SubscriptionEvent.id)
     )
     return [
-        {"change": e.change.value, "source": e.source, "message_id": e.message_id, "at": _iso(e.at)}
+        {
+            "change": e.change.value,
+            "source": e.source.value,
+            "message_id": e.message_pk,
+            "at": _iso(e.at),
+        }
         for e in events
     ]
 
@@ -195,5 +200,6 @@ def _suppressions(session: Session, clinic_id: int, email: str) -> list[dict[str
         )
     )
     return [
-        {"reason": s.reason, "source": s.source, "created_at": _iso(s.created_at)} for s in rows
+        {"reason": s.reason, "source": s.source.value, "created_at": _iso(s.created_at)}
+        for s in rows
     ]

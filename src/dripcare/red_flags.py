@@ -31,14 +31,13 @@ from dripcare.models import (
     Message,
     MessageStatus,
     Patient,
+    RedFlagOutcome,
     RedFlagState,
     Step,
     StopCause,
     utcnow,
 )
 from dripcare.send_rules import format_window, late_window, too_late
-
-OUTCOMES = ("resume", "stop")
 
 
 def hold_reason(check_in: CheckIn, zone: str) -> str:
@@ -95,21 +94,21 @@ def resolve(
     """Resume or stop the held emails; returns how many were scheduled again or stopped.
 
     Resolving acknowledges too, if nobody had: deciding is taking it in hand."""
-    if outcome not in OUTCOMES:
+    if outcome not in list(RedFlagOutcome):
         raise UserError(f"outcome must be resume or stop, got {outcome!r}")
     if check_in.alert_state in (None, RedFlagState.RESOLVED):
         raise UserError(f"check-in {check_in.id} has no open red flag to resolve")
     now = now or utcnow()
     acknowledge(session, check_in, actor, now)
     which = Message.enrollment_id == check_in.enrollment_id
-    if outcome == "stop":
+    if outcome == RedFlagOutcome.STOP:
         reason = f"stopped by the clinic after a red flag ({actor.name})"
         changed = stop_unsent(session, which, StopCause.RED_FLAG, reason[:300])
     else:
         changed = _resume(session, check_in.enrollment_id, settings, now)
     check_in.alert_state = RedFlagState.RESOLVED
     check_in.resolved_at, check_in.resolved_by = now, actor.name[:320]
-    check_in.outcome, check_in.resolution_note = outcome, note.strip()[:1000]
+    check_in.outcome, check_in.resolution_note = RedFlagOutcome(outcome), note.strip()[:1000]
     audit.record(
         session,
         actor,
@@ -194,7 +193,7 @@ def views(session: Session, clinic: Clinic, check_in_id: int | None = None) -> l
             .join(Step, Message.step_id == Step.id)
             .join(Enrollment, Message.enrollment_id == Enrollment.id)
             .join(Patient, Enrollment.patient_id == Patient.id)
-            .where(Message.id == check_in.message_id)
+            .where(Message.id == check_in.message_pk)
         ).one()
         deliveries = session.scalars(
             select(ClinicAlert)

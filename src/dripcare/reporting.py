@@ -133,7 +133,9 @@ class PatientFilter:
     text: str = ""
 
 
-def _outbox_query(clinic_id: int, statuses: Sequence[MessageStatus], who: PatientFilter) -> Select:
+def _outbox_query(
+    clinic_id: int, statuses: Sequence[MessageStatus], who: PatientFilter
+) -> Select[Message, Patient, Step, Campaign, str]:
     query = (
         select(Message, Patient, Step, Campaign, Enrollment.timezone)
         .join(Enrollment, Message.enrollment_id == Enrollment.id)

@@ -116,7 +116,7 @@ def _purgeable_messages(cutoff: datetime) -> Any:
         sibling.enrollment_id == Message.enrollment_id, sibling.status.in_(UPCOMING)
     )
     pending_alert = exists().where(
-        CheckIn.message_id == Message.id,
+        CheckIn.message_pk == Message.id,
         ClinicAlert.check_in_id == CheckIn.id,
         ClinicAlert.status == AlertStatus.PENDING,
     )
@@ -176,35 +176,35 @@ def _delete_rows(
 
 def _delete_messages(session: Session, ids: list[int], *, result: Purged) -> None:
     """The rows that point at these emails first; subscription history stays, unlinked."""
-    check_ins = select(CheckIn.id).where(CheckIn.message_id.in_(ids))
+    check_ins = select(CheckIn.id).where(CheckIn.message_pk.in_(ids))
     result.add(
         "clinic_alerts",
         _rows(session.execute(delete(ClinicAlert).where(ClinicAlert.check_in_id.in_(check_ins)))),
     )
     result.add(
-        "check_ins", _rows(session.execute(delete(CheckIn).where(CheckIn.message_id.in_(ids))))
+        "check_ins", _rows(session.execute(delete(CheckIn).where(CheckIn.message_pk.in_(ids))))
     )
     session.execute(
         update(SubscriptionEvent)
-        .where(SubscriptionEvent.message_id.in_(ids))
-        .values(message_id=None)
+        .where(SubscriptionEvent.message_pk.in_(ids))
+        .values(message_pk=None)
     )
     result.add(
         "delivery_attempts",
-        _rows(session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.message_id.in_(ids)))),
+        _rows(session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.message_pk.in_(ids)))),
     )
     result.add("messages", _rows(session.execute(delete(Message).where(Message.id.in_(ids)))))
 
 
 def _count(session: Session, cutoff: datetime, result: Purged) -> None:
     messages = _purgeable_messages(cutoff).subquery()
-    check_ins = select(CheckIn.id).where(CheckIn.message_id.in_(select(messages.c.id)))
+    check_ins = select(CheckIn.id).where(CheckIn.message_pk.in_(select(messages.c.id)))
     result.add("messages", _scalar(session, select(func.count()).select_from(messages)))
     result.add(
         "delivery_attempts",
         _scalar(
             session,
-            select(func.count()).where(DeliveryAttempt.message_id.in_(select(messages.c.id))),
+            select(func.count()).where(DeliveryAttempt.message_pk.in_(select(messages.c.id))),
         ),
     )
     result.add(

@@ -19,16 +19,18 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from jinja2 import Environment, nodes
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.defaults import DEFAULT_FILTERS
 from jinja2.exceptions import SecurityError
+from jinja2.filters import FILTERS as DEFAULT_FILTERS
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
+
+T = TypeVar("T")
 
 MAX_OUTPUT_CHARS = 1_000_000
 MAX_VALUE_CHARS = MAX_OUTPUT_CHARS
@@ -122,7 +124,7 @@ def _over_limit(value: Any) -> bool:
     return False
 
 
-def checked(value: Any, what: str = "an expression") -> Any:
+def checked(value: T, what: str = "an expression") -> T:
     """`value`, once it is known to be within the limits."""
     if _over_limit(value):
         raise _too_large(what)
@@ -205,7 +207,7 @@ def _check_method(name: str, target: Any, args: tuple[Any, ...], kwargs: dict[st
 def _filter_size(name: str, a: dict[str, Any]) -> int:
     """An upper bound for the filters whose parameters can multiply their input."""
     if name == "center":
-        return max(text_size(a["value"]), a["width"])
+        return max(text_size(a["value"]), cast(int, a["width"]))
     if name == "indent":
         text, width = str(a["s"]), a["width"]
         return len(text) + (text.count("\n") + 1) * (
@@ -213,7 +215,9 @@ def _filter_size(name: str, a: dict[str, Any]) -> int:
         )
     if name == "wordwrap":
         text, wrap = str(a["s"]), a["wrapstring"] or "\n"
-        return len(text) + (len(text) // max(a["width"], 1) + text.count("\n") + 1) * len(wrap)
+        return len(text) + (
+            len(text) // max(cast(int, a["width"]), 1) + text.count("\n") + 1
+        ) * len(wrap)
     if name == "replace":
         return _replace_size(a["s"], a["old"], a["new"])
     if name == "format":
@@ -355,7 +359,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         _refuse_over(sum(text_size(part, memo) for part in parts), "the ~ operator")
         return checked(join(parts), "the ~ operator")
 
-    def concat(self, parts: Iterable[str]) -> str:  # type: ignore[override]
+    def concat(self, parts: Iterable[str]) -> str:
         """The rendered output, stopped as soon as it passes MAX_OUTPUT_CHARS."""
         out, size = [], 0
         for part in parts:

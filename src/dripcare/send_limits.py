@@ -2,7 +2,7 @@
 
 Large mailbox providers throttle a sender that goes too fast, with 421/451 replies such as
 "4.7.28 ... rate limited": retrying those at full speed burns the message's attempts and the
-sender's reputation. Token buckets (web/ratelimit.py: in Redis when DRIPCARE_RATELIMIT_URL or a
+sender's reputation. Token buckets (rate_limits.py: in Redis when DRIPCARE_RATELIMIT_URL or a
 Redis broker is set, so every worker host shares one budget; in this process otherwise, as in
 `dripcare dev`) keep the transport and each listed domain under its rate, and a "slow down"
 reply cuts that domain's rate to a quarter for DRIPCARE_SLOWDOWN_SECONDS. A provider that
@@ -28,7 +28,7 @@ from typing import TypeVar
 import redis
 
 from dripcare.config import Settings
-from dripcare.web.ratelimit import Limiter, MemoryLimiter, RedisLimiter
+from dripcare.rate_limits import Limiter, MemoryLimiter, RedisLimiter
 
 SLOWDOWN_FACTOR = 4
 # A domain with no configured rate that asks us to slow down gets this many per second.

@@ -144,7 +144,7 @@ def _undone_by_resubscribe(session: Session, patient_id: int, message_pk: int) -
         .exists()
     )
     query = select(used.id).where(
-        used.message_id == message_pk,
+        used.message_pk == message_pk,
         used.change == SubscriptionChange.UNSUBSCRIBED,
         resubscribed_after,
     )
@@ -162,7 +162,7 @@ def _record(
         SubscriptionEvent(
             clinic_id=recipient.clinic_id,
             patient_id=recipient.patient_id,
-            message_id=message_pk,
+            message_pk=message_pk,
             change=change,
             source=source,
             at=utcnow(),

@@ -11,7 +11,7 @@ import httpx
 from celery import signals
 
 from dripcare import alerts, audit, db_faults, delivery, metrics, retention
-from dripcare.celery_app import app
+from dripcare.celery_app import receiver, task
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.db_faults import DatabaseUnavailable
@@ -24,7 +24,7 @@ from dripcare.transports import transport_from_url
 log = logging.getLogger(__name__)
 
 
-@app.task(name="dripcare.dispatch", ignore_result=True, acks_late=False)
+@task(name="dripcare.dispatch", ignore_result=True, acks_late=False)
 def dispatch() -> dict[str, int]:
     """Recover expired leases and hand due messages to send tasks, one task per batch."""
     settings = get_settings()
@@ -49,7 +49,7 @@ def _enqueue(claim: Claim) -> None:
     send_batch.delay(claim.token, claim.message_ids)
 
 
-@app.task(name="dripcare.send_batch", ignore_result=True, acks_late=True)
+@task(name="dripcare.send_batch", ignore_result=True, acks_late=True)
 def send_batch(token: str, message_ids: list[int]) -> dict[str, Any]:
     settings = get_settings()
     transport = transport_from_url(settings.smtp_url, settings.smtp_timeout)
@@ -76,8 +76,7 @@ def send_batch(token: str, message_ids: list[int]) -> dict[str, Any]:
     }
 
 
-@signals.worker_ready.connect
-@signals.worker_process_init.connect
+@receiver(signals.worker_ready, signals.worker_process_init)
 def _replay_send_journals(**_: Any) -> None:
     """A process that starts (a worker, or the child replacing a killed one) records what gone
     processes on this host had sent, before their lease runs out (delivery.replay_journals)."""
@@ -87,7 +86,7 @@ def _replay_send_journals(**_: Any) -> None:
         log.warning("send journals not replayed: %s", db_faults.fault_of(exc) or withheld(exc))
 
 
-@app.task(name="dripcare.deliver_alerts", ignore_result=True, acks_late=True)
+@task(name="dripcare.deliver_alerts", ignore_result=True, acks_late=True)
 def deliver_alerts() -> dict[str, int]:
     """Tell clinics about red-flag check-ins (email, webhook); retried until acknowledged."""
     settings = get_settings()
@@ -96,7 +95,7 @@ def deliver_alerts() -> dict[str, int]:
         return alerts.deliver_due(session_scope, transport, http, settings=settings)
 
 
-@app.task(name="dripcare.purge", ignore_result=True, acks_late=False)
+@task(name="dripcare.purge", ignore_result=True, acks_late=False)
 def purge() -> dict[str, int]:
     """Nightly: delete finished rows older than DRIPCARE_RETENTION_DAYS (retention.py)."""
     settings = get_settings()

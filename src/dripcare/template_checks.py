@@ -31,6 +31,7 @@ from dripcare.rendering import (
     PREHEADER,
     SUBJECT,
     InvalidMjml,
+    Rendered,
     RenderError,
     RenderTimeout,
     TemplateSet,
@@ -264,7 +265,7 @@ def _files_of(templates: TemplateSet, spec: CampaignSpec, name: str) -> set[str 
 
 def render_sample(
     templates: TemplateSet, spec: CampaignSpec, step: StepSpec, clinic: Clinic | None
-) -> Any:
+) -> Rendered:
     """The step with sample data, rendered in a renderer process under its limits."""
     missed = [s.key for s in spec.steps if s.stop_now] if step.late_booking else []
     context = clinic_sample_context(spec, step, clinic, missed)

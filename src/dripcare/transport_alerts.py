@@ -30,12 +30,10 @@ from sqlalchemy.orm import Session
 
 from dripcare import circuit, clinic_transports
 from dripcare.config import Settings
-from dripcare.models import AlertKind, Clinic, ClinicAlert
+from dripcare.models import AlertChannel, AlertKind, Clinic, ClinicAlert
 from dripcare.redaction import without_passwords
 from dripcare.transports import Transport, TransportFailure, transport_from_url
 
-OPERATOR = "operator"  # the operator's email, to DRIPCARE_OPERATOR_EMAIL
-OPERATOR_HOOK = "operator-hook"  # the operator's webhook, DRIPCARE_OPERATOR_WEBHOOK_URL
 KINDS = (AlertKind.TRANSPORT, AlertKind.RESUMED)
 
 
@@ -80,12 +78,12 @@ def _add(
     rows = [
         ClinicAlert(clinic_id=c.id, channel=channel)
         for c in clinics
-        for channel in ["email"] + (["webhook"] if c.webhook_url else [])
+        for channel in AlertChannel.of_clinic(c)
     ]
     if settings.operator_email:
-        rows.append(ClinicAlert(clinic_id=None, channel=OPERATOR))
+        rows.append(ClinicAlert(clinic_id=None, channel=AlertChannel.OPERATOR))
     if settings.operator_webhook_url:
-        rows.append(ClinicAlert(clinic_id=None, channel=OPERATOR_HOOK))
+        rows.append(ClinicAlert(clinic_id=None, channel=AlertChannel.OPERATOR_HOOK))
     for row in rows:
         row.kind, row.detail = kind, without_passwords(detail)[:2000]
         row.due_at, row.attempts = now, 0

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dripcare.models import (
+    AlertChannel,
     AlertKind,
     Clinic,
     ClinicAlert,
@@ -39,7 +40,7 @@ def queue(session: Session, clinic_id: int, patient_id: int, now: datetime | Non
     """One alert per channel the clinic has set up, due now."""
     clinic = session.get(Clinic, clinic_id)
     assert clinic is not None
-    channels = ["email"] + (["webhook"] if clinic.webhook_url else [])
+    channels = AlertChannel.of_clinic(clinic)
     session.add_all(
         ClinicAlert(
             clinic_id=clinic_id,

@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from dripcare.config import get_settings
+from dripcare.rate_limits import make_limiter
 from dripcare.web import errors, prometheus, webhooks
 from dripcare.web.admin import (
     audit,
@@ -31,7 +32,6 @@ from dripcare.web.api import checkins, enrollments, health, messages, patients
 from dripcare.web.api import red_flags as api_red_flags
 from dripcare.web.middleware import RequestLog, outside_the_body_limit
 from dripcare.web.pages import checkin, common, logos, preferences, staff_ack, unsubscribe
-from dripcare.web.ratelimit import make_limiter
 
 DESCRIPTION = """
 Enroll patients' treatments and follow their aftercare emails.

@@ -158,7 +158,8 @@ def html_not_found(app: FastAPI, prefixes: tuple[str, ...], page: NotFoundPage) 
 
 def _not_found_page(request: Request) -> NotFoundPage | None:
     path = request.url.path
-    for prefixes, page in request.app.state.not_found_pages:
+    pages: list[tuple[tuple[str, ...], NotFoundPage]] = request.app.state.not_found_pages
+    for prefixes, page in pages:
         if any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes):
             return page
     return None
@@ -184,40 +185,11 @@ def _error(
 
 def install(app: FastAPI) -> None:
     app.state.not_found_pages = []
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        page = _not_found_page(request)
-        if exc.status_code == 404 and page is not None:
-            return page(request)
-        if not _is_api(request):
-            return await http_exception_handler(request, exc)
-        code = getattr(exc, "code", None) or CODE_OF_STATUS.get(exc.status_code, "error")
-        headers = dict(exc.headers) if exc.headers else None
-        return problem(request, exc.status_code, code, str(exc.detail), headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        page = _not_found_page(request)
-        if page is not None and any(error["loc"][0] in URL_PARTS for error in exc.errors()):
-            return page(request)
-        errors = public_errors(exc.errors())
-        code = "invalid_json" if errors and errors[0]["type"] == "json_invalid" else "invalid_input"
-        return _error(request, 422, code, _summary(errors), errors=errors)
-
-    @app.exception_handler(NotFound)
-    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return _error(request, 404, "not_found", str(exc))
-
-    @app.exception_handler(PoolTimeout)
-    async def _busy(request: Request, exc: PoolTimeout) -> JSONResponse:
-        detail = "the service is busy: every database connection is in use; retry shortly"
-        return _error(request, 503, "busy", detail, headers={"Retry-After": "1"})
-
-    @app.exception_handler(UserError)
-    async def _bad_input(request: Request, exc: UserError) -> JSONResponse:
-        item = {"loc": ["body"], "msg": str(exc), "type": "value_error"}
-        return _error(request, 422, "invalid_input", str(exc), errors=[item])
+    app.exception_handler(StarletteHTTPException)(_http_error)
+    app.exception_handler(RequestValidationError)(_invalid)
+    app.exception_handler(NotFound)(_not_found)
+    app.exception_handler(PoolTimeout)(_busy)
+    app.exception_handler(UserError)(_bad_input)
 
     generate = app.openapi
 
@@ -228,6 +200,40 @@ def install(app: FastAPI) -> None:
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    page = _not_found_page(request)
+    if exc.status_code == 404 and page is not None:
+        return page(request)
+    if not _is_api(request):
+        return await http_exception_handler(request, exc)
+    code = getattr(exc, "code", None) or CODE_OF_STATUS.get(exc.status_code, "error")
+    headers = dict(exc.headers) if exc.headers else None
+    return problem(request, exc.status_code, code, str(exc.detail), headers)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    page = _not_found_page(request)
+    if page is not None and any(error["loc"][0] in URL_PARTS for error in exc.errors()):
+        return page(request)
+    errors = public_errors(exc.errors())
+    code = "invalid_json" if errors and errors[0]["type"] == "json_invalid" else "invalid_input"
+    return _error(request, 422, code, _summary(errors), errors=errors)
+
+
+async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+    return _error(request, 404, "not_found", str(exc))
+
+
+async def _busy(request: Request, exc: PoolTimeout) -> JSONResponse:
+    detail = "the service is busy: every database connection is in use; retry shortly"
+    return _error(request, 503, "busy", detail, headers={"Retry-After": "1"})
+
+
+async def _bad_input(request: Request, exc: UserError) -> JSONResponse:
+    item = {"loc": ["body"], "msg": str(exc), "type": "value_error"}
+    return _error(request, 422, "invalid_input", str(exc), errors=[item])
 
 
 def _with_problem_responses(spec: dict[str, Any]) -> None:

@@ -97,7 +97,7 @@ class RequestLog:
         Routes of an included router know only their own part (`/enrollments/{id}`); the
         prefix they were mounted under is added back.
         """
-        template = getattr(scope.get("route"), "path", None)
+        template: str | None = getattr(scope.get("route"), "path", None)
         if template is None:
             return "(unmatched)"
         for prefix in self.prefixes:
@@ -108,7 +108,8 @@ class RequestLog:
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for key, value in headers:
         if key.lower() == name:
             return value.decode("latin-1")
     return None

@@ -64,6 +64,7 @@ def save_branding(
     request: Request,
     admin: CsrfFormDep,
     session: SessionDep,
+    *,
     name: Text = "",
     phone: Text = "",
     brand_color: Text = "",

@@ -30,12 +30,12 @@ from dripcare.previews import (
     checked_preview,
     send_test_email,
 )
+from dripcare.rate_limits import Limiter, make_limiter
 from dripcare.rendering import RenderError
 from dripcare.template_checks import Problem, ProblemsFound
 from dripcare.web.admin.deps import AdminContext, AdminDep, AdminNotFound, CsrfFormDep
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep
-from dripcare.web.ratelimit import Limiter, make_limiter
 
 router = APIRouter()
 Line = Annotated[str, Form(max_length=300)]
@@ -161,6 +161,7 @@ def add_step(
     admin: CsrfFormDep,
     session: SessionDep,
     slug: str,
+    *,
     key: Line,
     subject: Line,
     offset_days: Offset = 0,
@@ -203,6 +204,7 @@ def retime_step(
     admin: CsrfFormDep,
     session: SessionDep,
     slug: str,
+    *,
     key: str,
     offset_days: Offset = 0,
     offset_hours: Offset = 0,
@@ -373,6 +375,7 @@ def save_step(
     admin: CsrfFormDep,
     session: SessionDep,
     slug: str,
+    *,
     key: str,
     subject: Line = "",
     preheader: Line = "",
@@ -406,6 +409,7 @@ def preview_json(
     admin: CsrfFormDep,
     session: SessionDep,
     slug: str,
+    *,
     key: str,
     subject: Line = "",
     preheader: Line = "",

@@ -57,6 +57,7 @@ def save_escalation(
     request: Request,
     admin: CsrfFormDep,
     session: SessionDep,
+    *,
     ack_minutes: Text = "",
     open_hours: Text = "",
     escalation_emails: Text = "",

@@ -41,7 +41,7 @@ def search(
             CheckInOut(
                 id=c.id,
                 enrollment_id=c.enrollment_id,
-                message_id=c.message_id,
+                message_id=c.message_pk,
                 level=c.level.value,
                 answers=c.answers,
                 created_at=c.created_at,

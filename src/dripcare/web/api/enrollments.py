@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -108,7 +108,7 @@ def create(
     clinic: ClinicDep,
     session: SessionDep,
     idempotency_key: IdempotencyKey = None,
-):  # type: ignore[no-untyped-def]
+) -> Response:
     """Enroll a treatment: every email of the sequence is scheduled at once and returned.
 
     Posting the same `external_id` again returns the existing enrollment with status 200.
@@ -134,7 +134,7 @@ def create_many(
     clinic: ClinicDep,
     session: SessionDep,
     idempotency_key: IdempotencyKey = None,
-):  # type: ignore[no-untyped-def]
+) -> Response:
     """Enroll many at once. Each item succeeds or fails on its own; results keep the order."""
 
     def run() -> tuple[int, BulkOut]:

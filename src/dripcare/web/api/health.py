@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
-from kombu import Connection
+from kombu.connection import Connection
 from sqlalchemy import text
 
 from dripcare.apikeys import authenticate

@@ -75,7 +75,7 @@ def read(message_id: Id, clinic: ClinicDep, session: SessionDep) -> MessageOut:
         message_id=message.message_id,
         last_error=message.last_error,
         deliveries=[
-            Delivery(at=a.at, outcome=a.outcome, smtp_code=a.smtp_code, detail=a.detail)
+            Delivery(at=a.at, outcome=a.outcome.value, smtp_code=a.smtp_code, detail=a.detail)
             for a in attempts_of(session, message.id)
         ],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from dripcare.db import again_on_conflict
 from dripcare.erasure import erase as erase_patient
@@ -37,7 +37,7 @@ def create(
     clinic: ClinicDep,
     session: SessionDep,
     idempotency_key: IdempotencyKey = None,
-):  # type: ignore[no-untyped-def]
+) -> Response:
     """Create a patient. An email is one patient per clinic."""
 
     def run() -> tuple[int, PatientOut]:

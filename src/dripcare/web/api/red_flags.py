@@ -132,6 +132,6 @@ def _out(view: red_flags.RedFlagView) -> RedFlagOut:
         acknowledged_by=c.acknowledged_by,
         resolved_at=c.resolved_at,
         resolved_by=c.resolved_by,
-        outcome=c.outcome or "",
+        outcome=c.outcome.value if c.outcome else "",
         note=c.resolution_note,
     )

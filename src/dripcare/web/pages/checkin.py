@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from dripcare import checkins
 from dripcare.email_context import clinic_context
 from dripcare.emergency_numbers import service_for
-from dripcare.models import CheckIn, Clinic, Message
+from dripcare.models import CheckIn, CheckInLevel, Clinic, Message
 from dripcare.web.deps import SessionDep
 from dripcare.web.pages.common import LinkNotFound, TokenMessage, pages
 from dripcare.web.pagination import Id
@@ -82,7 +82,7 @@ def worried(
 def _recorded(token: str, session: SessionDep, check_in: CheckIn) -> RedirectResponse:
     """Commit, alert, then redirect (303): reloading the answer page records nothing again."""
     session.commit()
-    if check_in.level in (checkins.CheckInLevel.URGENT, checkins.CheckInLevel.EMERGENCY):
+    if check_in.level in (CheckInLevel.URGENT, CheckInLevel.EMERGENCY):
         _alert_now()
     return RedirectResponse(f"/c/{token}/answer/{check_in.id}", status_code=303)
 
@@ -92,7 +92,7 @@ def answer(
     request: Request, token: str, check_in_id: Id, session: SessionDep, message: TokenMessage
 ) -> HTMLResponse:
     check_in = session.get(CheckIn, check_in_id)
-    if check_in is None or check_in.message_id != message.id:
+    if check_in is None or check_in.message_pk != message.id:
         raise LinkNotFound
     days = checkins.days_since_treatment(session, message)
     expected = checkins.clinical_of(session, message).course_on(days)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
@@ -34,7 +34,7 @@ DONE = {
 CANNOT_RESUME = "These emails cannot be restarted here. Please call the clinic."
 
 
-def _view(request: Request, session: SessionDep, message: Message, done: str = "") -> Any:
+def _view(request: Request, session: SessionDep, message: Message, done: str = "") -> HTMLResponse:
     enrollment = session.get(Enrollment, message.enrollment_id)
     clinic = session.get(Clinic, message.clinic_id)
     assert enrollment is not None and clinic is not None
