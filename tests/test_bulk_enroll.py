@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,9 +14,8 @@ from dripcare.db import get_engine, session_scope
 from dripcare.enrollments import EnrollRequest, enroll
 from dripcare.errors import UserError
 from dripcare.models import Enrollment, Message, Patient, Step
+from tests.factories import DAYTIME as NOW
 from tests.factories import make_clinic
-
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 def requests(clinic_id: int) -> list[EnrollRequest]:

@@ -29,10 +29,8 @@ from dripcare.models import AlertStatus, CheckIn, Clinic, ClinicAlert, Message
 from dripcare.transports import SMTPTransport
 from tests.campaign_fixtures import CAMPAIGN_DIR
 from tests.conftest import free_port
-from tests.factories import make_clinic, make_enrollment
+from tests.factories import DAYTIME, make_clinic, make_enrollment
 from tests.smtp_server import SMTPServer
-
-DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)

@@ -10,18 +10,17 @@ import time_machine
 from sqlalchemy import select, update
 
 from dripcare import delivery
-from dripcare.config import Settings, get_settings
+from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.dispatch import claim_due, recover_expired
 from dripcare.enrollments import cancel, get_enrollment
 from dripcare.models import DeliveryAttempt, Message, MessageStatus, Patient, Suppression
-from dripcare.transports import SMTPTransport, transport_from_url
+from dripcare.transports import transport_from_url
 from tests.conftest import free_port
-from tests.factories import make_clinic, make_enrollment
+from tests.factories import make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 
 TREATED = datetime(2026, 11, 24, 19, 30, tzinfo=UTC)  # 14:30 in New York
-DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 10:00 in New York: no quiet hours
 
 
 pytestmark = pytest.mark.usefixtures("daytime")  # conftest: a working morning
@@ -36,14 +35,6 @@ def rows(enrollment_id: int | None = None) -> list[Message]:
         for row in found:
             _ = row.step.key
         return found
-
-
-def send_due(server: SMTPServer | None = None, port: int | None = None) -> dict[str, int]:
-    settings = get_settings()
-    transport = SMTPTransport(
-        "127.0.0.1", port or (server.port if server else free_port()), timeout=5
-    )
-    return delivery.send_due(session_scope, settings, transport)
 
 
 def test_whole_sequence_arrives_in_order_at_the_right_times(
@@ -128,7 +119,7 @@ def test_smtp_down_defers_everything_then_sends_when_it_returns(
     make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3), email="a@example.com")
     make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3), email="b@example.com")
 
-    down = send_due(port=free_port())
+    down = send_due(f"smtp://127.0.0.1:{free_port()}")
     waiting = [m for m in rows() if m.step.key == "day-0"]
     with time_machine.travel(datetime.now(UTC) + timedelta(hours=2)):
         up = send_due(smtp_server)
