@@ -157,7 +157,7 @@ def migrate_and_seed(env: dict[str, str]) -> tuple[str, int]:
     os.environ.update({k: v for k, v in env.items() if k.startswith("DRIPCARE_")})
     from dripcare import db
     from dripcare.apikeys import create_key
-    from dripcare.clinics import create_clinic
+    from dripcare.clinic_setup import create_clinic
     from dripcare.migrations import upgrade
 
     db.reset()

@@ -12,9 +12,11 @@ a new file), one clinic through `create_clinic` (the microneedling campaign, 7 s
 3. **baseline**: the first `--baseline` rows of another such file, into a second clinic, by
    the row-by-row code this command used before (one `enroll()` and savepoint a row, a commit
    every 200 rows), kept here as the reference. Its rate is the "before" figure.
-Prints patients/s and outbox rows/s of each phase, the CPU this process used per row imported
-(created or existing: the Python side, steadier than the rate on a shared machine; the
-database's own CPU is not in it), and the ratio import/baseline.
+Prints patients/s and outbox rows/s of each phase, the CPU per row imported (created or
+existing) of this process and, on PostgreSQL, of the server backends this process connected to
+(read from /proc: the server must run on this machine), and the ratio import/baseline. CPU per
+row is steadier than the rate on a shared machine. `--runs R` repeats the whole measurement
+(fresh database each time) and prints the spread.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--baseline", type=int, default=2_000, help="rows through the old path")
     p.add_argument("--backend", nargs="+", default=["pg", "sqlite"], choices=["pg", "sqlite"])
     p.add_argument("--database", default="dripcare_bench_csv")
+    p.add_argument("--runs", type=int, default=1, help="repeat everything, print the spread")
     p.add_argument("--json", type=Path, help="write the figures to this file")
     return p.parse_args()
 
@@ -76,6 +79,40 @@ def write_csv(path: Path, n: int, tag: str, seed: int = 14) -> int:
     return bad
 
 
+class BackendCpu:
+    """CPU seconds of the PostgreSQL backends serving this process's connections.
+
+    Each connection taken from the pool records its backend's pid; `seconds()` sums their
+    utime + stime from /proc, so what the server spent on this import is counted and other
+    sessions' work on the shared server is not.
+    """
+
+    def __init__(self) -> None:
+        self.pids: set[int] = set()
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def watch(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        def checked_out(dbapi_connection: Any, *_: Any) -> None:
+            self.pids.add(dbapi_connection.info.backend_pid)
+
+        event.listen(engine, "checkout", checked_out)
+
+    def seconds(self) -> float:
+        total = 0
+        for pid in self.pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # a closed connection: its CPU was counted while it was open
+            total += int(fields[11]) + int(fields[12])
+        return total / self.tick
+
+
+BACKEND = BackendCpu()
+
+
 def use_database(backend: str, database: str, workdir: Path) -> str:
     import sqlalchemy as sa
 
@@ -95,11 +132,13 @@ def use_database(backend: str, database: str, workdir: Path) -> str:
 
     db.reset()
     upgrade()
+    if backend == "pg":
+        BACKEND.watch(db.get_engine())
     return url
 
 
 def new_clinic(name: str) -> int:
-    from dripcare.clinics import create_clinic
+    from dripcare.clinic_setup import create_clinic
     from dripcare.db import session_scope
 
     with session_scope() as session:
@@ -178,22 +217,27 @@ def _count(rejected: int | list[Any]) -> int:
 
 
 def timed(label: str, action: Callable[[], Any], clinic_id: int, before: int) -> dict[str, Any]:
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu, server = time.perf_counter(), time.process_time(), BACKEND.seconds()
     outcome = action()
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu
+    server = BACKEND.seconds() - server
     created = outcome["created"]
     rows = outbox_rows(clinic_id) - before
     rate = created / seconds if seconds else 0.0
+    done = max(created + outcome["existing"], 1)
     print(
         f"  {label:<9} {created:>6} created, {outcome['existing']:>6} existing, "
         f"{_count(outcome['rejected']):>4} rejected "
         f"in {seconds:6.2f} s = {rate:8,.0f} patients/s, {rows / seconds:9,.0f} outbox rows/s"
-        f" (this process: {cpu * 1e6 / max(created + outcome['existing'], 1):,.0f} us CPU a row)"
+        f" (CPU a row: this process {cpu * 1e6 / done:,.0f} us"
+        f" + PostgreSQL {server * 1e6 / done:,.0f} us)"
     )
     return {
         "seconds": seconds,
         "cpu_seconds": cpu,
+        "server_cpu_seconds": server,
+        "cpu_us_per_row": (cpu + server) * 1e6 / done,
         "created": created,
         "outbox_rows": rows,
         "patients_per_s": rate,
@@ -221,15 +265,36 @@ def bench(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
     return figures
 
 
+def spread(backend: str, runs: list[dict[str, Any]]) -> None:
+    """Min / median / max over the runs of the import's rate, CPU a row and ratio."""
+
+    def line(name: str, values: list[float], unit: str) -> str:
+        values = sorted(values)
+        middle = values[len(values) // 2]
+        return f"{name} {values[0]:,.1f} / {middle:,.1f} / {values[-1]:,.1f} {unit}"
+
+    imports = [r["import"] for r in runs]
+    parts = [
+        line("import", [i["patients_per_s"] for i in imports], "patients/s"),
+        line("CPU", [i["cpu_us_per_row"] for i in imports], "us a row (process + server)"),
+    ]
+    if all("ratio" in r for r in runs):
+        parts.append(line("ratio", [r["ratio"] for r in runs], "x baseline"))
+    print(f"{backend}, {len(runs)} run(s), min / median / max: " + "; ".join(parts))
+
+
 def main() -> None:
     args = parse_args()
     import dripcare
 
-    print(f"code: {Path(dripcare.__file__).parent}")
-    results = {}
-    for backend in args.backend:
-        with tempfile.TemporaryDirectory(prefix="dripcare-bench-csv-") as tmp:
-            results[backend] = bench(backend, args, Path(tmp))
+    print(f"code: {Path(dripcare.__file__).parent}; {os.cpu_count()} CPUs, load {os.getloadavg()}")
+    results: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(args.runs):
+        for backend in args.backend:
+            with tempfile.TemporaryDirectory(prefix="dripcare-bench-csv-") as tmp:
+                results.setdefault(backend, []).append(bench(backend, args, Path(tmp)))
+    for backend, runs in results.items():
+        spread(backend, runs)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
 

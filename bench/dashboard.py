@@ -67,7 +67,7 @@ def drop_database(name: str) -> None:
 
 def seed(messages: int, now: datetime) -> None:
     """Clinics through `create_clinic`; everything else with bulk inserts of explicit ids."""
-    from dripcare.clinics import create_clinic
+    from dripcare.clinic_setup import create_clinic
     from dripcare.db import session_scope
     from dripcare.models import (
         CheckIn,

@@ -111,7 +111,7 @@ def seed(args: argparse.Namespace, url: str) -> None:
         conn.execute(sa.text(f"DROP DATABASE IF EXISTS {args.database} WITH (FORCE)"))
         conn.execute(sa.text(f"CREATE DATABASE {args.database}"))
     admin.dispose()
-    from dripcare.clinics import create_clinic
+    from dripcare.clinic_setup import create_clinic
     from dripcare.db import get_engine, session_scope
     from dripcare.migrations import upgrade
 

@@ -76,7 +76,7 @@ SELECT id, :then, 'sent', 250, '' FROM messages WHERE status = 'sent';
 def seed(n: int, following: float) -> tuple[int, int]:
     from sqlalchemy import func, select, text
 
-    from dripcare.clinics import create_clinic
+    from dripcare.clinic_setup import create_clinic
     from dripcare.db import get_engine, session_scope
     from dripcare.models import Campaign, DeliveryAttempt, Message, Step
 

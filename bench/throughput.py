@@ -7,8 +7,8 @@ One run, in this order (see bench/README.md):
 2. seed (not timed): clinics via `create_clinic`, then patients, enrollments and N message rows
    with bulk inserts, all `scheduled` and due in the past;
 3. baseline: the same N jobs, loaded up front, rendered and composed with
-   `dripcare.delivery.build_email` and sent over ONE `SMTPTransport` connection (no database, no
-   queue in the timed loop);
+   `dripcare.delivery.build_email` and sent over ONE `SMTPTransport` connection
+   (no database, no queue in the timed loop);
 4. pipeline: K `dripcare worker` processes (+ `dripcare beat`, interval 1 s) deliver all N rows;
    timed from the first dispatch until every row is `sent`;
 5. checks: the sink received exactly N messages, their Message-IDs are exactly the rows' ones.
@@ -428,7 +428,7 @@ def seed(n: int, clinic_count: int) -> Seeded:
     """Clinics through the product code; patients, enrollments and messages in bulk."""
     from sqlalchemy import insert, select, text
 
-    from dripcare.clinics import create_clinic
+    from dripcare.clinic_setup import create_clinic
     from dripcare.db import get_engine, session_scope
     from dripcare.models import Campaign, Enrollment, Message, Patient
 

@@ -9,7 +9,7 @@ from typing import Any
 import time_machine
 
 from dripcare import delivery
-from dripcare.clinics import create_clinic
+from dripcare.clinic_setup import create_clinic
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.enrollments import EnrollRequest, EnrollResult, enroll

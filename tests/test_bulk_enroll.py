@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from datetime import UTC
 from typing import Any
 
 import pytest
 from sqlalchemy import event, select
 
-from dripcare.bulk_enroll import enroll_many
+from dripcare.bulk_enroll import Enrolled, Schedules, enroll_many
 from dripcare.config import Settings
 from dripcare.db import get_engine, session_scope
 from dripcare.enrollments import EnrollRequest, enroll
@@ -191,3 +193,75 @@ def test_new_patients_cost_a_few_statements_whatever_their_number(
     assert len(statements) <= 14, "\n".join(s[:90] for s in statements)
     with session_scope() as session:
         assert len(session.scalars(select(Message.id)).all()) == 300 * 7
+
+
+def test_the_answered_sequences_are_the_rows_written(settings: Settings) -> None:
+    # Given new patients in several zones (PostgreSQL writes their outbox rows by COPY)
+    clinic_id = make_clinic()
+    batch = [
+        EnrollRequest(
+            clinic_id=clinic_id,
+            email=f"p{n}@example.com",
+            treated_at=f"2026-11-{20 + n % 5}T10:00",
+            timezone=["Europe/London", "Asia/Tokyo", ""][n % 3],
+        )
+        for n in range(30)
+    ]
+
+    # When they are enrolled with their sequences answered
+    with session_scope() as session:
+        outcomes = enroll_many(session, batch, settings, NOW)
+
+    # Then each answered message is the row stored, under a Message-ID of its own
+    with session_scope() as session:
+        stored = {
+            row.id: row
+            for row in session.execute(
+                select(Message.id, Message.enrollment_id, Message.due_at, Message.status)
+                .add_columns(Message.message_id, Step.key)
+                .join(Step, Step.id == Message.step_id)
+            )
+        }
+    answered = [
+        (o.enrollment_id, m) for o in outcomes if isinstance(o, Enrolled) for m in o.messages or []
+    ]
+    assert len(answered) == len(stored) == 30 * 7
+    for enrollment_id, message in answered:
+        row = stored[message.id]
+        assert (row.enrollment_id, row.key) == (enrollment_id, message.step_key)
+        assert (row.due_at.replace(tzinfo=UTC), row.status) == (message.due_at, message.status)
+    message_ids = [row.message_id for row in stored.values()]
+    assert len(set(message_ids)) == len(message_ids)
+    assert all(re.fullmatch(r"<[0-9a-f]{32}@riverside\.example>", m) for m in message_ids)
+
+
+def test_chunks_sharing_their_schedules_write_what_separate_chunks_write(
+    settings: Settings,
+) -> None:
+    # Given two clinics alike, and a batch split in two chunks
+    shared, separate = make_clinic(), make_clinic()
+
+    def chunks(clinic_id: int) -> list[list[EnrollRequest]]:
+        batch = [
+            EnrollRequest(
+                clinic_id=clinic_id,
+                email=f"p{n}@example.com",
+                treated_at=f"2026-11-{20 + n % 3}",
+                timezone=["Europe/London", ""][n % 2],
+            )
+            for n in range(40)
+        ]
+        return [batch[:20], batch[20:]]
+
+    # When one clinic's chunks share a schedule cache and the other's do not
+    schedules = Schedules(NOW)
+    for chunk in chunks(shared):
+        with session_scope() as session:
+            enroll_many(session, chunk, settings, NOW, schedules=schedules)
+    for chunk in chunks(separate):
+        with session_scope() as session:
+            enroll_many(session, chunk, settings, NOW)
+
+    # Then both wrote the same sequences, the second chunk's from the cache
+    assert snapshot(shared, []) == snapshot(separate, [])
+    assert len(schedules.placed) == 6  # 3 treatment days x 2 zones

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from dripcare import campaign_editing as edit
 from dripcare import campaign_versions as versions
-from dripcare import delivery
+from dripcare import compiled_campaigns, delivery
 from dripcare.campaign_spec import CampaignSpec
 from dripcare.campaigns import find_campaign
 from dripcare.config import Settings, get_settings
@@ -361,10 +361,10 @@ def test_a_version_that_dropped_the_step_of_a_claimed_message_cancels_it(
         (job,) = delivery.load_jobs(session, [day0])
     spec = edit.remove_step(working_spec(clinic), "day-0")
     with session_scope() as session:
-        stale = versions.compiled(session, job.campaign.id, 1)
+        stale = compiled_campaigns.compiled(session, job.campaign.id, 1)
         campaign = find_campaign(session, clinic, "microneedling")
         number = versions.save_draft(session, campaign, spec, author="x").number
-        newer = versions.compiled(session, job.campaign.id, number)
+        newer = compiled_campaigns.compiled(session, job.campaign.id, number)
     assert stale.spec.step("day-0") is not None
     job = dataclasses.replace(job, content=newer)
 

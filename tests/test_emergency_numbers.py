@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from dripcare import emergency_numbers
 from dripcare.cli import main
-from dripcare.clinics import create_clinic
+from dripcare.clinic_setup import create_clinic
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.errors import UserError

@@ -1,5 +1,5 @@
-"""Tests for dripcare.quoted_printable: the chunk-cached encoder writes the bytes that encoding
-the whole text at once with binascii.b2a_qp (the composer before the cache) writes."""
+"""Tests for dripcare.quoted_printable: the chunk-cached encoder writes the bytes that
+encoding the whole text at once with binascii.b2a_qp (the composer before the cache) writes."""
 
 from __future__ import annotations
 

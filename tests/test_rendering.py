@@ -1,5 +1,5 @@
-"""Tests for dripcare.rendering and dripcare.render_cache: the sandbox, escaping, the text part
-and the cached Renderer.
+"""Tests for dripcare.rendering and dripcare.render_cache: the sandbox, escaping,
+the text part and the cached Renderer.
 
 The reference for every Renderer result is `render_full` on the same context (with the names
 tidied to one line, which the Renderer does on purpose): the Renderer is an optimisation and

@@ -13,18 +13,21 @@ another writer inserted meanwhile) goes through `enroll` itself, after the bulk 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import ColumnElement, Integer, Table, any_, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from dripcare import pg_copy
 from dripcare.campaigns import (
     CampaignPlan,
     PlannedStep,
@@ -32,14 +35,13 @@ from dripcare.campaigns import (
     slug_for_unnamed,
     unknown_campaign,
 )
+from dripcare.clinics import get_clinic
 from dripcare.config import Settings
 from dripcare.enrollments import (
     EnrollRequest,
     Placement,
     ScheduledMessage,
     enroll,
-    get_clinic,
-    message_row,
     placements,
     sender_domain,
 )
@@ -64,6 +66,19 @@ class Enrolled:
 
 
 Outcome = Enrolled | UserError
+Placed = list[tuple[PlannedStep, Placement]]
+
+
+_KEPT_SCHEDULES = 50_000  # an import's usual few hundred, with room; bounds its memory
+
+
+@dataclass
+class Schedules:
+    """Sequences computed at one `now`, by (campaign, version, zone, treatment time): in an
+    import most patients share them."""
+
+    now: datetime
+    placed: dict[tuple[Any, ...], Placed] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,14 +104,18 @@ def enroll_many(
     settings: Settings,
     now: datetime | None,
     answer: bool = True,
+    schedules: Schedules | None = None,
 ) -> list[Outcome]:
     """Every request of one clinic enrolled as `enroll` would, in a few statements.
 
     `answer=False` leaves out the new sequences' messages (`Enrolled.messages` None) when
-    only counts are wanted: reading back every outbox row's id costs as much as writing it.
+    only counts are wanted. `schedules` may be kept by a caller that enrolls several chunks
+    with the same `now` (an import): a schedule is then computed once for all of them.
     Flushes, never commits: the caller's transaction is the unit (one per chunk).
     """
     now = now or utcnow()
+    if schedules is None or schedules.now != now:
+        schedules = Schedules(now)
     outcomes: list[Outcome | None] = [None] * len(requests)
     if not requests:
         return []
@@ -109,28 +128,30 @@ def enroll_many(
     externals = Counter(r.external_id for r in rows if r.external_id)
     new: list[_New] = []
     slow: list[_Row] = []
+    when = _TreatedAt(now)
+    plans: dict[int, bool] = {}  # _needs_enroll's answer per CampaignPlan of the chunk
     for row in rows:
         try:
             if row.external_id in by_external:
                 outcomes[row.index] = Enrolled(by_external[row.external_id], created=False)
-            elif _needs_enroll(row):
+            elif _needs_enroll(row, plans):
                 slow.append(row)
             elif emails[row.email] > 1 or (row.external_id and externals[row.external_id] > 1):
                 slow.append(row)  # the rows see each other: one at a time, in order
             elif row.email in known:
-                repeat = _repeat_of(row, known[row.email], active, clinic.timezone, now)
+                repeat = _repeat_of(row, known[row.email], active, clinic.timezone, when)
                 if repeat is None:
                     slow.append(row)
                 else:
                     outcomes[row.index] = Enrolled(repeat, created=False)
             else:
                 zone = row.zone_override or clinic.timezone
-                new.append(_New(row, zone, parse_treated_at(row.req.treated_at, zone, now)))
+                new.append(_New(row, zone, when(row.req.treated_at, zone)))
         except UserError as exc:
             outcomes[row.index] = exc
     quiet = clinic_quiet_hours(clinic.quiet_hours, settings)
     domain = sender_domain(clinic.sender_email)
-    slow += _create(session, clinic.id, domain, new, outcomes, settings, now, quiet, answer)
+    slow += _create(session, clinic.id, domain, new, outcomes, settings, schedules, quiet, answer)
     for row in sorted(slow, key=lambda r: r.index):
         outcomes[row.index] = _one(session, row.req, settings, now)
     session.flush()
@@ -202,16 +223,39 @@ def _unnamed(session: Session, clinic_id: int, plans: dict[str, Any]) -> str:
 _UNNAMED = ""  # the plans cache's key for slug_for_unnamed's answer (no slug is empty)
 
 
-def _needs_enroll(row: _Row) -> bool:
+class _TreatedAt:
+    """`parse_treated_at` at one `now`, once per distinct (value, zone): an import's rows share
+    a few dates and times."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.parsed: dict[tuple[str | datetime, str], datetime | UserError] = {}
+
+    def __call__(self, value: str | datetime, zone: str) -> datetime:
+        found = self.parsed.get((value, zone))
+        if found is None:
+            try:
+                found = parse_treated_at(value, zone, self.now)
+            except UserError as exc:
+                found = exc
+            self.parsed[value, zone] = found
+        if isinstance(found, UserError):
+            raise found
+        return found
+
+
+def _needs_enroll(row: _Row, plans: dict[int, bool]) -> bool:
     """What only `enroll` itself does: a phone to store, treatment attributes to check against
     the campaign's requirements, a late-booking email that depends on the other rows."""
+    if row.req.phone or row.req.attributes:
+        return True
     plan = row.plan
-    return bool(
-        row.req.phone
-        or row.req.attributes
-        or plan.requires
-        or any(step.late_booking for step in plan.steps)
-    )
+    needs = plans.get(id(plan))
+    if needs is None:
+        needs = plans[id(plan)] = bool(
+            plan.requires or any(step.late_booking for step in plan.steps)
+        )
+    return needs
 
 
 def _plan(session: Session, clinic_id: int, slug: str) -> CampaignPlan | UserError:
@@ -234,7 +278,7 @@ def _existing_by_external_id(session: Session, clinic_id: int, rows: list[_Row])
     if not wanted:
         return {}
     query = select(Enrollment.external_id, Enrollment.id).where(
-        Enrollment.clinic_id == clinic_id, Enrollment.external_id.in_(wanted)
+        Enrollment.clinic_id == clinic_id, _among(session, Enrollment.external_id, wanted)
     )
     return {str(external): id for external, id in session.execute(query)}
 
@@ -242,8 +286,15 @@ def _existing_by_external_id(session: Session, clinic_id: int, rows: list[_Row])
 def _known_patients(session: Session, clinic_id: int, rows: list[_Row]) -> dict[str, Any]:
     query = select(
         Patient.id, Patient.email, Patient.first_name, Patient.last_name, Patient.timezone
-    ).where(Patient.clinic_id == clinic_id, Patient.email.in_({r.email for r in rows}))
+    ).where(
+        Patient.clinic_id == clinic_id,
+        _among(session, Patient.email, list({r.email for r in rows})),
+    )
     return {p.email: p._mapping for p in session.execute(query)}
+
+
+def _emails(rows: list[_Row]) -> list[str]:
+    return list({r.email for r in rows})
 
 
 def _active_of(session: Session, patient_ids: list[int]) -> dict[int, list[Any]]:
@@ -251,15 +302,28 @@ def _active_of(session: Session, patient_ids: list[int]) -> dict[int, list[Any]]
         return {}
     query = select(
         Enrollment.id, Enrollment.patient_id, Enrollment.campaign_id, Enrollment.treated_at
-    ).where(Enrollment.patient_id.in_(patient_ids), Enrollment.status == EnrollmentStatus.ACTIVE)
+    ).where(
+        _among(session, Enrollment.patient_id, patient_ids),
+        Enrollment.status == EnrollmentStatus.ACTIVE,
+    )
     found: dict[int, list[Any]] = {}
     for row in session.execute(query):
         found.setdefault(row.patient_id, []).append(row)
     return found
 
 
+def _among(
+    session: Session, column: InstrumentedAttribute[Any], values: list[Any]
+) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `= ANY(array)`, one parameter whatever the number of
+    values: SQLAlchemy and psycopg spend ~100 us of CPU per rendered IN parameter."""
+    if session.get_bind().dialect.name != "postgresql":
+        return column.in_(values)
+    return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+
+
 def _repeat_of(
-    row: _Row, patient: Any, active: dict[int, list[Any]], clinic_zone: str, now: datetime
+    row: _Row, patient: Any, active: dict[int, list[Any]], clinic_zone: str, when: _TreatedAt
 ) -> int | None:
     """The active enrollment this row repeats, when enrolling it would change nothing."""
     given = {
@@ -270,7 +334,7 @@ def _repeat_of(
     if any(value and value != patient[name] for name, value in given.items()):
         return None  # enroll would update the patient first
     zone = row.zone_override or patient["timezone"] or clinic_zone
-    treated_at = parse_treated_at(row.req.treated_at, zone, now)
+    treated_at = when(row.req.treated_at, zone)
     for same in active.get(patient["id"], []):
         if same.campaign_id == row.plan.id and same.treated_at == treated_at:
             return int(same.id)
@@ -287,7 +351,7 @@ def _create(
     new: list[_New],
     outcomes: list[Outcome | None],
     settings: Settings,
-    now: datetime,
+    schedules: Schedules,
     quiet: Any,
     answer: bool,
 ) -> list[_Row]:
@@ -335,7 +399,10 @@ def _create(
         _insert(connection, _ENROLLMENTS, enrollments, ("patient_id", "id"), conflict)
     )
     placed_of = _schedules(
-        [(n, enrollment_ids.get(patient_ids[n.row.email])) for n in inserted], settings, now, quiet
+        [(n, enrollment_ids.get(patient_ids[n.row.email])) for n in inserted],
+        settings,
+        schedules,
+        quiet,
     )
     ids = _insert_messages(connection, clinic_id, domain, placed_of, answer)
     for n in inserted:
@@ -375,20 +442,22 @@ def _insert(
     return [tuple(r) for r in connection.execute(statement, rows)]
 
 
-Placed = list[tuple[PlannedStep, Placement]]
-
-
 def _schedules(
-    enrollments: list[tuple[_New, int | None]], settings: Settings, now: datetime, quiet: Any
+    enrollments: list[tuple[_New, int | None]],
+    settings: Settings,
+    schedules: Schedules,
+    quiet: Any,
 ) -> dict[int, Placed]:
     """Each new enrollment's sequence, computed once per (campaign version, zone, treatment
-    time): in an import most patients share them."""
-    computed: dict[tuple[int, int, str, datetime], Placed] = {}
+    time)."""
+    computed, now = schedules.placed, schedules.now
+    if len(computed) > _KEPT_SCHEDULES:
+        computed.clear()  # a file of many distinct times: start over rather than grow
     placed_of: dict[int, Placed] = {}
     for n, enrollment_id in enrollments:
         if enrollment_id is None:
             continue
-        key = (n.row.plan.id, n.row.plan.version, n.zone, n.treated_at)
+        key = (n.row.plan.id, n.row.plan.version, n.zone, n.treated_at, quiet)
         placed = computed.get(key)
         if placed is None:
             placed = placements(n.row.plan, n.treated_at, n.zone, settings, now, quiet)
@@ -407,82 +476,114 @@ def _insert_messages(
     """Every outbox row of the new enrollments; with `answer`, their ids by (enrollment, step)."""
     if not placed_of:
         return {}
-    returning = ("enrollment_id", "step_id", "id")
     if connection.dialect.name == "postgresql":
-        rows = _insert_messages_pg(connection, clinic_id, domain, placed_of, answer)
+        _copy_messages(connection, clinic_id, domain, placed_of)
+        enrollments = _MESSAGES.c.enrollment_id == any_(
+            bindparam(None, list(placed_of), ARRAY(Integer))
+        )
     else:
-        values = [
-            message_row(clinic_id, enrollment_id, domain, step.id, place)
-            for enrollment_id, placed in placed_of.items()
-            for step, place in placed
-        ]
-        statement = insert(_MESSAGES)
-        if not answer:
-            connection.execute(statement, values)
-            return {}
-        statement = statement.returning(*(_MESSAGES.c[name] for name in returning))
-        rows = list(connection.execute(statement, values))
-    return {(e, s): id for e, s, id in rows}
+        _insert_messages_sqlite(connection, clinic_id, domain, placed_of)
+        enrollments = _MESSAGES.c.enrollment_id.between(min(placed_of), max(placed_of))
+    if not answer:
+        return {}
+    query = select(_MESSAGES.c.enrollment_id, _MESSAGES.c.step_id, _MESSAGES.c.id)
+    rows = connection.execute(query.where(enrollments))
+    return {(e, s): id for e, s, id in rows if e in placed_of}
 
 
-def _insert_messages_pg(
-    connection: Connection, clinic_id: int, domain: str, placed_of: dict[int, Placed], answer: bool
-) -> list[Any]:
-    """PostgreSQL: the distinct sequences and which enrollment follows which, joined there.
+def _insert_messages_sqlite(
+    connection: Connection, clinic_id: int, domain: str, placed_of: dict[int, Placed]
+) -> None:
+    """SQLite: one executemany of tuples on the driver's cursor.
 
-    Sending each schedule once instead of seven rows per patient, and letting PostgreSQL draw
-    the Message-IDs (the same 32 random hex digits as uuid4().hex), keeps the Python side of a
-    chunk small.
+    Each distinct sequence's values go through the columns' own bind processors once (the
+    stored forms are those Core writes); Core would process every value of every row again.
     """
-    numbers: dict[int, int] = {}  # id() of a computed sequence (shared by _schedules)
-    schedules: list[dict[str, Any]] = []
-    followers = []
-    for enrollment_id, placed in placed_of.items():
-        number = numbers.get(id(placed))
-        if number is None:
-            number = numbers[id(placed)] = len(numbers)
-            schedules += [
-                {
-                    "schedule": number,
-                    "step_id": step.id,
-                    "due_at": place.due_at.isoformat(),
-                    "status": place.status.value,
-                    "status_reason": place.status_reason,
-                    "stop_cause": place.cause.value if place.cause else None,
-                }
+    defaults = _defaults(_MESSAGES, dict.fromkeys(_MESSAGE_GIVEN))
+    names = _MESSAGE_GIVEN[4:] + tuple(defaults)
+    processors = [_MESSAGES.c[name].type.bind_processor(connection.dialect) for name in names]
+    tail = tuple(defaults.values())
+    shared: dict[int, list[tuple[Any, ...]]] = {}
+    for placed in placed_of.values():
+        if id(placed) not in shared:
+            shared[id(placed)] = [
+                (
+                    step.id,
+                    *(
+                        value if process is None else process(value)
+                        for process, value in zip(
+                            processors,
+                            (place.due_at, place.status, place.status_reason, place.cause, *tail),
+                            strict=True,
+                        )
+                    ),
+                )
                 for step, place in placed
             ]
-        followers.append({"enrollment_id": enrollment_id, "schedule": number})
-    if not schedules:
-        return []  # a campaign without active steps
-    given = {"clinic_id", "enrollment_id", "step_id", "message_id", *schedules[0]} - {"schedule"}
-    defaults = _defaults(_MESSAGES, dict.fromkeys(given))
-    names = ", ".join(defaults)
-    statement = text(
-        f"""
-        INSERT INTO messages (clinic_id, enrollment_id, step_id, message_id, due_at, status,
-                              status_reason, stop_cause, {names})
-        SELECT :clinic_id, f.enrollment_id, s.step_id,
-               '<' || replace(gen_random_uuid()::text, '-', '') || '@' || :domain || '>',
-               s.due_at, s.status, s.status_reason, s.stop_cause,
-               {", ".join(f":{name}" for name in defaults)}
-        FROM json_to_recordset(CAST(:followers AS json)) AS f(enrollment_id int, schedule int)
-        JOIN json_to_recordset(CAST(:schedules AS json))
-             AS s(schedule int, step_id int, due_at timestamptz, status text,
-                  status_reason text, stop_cause text)
-             USING (schedule)
-        {"RETURNING enrollment_id, step_id, id" if answer else ""}
-        """
+    count = sum(len(placed) for placed in placed_of.values())
+    digits = os.urandom(16 * count).hex()
+    rows = (
+        (clinic_id, enrollment, step, f"<{digits[32 * n : 32 * n + 32]}@{domain}>", *rest)
+        for n, (enrollment, (step, *rest)) in enumerate(
+            (enrollment_id, values)
+            for enrollment_id, placed in placed_of.items()
+            for values in shared[id(placed)]
+        )
     )
-    params = {
-        "clinic_id": clinic_id,
-        "domain": domain,
-        "followers": json.dumps(followers),
-        "schedules": json.dumps(schedules),
-        **defaults,
-    }
-    result = connection.execute(statement, params)
-    return list(result) if answer else []
+    columns = (*_MESSAGE_GIVEN[:4], *names)
+    statement = (
+        f"INSERT INTO messages ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    )
+    raw: Any = connection.connection.driver_connection
+    raw.cursor().executemany(statement, rows)
+
+
+_MESSAGE_GIVEN = (
+    "clinic_id",
+    "enrollment_id",
+    "step_id",
+    "message_id",
+    "due_at",
+    "status",
+    "status_reason",
+    "stop_cause",
+)
+
+
+def _copy_messages(
+    connection: Connection, clinic_id: int, domain: str, placed_of: dict[int, Placed]
+) -> None:
+    """PostgreSQL: every outbox row of the new enrollments in one COPY.
+
+    A distinct sequence's lines are formatted once and shared by the enrollments that follow
+    it; the Message-IDs are 32 random hex digits each (as uuid4().hex), drawn in one call.
+    """
+    defaults = _defaults(_MESSAGES, dict.fromkeys(_MESSAGE_GIVEN))
+    shared: dict[int, list[tuple[str, str]]] = {}
+    for placed in placed_of.values():
+        if id(placed) not in shared:
+            shared[id(placed)] = [
+                (
+                    pg_copy.field(step.id),
+                    pg_copy.line((place.due_at, place.status, place.status_reason, place.cause))
+                    + "\t"
+                    + pg_copy.line(defaults.values()),
+                )
+                for step, place in placed
+            ]
+    count = sum(len(placed) for placed in placed_of.values())
+    digits = os.urandom(16 * count).hex()
+    head = f"{clinic_id}\t"
+    tail = f"@{pg_copy.field(domain)}>\t"
+    lines = (
+        f"{head}{enrollment}\t{step}\t<{digits[32 * n : 32 * n + 32]}{tail}{rest}\n"
+        for n, (enrollment, (step, rest)) in enumerate(
+            (enrollment_id, values)
+            for enrollment_id, placed in placed_of.items()
+            for values in shared[id(placed)]
+        )
+    )
+    pg_copy.copy_lines(connection, "messages", (*_MESSAGE_GIVEN, *defaults), lines)
 
 
 def _insert_json(

@@ -5,15 +5,14 @@ sources. Publishing a draft makes it the campaign's live version: the `steps` an
 `campaign_templates` rows are rewritten to match it, and the outbox follows (see
 `enrollments.follow_campaign_change`). Rolling back records the old content again as a new
 version and publishes that, so history only grows. The send path renders unsent messages from
-the live version and records the number it used; a sent message is shown again from it.
+the live version and records the number it used; a sent message is shown again from it
+(compiled_campaigns.py compiles a version for that).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,7 +26,6 @@ from dripcare.campaigns import apply_spec, default_campaign_dirs, load_campaign_
 from dripcare.config import Settings, get_settings
 from dripcare.errors import NotFound, UserError
 from dripcare.models import Campaign, CampaignVersion, Clinic, utcnow
-from dripcare.rendering import TemplateSet
 from dripcare.safety import check_publishable
 from dripcare.template_checks import ProblemsFound, check_spec
 
@@ -335,48 +333,3 @@ def import_campaign(
 def install_defaults(session: Session, clinic: Clinic) -> list[Campaign]:
     """Give a new clinic the shipped campaigns, so it can enroll patients at once."""
     return [import_campaign(session, clinic, load_campaign_dir(d)) for d in default_campaign_dirs()]
-
-
-# ---- what the send path renders ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Compiled:
-    """One version's content with its templates compiled, ready to render many messages."""
-
-    number: int
-    spec: CampaignSpec
-    templates: TemplateSet
-
-
-_compiled: OrderedDict[str, tuple[CampaignSpec, TemplateSet]] = OrderedDict()
-_compiled_lock = threading.Lock()
-_COMPILED_MAX = 64
-
-
-def compiled(session: Session, campaign_id: int, number: int) -> Compiled:
-    """A version, compiled once per process. Keyed by content digest, so never stale."""
-    digest = session.scalar(
-        select(CampaignVersion.digest).where(
-            CampaignVersion.campaign_id == campaign_id, CampaignVersion.number == number
-        )
-    )
-    if digest is None:
-        raise NotFound(f"campaign {campaign_id} has no version {number}")
-    with _compiled_lock:
-        hit = _compiled.get(digest)
-        if hit is not None:
-            _compiled.move_to_end(digest)
-    if hit is None:
-        content = session.scalar(
-            select(CampaignVersion.content).where(
-                CampaignVersion.campaign_id == campaign_id, CampaignVersion.number == number
-            )
-        )
-        spec = CampaignSpec.from_json(content or {})
-        hit = (spec, TemplateSet.from_sources(spec.sources))
-        with _compiled_lock:
-            _compiled[digest] = hit
-            while len(_compiled) > _COMPILED_MAX:
-                _compiled.popitem(last=False)
-    return Compiled(number, *hit)

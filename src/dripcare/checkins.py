@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from dripcare import escalation, red_flags, staff_links
 from dripcare.campaign_spec import CampaignSpec
 from dripcare.clinical import Clinical, RedFlag
+from dripcare.compiled_campaigns import compiled
 from dripcare.email_context import care_values
 from dripcare.errors import UserError
 from dripcare.models import (
@@ -40,8 +41,6 @@ def asked_flags(session: Session, message: Message) -> tuple[RedFlag, ...]:
 
 
 def _version_spec(session: Session, message: Message) -> CampaignSpec:
-    from dripcare.campaign_versions import compiled  # it imports enrollments, which is heavier
-
     enrollment = session.get(Enrollment, message.enrollment_id)
     assert enrollment is not None
     campaign = session.get(Campaign, enrollment.campaign_id)

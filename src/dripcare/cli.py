@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from dripcare import campaign_versions, campaigns, enrollments
+from dripcare import campaign_versions, campaigns, clinics, enrollments
 from dripcare.audit import Actor
 from dripcare.cli_admin import admin
 from dripcare.cli_common import CommandGroup, emit, json_option, quiet_option, user_errors
@@ -116,7 +116,7 @@ _DEFAULT_CAMPAIGN_HELP = (
 @user_errors
 def clinic_create(as_json: bool, quiet: bool, **fields: str) -> None:
     """Create a clinic; the shipped campaigns are installed for it."""
-    from dripcare.clinics import create_clinic
+    from dripcare.clinic_setup import create_clinic
 
     with session_scope() as session:
         created = create_clinic(session, **fields)
@@ -147,7 +147,7 @@ def clinic_create(as_json: bool, quiet: bool, **fields: str) -> None:
 def clinic_update(clinic_id: int, default_campaign: str, as_json: bool) -> None:
     """Change a clinic's settings: for now, its default campaign."""
     with session_scope() as session:
-        found = enrollments.get_clinic(session, clinic_id)
+        found = clinics.get_clinic(session, clinic_id)
         slug = None if default_campaign.strip().lower() == "none" else default_campaign.strip()
         found.default_campaign = campaigns.check_default_campaign(session, found.id, slug)
         data = {"id": found.id, "default_campaign": found.default_campaign}
@@ -193,7 +193,7 @@ def clinic_quiet_hours(clinic_id: int, window: str | None, as_json: bool) -> Non
     from dripcare.clinics import set_quiet_hours
 
     with session_scope() as session:
-        found = enrollments.get_clinic(session, clinic_id)
+        found = clinics.get_clinic(session, clinic_id)
         if window is not None:
             set_quiet_hours(found, window)
         data = {"id": found.id, "quiet_hours": found.quiet_hours}
@@ -217,7 +217,7 @@ def clinic_red_flags(clinic_id: int, as_json: bool, **changes: Any) -> None:
     from dripcare import escalation
 
     with session_scope() as session:
-        found = enrollments.get_clinic(session, clinic_id)
+        found = clinics.get_clinic(session, clinic_id)
         current = escalation.settings_of(found)
         wanted = {k: v for k, v in changes.items() if v not in (None, ())}
         if "escalate_to" in wanted:
@@ -246,7 +246,7 @@ def campaign_import(directory: Path, clinic_id: int, as_json: bool) -> None:
     spec = campaigns.load_campaign_dir(directory)
     with session_scope() as session:
         imported = campaign_versions.import_campaign(
-            session, enrollments.get_clinic(session, clinic_id), spec, Actor.cli()
+            session, clinics.get_clinic(session, clinic_id), spec, Actor.cli()
         )
         data: dict[str, Any] = {
             "id": imported.id,
@@ -269,7 +269,7 @@ def campaign_import(directory: Path, clinic_id: int, as_json: bool) -> None:
 def campaign_list(clinic_id: int, as_json: bool) -> None:
     """List a clinic's campaigns and their steps."""
     with session_scope() as session:
-        enrollments.get_clinic(session, clinic_id)
+        clinics.get_clinic(session, clinic_id)
         rows: list[dict[str, Any]] = [
             {
                 "slug": c.slug,
@@ -303,7 +303,7 @@ def apikey_create(clinic_id: int, name: str, as_json: bool, quiet: bool) -> None
     from dripcare.apikeys import create_key
 
     with session_scope() as session:
-        enrollments.get_clinic(session, clinic_id)
+        clinics.get_clinic(session, clinic_id)
         issued = create_key(session, clinic_id, name, Actor.cli())
         data = {"id": issued.key.id, "clinic_id": clinic_id, "key": issued.plaintext}
     emit(
@@ -390,7 +390,7 @@ def patient_revoke_links(clinic_id: int, email: str, as_json: bool) -> None:
     from dripcare.patients import find_by_email
 
     with session_scope() as session:
-        enrollments.get_clinic(session, clinic_id)
+        clinics.get_clinic(session, clinic_id)
         found = find_by_email(session, clinic_id, email)
         if found is None:
             raise UserError(f"clinic {clinic_id} has no patient with email {email.strip()}")
@@ -567,7 +567,7 @@ def import_csv(file: Path, clinic_id: int, as_json: bool) -> None:
     from dripcare.csv_import import import_file
 
     with session_scope() as session:
-        enrollments.get_clinic(session, clinic_id)
+        clinics.get_clinic(session, clinic_id)
     with click.progressbar(
         length=_count_lines(file), label="importing", file=sys.stderr, show_pos=True
     ) as bar:

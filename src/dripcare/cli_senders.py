@@ -6,9 +6,9 @@ from __future__ import annotations
 import click
 
 from dripcare.cli_common import emit, json_option, user_errors
+from dripcare.clinics import get_clinic
 from dripcare.config import get_settings
 from dripcare.db import session_scope
-from dripcare.enrollments import get_clinic
 
 
 @click.command("dkim")

@@ -11,14 +11,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from dripcare import emergency_numbers, sending_domains
-from dripcare.campaign_versions import install_defaults
-from dripcare.campaigns import check_default_campaign
+from dripcare import emergency_numbers
 from dripcare.config import get_settings
-from dripcare.errors import UserError
+from dripcare.errors import NotFound, UserError
 from dripcare.models import Clinic
 from dripcare.scheduling import QuietHours
-from dripcare.validation import check_timezone, normalize_email
+from dripcare.validation import normalize_email
 
 _COLOR = re.compile(r"#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?")
 _URL_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f\"'<>\\`]")
@@ -131,50 +129,15 @@ def logo_url_problem(url: str) -> str | None:
     return None
 
 
-def create_clinic(
-    session: Session,
-    *,
-    name: str,
-    sender: str,
-    phone: str,
-    timezone: str,
-    brand_color: str = "#0f766e",
-    logo_url: str = "",
-    opening_hours: str = "Monday to Friday, 9am to 5pm",
-    after_hours: str = "",
-    emergency_number: str = "",
-    country: str = emergency_numbers.DEFAULT_COUNTRY,
-    alert_email: str = "",
-    webhook_url: str = "",
-    webhook_secret: str = "",
-    default_campaign: str | None = None,
-) -> Clinic:
-    """Create a clinic with the shipped campaigns installed, ready to enroll patients.
-
-    `emergency_number` overrides the country's number; "" uses the country's.
-    `default_campaign` is the slug enrolling uses when it is given none."""
-    branding = Branding(
-        name, phone, brand_color, logo_url, sender, country, emergency_number
-    ).checked()
-    if webhook_url and not webhook_url.startswith(("https://", "http://")):
-        raise UserError("webhook URL must start with https:// (or http:// on a private network)")
-    check_webhook_secret(webhook_secret)
-    clinic = Clinic(
-        timezone=check_timezone(timezone),
-        opening_hours=opening_hours,
-        after_hours=after_hours,
-        alert_email=normalize_email(alert_email) if alert_email else "",
-        webhook_url=webhook_url,
-        webhook_secret=webhook_secret,
-        settings={},
-    )
-    branding.apply(clinic)
-    session.add(clinic)
-    session.flush()
-    sending_domains.grant(session, clinic, sending_domains.domain_of(clinic.sender_email))
-    install_defaults(session, clinic)
-    clinic.default_campaign = check_default_campaign(session, clinic.id, default_campaign)
+def get_clinic(session: Session, clinic_id: int) -> Clinic:
+    clinic = session.get(Clinic, clinic_id)
+    if clinic is None:
+        raise no_clinic(clinic_id)
     return clinic
+
+
+def no_clinic(clinic_id: int) -> NotFound:
+    return NotFound(f"no clinic with id {clinic_id}; list them with `dripcare clinic list`")
 
 
 def list_clinics(session: Session) -> list[Clinic]:

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dripcare.bulk_enroll import enroll_many
+from dripcare.bulk_enroll import Schedules, enroll_many
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.enrollments import EnrollRequest
 from dripcare.errors import UserError
+from dripcare.models import utcnow
 
 CHUNK = 2000  # rows per transaction: large enough that a chunk costs a few statements per row
 REQUIRED = ("email", "treated_at")
@@ -85,16 +86,19 @@ def _clean(row: dict[str | None, Any]) -> dict[str, str]:
 def import_rows(
     rows: Any, clinic_id: int, settings: Settings, progress: Callable[[int], Any]
 ) -> ImportReport:
+    """Every row as of the moment the import started: one `now` for all chunks, so each
+    schedule (campaign, zone, treatment time) is computed once for the whole file."""
     report = ImportReport()
+    schedules = Schedules(utcnow())
     chunk: list[tuple[int, dict[str, str]]] = []
     for item in rows:
         chunk.append(item)
         if len(chunk) >= CHUNK:
-            _import_chunk(chunk, clinic_id, settings, report)
+            _import_chunk(chunk, clinic_id, settings, report, schedules)
             progress(len(chunk))
             chunk = []
     if chunk:
-        _import_chunk(chunk, clinic_id, settings, report)
+        _import_chunk(chunk, clinic_id, settings, report, schedules)
         progress(len(chunk))
     return report
 
@@ -104,6 +108,7 @@ def _import_chunk(
     clinic_id: int,
     settings: Settings,
     report: ImportReport,
+    schedules: Schedules,
 ) -> None:
     """One transaction: the chunk's rows that pass go in together, each bad one is reported."""
     lines, requests = [], []
@@ -115,7 +120,9 @@ def _import_chunk(
             continue
         lines.append(line)
     with session_scope() as session:
-        outcomes = enroll_many(session, requests, settings, now=None, answer=False)
+        outcomes = enroll_many(
+            session, requests, settings, schedules.now, answer=False, schedules=schedules
+        )
     for line, outcome in zip(lines, outcomes, strict=True):
         if isinstance(outcome, UserError):
             report.errors.append(RowError(line, str(outcome)))

@@ -45,7 +45,7 @@ from dripcare import (
     transport_alerts,
 )
 from dripcare.campaign_spec import StepSpec
-from dripcare.campaign_versions import Compiled, compiled
+from dripcare.compiled_campaigns import Compiled, compiled
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings
 from dripcare.dispatch import (

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from dripcare.admins import create_admin_user
 from dripcare.apikeys import create_key
 from dripcare.beat import schedule_path
-from dripcare.clinics import create_clinic
+from dripcare.clinic_setup import create_clinic
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.enrollments import EnrollRequest, enroll

@@ -42,6 +42,7 @@ from dripcare.campaigns import (
     timing_of,
     unknown_campaign,
 )
+from dripcare.clinics import get_clinic, no_clinic
 from dripcare.config import Settings
 from dripcare.errors import NotFound, UserError
 from dripcare.message_lifecycle import REASONS, restore, stop_unsent
@@ -133,17 +134,6 @@ class _Found:
 
 
 # ---- enrolling --------------------------------------------------------------------------------
-
-
-def get_clinic(session: Session, clinic_id: int) -> Clinic:
-    clinic = session.get(Clinic, clinic_id)
-    if clinic is None:
-        raise _no_clinic(clinic_id)
-    return clinic
-
-
-def _no_clinic(clinic_id: int) -> NotFound:
-    return NotFound(f"no clinic with id {clinic_id}; list them with `dripcare clinic list`")
 
 
 def enroll(
@@ -270,7 +260,7 @@ def _look_up(
     params = {"clinic_id": clinic_id, "slug": slug, "email": email, "external_id": external_id}
     row = session.connection().execute(_LOOK_UP, params).first()
     if row is None:
-        raise _no_clinic(clinic_id)
+        raise no_clinic(clinic_id)
     if row.campaign_id is None and slug is None:
         chosen = slug_for_unnamed(session, clinic_id)
         return _look_up(session, clinic_id, chosen, email, external_id)

@@ -346,6 +346,17 @@ class Message(Base):
             postgresql_where=text("status = 'failed'"),
             sqlite_where=text("status = 'failed'"),
         ),
+        # The admin outbox's "recent" (newest change first) and the API's `?since=` of a clinic.
+        Index("ix_messages_clinic_id_updated_at", "clinic_id", "updated_at", "id"),
+        # The admin outbox's "upcoming" of a clinic, soonest first (reporting.upcoming_messages).
+        Index(
+            "ix_messages_clinic_upcoming",
+            "clinic_id",
+            "due_at",
+            "id",
+            postgresql_where=text("status IN ('scheduled', 'queued', 'sending', 'held')"),
+            sqlite_where=text("status IN ('scheduled', 'queued', 'sending', 'held')"),
+        ),
         # Serves lease recovery: only the few rows in flight.
         Index(
             "ix_messages_lease_inflight",

@@ -19,10 +19,10 @@ from dripcare import clinic_transports, dkim_keys
 from dripcare.campaign_spec import CampaignSpec
 from dripcare.campaign_versions import live_version, spec_of
 from dripcare.campaigns import find_campaign, list_campaigns, load_campaign_dir
+from dripcare.clinics import get_clinic
 from dripcare.composing import Envelope, compose
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
-from dripcare.enrollments import get_clinic
 from dripcare.errors import NotFound, UserError
 from dripcare.models import Clinic, utcnow
 from dripcare.rendering import Rendered, RenderError, TemplateSet

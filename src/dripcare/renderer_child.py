@@ -1,7 +1,8 @@
 """A renderer process: runs the calls `isolation` sends it, under its memory and CPU limits.
 
-Started as `python -m dripcare.renderer_child MEMORY_BYTES` with pipes for stdin and stdout, so
-it works whoever the parent is (a Celery prefork child may not start multiprocessing children).
+Started as `python -m dripcare.renderer_child MEMORY_BYTES` with pipes for stdin and stdout,
+so it works whoever the parent is (a Celery prefork child may not start multiprocessing
+children).
 Each frame is a 4-byte big-endian length and a payload. The first frame from the parent is its
 sys.path (pickled); then each request is a pickled (cpu_seconds, function, args) from the
 trusted parent, and each reply is JSON, never pickle: this process runs untrusted templates, and
