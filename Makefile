@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 PORT ?= 8000
 
-.PHONY: run test test-fast test-later lint format bench lock clean
+.PHONY: run test test-fast test-no-browser test-later lint format bench lock clean
 
 # Exactly the locked versions, checked by hash; then dripcare itself, editable, built with the
 # locked setuptools (no download).
@@ -21,8 +21,14 @@ run: $(BIN)/.installed  ## dripcare on SQLite with an embedded broker; emails la
 test: $(BIN)/.installed  ## the whole suite, on SQLite and PostgreSQL, with Redis and SMTP servers
 	$(BIN)/pytest
 
-test-fast: $(BIN)/.installed  ## the quick loop: SQLite and PostgreSQL, no browser, stop at the first failure
-	$(BIN)/pytest -q -x --ignore-glob='tests/test_browser*.py'
+# The markers come from tests/markers.py (by fixture and file) and from the tests themselves.
+FAST_MARKERS := not (slow or browser or postgres or redis or workers)
+
+test-fast: $(BIN)/.installed  ## the quick loop: SQLite only, no services but SMTP, stop at the first failure
+	$(BIN)/pytest -q -x -m "$(FAST_MARKERS)"
+
+test-no-browser: $(BIN)/.installed  ## SQLite and PostgreSQL, no browser, stop at the first failure
+	$(BIN)/pytest -q -x -m "not browser"
 
 # The whole suite with every clock a year ahead, in the test process and in every server,
 # worker and command it starts (tests/clock_ahead/sitecustomize.py): a test that depends on

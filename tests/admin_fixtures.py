@@ -20,10 +20,10 @@ from dripcare.delivery import send_due
 from dripcare.models import Enrollment, MessageStatus
 from dripcare.transports import transport_from_url
 from dripcare.web.app import create_app
+from tests.factories import DAYTIME as NOW
 from tests.factories import make_clinic, make_enrollment
 
 PASSWORD = "correct horse battery staple"
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 10:00 in New York: no quiet hours
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

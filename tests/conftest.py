@@ -39,6 +39,7 @@ pytest_plugins = [
     "tests.campaign_fixtures",  # the shipped campaign, for rendering tests
     "tests.admin_fixtures",  # admin users and signed-in admin browsers
     "tests.browser_fixtures",  # one headless Chromium per session
+    "tests.markers",  # postgres, redis, browser and workers markers from the fixtures used
 ]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # The Celery app reads its broker once, on first use; every test that touches it (a worker,

@@ -14,10 +14,11 @@ from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
 from dripcare.enrollment_input import EnrollRequest
 from dripcare.enrollments import EnrollResult, enroll
-from dripcare.transports import SMTPTransport
+from dripcare.transports import transport_from_url
 from tests.smtp_server import SMTPServer
 
-DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # travel here: the day-0 email is due
+# 10:00 in New York (no quiet hours), a Wednesday: travel here and the day-0 email is due.
+DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 def make_clinic(**overrides: Any) -> int:
@@ -67,9 +68,13 @@ def first_sent_links(settings: Settings, smtp_server: SMTPServer) -> tuple[str, 
     return unsubscribe_targets(smtp_server.recorder.messages[0])
 
 
-def send_due(smtp_server: SMTPServer, days_later: int = 0) -> dict[str, int]:
-    """Send what is due, for real, `days_later` days (and two hours) after DAYTIME."""
-    transport = SMTPTransport("127.0.0.1", smtp_server.port)
+def send_due(to: SMTPServer | str, days_later: int = 0) -> dict[str, int]:
+    """Send what is due, for real, through a test SMTP server or to an SMTP URL; now, or
+    `days_later` days (and two hours) after DAYTIME.
+
+    The 5-second timeout makes a test whose server never answers fail instead of hang.
+    """
+    transport = transport_from_url(to if isinstance(to, str) else to.url, 5)
     if not days_later:
         return delivery.send_due(session_scope, get_settings(), transport)
     with time_machine.travel(DAYTIME + timedelta(days=days_later, hours=2)):

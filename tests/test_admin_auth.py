@@ -205,6 +205,7 @@ def test_unknown_emails_are_throttled_like_known_ones(clinic: int) -> None:
     assert AdminBrowser().sign_in("nobody@riverside.example", "x" * 12).status_code == 429
 
 
+@pytest.mark.slow  # an Argon2 hash per attempt
 def test_one_address_trying_many_emails_is_throttled(email: str) -> None:
     for n in range(20):
         AdminBrowser().sign_in(f"guess{n}@riverside.example", "wrong password here")

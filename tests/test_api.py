@@ -28,9 +28,9 @@ from dripcare.models import Enrollment, IdempotentRequest, Message, Patient
 from dripcare.web.app import create_app
 from dripcare.web.schemas import PatientIn
 from tests.conftest import configure
+from tests.factories import DAYTIME as NOW
 from tests.factories import make_clinic
 
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 ENROLL = {
     "patient": {"email": "ana@example.com", "first_name": "Ana"},
     "treated_at": "2026-11-24T14:30:00-05:00",

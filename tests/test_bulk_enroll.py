@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -17,9 +17,8 @@ from dripcare.enrollment_input import EnrollRequest
 from dripcare.enrollments import enroll
 from dripcare.errors import UserError
 from dripcare.models import Enrollment, Message, Patient, Step
+from tests.factories import DAYTIME as NOW
 from tests.factories import make_clinic
-
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 def requests(clinic_id: int) -> list[EnrollRequest]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -21,10 +21,10 @@ from dripcare.errors import UserError
 from dripcare.models import Message, MessageStatus, Step
 from dripcare.template_checks import ProblemsFound
 from dripcare.transports import SMTPTransport
-from tests.factories import make_clinic, make_enrollment
+from tests.factories import DAYTIME as NOW
+from tests.factories import make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 10:00 in New York
 NEW_SUBJECT = "Tonight: caring for your skin"
 
 
@@ -78,11 +78,6 @@ def subject_shown(message_pk: int) -> str:
     with session_scope() as session:
         (job,) = message_view.load_jobs(session, [message_pk])
         return message_view.render_job(job, get_settings())[0].subject
-
-
-def send_due(server: SMTPServer) -> dict[str, int]:
-    transport = SMTPTransport("127.0.0.1", server.port, timeout=5)
-    return delivery.send_due(session_scope, get_settings(), transport)
 
 
 def with_day0_subject(spec: CampaignSpec, subject: str) -> CampaignSpec:

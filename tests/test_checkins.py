@@ -29,10 +29,8 @@ from dripcare.models import AlertStatus, CheckIn, Clinic, ClinicAlert, Message
 from dripcare.transports import SMTPTransport
 from tests.campaign_fixtures import CAMPAIGN_DIR
 from tests.conftest import free_port
-from tests.factories import make_clinic, make_enrollment
+from tests.factories import DAYTIME, make_clinic, make_enrollment
 from tests.smtp_server import SMTPServer
-
-DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -222,28 +220,6 @@ def test_clinic_webhooks_are_standard_webhooks_with_one_id_across_retries(
     assert {h["webhook-id"] for h, _ in webhook.requests} == {webhook.requests[0][1]["id"]}
     stamps = [int(h["webhook-timestamp"]) for h, _ in webhook.requests]
     assert stamps == sorted(set(stamps))  # each attempt signed anew, at its own time
-
-
-def test_the_signature_matches_the_standard_webhooks_spec_example() -> None:
-    at = datetime.fromtimestamp(1614265330, UTC)
-    body = b'{"test": 2432232314}'
-    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-    headers = alerts.signed_headers("msg_p5jXN8AQM9LWM0D4loKWxJek", at, body, secret)
-
-    assert headers == {
-        "webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
-        "webhook-timestamp": "1614265330",
-        "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
-    }
-
-
-def test_a_secret_from_before_whsec_is_the_key_as_it_is() -> None:
-    at = datetime.fromtimestamp(1614265330, UTC)
-
-    headers = alerts.signed_headers("alert_1", at, b"{}", "s3cret")
-
-    assert headers["webhook-signature"] == StandardWebhook(b"s3cret").sign("alert_1", at, "{}")
 
 
 def test_a_whsec_secret_that_is_not_base64_is_refused_when_the_clinic_is_made() -> None:

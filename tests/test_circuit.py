@@ -13,7 +13,7 @@ import time_machine
 from sqlalchemy import select
 
 from dripcare import alerts, circuit, delivery, dispatch, tasks
-from dripcare.config import Settings, get_settings
+from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.dispatch import claim_due
 from dripcare.enrollment_changes import cancel
@@ -28,20 +28,14 @@ from dripcare.models import (
 )
 from dripcare.smtp_replies import Stage
 from dripcare.transports import TransportFailure, transport_from_url
-from tests.factories import make_clinic, make_enrollment
+from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
-
-DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 10:00 in New York: no quiet hours
 
 
 @pytest.fixture(autouse=True)
 def daytime() -> Iterator[None]:
     with time_machine.travel(DAYTIME, tick=True):
         yield
-
-
-def send_due(server: SMTPServer) -> dict[str, int]:
-    return delivery.send_due(session_scope, get_settings(), transport_from_url(server.url, 5))
 
 
 def state() -> TransportCircuit | None:

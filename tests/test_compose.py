@@ -236,6 +236,8 @@ def wait_for(condition, what: str, stack: Stack, limit: float = 180) -> None:  #
 
 @pytest.mark.postgres
 @pytest.mark.redis
+@pytest.mark.workers
+@pytest.mark.slow
 def test_the_compose_stack_sends_a_patients_email_as_an_unprivileged_user(stack: Stack) -> None:
     # Given the operator's .env, with the dev profile's SMTP address and a short tick
     env_file = _env_file(stack.scratch, MAILPIT_SMTP, DRIPCARE_DISPATCH_INTERVAL="2")

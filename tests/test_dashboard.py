@@ -25,9 +25,9 @@ from dripcare.models import (
     SubscriptionEvent,
     Suppression,
 )
+from tests.factories import DAYTIME as NOW
 from tests.factories import make_clinic, make_enrollment
 
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 10:00 in New York (EST, UTC-5)
 NEW_YORK = "America/New_York"
 
 

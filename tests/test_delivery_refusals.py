@@ -9,22 +9,13 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from dripcare import delivery
-from dripcare.config import Settings, get_settings
+from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import Message, MessageStatus, Suppression
-from dripcare.transports import transport_from_url
-from tests.factories import make_clinic, make_enrollment
+from tests.factories import make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 
-DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 10:00 in New York: no quiet hours
-
-
 pytestmark = pytest.mark.usefixtures("daytime")  # conftest: a working morning
-
-
-def send_due(url: str) -> dict[str, int]:
-    return delivery.send_due(session_scope, get_settings(), transport_from_url(url, 5))
 
 
 def messages() -> list[Message]:

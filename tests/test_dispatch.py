@@ -1,11 +1,14 @@
-"""Claiming due messages fairly between clinics, on both databases."""
+"""Claiming due messages fairly between clinics, and recovering expired leases, on both
+databases."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import insert, select
 
+from dripcare import delivery
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.dispatch import (
@@ -18,7 +21,9 @@ from dripcare.dispatch import (
     recover_expired,
 )
 from dripcare.models import Enrollment, Message, MessageStatus, Patient, Step
-from tests.factories import make_clinic
+from dripcare.transports import transport_from_url
+from tests.factories import make_clinic, make_enrollment
+from tests.smtp_server import SMTPServer
 
 LEASE = timedelta(minutes=5)
 
@@ -137,3 +142,28 @@ def test_an_expired_sending_row_waits_for_its_worker_to_record_it_before_it_is_s
         assert session.get_one(Message, sending).status == MessageStatus.SCHEDULED
         regained = claim_due(session, limit=2, lease=LEASE, now=later + RECORD_GRACE)
         assert regained is not None and regained.message_ids == [sending]
+
+
+@pytest.mark.usefixtures("daytime")  # conftest: a working morning
+def test_a_worker_whose_lease_was_recovered_cannot_send_or_overwrite(
+    settings: Settings, smtp_server: SMTPServer
+) -> None:
+    clinic = make_clinic()
+    make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3))
+    with session_scope() as session:
+        stale = claim_due(session, limit=10, lease=timedelta(seconds=1))
+    assert stale is not None
+    with session_scope() as session:
+        assert recover_expired(session, now=datetime.now(UTC) + timedelta(seconds=5)) == 1
+        fresh = claim_due(session, limit=10, lease=timedelta(minutes=5))
+    assert fresh is not None
+
+    late = delivery.send_batch(
+        session_scope, stale.token, stale.message_ids, transport_from_url(smtp_server.url), settings
+    )
+    on_time = delivery.send_batch(
+        session_scope, fresh.token, fresh.message_ids, transport_from_url(smtp_server.url), settings
+    )
+
+    assert (late.sent, on_time.sent) == (0, 1)
+    assert len(smtp_server.recorder.messages) == 1

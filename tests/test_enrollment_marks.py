@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -22,7 +22,6 @@ from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 from tests.test_api import Clinic
 
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 ENROLL = {
     "patient": {"email": "ana@example.com", "first_name": "Ana"},
     "treated_at": "2026-11-24T14:30:00-05:00",
@@ -31,7 +30,7 @@ ENROLL = {
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with time_machine.travel(NOW, tick=True), TestClient(create_app()) as test_client:
+    with time_machine.travel(DAYTIME, tick=True), TestClient(create_app()) as test_client:
         yield test_client
 
 
@@ -89,10 +88,10 @@ def test_api_refuses_a_campaign_requirement_with_a_problem(client: TestClient) -
 
 
 def test_cli_marks_and_unmarks_an_enrollment(settings: Settings) -> None:
-    enrollment = make_enrollment(settings, make_clinic(), NOW - timedelta(days=1), now=NOW)
+    enrollment = make_enrollment(settings, make_clinic(), DAYTIME - timedelta(days=1), now=DAYTIME)
     runner = CliRunner()
 
-    with time_machine.travel(NOW, tick=True):
+    with time_machine.travel(DAYTIME, tick=True):
         marked = runner.invoke(
             main, ["enrollment", "next-session-booked", str(enrollment), "--json"]
         )

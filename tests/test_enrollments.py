@@ -32,9 +32,9 @@ from dripcare.models import (
 )
 from dripcare.outbox_rows import REASON_LATE
 from tests.campaign_fixtures import CAMPAIGN_DIR
+from tests.factories import DAYTIME as NOW
 from tests.factories import enroll_result, make_clinic, make_enrollment
 
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 NY = ZoneInfo("America/New_York")
 
 

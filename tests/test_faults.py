@@ -33,7 +33,7 @@ from tests.conftest import _migrate, configure, free_port
 from tests.smtp_server import SMTPServer
 from tests.test_workers import seed_due, sent_count
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.workers]
 
 MESSAGES = 300
 LEASE = 10  # seconds: a killed worker's rows come back within the test

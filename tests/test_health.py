@@ -61,6 +61,7 @@ def test_api_is_unhealthy_when_nothing_listens(state: Settings) -> None:
 
 
 @pytest.mark.redis
+@pytest.mark.workers
 def test_worker_answers_a_ping_and_a_missing_one_does_not(
     redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,10 +23,9 @@ from dripcare.smtp_replies import Stage
 from dripcare.transports import TransportFailure, transport_from_url
 from dripcare.web.app import create_app
 from tests.conftest import configure, free_port
-from tests.factories import make_clinic, make_enrollment
+from tests.factories import DAYTIME, make_clinic, make_enrollment
 from tests.smtp_server import SMTPServer
 
-DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 

@@ -4,7 +4,6 @@ tap-to-call on the admin's red-flag page, in the data export, and gone after era
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,8 @@ from dripcare.models import CheckIn, Patient
 from dripcare.validation import normalize_phone
 from dripcare.web.app import create_app
 from tests.admin_fixtures import ClinicWithHistory
+from tests.factories import DAYTIME as NOW
 from tests.test_api import Clinic
-
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture

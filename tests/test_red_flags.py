@@ -4,7 +4,7 @@ and the clinic's alert quotes what the patient was shown."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -17,10 +17,9 @@ from dripcare.db import session_scope
 from dripcare.dispatch import claim_due
 from dripcare.models import CheckIn, Message, RedFlagState, Step, StopCause
 from dripcare.transports import SMTPTransport
-from tests.factories import make_clinic, make_enrollment, send_due
+from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 
-DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # a Wednesday, 10:00 in New York
 HELD = "red flag reported on 2026-11-25: waiting for the clinic"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import redis
@@ -12,8 +12,7 @@ import time_machine
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from dripcare import delivery
-from dripcare.config import Settings, get_settings
+from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import Message, MessageStatus, Patient
 from dripcare.rate_limits import MemoryLimiter, RedisLimiter
@@ -31,11 +30,8 @@ from dripcare.send_limits import (
     parse_concurrency,
     parse_limits,
 )
-from dripcare.transports import SMTPTransport
-from tests.factories import make_clinic, make_enrollment
+from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
-
-DAYTIME = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 10:00 in New York: no quiet hours
 
 
 def memory_limits(domains: str, transport_rate: float = 0.0) -> SendLimits:
@@ -226,11 +222,6 @@ def test_a_groups_sends_at_once_are_capped_for_all_workers_and_others_go_on(
 def daytime() -> Iterator[None]:
     with time_machine.travel(DAYTIME, tick=True):
         yield
-
-
-def send_due(smtp_server: SMTPServer) -> dict[str, int]:
-    transport = SMTPTransport("127.0.0.1", smtp_server.port)
-    return delivery.send_due(session_scope, get_settings(), transport)
 
 
 def day_0_rows() -> dict[str, Message]:

@@ -9,9 +9,8 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from dripcare import delivery
 from dripcare.clinics import set_quiet_hours
-from dripcare.config import Settings, get_settings
+from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.enrollment_changes import reschedule
 from dripcare.enrollment_queries import get_enrollment
@@ -19,8 +18,7 @@ from dripcare.errors import UserError
 from dripcare.models import Clinic, Enrollment, Message, MessageStatus
 from dripcare.scheduling import StepTiming
 from dripcare.send_rules import Hold, format_window, hold, parse_window
-from dripcare.transports import SMTPTransport
-from tests.factories import make_clinic, make_enrollment
+from tests.factories import make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 
 NY = "America/New_York"
@@ -140,11 +138,6 @@ def test_quiet_hours_ending_in_the_repeated_fall_back_hour(now: datetime, until:
 
 
 # --- in the send path ---------------------------------------------------------------------------
-
-
-def send_due(smtp_server: SMTPServer) -> dict[str, int]:
-    transport = SMTPTransport("127.0.0.1", smtp_server.port)
-    return delivery.send_due(session_scope, get_settings(), transport)
 
 
 def messages() -> dict[str, Message]:

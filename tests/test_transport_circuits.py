@@ -31,7 +31,7 @@ from dripcare.models import (
 from dripcare.smtp_replies import Stage
 from dripcare.transports import TransportFailure, transport_from_url
 from tests.conftest import free_port
-from tests.factories import make_clinic, make_enrollment
+from tests.factories import make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 from tests.test_checkins import Webhook
 
@@ -68,10 +68,6 @@ def due_now(settings: Settings, clinic: int, email: str) -> int:
     return make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3), email=email)
 
 
-def send_due(settings: Settings, platform: SMTPServer) -> dict[str, int]:
-    return delivery.send_due(session_scope, settings, transport_from_url(platform.url, 5))
-
-
 def deliver_alerts(settings: Settings, platform: SMTPServer) -> dict[str, int]:
     with httpx.Client() as http:
         transport = transport_from_url(platform.url, 5)
@@ -106,7 +102,7 @@ def test_a_clinic_server_refusing_our_sender_pauses_that_clinic_only_until_it_wo
     due_now(settings, b, "bea@example.com")
     own_server.recorder.replies["mail"] = REFUSED
 
-    first = send_due(settings, smtp_server)  # one batch: A's and B's emails together
+    first = send_due(smtp_server)  # one batch: A's and B's emails together
     opened = circuits()
     waiting = [(m.status, m.attempts) for m in messages_of(a) if m.last_error]
     alerted = deliver_alerts(settings, smtp_server)
@@ -127,7 +123,7 @@ def test_a_clinic_server_refusing_our_sender_pauses_that_clinic_only_until_it_wo
     for claim in claims:  # as a worker would: B's emails go out, A's still wait for the probe
         delivery.send_batch(session_scope, claim.token, claim.message_ids, platform, settings)
     with time_machine.travel(probe_at + timedelta(minutes=1), tick=True):
-        resumed = send_due(settings, smtp_server)
+        resumed = send_due(smtp_server)
         after = circuits()
         told = [(r.kind, r.clinic_id, r.channel) for r in alert_rows()]
 
@@ -163,7 +159,7 @@ def test_while_the_platform_refuses_us_the_operator_hears_by_webhook_and_clinics
     due_now(settings, b, "bea@example.com")
     smtp_server.recorder.replies["mail"] = REFUSED
 
-    sent = send_due(settings, smtp_server)
+    sent = send_due(smtp_server)
     with session_scope() as session:  # A's patient reports a red flag while the platform is down
         message = session.scalars(
             select(Message).where(Message.clinic_id == a, Message.status == MessageStatus.SENT)
@@ -254,7 +250,7 @@ def test_dripcare_send_sends_everything_that_can_go_and_lists_what_stayed_paused
     b = make_clinic(name="Clinic B", sender="care@b.example")
     own_server.recorder.replies["mail"] = REFUSED
     due_now(settings, a, "ann@example.com")
-    send_due(settings, smtp_server)
+    send_due(smtp_server)
     # When A has more due, oldest first, ahead of B's emails
     due_now(settings, a, "amy@example.com")
     due_now(settings, b, "bea@example.com")

@@ -31,6 +31,7 @@ def test_sns_accepts_both_signature_versions(version: str) -> None:
     host = FakeSNSHost()
     SNSVerifier(host).verify(sns_notification(SES_BOUNCE, version))
     SNSVerifier(host).verify(sns_subscription_confirmation(version))
+    assert host.fetched == [CERT_URL, CERT_URL]  # checked against the signing certificate
 
 
 def test_sns_refuses_a_changed_message() -> None:
@@ -142,7 +143,7 @@ def test_sendgrid_refuses_a_changed_body_a_missing_header_and_a_stale_timestamp(
 
 def test_sendgrid_accepts_the_key_with_pem_armour() -> None:
     armoured = f"-----BEGIN PUBLIC KEY-----\n{sendgrid_public_key()}\n-----END PUBLIC KEY-----"
-    sendgrid.load_public_key(armoured)
+    assert sendgrid.load_public_key(armoured) == sendgrid.load_public_key(sendgrid_public_key())
 
 
 def test_mailgun_accepts_its_signature_and_returns_the_token() -> None:

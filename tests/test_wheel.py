@@ -25,6 +25,8 @@ import pytest
 from tests.install_commands import BUILD_WHEEL, INSTALL_LOCKED, INSTALL_WHEEL, REMOVE_BUILD_TOOLS
 from tests.smtp_server import SMTPServer
 
+pytestmark = pytest.mark.slow  # builds and installs a wheel in a fresh venv
+
 ROOT = Path(__file__).resolve().parents[1]
 # What the Dockerfile's builder copies; src/dripcare/shipped/ links into alembic/ and templates/.
 BUILD_INPUTS = ["pyproject.toml", "README.md", "LICENSE", "alembic", "templates", "src"]
