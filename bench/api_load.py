@@ -156,9 +156,9 @@ def migrate_and_seed(env: dict[str, str]) -> tuple[str, int]:
     """Migrate with dripcare.migrations.upgrade(); one clinic and one key: (key, clinic id)."""
     os.environ.update({k: v for k, v in env.items() if k.startswith("DRIPCARE_")})
     from dripcare import db
-    from dripcare.apikeys import create_key
-    from dripcare.clinic_setup import create_clinic
     from dripcare.migrations import upgrade
+    from dripcare.people.apikeys import create_key
+    from dripcare.people.clinic_setup import create_clinic
 
     db.reset()
     upgrade()
@@ -185,8 +185,8 @@ def in_process(counter: Counter, clinic_id: int, n: int, warmup: int) -> float:
     """
     from dripcare import db
     from dripcare.config import get_settings
-    from dripcare.enrollment_input import EnrollRequest
-    from dripcare.enrollments import enroll
+    from dripcare.outbox.enrollment_input import EnrollRequest
+    from dripcare.outbox.enrollments import enroll
 
     settings = get_settings()
 

@@ -138,8 +138,8 @@ def use_database(backend: str, database: str, workdir: Path) -> str:
 
 
 def new_clinic(name: str) -> int:
-    from dripcare.clinic_setup import create_clinic
     from dripcare.db import session_scope
+    from dripcare.people.clinic_setup import create_clinic
 
     with session_scope() as session:
         clinic = create_clinic(
@@ -178,9 +178,9 @@ def old_row_by_row(path: Path, clinic_id: int) -> dict[str, int]:
 
     from dripcare.config import get_settings
     from dripcare.db import session_scope
-    from dripcare.enrollment_input import EnrollRequest
-    from dripcare.enrollments import enroll
     from dripcare.errors import UserError
+    from dripcare.outbox.enrollment_input import EnrollRequest
+    from dripcare.outbox.enrollments import enroll
 
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
     counts = {"created": 0, "existing": 0, "rejected": 0}

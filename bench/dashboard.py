@@ -67,7 +67,6 @@ def drop_database(name: str) -> None:
 
 def seed(messages: int, now: datetime) -> None:
     """Clinics through `create_clinic`; everything else with bulk inserts of explicit ids."""
-    from dripcare.clinic_setup import create_clinic
     from dripcare.db import session_scope
     from dripcare.models import (
         CheckIn,
@@ -79,6 +78,7 @@ def seed(messages: int, now: datetime) -> None:
         SubscriptionEvent,
         Suppression,
     )
+    from dripcare.people.clinic_setup import create_clinic
 
     rng = random.Random(42)
     with session_scope() as session:
@@ -250,9 +250,9 @@ def timed(repeat: int, work: Callable[[], object]) -> str:
 
 def python_buckets(scope: object, days: int, now: datetime) -> list[int]:
     """The road not taken: every sent_at in the window to Python, bucketed with zoneinfo."""
-    from dripcare.dashboard import Window
     from dripcare.db import session_scope
     from dripcare.models import Message
+    from dripcare.outbox.dashboard import Window
 
     window = Window.ending(now, days, scope.zone)  # type: ignore[attr-defined]
     query = sa.select(Message.sent_at).where(
@@ -271,9 +271,9 @@ def python_buckets(scope: object, days: int, now: datetime) -> list[int]:
 
 
 def explain(scope: object, days: int, now: datetime) -> None:
-    from dripcare.dashboard import Window, quarter_hour
     from dripcare.db import get_engine
     from dripcare.models import Message
+    from dripcare.outbox.dashboard import Window, quarter_hour
 
     window = Window.ending(now, days, scope.zone)  # type: ignore[attr-defined]
     bucket = quarter_hour(Message.sent_at)
@@ -295,9 +295,9 @@ def main() -> None:
     args = parse_args()
     create_database(args.database)
     try:
-        from dripcare import dashboard
-        from dripcare.dashboard import Scope
         from dripcare.db import session_scope
+        from dripcare.outbox import dashboard
+        from dripcare.outbox.dashboard import Scope
 
         now = datetime.now(UTC)
         seed(args.messages, now)

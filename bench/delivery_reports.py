@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.report_samples import SAMPLES, report_sample  # noqa: E402
 
-from dripcare.delivery_reports import parse  # noqa: E402
+from dripcare.sending.delivery_reports import parse  # noqa: E402
 
 VERP = "bounces+m7-abcdefghijklmnop@bounce.riverside.example"
 

@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dripcare import secrets_box
-from dripcare.composing import Envelope, compose
 from dripcare.config import Settings
-from dripcare.dkim_keys import SIGNED_HEADERS, Signer
+from dripcare.sending.composing import Envelope, compose
+from dripcare.sending.dkim_keys import SIGNED_HEADERS, Signer
 
 OPTIONS = {"canonicalize": (b"relaxed", b"relaxed"), "include_headers": SIGNED_HEADERS}
 HTML = "<p>" + "Keep the treated skin clean and avoid direct sun for two weeks. " * 120 + "</p>"

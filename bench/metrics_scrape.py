@@ -84,9 +84,10 @@ def main() -> None:
     )
     seed(args, url)
 
-    from dripcare import metrics, reporting
+    from dripcare import metrics
     from dripcare.db import session_scope
     from dripcare.models import utcnow
+    from dripcare.outbox import reporting
 
     scrapes = timed(metrics.exposition, args.scrapes)
     print(
@@ -111,9 +112,9 @@ def seed(args: argparse.Namespace, url: str) -> None:
         conn.execute(sa.text(f"DROP DATABASE IF EXISTS {args.database} WITH (FORCE)"))
         conn.execute(sa.text(f"CREATE DATABASE {args.database}"))
     admin.dispose()
-    from dripcare.clinic_setup import create_clinic
     from dripcare.db import get_engine, session_scope
     from dripcare.migrations import upgrade
+    from dripcare.people.clinic_setup import create_clinic
 
     start = time.perf_counter()
     upgrade()
@@ -155,9 +156,9 @@ def timed(call: Callable[[], object], runs: int) -> list[float]:
 
 def explain() -> None:
     """PostgreSQL's plan of each statement the collector sends, with real timings."""
-    from dripcare import reporting
     from dripcare.db import get_engine, session_scope
     from dripcare.models import utcnow
+    from dripcare.outbox import reporting
 
     captured: list[tuple[str, object]] = []
 

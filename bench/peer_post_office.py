@@ -186,10 +186,10 @@ def dripcare_emails(workdir: Path) -> tuple[Path, Path, float]:
     queueing script), the clinics' senders, and dripcare's mean wire size for them."""
     os.environ.setdefault("DRIPCARE_ENV", "development")
     os.environ.setdefault("DRIPCARE_SECRET_KEY", "bench-secret-" + "x" * 40)
-    from dripcare.campaigns import load_campaign_dir
-    from dripcare.composing import Envelope, compose
     from dripcare.config import get_settings
-    from dripcare.previews import render_step
+    from dripcare.content.campaigns import load_campaign_dir
+    from dripcare.content.previews import render_step
+    from dripcare.sending.composing import Envelope, compose
 
     spec = load_campaign_dir(get_settings().templates_dir / CAMPAIGN)
     steps, sizes = [], []

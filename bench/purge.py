@@ -76,9 +76,9 @@ SELECT id, :then, 'sent', 250, '' FROM messages WHERE status = 'sent';
 def seed(n: int, following: float) -> tuple[int, int]:
     from sqlalchemy import func, select, text
 
-    from dripcare.clinic_setup import create_clinic
     from dripcare.db import get_engine, session_scope
     from dripcare.models import Campaign, DeliveryAttempt, Message, Step
+    from dripcare.people.clinic_setup import create_clinic
 
     then = datetime.now(UTC) - timedelta(days=500)
     with session_scope() as session:
@@ -134,8 +134,8 @@ def main() -> None:
         f"seeded {messages} messages and {attempts} delivery attempts "
         f"in {time.perf_counter() - seeded:.1f} s (not timed)"
     )
-    from dripcare.audit import SYSTEM
-    from dripcare.retention import purge
+    from dripcare.outbox.retention import purge
+    from dripcare.people.audit import SYSTEM
 
     cutoff = datetime.now(UTC) - timedelta(days=400)
     started = time.perf_counter()

@@ -13,7 +13,8 @@ import binascii
 import timeit
 from collections.abc import Callable
 
-from dripcare import campaigns, previews, quoted_printable
+from dripcare.content import campaigns, previews
+from dripcare.sending import quoted_printable
 
 NAMES = ["Al", "Bea", "Chloé", "Dimitrios", "Eve", "Fátima", "Gus", "Hanna-Lena", "Io", "Jürgen"]
 

@@ -165,9 +165,9 @@ def seed(args: argparse.Namespace, pg_url: str, database: str, rows: int) -> Non
     import psycopg
     from sqlalchemy import select
 
-    from dripcare.clinics import create_clinic
     from dripcare.db import session_scope
     from dripcare.models import Campaign
+    from dripcare.people.clinics import create_clinic
 
     rng = random.Random(20261201)
     now = datetime.now(UTC)
@@ -358,9 +358,9 @@ def claim_times(
     args: argparse.Namespace, clinic_id: int, baseline: dict[str, float]
 ) -> dict[str, float]:
     """Dispatch's claim statements, each in its own transaction rolled back."""
-    from dripcare import dispatch
     from dripcare.config import get_settings
     from dripcare.db import new_session
+    from dripcare.outbox import dispatch
 
     settings = get_settings()
     lease = timedelta(seconds=settings.lease_seconds)
@@ -446,12 +446,12 @@ def page_queries(clinic_id: int, zone: str) -> dict[str, Callable[[Any], Any]]:
     """What the admin and API pages run for the busiest clinic, by page."""
     from sqlalchemy import func, select
 
-    from dripcare import dashboard, reporting
-    from dripcare.dashboard import Scope
-    from dripcare.enrollment_queries import list_enrollments
     from dripcare.models import Enrollment, Message, MessageStatus, Patient, utcnow
-    from dripcare.patients import find_by_email
-    from dripcare.reporting import PatientFilter
+    from dripcare.outbox import dashboard, reporting
+    from dripcare.outbox.dashboard import Scope
+    from dripcare.outbox.enrollment_queries import list_enrollments
+    from dripcare.outbox.reporting import PatientFilter
+    from dripcare.people.patients import find_by_email
 
     now = utcnow()
     who = PatientFilter()

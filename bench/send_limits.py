@@ -16,7 +16,7 @@ import time
 import redis
 
 from dripcare.rate_limits import Limiter, MemoryLimiter, RedisLimiter
-from dripcare.send_limits import SendLimits, Slowdowns
+from dripcare.sending.send_limits import SendLimits, Slowdowns
 
 
 def per_call(limits: SendLimits, calls: int) -> float:

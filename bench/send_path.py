@@ -122,10 +122,10 @@ def compare(args: argparse.Namespace) -> int:
 
 def one_round(batch_size: int) -> tuple[int, float, float]:
     """Send every due row; (emails sent, CPU seconds, wall seconds) inside send_batch."""
-    from dripcare import delivery
     from dripcare.config import get_settings
     from dripcare.db import session_scope
-    from dripcare.dispatch import claim_due
+    from dripcare.outbox.dispatch import claim_due
+    from dripcare.sending import delivery
 
     settings = get_settings()
     transport = NullTransport()

@@ -7,7 +7,7 @@ One run, in this order (see bench/README.md):
 2. seed (not timed): clinics via `create_clinic`, then patients, enrollments and N message rows
    with bulk inserts, all `scheduled` and due in the past;
 3. baseline: the same N jobs, loaded up front, rendered and composed with
-   `dripcare.delivery.build_email` and sent over ONE `SMTPTransport` connection
+   `dripcare.sending.delivery.build_email` and sent over ONE `SMTPTransport` connection
    (no database, no queue in the timed loop);
 4. pipeline: K `dripcare worker` processes (+ `dripcare beat`, interval 1 s) deliver all N rows;
    timed from the first dispatch until every row is `sent`;
@@ -428,9 +428,9 @@ def seed(n: int, clinic_count: int) -> Seeded:
     """Clinics through the product code; patients, enrollments and messages in bulk."""
     from sqlalchemy import insert, select, text
 
-    from dripcare.clinic_setup import create_clinic
     from dripcare.db import get_engine, session_scope
     from dripcare.models import Campaign, Enrollment, Message, Patient
+    from dripcare.people.clinic_setup import create_clinic
 
     rng = random.Random(20261125)
     started = time.perf_counter()
@@ -544,9 +544,9 @@ def load_jobs() -> list:
     `message_view.load_jobs`), in due order, detached from the session."""
     from sqlalchemy import select
 
-    from dripcare import message_view
     from dripcare.db import session_scope
     from dripcare.models import Message, MessageStatus
+    from dripcare.sending import message_view
 
     with session_scope() as session:
         due = select(Message.id).where(Message.status == MessageStatus.SCHEDULED)
@@ -558,9 +558,9 @@ def load_jobs() -> list:
 
 def run_baseline(jobs: list, port: int, profile: str | None) -> float:
     from dripcare.config import get_settings
-    from dripcare.delivery import build_email
     from dripcare.models import utcnow
-    from dripcare.transports import SMTPTransport
+    from dripcare.sending.delivery import build_email
+    from dripcare.sending.transports import SMTPTransport
 
     settings = get_settings()
     transport = SMTPTransport("127.0.0.1", port, timeout=settings.smtp_timeout)
@@ -794,7 +794,7 @@ def start_py_spy(directory: str, procs: Procs) -> list[subprocess.Popen[bytes]]:
 def inline_dispatch() -> None:
     from dripcare.config import get_settings
     from dripcare.db import session_scope
-    from dripcare.dispatch import dispatch_tick
+    from dripcare.outbox.dispatch import dispatch_tick
     from dripcare.tasks import send_batch
 
     settings = get_settings()

@@ -12,13 +12,13 @@ import pytest
 import time_machine
 from fastapi.testclient import TestClient
 
-from dripcare import checkins
-from dripcare.admins import create_admin_user
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.delivery import send_due
 from dripcare.models import Enrollment, MessageStatus
-from dripcare.transports import transport_from_url
+from dripcare.outbox import checkins
+from dripcare.people.admins import create_admin_user
+from dripcare.sending.delivery import send_due
+from dripcare.sending.transports import transport_from_url
 from dripcare.web.app import create_app
 from tests.factories import DAYTIME as NOW
 from tests.factories import make_clinic, make_enrollment

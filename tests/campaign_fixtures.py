@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dripcare.campaigns import CampaignSpec, StepSpec, load_campaign_dir
-from dripcare.rendering import TemplateSet
+from dripcare.content.campaigns import CampaignSpec, StepSpec, load_campaign_dir
+from dripcare.content.rendering import TemplateSet
 
 CAMPAIGN_DIR = Path(__file__).resolve().parents[1] / "templates" / "emails" / "microneedling"
 

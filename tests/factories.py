@@ -8,13 +8,13 @@ from typing import Any
 
 import time_machine
 
-from dripcare import delivery
-from dripcare.clinic_setup import create_clinic
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
-from dripcare.enrollment_input import EnrollRequest
-from dripcare.enrollments import EnrollResult, enroll
-from dripcare.transports import transport_from_url
+from dripcare.outbox.enrollment_input import EnrollRequest
+from dripcare.outbox.enrollments import EnrollResult, enroll
+from dripcare.people.clinic_setup import create_clinic
+from dripcare.sending import delivery
+from dripcare.sending.transports import transport_from_url
 from tests.smtp_server import SMTPServer
 
 # 10:00 in New York (no quiet hours), a Wednesday: travel here and the day-0 email is due.

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 from fastapi.routing import APIRoute
 
-from dripcare import campaign_versions as versions
-from dripcare.campaigns import find_campaign
+from dripcare.content import campaign_versions as versions
+from dripcare.content.campaigns import find_campaign
 from dripcare.db import session_scope
 from dripcare.models import Clinic
 from dripcare.web.admin import campaigns as campaign_pages
@@ -148,7 +148,7 @@ def test_publishing_without_the_red_flags_is_refused_with_the_reason(
         campaign = find_campaign(session, clinic, "microneedling")
         spec = versions.spec_of(versions.working_version(session, campaign))
         layout = spec.sources["_layout.mjml"].replace('{% include "_redflags.mjml" %}', "")
-        from dripcare import campaign_editing
+        from dripcare.content import campaign_editing
 
         versions.save_draft(
             session, campaign, campaign_editing.set_source(spec, "_layout.mjml", layout), author="t"

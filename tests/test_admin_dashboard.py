@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from dripcare import circuit
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import AuditEvent, Message, MessageStatus, TransportCircuit
-from dripcare.smtp_replies import Stage
-from dripcare.transports import TransportFailure
+from dripcare.sending import circuit
+from dripcare.sending.smtp_replies import Stage
+from dripcare.sending.transports import TransportFailure
 from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, make_admin
 
 Browse = Callable[..., AdminBrowser]

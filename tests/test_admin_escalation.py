@@ -8,10 +8,10 @@ import html
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from dripcare import escalation
 from dripcare.cli import main
 from dripcare.db import session_scope
 from dripcare.models import AuditEvent, Clinic
+from dripcare.sending import escalation
 from tests.admin_fixtures import ClinicWithHistory
 
 PAGE = "/admin/escalation"

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.feedback import FeedbackEvent, FeedbackKind, apply
 from dripcare.models import Message
+from dripcare.sending.feedback import FeedbackEvent, FeedbackKind, apply
 from tests.admin_fixtures import AdminBrowser, ClinicWithHistory
 
 Browse = Callable[..., AdminBrowser]

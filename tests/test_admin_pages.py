@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
-from dripcare.message_view import load_jobs, render_job
 from dripcare.models import Clinic, Enrollment
+from dripcare.sending.message_view import load_jobs, render_job
 from dripcare.web.app import ADMIN_PAGE_GROUPS
 from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, clinic_with_history, make_admin
 from tests.test_admin_campaigns import CAMPAIGN_ROUTES

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 import time_machine
 from sqlalchemy import select
 
-from dripcare import staff_links
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import AuditEvent, CheckIn, Message, MessageStatus
+from dripcare.people import staff_links
 from tests.admin_fixtures import AdminBrowser, ClinicWithHistory
 
 
@@ -115,7 +115,7 @@ def test_the_email_link_asks_first_acknowledges_on_post_and_works_once(
 def test_the_email_link_expires_and_a_patient_token_is_not_one(
     settings: Settings, a: ClinicWithHistory, admin_now: datetime
 ) -> None:
-    from dripcare.links import make_token
+    from dripcare.people.links import make_token
 
     path = ack_path(settings)
     browser = AdminBrowser()
@@ -151,7 +151,7 @@ def test_resolving_with_resume_schedules_the_held_email_again_with_the_note(
 def test_the_red_flag_page_lists_every_alert_and_escalation_row(
     settings: Settings, a: ClinicWithHistory, browser_for, admin_now: datetime
 ) -> None:
-    from dripcare import escalation
+    from dripcare.sending import escalation
 
     with (
         time_machine.travel(admin_now + timedelta(minutes=16), tick=False),

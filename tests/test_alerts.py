@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from standardwebhooks import Webhook as StandardWebhook
 
-from dripcare import alerts
+from dripcare.sending import alerts
 
 
 def test_the_signature_matches_the_standard_webhooks_spec_example() -> None:

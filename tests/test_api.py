@@ -18,13 +18,13 @@ import sqlalchemy as sa
 import time_machine
 from fastapi.testclient import TestClient
 
-from dripcare.apikeys import create_key, revoke_key
-from dripcare.campaign_versions import import_campaign
-from dripcare.campaigns import load_campaign_dir
 from dripcare.config import Settings, get_settings
+from dripcare.content.campaign_versions import import_campaign
+from dripcare.content.campaigns import load_campaign_dir
 from dripcare.db import get_engine, session_scope
 from dripcare.models import Clinic as ClinicRow
 from dripcare.models import Enrollment, IdempotentRequest, Message, Patient
+from dripcare.people.apikeys import create_key, revoke_key
 from dripcare.web.app import create_app
 from dripcare.web.schemas import PatientIn
 from tests.conftest import configure

@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from dripcare.apikeys import create_key
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import AuditEvent, Message, MessageStatus
+from dripcare.people.apikeys import create_key
 from dripcare.web.app import create_app
 from tests.admin_fixtures import ClinicWithHistory
 

@@ -35,9 +35,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from dripcare.apikeys import create_key, revoke_key
 from dripcare.config import get_settings
 from dripcare.db import session_scope
+from dripcare.people.apikeys import create_key, revoke_key
 from dripcare.web.app import create_app
 from tests.conftest import configure
 from tests.factories import make_clinic, make_enrollment

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from bench.keepalive_client import HTTPError, KeepAliveClient
 
-from dripcare.apikeys import create_key
 from dripcare.db import session_scope
+from dripcare.people.apikeys import create_key
 from tests.factories import make_clinic
 
 

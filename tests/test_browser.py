@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.links import make_token
 from dripcare.models import CheckIn, Message, Suppression
+from dripcare.people.links import make_token
 from tests.browser_fixtures import shot
 from tests.conftest import IN_CI
 from tests.factories import make_clinic, make_enrollment

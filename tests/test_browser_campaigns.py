@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dripcare.campaigns import find_campaign
 from dripcare.config import Settings
+from dripcare.content.campaigns import find_campaign
 from dripcare.db import session_scope
 from tests.admin_fixtures import PASSWORD, make_admin
 from tests.browser_fixtures import shot

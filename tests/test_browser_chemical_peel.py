@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from dripcare.campaigns import load_campaign_dir
+from dripcare.content.campaigns import load_campaign_dir
+from dripcare.content.previews import render_step
 from dripcare.models import Clinic
-from dripcare.previews import render_step
 from tests.browser_fixtures import PHONE_SCREEN, SCREENSHOTS, long_named_clinic
 from tests.conftest import IN_CI
 from tests.test_chemical_peel import PEEL_DIR, UK_CLINIC

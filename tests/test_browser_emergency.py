@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from dripcare.campaigns import load_campaign_dir
 from dripcare.config import Settings
+from dripcare.content.campaigns import load_campaign_dir
+from dripcare.content.previews import render_step
 from dripcare.db import session_scope
-from dripcare.links import make_token
 from dripcare.models import Clinic, Message
-from dripcare.previews import render_step
+from dripcare.people.links import make_token
 from tests.browser_fixtures import PHONE_SCREEN, long_named_clinic, shot
 from tests.campaign_fixtures import CAMPAIGN_DIR
 from tests.conftest import IN_CI

@@ -11,11 +11,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from dripcare import alerts
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import Message, MessageStatus
-from dripcare.transports import SMTPTransport
+from dripcare.sending import alerts
+from dripcare.sending.transports import SMTPTransport
 from tests.admin_fixtures import PASSWORD, ClinicWithHistory, clinic_with_history
 from tests.browser_fixtures import shot
 from tests.smtp_server import SMTPServer
@@ -89,8 +89,8 @@ def test_staff_acknowledge_from_the_email_then_resume_in_the_admin(
 def test_an_admin_sets_escalation_in_the_form_and_a_mistake_keeps_what_they_typed(
     settings: Settings, admin_now: datetime, live_server: str, page: Page
 ) -> None:
-    from dripcare import escalation
     from dripcare.models import Clinic
+    from dripcare.sending import escalation
 
     clinic: ClinicWithHistory = clinic_with_history(settings, "Riverside Skin Clinic", "Ana", "r")
 

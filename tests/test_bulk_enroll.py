@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from dripcare.bulk_enroll import Enrolled, Schedules, enroll_many
 from dripcare.config import Settings
 from dripcare.db import get_engine, session_scope
-from dripcare.enrollment_input import EnrollRequest
-from dripcare.enrollments import enroll
 from dripcare.errors import UserError
 from dripcare.models import Enrollment, Message, Patient, Step
+from dripcare.outbox.bulk_enroll import Enrolled, Schedules, enroll_many
+from dripcare.outbox.enrollment_input import EnrollRequest
+from dripcare.outbox.enrollments import enroll
 from tests.factories import DAYTIME as NOW
 from tests.factories import make_clinic
 

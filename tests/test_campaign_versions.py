@@ -10,17 +10,18 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from dripcare import campaign_editing as edit
-from dripcare import campaign_versions as versions
-from dripcare import compiled_campaigns, delivery, message_view
-from dripcare.campaign_spec import CampaignSpec
-from dripcare.campaigns import find_campaign
 from dripcare.config import Settings, get_settings
+from dripcare.content import campaign_editing as edit
+from dripcare.content import campaign_versions as versions
+from dripcare.content import compiled_campaigns
+from dripcare.content.campaign_spec import CampaignSpec
+from dripcare.content.campaigns import find_campaign
+from dripcare.content.template_checks import ProblemsFound
 from dripcare.db import session_scope
 from dripcare.errors import UserError
 from dripcare.models import Message, MessageStatus, Step
-from dripcare.template_checks import ProblemsFound
-from dripcare.transports import SMTPTransport
+from dripcare.sending import delivery, message_view
+from dripcare.sending.transports import SMTPTransport
 from tests.factories import DAYTIME as NOW
 from tests.factories import make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer

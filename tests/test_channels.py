@@ -9,11 +9,11 @@ from typing import ClassVar
 import pytest
 from sqlalchemy import select
 
-from dripcare import channels, delivery, message_view
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import Message, MessageStatus
-from dripcare.transports import SMTPTransport, Transport
+from dripcare.sending import channels, delivery, message_view
+from dripcare.sending.transports import SMTPTransport, Transport
 from tests.factories import make_clinic, make_enrollment
 from tests.smtp_server import SMTPServer
 

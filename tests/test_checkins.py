@@ -16,17 +16,19 @@ import time_machine
 from sqlalchemy import select
 from standardwebhooks import Webhook as StandardWebhook
 
-from dripcare import alerts, audit, red_flags
-from dripcare.campaign_versions import import_campaign
-from dripcare.campaigns import load_campaign_dir
-from dripcare.checkins import flag_texts
-from dripcare.clinical import CourseStage, RedFlag
 from dripcare.config import Settings, get_settings
+from dripcare.content.campaign_versions import import_campaign
+from dripcare.content.campaigns import load_campaign_dir
+from dripcare.content.clinical import CourseStage, RedFlag
 from dripcare.db import session_scope
 from dripcare.errors import UserError
-from dripcare.links import make_token
 from dripcare.models import AlertStatus, CheckIn, Clinic, ClinicAlert, Message
-from dripcare.transports import SMTPTransport
+from dripcare.outbox import red_flags
+from dripcare.outbox.checkins import flag_texts
+from dripcare.people import audit
+from dripcare.people.links import make_token
+from dripcare.sending import alerts
+from dripcare.sending.transports import SMTPTransport
 from tests.campaign_fixtures import CAMPAIGN_DIR
 from tests.conftest import free_port
 from tests.factories import DAYTIME, make_clinic, make_enrollment
@@ -262,7 +264,7 @@ def test_a_link_url_that_names_nothing_gets_the_404_page(
 def test_clinics_see_check_ins_through_the_api_and_only_their_own(
     settings: Settings, live_server: str
 ) -> None:
-    from dripcare.apikeys import create_key
+    from dripcare.people.apikeys import create_key
 
     token = checkin_token(settings)
     httpx.post(

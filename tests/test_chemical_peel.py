@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from dripcare.campaigns import CampaignSpec, StepSpec, load_campaign_dir
-from dripcare.email_context import SAMPLE_CLINIC, sample_context
+from dripcare.content.campaigns import CampaignSpec, StepSpec, load_campaign_dir
+from dripcare.content.email_context import SAMPLE_CLINIC, sample_context
+from dripcare.content.rendering import TemplateSet, render_full
+from dripcare.content.safety import check_publishable
 from dripcare.models import Clinic
-from dripcare.rendering import TemplateSet, render_full
-from dripcare.safety import check_publishable
 from tests.campaign_fixtures import step_named
 from tests.test_content import (
     EMERGENCY_LINE,

@@ -12,12 +12,9 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from dripcare import alerts, circuit, delivery, dispatch, tasks
+from dripcare import tasks
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.dispatch import claim_due
-from dripcare.enrollment_changes import cancel
-from dripcare.enrollment_queries import get_enrollment
 from dripcare.models import (
     AlertKind,
     ClinicAlert,
@@ -26,8 +23,13 @@ from dripcare.models import (
     Suppression,
     TransportCircuit,
 )
-from dripcare.smtp_replies import Stage
-from dripcare.transports import TransportFailure, transport_from_url
+from dripcare.outbox import dispatch
+from dripcare.outbox.dispatch import claim_due
+from dripcare.outbox.enrollment_changes import cancel
+from dripcare.outbox.enrollment_queries import get_enrollment
+from dripcare.sending import alerts, circuit, delivery
+from dripcare.sending.smtp_replies import Stage
+from dripcare.sending.transports import TransportFailure, transport_from_url
 from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from dripcare.campaign_spec import CampaignSpec
-from dripcare.campaigns import load_campaign_dir
-from dripcare.clinical import parse_clinical
+from dripcare.content.campaign_spec import CampaignSpec
+from dripcare.content.campaigns import load_campaign_dir
+from dripcare.content.clinical import parse_clinical
 from dripcare.errors import UserError
 from tests.campaign_fixtures import CAMPAIGN_DIR
 

@@ -1,4 +1,4 @@
-"""Tests for dripcare.composing: the hand-written RFC 5322 / MIME output.
+"""Tests for dripcare.sending.composing: the hand-written RFC 5322 / MIME output.
 
 Every message is checked by parsing it back with the stdlib parser (email.policy.default), so
 the tests do not depend on how compose() lays the bytes out, only on what a mail client reads.
@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from dripcare import quoted_printable
-from dripcare.composing import Envelope, HeaderInjectionError, compose
+from dripcare.sending import quoted_printable
+from dripcare.sending.composing import Envelope, HeaderInjectionError, compose
 
 MESSAGE_ID = "5f0c2e8a9b1d4c7e@dripcare.example"
 DATE = datetime(2026, 11, 24, 14, 30, 5, tzinfo=UTC)

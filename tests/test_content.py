@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from dripcare.campaigns import CampaignSpec, StepSpec, load_campaign_dir
-from dripcare.email_context import SAMPLE_CLINIC, sample_context
+from dripcare.content.campaigns import CampaignSpec, StepSpec, load_campaign_dir
+from dripcare.content.email_context import SAMPLE_CLINIC, sample_context
+from dripcare.content.rendering import Rendered, TemplateSet, render_full
 from dripcare.errors import UserError
-from dripcare.rendering import Rendered, TemplateSet, render_full
 from tests.campaign_fixtures import CAMPAIGN_DIR, step_named
 
 # §6: key, days, send time, check-in.

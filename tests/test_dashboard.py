@@ -8,9 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from dripcare import dashboard
 from dripcare.config import Settings
-from dripcare.dashboard import Scope
 from dripcare.db import session_scope
 from dripcare.models import (
     AlertStatus,
@@ -25,6 +23,8 @@ from dripcare.models import (
     SubscriptionEvent,
     Suppression,
 )
+from dripcare.outbox import dashboard
+from dripcare.outbox.dashboard import Scope
 from tests.factories import DAYTIME as NOW
 from tests.factories import make_clinic, make_enrollment
 

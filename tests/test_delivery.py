@@ -9,14 +9,14 @@ import pytest
 import time_machine
 from sqlalchemy import select, update
 
-from dripcare import delivery
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.dispatch import claim_due
-from dripcare.enrollment_changes import cancel
-from dripcare.enrollment_queries import get_enrollment
 from dripcare.models import DeliveryAttempt, Message, MessageStatus, Patient
-from dripcare.transports import transport_from_url
+from dripcare.outbox.dispatch import claim_due
+from dripcare.outbox.enrollment_changes import cancel
+from dripcare.outbox.enrollment_queries import get_enrollment
+from dripcare.sending import delivery
+from dripcare.sending.transports import transport_from_url
 from tests.conftest import free_port
 from tests.factories import make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer

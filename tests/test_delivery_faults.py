@@ -18,13 +18,13 @@ import sqlalchemy as sa
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dripcare import delivery
 from dripcare.config import Settings
 from dripcare.db import get_engine, session_scope
 from dripcare.db_faults import DatabaseUnavailable
-from dripcare.dispatch import Claim, claim_due, recover_expired
 from dripcare.models import DeliveryAttempt, Message, MessageStatus
-from dripcare.transports import Transport, transport_from_url
+from dripcare.outbox.dispatch import Claim, claim_due, recover_expired
+from dripcare.sending import delivery
+from dripcare.sending.transports import Transport, transport_from_url
 from tests.conftest import free_port
 from tests.factories import make_clinic, make_enrollment
 from tests.smtp_server import SMTPServer

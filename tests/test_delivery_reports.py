@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dripcare.delivery_reports import parse
-from dripcare.feedback import FeedbackEvent, FeedbackKind
+from dripcare.sending.delivery_reports import parse
+from dripcare.sending.feedback import FeedbackEvent, FeedbackKind
 from tests.report_samples import report_sample
 
 TOKEN = "m7-abcdefghijklmnop"

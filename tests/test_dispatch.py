@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, select
 
-from dripcare import delivery
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.dispatch import (
+from dripcare.models import Enrollment, Message, MessageStatus, Patient, Step
+from dripcare.outbox.dispatch import (
     RECORD_GRACE,
     Claim,
     claim_due,
@@ -20,8 +20,8 @@ from dripcare.dispatch import (
     due_clinics,
     recover_expired,
 )
-from dripcare.models import Enrollment, Message, MessageStatus, Patient, Step
-from dripcare.transports import transport_from_url
+from dripcare.sending import delivery
+from dripcare.sending.transports import transport_from_url
 from tests.factories import make_clinic, make_enrollment
 from tests.smtp_server import SMTPServer
 

@@ -11,12 +11,12 @@ import time_machine
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from dripcare import delivery
 from dripcare.cli import main
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import DkimKey
-from dripcare.transports import SMTPTransport
+from dripcare.sending import delivery
+from dripcare.sending.transports import SMTPTransport
 from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 
@@ -154,7 +154,7 @@ def test_openssl_signing_gives_dkimpys_own_signature_byte_for_byte(settings: Set
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from dripcare import secrets_box
-    from dripcare.dkim_keys import SIGNED_HEADERS, Signer
+    from dripcare.sending.dkim_keys import SIGNED_HEADERS, Signer
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(

@@ -7,13 +7,13 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from dripcare import emergency_numbers
 from dripcare.cli import main
-from dripcare.clinic_setup import create_clinic
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.errors import UserError
 from dripcare.models import Clinic
+from dripcare.people import emergency_numbers
+from dripcare.people.clinic_setup import create_clinic
 from tests.factories import make_clinic
 
 CLINIC = [

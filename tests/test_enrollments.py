@@ -11,12 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import delete, func, select
 
-from dripcare.campaign_versions import import_campaign
-from dripcare.campaigns import load_campaign_dir
 from dripcare.config import Settings
+from dripcare.content.campaign_versions import import_campaign
+from dripcare.content.campaigns import load_campaign_dir
 from dripcare.db import session_scope
-from dripcare.enrollment_changes import cancel, reschedule
-from dripcare.enrollment_queries import get_enrollment
 from dripcare.errors import NotFound, UserError
 from dripcare.models import (
     Campaign,
@@ -30,7 +28,9 @@ from dripcare.models import (
     Patient,
     Step,
 )
-from dripcare.outbox_rows import REASON_LATE
+from dripcare.outbox.enrollment_changes import cancel, reschedule
+from dripcare.outbox.enrollment_queries import get_enrollment
+from dripcare.outbox.outbox_rows import REASON_LATE
 from tests.campaign_fixtures import CAMPAIGN_DIR
 from tests.factories import DAYTIME as NOW
 from tests.factories import enroll_result, make_clinic, make_enrollment

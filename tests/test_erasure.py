@@ -17,14 +17,14 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from dripcare import unreachable
 from dripcare.cli import main
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.delivery import send_due
 from dripcare.models import AuditEvent, Enrollment, Message, MessageStatus, Patient, Suppression
-from dripcare.suppression import hashed, is_suppressed
-from dripcare.transports import transport_from_url
+from dripcare.outbox.suppression import hashed, is_suppressed
+from dripcare.sending import unreachable
+from dripcare.sending.delivery import send_due
+from dripcare.sending.transports import transport_from_url
 from dripcare.web.app import create_app
 from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, make_admin
 from tests.test_api import Clinic

@@ -9,12 +9,14 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from dripcare import alerts, audit, checkins, escalation, red_flags
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.errors import UserError
 from dripcare.models import CheckIn, Clinic, ClinicAlert, Message, Step
-from dripcare.transports import SMTPTransport
+from dripcare.outbox import checkins, red_flags
+from dripcare.people import audit
+from dripcare.sending import alerts, escalation
+from dripcare.sending.transports import SMTPTransport
 from tests.factories import make_clinic, make_enrollment
 from tests.smtp_server import SMTPServer
 

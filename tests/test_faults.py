@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from dripcare.celery_app import app
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.dispatch import Claim, dispatch_tick
+from dripcare.outbox.dispatch import Claim, dispatch_tick
 from dripcare.tasks import send_batch
 from tests.conftest import _migrate, configure, free_port
 from tests.smtp_server import SMTPServer

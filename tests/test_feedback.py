@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from dripcare import verp
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.feedback import Applied, FeedbackEvent, FeedbackKind, about_recipient, apply
 from dripcare.models import DeliveryAttempt, Enrollment, Message, MessageStatus, Suppression
+from dripcare.sending import verp
+from dripcare.sending.feedback import Applied, FeedbackEvent, FeedbackKind, about_recipient, apply
 from tests.factories import DAYTIME, make_clinic, make_enrollment
 
 pytestmark = pytest.mark.usefixtures("daytime")  # conftest: a working morning

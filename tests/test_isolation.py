@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import billiard
 import pytest
 
-from dripcare import isolation
-from dripcare.rendering import InvalidMjml, RenderError
+from dripcare.content import isolation
+from dripcare.content.rendering import InvalidMjml, RenderError
 from tests.test_rendering import make_context, one_template, simple_step
 
 
@@ -116,7 +116,7 @@ RENDER_THEN_WAIT = """
 import subprocess
 import sys
 import time
-from dripcare import isolation
+from dripcare.content import isolation
 isolation.run_limited("t.mjml", len, "started")
 print("ready", flush=True)
 time.sleep(600)

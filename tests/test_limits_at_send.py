@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dripcare import campaign_editing as edit
-from dripcare import isolation
 from dripcare.config import Settings
+from dripcare.content import campaign_editing as edit
+from dripcare.content import isolation
 from dripcare.models import MessageStatus
 from tests.admin_fixtures import AdminBrowser, make_admin
 from tests.factories import make_clinic, make_enrollment, send_due

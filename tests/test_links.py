@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from dripcare.cli import main
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
-from dripcare.inbound import process_unsubscribe_mail
-from dripcare.links import SALT, LinkRef, make_token, read_token
 from dripcare.models import CheckIn, Clinic, Message, Suppression
+from dripcare.people.links import SALT, LinkRef, make_token, read_token
+from dripcare.sending.inbound import process_unsubscribe_mail
 from tests.factories import first_sent_links, send_due, unsubscribe_targets
 from tests.smtp_server import SMTPServer
 

@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
-from dripcare.admins import SignIn, TooManyAttempts, authenticate
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
+from dripcare.people.admins import SignIn, TooManyAttempts, authenticate
 from dripcare.web.app import create_app
 from dripcare.web.ratelimit import client_address
 from tests.admin_fixtures import AdminBrowser, make_admin

@@ -12,8 +12,8 @@ import pytest
 
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
-from dripcare.message_view import load_jobs, render_job
 from dripcare.models import Clinic
+from dripcare.sending.message_view import load_jobs, render_job
 from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, csrf_of
 
 Browse = Callable[..., AdminBrowser]

@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 from alembic import command
 from sqlalchemy import select, update
 
-from dripcare import suppression
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.enrollment_changes import cancel, resume
-from dripcare.enrollment_queries import get_enrollment
-from dripcare.message_lifecycle import stop_unsent
 from dripcare.migrations import alembic_config
 from dripcare.models import Message, MessageStatus, Patient, StopCause, utcnow
+from dripcare.outbox import suppression
+from dripcare.outbox.enrollment_changes import cancel, resume
+from dripcare.outbox.enrollment_queries import get_enrollment
+from dripcare.outbox.message_lifecycle import stop_unsent
 from tests.factories import make_clinic, make_enrollment
 
 

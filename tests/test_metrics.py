@@ -13,14 +13,16 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from dripcare import alerts, checkins, circuit, metrics, tasks
+from dripcare import metrics, tasks
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.dispatch import TickResult
 from dripcare.metric_store import SMTP_SEND, Batch, RedisStore
 from dripcare.models import Message, MessageStatus
-from dripcare.smtp_replies import Stage
-from dripcare.transports import TransportFailure, transport_from_url
+from dripcare.outbox import checkins
+from dripcare.outbox.dispatch import TickResult
+from dripcare.sending import alerts, circuit
+from dripcare.sending.smtp_replies import Stage
+from dripcare.sending.transports import TransportFailure, transport_from_url
 from dripcare.web.app import create_app
 from tests.conftest import configure, free_port
 from tests.factories import DAYTIME, make_clinic, make_enrollment

@@ -74,8 +74,8 @@ def test_stored_versions_get_microneedlings_former_clinical_data(database: str) 
     the upgrade writes them into it, and such a version again matches the shipped content."""
     import sqlalchemy as sa
 
-    from dripcare.campaign_spec import CampaignSpec
-    from dripcare.campaigns import load_campaign_dir
+    from dripcare.content.campaign_spec import CampaignSpec
+    from dripcare.content.campaigns import load_campaign_dir
     from dripcare.db import get_engine
     from tests.campaign_fixtures import CAMPAIGN_DIR
     from tests.factories import make_clinic

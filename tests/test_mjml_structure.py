@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from dripcare import campaign_editing as edit
-from dripcare.campaigns import load_campaign_dir
-from dripcare.mjml_structure import find_problem
-from dripcare.template_checks import check_spec
+from dripcare.content import campaign_editing as edit
+from dripcare.content.campaigns import load_campaign_dir
+from dripcare.content.mjml_structure import find_problem
+from dripcare.content.template_checks import check_spec
 
 SHIPPED = Path(__file__).parents[1] / "templates" / "emails" / "microneedling"
 FRAGMENT = """<mj-section>

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dripcare.phone_links import phone_uri, tel_links
+from dripcare.content.phone_links import phone_uri, tel_links
 
 
 @pytest.mark.parametrize(

@@ -14,20 +14,20 @@ import time_machine
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from dripcare.campaign_versions import import_campaign
-from dripcare.campaigns import load_campaign_dir
 from dripcare.cli import main
 from dripcare.config import Settings
-from dripcare.csv_import import import_file
+from dripcare.content.campaign_versions import import_campaign
+from dripcare.content.campaigns import load_campaign_dir
 from dripcare.db import session_scope
-from dripcare.enrollment_changes import reschedule
-from dripcare.enrollment_marks import set_mark
-from dripcare.enrollment_queries import get_enrollment
 from dripcare.errors import UserError
 from dripcare.models import Clinic, Enrollment, Message, MessageStatus, StopCause
-from dripcare.scheduling import StepTiming
-from dripcare.send_rules import hold
-from dripcare.skip_conditions import SkipCondition
+from dripcare.outbox.csv_import import import_file
+from dripcare.outbox.enrollment_changes import reschedule
+from dripcare.outbox.enrollment_marks import set_mark
+from dripcare.outbox.enrollment_queries import get_enrollment
+from dripcare.outbox.scheduling import StepTiming
+from dripcare.outbox.skip_conditions import SkipCondition
+from dripcare.sending.send_rules import hold
 from tests.factories import make_clinic, make_enrollment
 
 SAMPLE = Path(__file__).parent / "samples" / "precare"

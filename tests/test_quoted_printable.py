@@ -1,4 +1,4 @@
-"""Tests for dripcare.quoted_printable: the chunk-cached encoder writes the bytes that
+"""Tests for dripcare.sending.quoted_printable: the chunk-cached encoder writes the bytes that
 encoding the whole text at once with binascii.b2a_qp (the composer before the cache) writes."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from unittest.mock import patch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from dripcare import quoted_printable
-from dripcare.quoted_printable import encode
+from dripcare.sending import quoted_printable
+from dripcare.sending.quoted_printable import encode
 
 
 def whole_text(text: str) -> bytes:

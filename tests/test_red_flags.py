@@ -11,12 +11,14 @@ import pytest
 import time_machine
 from sqlalchemy import select, update
 
-from dripcare import alerts, audit, checkins, red_flags
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.dispatch import claim_due
 from dripcare.models import CheckIn, Message, RedFlagState, Step, StopCause
-from dripcare.transports import SMTPTransport
+from dripcare.outbox import checkins, red_flags
+from dripcare.outbox.dispatch import claim_due
+from dripcare.people import audit
+from dripcare.sending import alerts
+from dripcare.sending.transports import SMTPTransport
 from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 
@@ -140,8 +142,8 @@ def test_stopping_cancels_the_sequence_with_its_own_cause(settings: Settings) ->
 
 
 def test_a_reschedule_moves_held_emails_but_keeps_them_held(settings: Settings) -> None:
-    from dripcare.enrollment_changes import reschedule
     from dripcare.models import Enrollment
+    from dripcare.outbox.enrollment_changes import reschedule
 
     _, enrollment_id = report_red_flag(settings)
 
@@ -167,7 +169,7 @@ def test_the_alert_quotes_what_the_patient_was_shown(
     codes: tuple[str, ...],
     shown: str,
 ) -> None:
-    from dripcare.links import make_token
+    from dripcare.people.links import make_token
 
     _, enrollment = report_red_flag(settings, (), emergency_number="999")
     with session_scope() as session:

@@ -1,4 +1,4 @@
-"""Tests for dripcare.rendering and dripcare.render_cache: the sandbox, escaping,
+"""Tests for dripcare.content.rendering and dripcare.content.render_cache: the sandbox, escaping,
 the text part and the cached Renderer.
 
 The reference for every Renderer result is `render_full` on the same context (with the names
@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-import dripcare.render_cache as render_cache
-from dripcare.campaigns import CampaignSpec
-from dripcare.email_context import SAMPLE_CLINIC, build_context
-from dripcare.render_cache import Renderer
-from dripcare.rendering import Rendered, RenderError, TemplateSet, render_full
+import dripcare.content.render_cache as render_cache
+from dripcare.content.campaigns import CampaignSpec
+from dripcare.content.email_context import SAMPLE_CLINIC, build_context
+from dripcare.content.render_cache import Renderer
+from dripcare.content.rendering import Rendered, RenderError, TemplateSet, render_full
 from tests.campaign_fixtures import step_named
 
 EMERGENCY_LINE = "Swelling of lips, tongue or throat, or trouble breathing: call {number} now."
@@ -699,7 +699,7 @@ def test_ordinary_sized_operations_still_work(payload: str) -> None:
 
 
 def test_a_loop_past_the_deadline_stops_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("dripcare.sandbox.MAX_RENDER_SECONDS", 0.0)
+    monkeypatch.setattr("dripcare.content.sandbox.MAX_RENDER_SECONDS", 0.0)
     payload = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
     with pytest.raises(RenderError) as info:
         render_full(one_template(payload), "t.mjml", "S", "P", make_context(simple_step()))

@@ -17,12 +17,9 @@ import time_machine
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from dripcare import checkins, enrollment_changes, retention
-from dripcare.audit import SYSTEM
 from dripcare.cli import main
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.delivery import send_due
 from dripcare.errors import UserError
 from dripcare.models import (
     AlertKind,
@@ -39,8 +36,11 @@ from dripcare.models import (
     SubscriptionEvent,
     Suppression,
 )
-from dripcare.suppression import unsubscribe_by_message
-from dripcare.transports import transport_from_url
+from dripcare.outbox import checkins, enrollment_changes, retention
+from dripcare.outbox.suppression import unsubscribe_by_message
+from dripcare.people.audit import SYSTEM
+from dripcare.sending.delivery import send_due
+from dripcare.sending.transports import transport_from_url
 from tests.conftest import configure
 from tests.factories import make_clinic, make_enrollment
 

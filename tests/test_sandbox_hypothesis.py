@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jinja2 import StrictUndefined
 
-from dripcare.sandbox import MAX_OUTPUT_CHARS, BoundedSandbox, deadline
+from dripcare.content.sandbox import MAX_OUTPUT_CHARS, BoundedSandbox, deadline
 from tests.test_rendering import make_context, simple_step
 
 MEMORY_BUDGET = 64 * 1024 * 1024

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from dripcare.rendering import RenderError, render_full
+from dripcare.content.rendering import RenderError, render_full
 from tests.test_rendering import make_context, one_template, simple_step
 
 BIG = "{% set a = 'x' * 900000 %}"

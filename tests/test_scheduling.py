@@ -1,4 +1,4 @@
-"""Tests for dripcare.scheduling.
+"""Tests for dripcare.outbox.scheduling.
 
 Expected UTC instants are worked out by hand from the published DST rules (noted next to each
 case), not by asking zoneinfo, so a wrong use of zoneinfo in the module shows up as a failure.
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from dripcare.scheduling import (
+from dripcare.outbox.scheduling import (
     DEFAULT_QUIET_HOURS,
     QuietHours,
     StepTiming,

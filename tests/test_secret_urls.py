@@ -9,14 +9,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from dripcare import alerts, circuit, clinic_transports, transport_alerts
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.devserver import ConsoleReport
 from dripcare.errors import UserError
 from dripcare.models import Clinic, ClinicAlert
 from dripcare.redaction import without_passwords
-from dripcare.transports import TransportFailure, transport_from_url
+from dripcare.sending import alerts, circuit, clinic_transports, transport_alerts
+from dripcare.sending.transports import TransportFailure, transport_from_url
 from tests.conftest import free_port
 from tests.factories import make_clinic
 

@@ -16,7 +16,7 @@ from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import Message, MessageStatus, Patient
 from dripcare.rate_limits import MemoryLimiter, RedisLimiter
-from dripcare.send_limits import (
+from dripcare.sending.send_limits import (
     PROVIDER_GROUPS,
     ConnectionSlots,
     Sending,

@@ -16,10 +16,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dripcare import delivery
 from dripcare.db import session_scope
-from dripcare.dispatch import claim_fair
 from dripcare.models import MessageStatus
+from dripcare.outbox.dispatch import claim_fair
+from dripcare.sending import delivery
 from tests.factories import make_clinic
 from tests.test_dispatch import LEASE, due_messages
 

@@ -9,15 +9,15 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from dripcare.clinics import set_quiet_hours
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.enrollment_changes import reschedule
-from dripcare.enrollment_queries import get_enrollment
 from dripcare.errors import UserError
 from dripcare.models import Clinic, Enrollment, Message, MessageStatus
-from dripcare.scheduling import StepTiming
-from dripcare.send_rules import Hold, format_window, hold, parse_window
+from dripcare.outbox.enrollment_changes import reschedule
+from dripcare.outbox.enrollment_queries import get_enrollment
+from dripcare.outbox.scheduling import StepTiming
+from dripcare.people.clinics import set_quiet_hours
+from dripcare.sending.send_rules import Hold, format_window, hold, parse_window
 from tests.factories import make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 

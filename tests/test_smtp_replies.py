@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dripcare.smtp_replies import Stage, Verdict, classify
+from dripcare.sending.smtp_replies import Stage, Verdict, classify
 
 
 @pytest.mark.parametrize(

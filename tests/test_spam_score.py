@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from dripcare import delivery, message_view
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import Message
+from dripcare.sending import delivery, message_view
 from dripcare.shipped import campaigns_dir
 from tests.conftest import IN_CI
 from tests.factories import enroll_result, make_clinic

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from dripcare.cli import main
 from dripcare.config import Settings, get_settings
 from dripcare.errors import UserError
+from dripcare.sending.transports import CaptureTransport, transport_from_url
 from dripcare.state import state_dir
-from dripcare.transports import CaptureTransport, transport_from_url
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from dripcare import suppression
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import MessageStatus, Suppression, SuppressionSource
+from dripcare.outbox import suppression
 from tests.factories import make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 from tests.test_delivery import rows

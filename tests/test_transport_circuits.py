@@ -15,10 +15,8 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from dripcare import alerts, checkins, circuit, clinic_transports, delivery, transport_alerts
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.dispatch import Claim, dispatch_tick
 from dripcare.models import (
     AlertKind,
     AlertStatus,
@@ -28,8 +26,11 @@ from dripcare.models import (
     MessageStatus,
     TransportCircuit,
 )
-from dripcare.smtp_replies import Stage
-from dripcare.transports import TransportFailure, transport_from_url
+from dripcare.outbox import checkins
+from dripcare.outbox.dispatch import Claim, dispatch_tick
+from dripcare.sending import alerts, circuit, clinic_transports, delivery, transport_alerts
+from dripcare.sending.smtp_replies import Stage
+from dripcare.sending.transports import TransportFailure, transport_from_url
 from tests.conftest import free_port
 from tests.factories import make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer

@@ -1,4 +1,4 @@
-"""Tests for dripcare.transports against a real SMTP server (aiosmtpd on 127.0.0.1).
+"""Tests for dripcare.sending.transports against a real SMTP server (aiosmtpd on 127.0.0.1).
 
 The server's replies are set per recipient, so one connection can be driven through success,
 temporary and permanent refusals. Connections are counted with the EHLO/HELO hooks and by the
@@ -18,10 +18,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
-from dripcare.composing import Envelope, compose
 from dripcare.errors import UserError
-from dripcare.smtp_replies import Stage
-from dripcare.transports import (
+from dripcare.sending.composing import Envelope, compose
+from dripcare.sending.smtp_replies import Stage
+from dripcare.sending.transports import (
     CaptureTransport,
     ConnectionFailure,
     ConsoleTransport,

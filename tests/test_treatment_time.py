@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from dripcare.errors import UserError
-from dripcare.treatment_time import parse_treated_at
+from dripcare.outbox.treatment_time import parse_treated_at
 
 NOW = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)  # 22:30 on 24 Nov in New York
 NY = "America/New_York"

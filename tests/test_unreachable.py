@@ -10,13 +10,14 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from dripcare import alerts, dashboard, suppression, unreachable
 from dripcare.config import Settings
-from dripcare.dashboard import Scope
 from dripcare.db import session_scope
-from dripcare.feedback import Applied, FeedbackEvent, FeedbackKind, apply
 from dripcare.models import AlertKind, AlertStatus, ClinicAlert, Message, MessageStatus, Patient
-from dripcare.transports import SMTPTransport
+from dripcare.outbox import dashboard, suppression
+from dripcare.outbox.dashboard import Scope
+from dripcare.sending import alerts, unreachable
+from dripcare.sending.feedback import Applied, FeedbackEvent, FeedbackKind, apply
+from dripcare.sending.transports import SMTPTransport
 from tests.factories import DAYTIME, make_clinic, make_enrollment
 from tests.smtp_server import SMTPServer
 

@@ -14,13 +14,14 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from dripcare import delivery, enrollment_changes
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
-from dripcare.dispatch import claim_due
-from dripcare.links import links_for, make_token
 from dripcare.models import Enrollment, Message, MessageStatus, SubscriptionEvent, Suppression
-from dripcare.transports import SMTPTransport
+from dripcare.outbox import enrollment_changes
+from dripcare.outbox.dispatch import claim_due
+from dripcare.people.links import links_for, make_token
+from dripcare.sending import delivery
+from dripcare.sending.transports import SMTPTransport
 from tests.factories import DAYTIME, first_sent_links, send_due, unsubscribe_targets
 from tests.smtp_server import SMTPServer
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from dripcare import verp
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import Message
+from dripcare.sending import verp
 from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
 from tests.smtp_server import SMTPServer
 

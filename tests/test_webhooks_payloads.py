@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dripcare.feedback import FeedbackKind
+from dripcare.sending.feedback import FeedbackKind
 from dripcare.webhooks import mailgun, postmark, sendgrid, ses
 
 

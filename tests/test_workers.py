@@ -25,8 +25,8 @@ from dripcare.celery_app import DISPATCH_QUEUE, SEND_QUEUE, app
 from dripcare.config import Settings, get_settings
 from dripcare.db import get_engine, session_scope
 from dripcare.devserver import daytime_zone
-from dripcare.dispatch import RECORD_GRACE, dispatch_tick
 from dripcare.models import Enrollment, Message, MessageStatus, Patient
+from dripcare.outbox.dispatch import RECORD_GRACE, dispatch_tick
 from dripcare.tasks import _enqueue, dispatch
 from tests.conftest import configure
 from tests.factories import make_clinic, make_enrollment

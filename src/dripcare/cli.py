@@ -12,16 +12,6 @@ from typing import Any
 
 import click
 
-from dripcare import (
-    campaign_versions,
-    campaigns,
-    clinics,
-    enrollment_changes,
-    enrollment_input,
-    enrollment_queries,
-    enrollments,
-)
-from dripcare.audit import Actor
 from dripcare.cli_admin import admin
 from dripcare.cli_common import CommandGroup, emit, json_option, quiet_option, user_errors
 from dripcare.cli_enrollment import enrollment
@@ -35,9 +25,13 @@ from dripcare.cli_senders import (
     clinic_transport,
 )
 from dripcare.config import get_settings
+from dripcare.content import campaign_versions, campaigns
 from dripcare.db import session_scope
 from dripcare.errors import UserError
 from dripcare.models import Enrollment
+from dripcare.outbox import enrollment_changes, enrollment_input, enrollment_queries, enrollments
+from dripcare.people import clinics
+from dripcare.people.audit import Actor
 
 
 @click.group(cls=CommandGroup)
@@ -125,7 +119,7 @@ _DEFAULT_CAMPAIGN_HELP = (
 @user_errors
 def clinic_create(as_json: bool, quiet: bool, **fields: str) -> None:
     """Create a clinic; the shipped campaigns are installed for it."""
-    from dripcare.clinic_setup import create_clinic
+    from dripcare.people.clinic_setup import create_clinic
 
     with session_scope() as session:
         created = create_clinic(session, **fields)
@@ -168,7 +162,7 @@ def clinic_update(clinic_id: int, default_campaign: str, as_json: bool) -> None:
 @json_option
 def clinic_list(as_json: bool) -> None:
     """List clinics."""
-    from dripcare.clinics import list_clinics
+    from dripcare.people.clinics import list_clinics
 
     with session_scope() as session:
         rows = [
@@ -199,7 +193,7 @@ def clinic_quiet_hours(clinic_id: int, window: str | None, as_json: bool) -> Non
     """Show or set when no email reaches this clinic's patients, on each patient's clock.
 
     WINDOW is like 21:00-08:00; "default" goes back to DRIPCARE_QUIET_HOURS."""
-    from dripcare.clinics import set_quiet_hours
+    from dripcare.people.clinics import set_quiet_hours
 
     with session_scope() as session:
         found = clinics.get_clinic(session, clinic_id)
@@ -223,7 +217,7 @@ def clinic_red_flags(clinic_id: int, as_json: bool, **changes: Any) -> None:
     """Show or set how an unacknowledged red flag escalates (escalation.py)."""
     import dataclasses
 
-    from dripcare import escalation
+    from dripcare.sending import escalation
 
     with session_scope() as session:
         found = clinics.get_clinic(session, clinic_id)
@@ -309,7 +303,7 @@ def apikey() -> None:
 @user_errors
 def apikey_create(clinic_id: int, name: str, as_json: bool, quiet: bool) -> None:
     """Create a key; it is printed once and cannot be shown again."""
-    from dripcare.apikeys import create_key
+    from dripcare.people.apikeys import create_key
 
     with session_scope() as session:
         clinics.get_clinic(session, clinic_id)
@@ -329,7 +323,7 @@ def apikey_create(clinic_id: int, name: str, as_json: bool, quiet: bool) -> None
 @json_option
 def apikey_list(clinic_id: int, as_json: bool) -> None:
     """List a clinic's keys (prefixes only)."""
-    from dripcare.apikeys import list_keys
+    from dripcare.people.apikeys import list_keys
 
     with session_scope() as session:
         rows = [
@@ -360,7 +354,7 @@ def apikey_list(clinic_id: int, as_json: bool) -> None:
 @user_errors
 def apikey_revoke(key: str, as_json: bool) -> None:
     """Revoke a key, named by its id or by the key itself: requests with it get 401 from now on."""
-    from dripcare.apikeys import authenticate, revoke_key
+    from dripcare.people.apikeys import authenticate, revoke_key
 
     with session_scope() as session:
         if key.isdigit():
@@ -395,8 +389,8 @@ patient.add_command(patient_erase)
 def patient_revoke_links(clinic_id: int, email: str, as_json: bool) -> None:
     """Void the unsubscribe, preferences and check-in links of every email sent to a patient
     so far (e.g. an email was forwarded); emails sent from now on carry new links."""
-    from dripcare import links
-    from dripcare.patients import find_by_email
+    from dripcare.people import links
+    from dripcare.people.patients import find_by_email
 
     with session_scope() as session:
         clinics.get_clinic(session, clinic_id)
@@ -576,7 +570,7 @@ def _timeline_text(data: dict[str, Any]) -> str:
 def import_csv(file: Path, clinic_id: int, as_json: bool) -> None:
     """Enroll many patients from a CSV file (email, first_name, last_name, treated_at,
     timezone, treatment, external_id, phone). Bad rows are reported; good rows go in."""
-    from dripcare.csv_import import import_file
+    from dripcare.outbox.csv_import import import_file
 
     with session_scope() as session:
         clinics.get_clinic(session, clinic_id)
@@ -607,7 +601,7 @@ def _count_lines(file: Path) -> int:
 @json_option
 def status(as_json: bool) -> None:
     """Message counts by status, and when the next one is due."""
-    from dripcare.reporting import outbox_status
+    from dripcare.outbox.reporting import outbox_status
 
     with session_scope() as session:
         counts, next_due = outbox_status(session)
@@ -642,7 +636,7 @@ def preview(
     campaign_slug: str, step_key: str, clinic_id: int | None, out_dir: Path | None, as_json: bool
 ) -> None:
     """Render one step with sample data; writes STEP.html and STEP.txt."""
-    from dripcare.previews import render_preview
+    from dripcare.content.previews import render_preview
     from dripcare.state import state_dir
 
     rendered = render_preview(campaign_slug, step_key, clinic_id)
@@ -664,9 +658,9 @@ def send(loop: bool, as_json: bool) -> None:
 
     Emails behind a paused transport wait; everything else goes. Exit status 1 when some
     stayed paused (each listed with the reason), 0 otherwise."""
-    from dripcare.delivery import send_due
-    from dripcare.dispatch import paused_backlog
-    from dripcare.transports import transport_from_url
+    from dripcare.outbox.dispatch import paused_backlog
+    from dripcare.sending.delivery import send_due
+    from dripcare.sending.transports import transport_from_url
 
     settings = get_settings()
     while True:
@@ -706,7 +700,7 @@ def inbound(recipients: tuple[str, ...], as_json: bool) -> None:
     Wire it to your mail server, e.g. Postfix aliases: `unsubscribe: "|dripcare inbound"` and
     `bounces: "|dripcare inbound"` (with recipient_delimiter = +).
     """
-    from dripcare.inbound import process_report, process_unsubscribe_mail, summary
+    from dripcare.sending.inbound import process_report, process_unsubscribe_mail, summary
 
     raw = sys.stdin.buffer.read()
     applied = process_report(raw, get_settings(), recipients)

@@ -29,7 +29,7 @@ def create_user(
     email: str, clinic_id: int | None, platform: bool, password_stdin: bool, as_json: bool
 ) -> None:
     """Create an admin user; the password is asked for (hidden, twice) unless piped in."""
-    from dripcare.admins import check_password, create_admin_user
+    from dripcare.people.admins import check_password, create_admin_user
 
     if platform == (clinic_id is not None):
         raise UserError("give either --clinic ID or --platform (exactly one)")

@@ -8,9 +8,9 @@ import click
 from dripcare.cli_common import emit, json_option, user_errors
 from dripcare.config import get_settings
 from dripcare.db import session_scope
-from dripcare.enrollment_marks import set_mark
-from dripcare.enrollment_queries import get_enrollment
-from dripcare.skip_conditions import SkipCondition
+from dripcare.outbox.enrollment_marks import set_mark
+from dripcare.outbox.enrollment_queries import get_enrollment
+from dripcare.outbox.skip_conditions import SkipCondition
 
 
 @click.group()

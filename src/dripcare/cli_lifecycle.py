@@ -12,17 +12,17 @@ from pathlib import Path
 import click
 from sqlalchemy.orm import Session
 
-from dripcare import audit as audit_log
-from dripcare.audit import Actor
 from dripcare.cli_common import emit, json_option, user_errors
 from dripcare.config import get_settings
 from dripcare.db import session_scope
-from dripcare.erasure import erase
 from dripcare.errors import NotFound
 from dripcare.models import Patient, utcnow
-from dripcare.patient_export import export_patient
-from dripcare.retention import parse_age
-from dripcare.retention import purge as purge_rows
+from dripcare.outbox.retention import parse_age
+from dripcare.outbox.retention import purge as purge_rows
+from dripcare.people import audit as audit_log
+from dripcare.people.audit import Actor
+from dripcare.people.erasure import erase
+from dripcare.people.patient_export import export_patient
 
 
 def _clinic_of(session: Session, patient_id: int) -> int:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import click
 
 from dripcare.cli_common import emit, json_option, user_errors
-from dripcare.clinics import get_clinic
 from dripcare.config import get_settings
 from dripcare.db import session_scope
+from dripcare.people.clinics import get_clinic
 
 
 @click.command("dkim")
@@ -22,7 +22,7 @@ def clinic_dkim(clinic_id: int, domain: str, selector: str, as_json: bool) -> No
 
     Emails from the clinic are signed with it from now on: publish the record first.
     """
-    from dripcare import dkim_keys
+    from dripcare.sending import dkim_keys
 
     with session_scope() as session:
         clinic = get_clinic(session, clinic_id)
@@ -52,8 +52,8 @@ def clinic_transport(clinic_id: int, smtp_url: str, clear: bool, as_json: bool) 
 
     Without --smtp-url or --clear, shows the current one (password hidden).
     """
-    from dripcare import clinic_transports
     from dripcare.errors import UserError
+    from dripcare.sending import clinic_transports
 
     if smtp_url and clear:
         raise UserError("give --smtp-url or --clear, not both")
@@ -83,7 +83,7 @@ def clinic_domains(
 ) -> None:
     """The domains a clinic may use in its sender address (platform administrators only:
     check that the clinic owns a domain before adding it)."""
-    from dripcare import sending_domains
+    from dripcare.sending import sending_domains
 
     with session_scope() as session:
         clinic = get_clinic(session, clinic_id)
@@ -107,8 +107,8 @@ def clinic_check_domain(clinic_id: int | None, domain: str, nameserver: str, as_
     in DNS, and say what to publish. Exits with 1 when something is missing or wrong."""
     from dataclasses import asdict
 
-    from dripcare import domain_checks
     from dripcare.errors import UserError
+    from dripcare.sending import domain_checks
 
     if clinic_id is None and not domain:
         raise UserError("give --clinic ID, --domain DOMAIN, or both")

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dripcare.errors import UserError
-from dripcare.scheduling import QuietHours
+from dripcare.outbox.scheduling import QuietHours
 from dripcare.shipped import campaigns_dir
 
 MIN_SECRET_LENGTH = 32
@@ -203,7 +203,7 @@ class Settings(BaseSettings):
     @field_validator("domain_limits")
     @classmethod
     def _valid_domain_limits(cls, value: str) -> str:
-        from dripcare.send_limits import parse_limits  # it reads these settings
+        from dripcare.sending.send_limits import parse_limits  # it reads these settings
 
         parse_limits(value)
         return value
@@ -211,7 +211,7 @@ class Settings(BaseSettings):
     @field_validator("domain_concurrency")
     @classmethod
     def _valid_domain_concurrency(cls, value: str) -> str:
-        from dripcare.send_limits import parse_concurrency  # it reads these settings
+        from dripcare.sending.send_limits import parse_concurrency  # it reads these settings
 
         parse_concurrency(value)
         return value

@@ -18,19 +18,19 @@ from zoneinfo import ZoneInfo
 import click
 from sqlalchemy import func, select
 
-from dripcare.admins import create_admin_user
-from dripcare.apikeys import create_key
 from dripcare.beat import schedule_path
-from dripcare.clinic_setup import create_clinic
 from dripcare.config import get_settings
 from dripcare.db import session_scope
-from dripcare.enrollment_input import EnrollRequest
-from dripcare.enrollments import enroll
 from dripcare.migrations import upgrade
 from dripcare.models import Clinic, Message, MessageStatus
+from dripcare.outbox.enrollment_input import EnrollRequest
+from dripcare.outbox.enrollments import enroll
+from dripcare.people.admins import create_admin_user
+from dripcare.people.apikeys import create_key
+from dripcare.people.clinic_setup import create_clinic
 from dripcare.redaction import without_passwords
+from dripcare.sending.transports import CaptureTransport, transport_from_url
 from dripcare.state import state_dir
-from dripcare.transports import CaptureTransport, transport_from_url
 
 DEMO_ZONES = (
     "Pacific/Honolulu",

@@ -25,12 +25,13 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from dripcare import circuit, reporting
 from dripcare.db import session_scope
-from dripcare.dispatch import TickResult
 from dripcare.metric_store import DISPATCH_TICK, SMTP_SEND, Batch, MetricStore, get_store
 from dripcare.models import utcnow
+from dripcare.outbox import reporting
+from dripcare.outbox.dispatch import TickResult
 from dripcare.redaction import withheld
+from dripcare.sending import circuit
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from dripcare.emergency_numbers import DEFAULT_COUNTRY, number_for
+from dripcare.people.emergency_numbers import DEFAULT_COUNTRY, number_for
 
 
 class UTCDateTime(TypeDecorator[datetime]):

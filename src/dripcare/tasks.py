@@ -10,16 +10,19 @@ from typing import Any
 import httpx
 from celery import signals
 
-from dripcare import alerts, audit, db_faults, delivery, metrics, retention
+from dripcare import db_faults, metrics
 from dripcare.celery_app import receiver, task
 from dripcare.config import get_settings
 from dripcare.db import session_scope
 from dripcare.db_faults import DatabaseUnavailable
-from dripcare.dispatch import Claim, dispatch_tick
 from dripcare.metric_store import get_store
 from dripcare.models import utcnow
+from dripcare.outbox import retention
+from dripcare.outbox.dispatch import Claim, dispatch_tick
+from dripcare.people import audit
 from dripcare.redaction import withheld
-from dripcare.transports import transport_from_url
+from dripcare.sending import alerts, delivery
+from dripcare.sending.transports import transport_from_url
 
 log = logging.getLogger(__name__)
 

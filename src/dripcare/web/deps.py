@@ -14,10 +14,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from dripcare.apikeys import authenticate
-from dripcare.audit import Actor
 from dripcare.config import get_settings
 from dripcare.db import new_session, session_scope
+from dripcare.people.apikeys import authenticate
+from dripcare.people.audit import Actor
 from dripcare.web.errors import ApiError
 from dripcare.web.jsonbody import StrictJsonRequest
 from dripcare.web.middleware import ANNOUNCED_TOO_LARGE

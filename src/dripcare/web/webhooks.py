@@ -20,9 +20,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from dripcare import feedback
 from dripcare.config import get_settings
 from dripcare.models import utcnow
+from dripcare.sending import feedback
 from dripcare.web.deps import SessionDep
 from dripcare.webhooks import mailgun, postmark, replays, sendgrid, ses
 from dripcare.webhooks.signing import Rejected

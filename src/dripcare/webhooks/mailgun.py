@@ -10,8 +10,8 @@ import re
 from datetime import datetime
 from typing import Any
 
-from dripcare.feedback import FeedbackEvent, FeedbackKind
-from dripcare.verp import token_in_address
+from dripcare.sending.feedback import FeedbackEvent, FeedbackKind
+from dripcare.sending.verp import token_in_address
 from dripcare.webhooks.signing import Rejected, check_fresh
 
 

@@ -9,8 +9,8 @@ import hmac
 import re
 from typing import Any
 
-from dripcare.feedback import FeedbackEvent, FeedbackKind
-from dripcare.transports import POSTMARK_METADATA_KEY
+from dripcare.sending.feedback import FeedbackEvent, FeedbackKind
+from dripcare.sending.transports import POSTMARK_METADATA_KEY
 from dripcare.webhooks.signing import Rejected
 
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from dripcare.feedback import FeedbackEvent, FeedbackKind
+from dripcare.sending.feedback import FeedbackEvent, FeedbackKind
 from dripcare.webhooks.signing import Rejected, b64decode, check_fresh
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"

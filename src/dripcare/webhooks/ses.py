@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from dripcare.feedback import FeedbackEvent, FeedbackKind
-from dripcare.verp import token_in_address
+from dripcare.sending.feedback import FeedbackEvent, FeedbackKind
+from dripcare.sending.verp import token_in_address
 
 
 def events(notification: dict[str, Any]) -> list[FeedbackEvent]:

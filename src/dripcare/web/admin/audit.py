@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from dripcare import audit
+from dripcare.people import audit
 from dripcare.web.admin.deps import AdminDep
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep

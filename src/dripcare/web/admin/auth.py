@@ -9,10 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from dripcare import admin_sessions
-from dripcare.admins import SignIn, TooManyAttempts, authenticate
 from dripcare.config import get_settings
 from dripcare.models import utcnow
+from dripcare.people import admin_sessions
+from dripcare.people.admins import SignIn, TooManyAttempts, authenticate
 from dripcare.web.admin.deps import (
     PRE_SESSION_COOKIE,
     SESSION_COOKIE,

@@ -12,11 +12,12 @@ from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from dripcare import emergency_numbers, logos, sending_domains
-from dripcare.clinics import Branding, InvalidFields, branding_of, name_problem
+from dripcare.content.previews import first_live_step
 from dripcare.errors import UserError
 from dripcare.models import Clinic
-from dripcare.previews import first_live_step
+from dripcare.people import emergency_numbers, logos
+from dripcare.people.clinics import Branding, InvalidFields, branding_of, name_problem
+from dripcare.sending import sending_domains
 from dripcare.web.admin.deps import AdminContext, AdminDep, AdminNotFound, CsrfFormDep
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep

@@ -16,23 +16,23 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from dripcare import campaign_editing as edit
-from dripcare import campaign_versions as versions
-from dripcare.audit import Actor
-from dripcare.campaign_spec import CampaignSpec
-from dripcare.campaigns import check_default_campaign, find_campaign, list_campaigns
 from dripcare.config import get_settings
-from dripcare.errors import NotFound, UserError
-from dripcare.models import Campaign, CampaignVersion, Clinic
-from dripcare.previews import (
+from dripcare.content import campaign_editing as edit
+from dripcare.content import campaign_versions as versions
+from dripcare.content.campaign_spec import CampaignSpec
+from dripcare.content.campaigns import check_default_campaign, find_campaign, list_campaigns
+from dripcare.content.previews import (
     TEST_SENDS_PER_HOUR,
     check_test_recipient,
     checked_preview,
     send_test_email,
 )
+from dripcare.content.rendering import RenderError
+from dripcare.content.template_checks import Problem, ProblemsFound
+from dripcare.errors import NotFound, UserError
+from dripcare.models import Campaign, CampaignVersion, Clinic
+from dripcare.people.audit import Actor
 from dripcare.rate_limits import Limiter, make_limiter
-from dripcare.rendering import RenderError
-from dripcare.template_checks import Problem, ProblemsFound
 from dripcare.web.admin.deps import AdminContext, AdminDep, AdminNotFound, CsrfFormDep
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep

@@ -19,10 +19,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.orm import Session
 
-from dripcare import circuit, dashboard, red_flags
-from dripcare.audit import Actor
-from dripcare.dashboard import Scope
 from dripcare.models import Clinic, utcnow
+from dripcare.outbox import dashboard, red_flags
+from dripcare.outbox.dashboard import Scope
+from dripcare.people.audit import Actor
+from dripcare.sending import circuit
 from dripcare.web.admin.charts import Chart
 from dripcare.web.admin.deps import AdminContext, AdminDep, AdminNotFound, CsrfFormDep
 from dripcare.web.admin.red_flags import minutes_since

@@ -15,10 +15,10 @@ from typing import Annotated
 from fastapi import Depends, Form, Header, Request
 from sqlalchemy import select
 
-from dripcare import admin_sessions
-from dripcare.admins import clinics_for
 from dripcare.config import Settings, get_settings
 from dripcare.models import AdminSession, AdminUser, Clinic, utcnow
+from dripcare.people import admin_sessions
+from dripcare.people.admins import clinics_for
 from dripcare.web.deps import SessionDep
 
 SESSION_COOKIE = "dripcare_admin"

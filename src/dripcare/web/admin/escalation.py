@@ -11,9 +11,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from dripcare import audit, escalation
 from dripcare.errors import UserError
 from dripcare.models import Clinic
+from dripcare.people import audit
+from dripcare.sending import escalation
 from dripcare.web.admin.deps import AdminContext, AdminDep, CsrfFormDep
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep

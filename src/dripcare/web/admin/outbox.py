@@ -14,9 +14,8 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from dripcare.config import get_settings
-from dripcare.message_view import attempts_of, shown
 from dripcare.models import Enrollment, Message, Patient, Suppression
-from dripcare.reporting import (
+from dripcare.outbox.reporting import (
     PatientFilter,
     patient_check_ins,
     patient_messages,
@@ -24,6 +23,7 @@ from dripcare.reporting import (
     red_flag_check_ins,
     upcoming_messages,
 )
+from dripcare.sending.message_view import attempts_of, shown
 from dripcare.web.admin.deps import AdminDep, AdminNotFound
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep

@@ -12,16 +12,16 @@ import json
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from dripcare.audit import Actor
 from dripcare.config import get_settings
-from dripcare.enrollment_marks import set_mark
-from dripcare.enrollment_queries import get_enrollment
-from dripcare.erasure import erase
 from dripcare.errors import NotFound
 from dripcare.models import Patient
-from dripcare.patient_export import export_patient
-from dripcare.patients import get_patient
-from dripcare.skip_conditions import SkipCondition
+from dripcare.outbox.enrollment_marks import set_mark
+from dripcare.outbox.enrollment_queries import get_enrollment
+from dripcare.outbox.skip_conditions import SkipCondition
+from dripcare.people.audit import Actor
+from dripcare.people.erasure import erase
+from dripcare.people.patient_export import export_patient
+from dripcare.people.patients import get_patient
 from dripcare.web.admin.deps import AdminContext, AdminDep, AdminNotFound, CsrfFormDep
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep

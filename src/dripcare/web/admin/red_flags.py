@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from dripcare import red_flags
-from dripcare.audit import Actor
 from dripcare.config import get_settings
 from dripcare.errors import UserError
 from dripcare.models import CheckIn, utcnow
+from dripcare.outbox import red_flags
+from dripcare.people.audit import Actor
 from dripcare.web.admin.deps import AdminContext, AdminDep, AdminNotFound, CsrfFormDep
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep

@@ -15,11 +15,12 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from dripcare import audit, clinic_transports, dkim_keys, domain_checks, sending_domains
-from dripcare.clinics import set_quiet_hours
 from dripcare.config import get_settings
 from dripcare.errors import UserError
 from dripcare.models import Clinic
+from dripcare.people import audit
+from dripcare.people.clinics import set_quiet_hours
+from dripcare.sending import clinic_transports, dkim_keys, domain_checks, sending_domains
 from dripcare.web.admin.deps import AdminContext, AdminDep, CsrfFormDep, PlatformOnly
 from dripcare.web.admin.views import render
 from dripcare.web.deps import SessionDep

@@ -19,9 +19,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import object_session
 
-from dripcare.checkins import flag_texts
+from dripcare.content.phone_links import tel_links
 from dripcare.models import CheckIn
-from dripcare.phone_links import tel_links
+from dripcare.outbox.checkins import flag_texts
 from dripcare.web import errors
 from dripcare.web.admin.deps import (
     AdminContext,

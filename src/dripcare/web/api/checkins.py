@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from dripcare.checkins import list_check_ins
 from dripcare.models import CheckInLevel
+from dripcare.outbox.checkins import list_check_ins
 from dripcare.web.deps import ApiRoute, ClinicDep, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES
 from dripcare.web.pagination import Cursor, IdFilter, Limit, page_of

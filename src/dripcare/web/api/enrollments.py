@@ -8,18 +8,18 @@ from fastapi import APIRouter, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dripcare.bulk_enroll import enroll_many
 from dripcare.config import get_settings
-from dripcare.enrollment_changes import cancel, reschedule
-from dripcare.enrollment_input import EnrollRequest
-from dripcare.enrollment_marks import set_mark
-from dripcare.enrollment_queries import get_enrollment, list_enrollments, timeline
-from dripcare.enrollments import EnrollResult, enroll
 from dripcare.errors import UserError
 from dripcare.models import Enrollment, EnrollmentStatus
-from dripcare.patients import get_patient, not_erased
-from dripcare.skip_conditions import SkipCondition
-from dripcare.treatment_time import DATE_ONLY_TIME
+from dripcare.outbox.bulk_enroll import enroll_many
+from dripcare.outbox.enrollment_changes import cancel, reschedule
+from dripcare.outbox.enrollment_input import EnrollRequest
+from dripcare.outbox.enrollment_marks import set_mark
+from dripcare.outbox.enrollment_queries import get_enrollment, list_enrollments, timeline
+from dripcare.outbox.enrollments import EnrollResult, enroll
+from dripcare.outbox.skip_conditions import SkipCondition
+from dripcare.outbox.treatment_time import DATE_ONLY_TIME
+from dripcare.people.patients import get_patient, not_erased
 from dripcare.web.deps import ApiRoute, ClinicDep, IdempotencyKey, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, IDEMPOTENT_POST, NOT_FOUND
 from dripcare.web.idempotency import respond

@@ -16,10 +16,10 @@ from fastapi.responses import JSONResponse
 from kombu.connection import Connection
 from sqlalchemy import text
 
-from dripcare.apikeys import authenticate
 from dripcare.config import get_settings
 from dripcare.db import get_engine, new_session
 from dripcare.migrations import alembic_config
+from dripcare.people.apikeys import authenticate
 from dripcare.web.schemas import Health
 
 router = APIRouter(tags=["health"])

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 
 from dripcare.config import get_settings
 from dripcare.errors import NotFound
-from dripcare.message_view import attempts_of, shown
 from dripcare.models import Message, MessageStatus
-from dripcare.reporting import list_messages
+from dripcare.outbox.reporting import list_messages
+from dripcare.sending.message_view import attempts_of, shown
 from dripcare.web.deps import ApiRoute, ClinicDep, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, NOT_FOUND
 from dripcare.web.pagination import Cursor, Id, Limit, page_of

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from dripcare.db import again_on_conflict
-from dripcare.erasure import erase as erase_patient
-from dripcare.patient_export import export_patient
-from dripcare.patients import PatientChanges, create_patient, find_by_email, get_patient
-from dripcare.patients import update_patient as apply_changes
+from dripcare.people.erasure import erase as erase_patient
+from dripcare.people.patient_export import export_patient
+from dripcare.people.patients import PatientChanges, create_patient, find_by_email, get_patient
+from dripcare.people.patients import update_patient as apply_changes
 from dripcare.web.deps import ApiActorDep, ApiRoute, ClinicDep, IdempotencyKey, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, IDEMPOTENT_POST, NOT_FOUND
 from dripcare.web.idempotency import respond

@@ -8,11 +8,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from dripcare import red_flags
-from dripcare.audit import Actor
 from dripcare.config import get_settings
 from dripcare.errors import NotFound
 from dripcare.models import ActorKind, ApiKey, Clinic, RedFlagState
+from dripcare.outbox import red_flags
+from dripcare.people.audit import Actor
 from dripcare.web.deps import ApiRoute, ClinicDep, SessionDep
 from dripcare.web.errors import COMMON_RESPONSES, NOT_FOUND, ApiError
 from dripcare.web.pagination import Id

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from dripcare import checkins
-from dripcare.email_context import clinic_context
-from dripcare.emergency_numbers import service_for
+from dripcare.content.email_context import clinic_context
 from dripcare.models import CheckIn, CheckInLevel, Clinic, Message
+from dripcare.outbox import checkins
+from dripcare.people.emergency_numbers import service_for
 from dripcare.web.deps import SessionDep
 from dripcare.web.pages.common import LinkNotFound, TokenMessage, pages
 from dripcare.web.pagination import Id

@@ -10,9 +10,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from dripcare.config import get_settings
-from dripcare.links import message_for_token
+from dripcare.content.phone_links import tel_links
 from dripcare.models import Message
-from dripcare.phone_links import tel_links
+from dripcare.people.links import message_for_token
 from dripcare.web import errors
 from dripcare.web.deps import SessionDep
 from dripcare.web.middleware import HeadersUnder

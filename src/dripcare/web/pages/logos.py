@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from dripcare import logos
+from dripcare.people import logos
 from dripcare.web.deps import SessionDep
 
 router = APIRouter(include_in_schema=False)

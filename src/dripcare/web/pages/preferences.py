@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
-from dripcare import enrollment_changes, suppression
-from dripcare.email_context import format_date
+from dripcare.content.email_context import format_date
+from dripcare.content.phone_links import phone_uri
 from dripcare.models import (
     Clinic,
     Enrollment,
@@ -19,7 +19,7 @@ from dripcare.models import (
     SuppressionSource,
     utcnow,
 )
-from dripcare.phone_links import phone_uri
+from dripcare.outbox import enrollment_changes, suppression
 from dripcare.web.deps import SessionDep
 from dripcare.web.pages.common import TokenMessage, pages
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from dripcare import red_flags, staff_links
 from dripcare.config import get_settings
 from dripcare.models import utcnow
+from dripcare.outbox import red_flags
+from dripcare.people import staff_links
 from dripcare.web.deps import SessionDep
 from dripcare.web.pages.common import pages
 

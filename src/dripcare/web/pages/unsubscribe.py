@@ -14,9 +14,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
-from dripcare import suppression
+from dripcare.content.phone_links import phone_uri
 from dripcare.models import Clinic, Message, SuppressionSource
-from dripcare.phone_links import phone_uri
+from dripcare.outbox import suppression
 from dripcare.web.deps import SessionDep
 from dripcare.web.pages.common import TokenMessage, pages
 

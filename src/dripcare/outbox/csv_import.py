@@ -1,0 +1,152 @@
+"""Bulk enrollment from a CSV file: every row on its own, so a bad row never blocks good ones.
+
+Rows go in CHUNK at a time, one transaction each, through `bulk_enroll.enroll_many` (a few
+statements per chunk); re-running the same file is safe because enrolling is idempotent
+(external_id, or patient + campaign + treated_at).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dripcare.config import Settings
+from dripcare.db import session_scope
+from dripcare.errors import UserError
+from dripcare.models import utcnow
+from dripcare.outbox.bulk_enroll import Schedules, enroll_many
+from dripcare.outbox.enrollment_input import EnrollRequest
+
+CHUNK = 2000  # rows per transaction: large enough that a chunk costs a few statements per row
+REQUIRED = ("email", "treated_at")
+KNOWN = (
+    "email",
+    "first_name",
+    "last_name",
+    "treated_at",
+    "timezone",
+    "treatment",
+    "external_id",
+    "phone",
+)
+ATTRIBUTES = ("peel_depth",)  # treatment attributes a campaign may require (treatment_attributes)
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    existing: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "created": self.created,
+            "existing": self.existing,
+            "rejected": [{"line": e.line, "reason": e.reason} for e in self.errors],
+        }
+
+
+def import_file(
+    path: Path, clinic_id: int, settings: Settings, progress: Callable[[int], Any] = lambda n: None
+) -> ImportReport:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        _check_header(reader.fieldnames, path)
+        rows = ((reader.line_num, _clean(row)) for row in reader)
+        return import_rows(rows, clinic_id, settings, progress)
+
+
+def _check_header(fieldnames: Any, path: Path) -> None:
+    names = {(n or "").strip().lower() for n in fieldnames or []}
+    missing = [n for n in REQUIRED if n not in names]
+    if missing:
+        raise UserError(
+            f"{path}: the header row lacks {', '.join(missing)}; expected columns: "
+            f"{', '.join(KNOWN + ATTRIBUTES)} (extra columns are ignored)"
+        )
+
+
+def _clean(row: dict[str | None, Any]) -> dict[str, str]:
+    return {
+        (k or "").strip().lower(): (v or "").strip() if isinstance(v, str) else ""
+        for k, v in row.items()
+        if k
+    }
+
+
+def import_rows(
+    rows: Any, clinic_id: int, settings: Settings, progress: Callable[[int], Any]
+) -> ImportReport:
+    """Every row as of the moment the import started: one `now` for all chunks, so each
+    schedule (campaign, zone, treatment time) is computed once for the whole file."""
+    report = ImportReport()
+    schedules = Schedules(utcnow())
+    chunk: list[tuple[int, dict[str, str]]] = []
+    for item in rows:
+        chunk.append(item)
+        if len(chunk) >= CHUNK:
+            _import_chunk(chunk, clinic_id, settings, report, schedules)
+            progress(len(chunk))
+            chunk = []
+    if chunk:
+        _import_chunk(chunk, clinic_id, settings, report, schedules)
+        progress(len(chunk))
+    return report
+
+
+def _import_chunk(
+    chunk: list[tuple[int, dict[str, str]]],
+    clinic_id: int,
+    settings: Settings,
+    report: ImportReport,
+    schedules: Schedules,
+) -> None:
+    """One transaction: the chunk's rows that pass go in together, each bad one is reported."""
+    lines, requests = [], []
+    for line, row in chunk:
+        try:
+            requests.append(_request(row, clinic_id))
+        except UserError as exc:
+            report.errors.append(RowError(line, str(exc)))
+            continue
+        lines.append(line)
+    with session_scope() as session:
+        outcomes = enroll_many(
+            session, requests, settings, schedules.now, answer=False, schedules=schedules
+        )
+    for line, outcome in zip(lines, outcomes, strict=True):
+        if isinstance(outcome, UserError):
+            report.errors.append(RowError(line, str(outcome)))
+        elif outcome.created:
+            report.created += 1
+        else:
+            report.existing += 1
+    report.errors.sort(key=lambda error: error.line)
+
+
+def _request(row: dict[str, str], clinic_id: int) -> EnrollRequest:
+    if not row.get("email"):
+        raise UserError("email is empty")
+    if not row.get("treated_at"):
+        raise UserError("treated_at is empty")
+    return EnrollRequest(
+        clinic_id=clinic_id,
+        email=row["email"],
+        treated_at=row["treated_at"],
+        first_name=row.get("first_name", ""),
+        last_name=row.get("last_name", ""),
+        campaign=row.get("treatment") or None,  # None: the clinic's default campaign
+        timezone=row.get("timezone") or None,
+        external_id=row.get("external_id") or None,
+        phone=row.get("phone", ""),
+        attributes={name: row[name] for name in ATTRIBUTES if row.get(name)},
+    )
