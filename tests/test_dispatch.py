@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from dripcare.config import Settings
 from dripcare.db import session_scope
@@ -90,6 +90,22 @@ def test_a_big_import_does_not_push_another_clinics_emails_out_of_the_first_tick
     assert b_ids <= set(claims[0].message_ids)
     assert len(claims[0].message_ids) == settings.batch_size
     assert result.claimed == settings.max_per_tick
+
+
+def test_due_clinics_are_those_with_a_scheduled_email_due_now(settings: Settings) -> None:
+    now = datetime.now(UTC)
+    due, later, done = make_clinic(), make_clinic(), make_clinic()
+    due_messages(due, 2, now - timedelta(minutes=1))
+    due_messages(later, 3, now + timedelta(hours=1))
+    finished = due_messages(done, 2, now - timedelta(minutes=1))
+    with session_scope() as session:
+        session.execute(
+            update(Message).where(Message.id.in_(finished)).values(status=MessageStatus.SENT)
+        )
+
+    with session_scope() as session:
+        assert due_clinics(session) == [due]
+        assert due_clinics(session, now + timedelta(hours=2)) == [due, later]
 
 
 def test_a_fair_claim_splits_a_batch_and_rotates_between_clinics(settings: Settings) -> None:

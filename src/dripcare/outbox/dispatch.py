@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, and_, any_, func, select, update
 from sqlalchemy.orm import Session
 
 from dripcare.db import SessionScope
-from dripcare.models import ClinicTransport, Message, MessageStatus, utcnow
+from dripcare.models import Clinic, ClinicTransport, Message, MessageStatus, utcnow
 from dripcare.sending import circuit
 
 # How long a `sending` row whose lease expired waits before it is sent again: time for a
@@ -119,16 +119,22 @@ def release(session: Session, token: str, ids: list[int], reason: str, now: date
 
 
 def due_clinics(session: Session, now: datetime | None = None) -> list[int]:
-    """Clinics with messages due now, each once; served by ix_messages_clinic_due_scheduled."""
+    """Clinics with messages due now, each once.
+
+    Asked clinic by clinic (one probe of ix_messages_clinic_due_scheduled each): a DISTINCT over
+    the scheduled rows read the whole index once most of them lay in the future (the planner
+    cannot tell, 252 ms at 10 M rows in bench/scale.py)."""
     now = now or utcnow()
-    return list(
-        session.scalars(
-            select(Message.clinic_id)
-            .where(Message.status == MessageStatus.SCHEDULED, Message.due_at <= now)
-            .distinct()
-            .order_by(Message.clinic_id)
+    due = (
+        select(Message.id)
+        .where(
+            Message.clinic_id == Clinic.id,
+            Message.status == MessageStatus.SCHEDULED,
+            Message.due_at <= now,
         )
+        .exists()
     )
+    return list(session.scalars(select(Clinic.id).where(due).order_by(Clinic.id)))
 
 
 def sendable(session: Session, clinics: list[int], now: datetime) -> list[int]:
