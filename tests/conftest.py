@@ -19,11 +19,13 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 import uvicorn
+from argon2 import PasswordHasher
 
 from dripcare import db
 from dripcare.config import Settings, get_settings
 from dripcare.migrations import upgrade
 from dripcare.models import Base
+from dripcare.people import admins
 from dripcare.web.app import create_app
 from tests.factories import DAYTIME
 from tests.smtp_server import SMTPServer
@@ -87,6 +89,20 @@ def fresh_pg_database(name: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(drop)
         admin.dispose()
+
+
+# Argon2id at its lowest cost: the production parameters spend 50-100 ms on every admin created
+# and every sign-in, which the admin tests do hundreds of times.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+CHEAP_DUMMY_HASH = CHEAP_HASHER.hash("not a password anyone has")
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap password hashing, except in tests marked `real_argon2` (production parameters)."""
+    if request.node.get_closest_marker("real_argon2") is None:
+        monkeypatch.setattr(admins, "_hasher", CHEAP_HASHER)
+        monkeypatch.setattr(admins, "_DUMMY_HASH", CHEAP_DUMMY_HASH)
 
 
 @pytest.fixture(scope="session")
