@@ -28,6 +28,7 @@ from dripcare.models import Base
 from dripcare.people import admins
 from dripcare.web.app import create_app
 from tests.factories import DAYTIME
+from tests.fast_loop import FAST, MEMORY_BROKER
 from tests.smtp_server import SMTPServer
 
 PG_ADMIN_URL = os.environ.get(
@@ -45,8 +46,9 @@ pytest_plugins = [
 ]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # The Celery app reads its broker once, on first use; every test that touches it (a worker,
-# or a page that queues an alert) must agree on this one.
-os.environ["DRIPCARE_BROKER_URL"] = REDIS_URL
+# or a page that queues an alert) must agree on this one. The quick loop runs without Redis.
+BROKER_URL = MEMORY_BROKER if FAST else REDIS_URL
+os.environ["DRIPCARE_BROKER_URL"] = BROKER_URL
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -159,7 +161,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> Se
         "DRIPCARE_SMTP_URL": f"capture://{tmp_path / 'outbox'}",
         "DRIPCARE_BASE_URL": "https://care.test",
         "DRIPCARE_SECRET_KEY": "test-secret-of-dripcare-tests-not-for-production",
-        "DRIPCARE_BROKER_URL": REDIS_URL,
+        "DRIPCARE_BROKER_URL": BROKER_URL,
     }
     for key, value in {**defaults, **env}.items():
         monkeypatch.setenv(key, value)
