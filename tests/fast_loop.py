@@ -3,7 +3,8 @@
 The quick loop leaves out every test that needs Redis (the `redis` marker), so nothing else may
 need it either: the Celery app gets an in-memory broker, and with no Redis broker the send
 path's limits and slow-downs live in this process (send_limits.shared_url). Property tests run
-a few examples each: `make test` runs them all.
+a few examples each, and the API schema test skips schemathesis's coverage phase: `make test`
+runs them all.
 """
 
 from __future__ import annotations
