@@ -24,8 +24,9 @@ test: $(BIN)/.installed  ## the whole suite, on SQLite and PostgreSQL, with Redi
 # The markers come from tests/markers.py (by fixture and file) and from the tests themselves.
 FAST_MARKERS := not (slow or browser or postgres or redis or workers)
 
+# DRIPCARE_TEST_FAST (tests/fast_loop.py): an in-memory broker instead of Redis, few examples.
 test-fast: $(BIN)/.installed  ## the quick loop: SQLite only, no services but SMTP, stop at the first failure
-	$(BIN)/pytest -q -x -m "$(FAST_MARKERS)"
+	DRIPCARE_TEST_FAST=1 $(BIN)/pytest -q -x -m "$(FAST_MARKERS)"
 
 test-no-browser: $(BIN)/.installed  ## SQLite and PostgreSQL, no browser, stop at the first failure
 	$(BIN)/pytest -q -x -m "not browser"

@@ -19,13 +19,16 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 import uvicorn
+from argon2 import PasswordHasher
 
 from dripcare import db
 from dripcare.config import Settings, get_settings
 from dripcare.migrations import upgrade
 from dripcare.models import Base
+from dripcare.people import admins
 from dripcare.web.app import create_app
 from tests.factories import DAYTIME
+from tests.fast_loop import FAST, MEMORY_BROKER
 from tests.smtp_server import SMTPServer
 
 PG_ADMIN_URL = os.environ.get(
@@ -43,8 +46,9 @@ pytest_plugins = [
 ]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # The Celery app reads its broker once, on first use; every test that touches it (a worker,
-# or a page that queues an alert) must agree on this one.
-os.environ["DRIPCARE_BROKER_URL"] = REDIS_URL
+# or a page that queues an alert) must agree on this one. The quick loop runs without Redis.
+BROKER_URL = MEMORY_BROKER if FAST else REDIS_URL
+os.environ["DRIPCARE_BROKER_URL"] = BROKER_URL
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -87,6 +91,20 @@ def fresh_pg_database(name: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(drop)
         admin.dispose()
+
+
+# Argon2id at its lowest cost: the production parameters spend 50-100 ms on every admin created
+# and every sign-in, which the admin tests do hundreds of times.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+CHEAP_DUMMY_HASH = CHEAP_HASHER.hash("not a password anyone has")
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap password hashing, except in tests marked `real_argon2` (production parameters)."""
+    if request.node.get_closest_marker("real_argon2") is None:
+        monkeypatch.setattr(admins, "_hasher", CHEAP_HASHER)
+        monkeypatch.setattr(admins, "_DUMMY_HASH", CHEAP_DUMMY_HASH)
 
 
 @pytest.fixture(scope="session")
@@ -143,7 +161,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> Se
         "DRIPCARE_SMTP_URL": f"capture://{tmp_path / 'outbox'}",
         "DRIPCARE_BASE_URL": "https://care.test",
         "DRIPCARE_SECRET_KEY": "test-secret-of-dripcare-tests-not-for-production",
-        "DRIPCARE_BROKER_URL": REDIS_URL,
+        "DRIPCARE_BROKER_URL": BROKER_URL,
     }
     for key, value in {**defaults, **env}.items():
         monkeypatch.setenv(key, value)

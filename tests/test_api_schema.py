@@ -41,6 +41,7 @@ from dripcare.people.apikeys import create_key, revoke_key
 from dripcare.web.app import create_app
 from tests.conftest import configure
 from tests.factories import make_clinic, make_enrollment
+from tests.fast_loop import FAST, examples
 
 CHECKS = (
     "not_a_server_error",
@@ -209,7 +210,9 @@ def _add_hooks(schema: Any) -> None:
 authed = schemathesis.openapi.from_asgi(
     "/openapi.json",
     create_app(),
-    config=_config(max_examples=30, mode="all", coverage=True, security_parameters=False),
+    config=_config(
+        max_examples=examples(30), mode="all", coverage=not FAST, security_parameters=False
+    ),
 )
 _add_hooks(authed)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
@@ -35,6 +36,7 @@ def stored_users() -> list[tuple[str, int | None, bool, str]]:
         ]
 
 
+@pytest.mark.real_argon2
 def test_creates_a_clinic_admin_from_stdin_with_an_argon2_hash(clinic: int) -> None:
     result = create_user(
         "--email", "Ana@Riverside.example", "--clinic", str(clinic), "--password-stdin", "--json"
@@ -50,6 +52,7 @@ def test_creates_a_clinic_admin_from_stdin_with_an_argon2_hash(clinic: int) -> N
     }
     assert (email, clinic_id, platform) == ("ana@riverside.example", clinic, False)
     assert password_hash.startswith("$argon2id$") and PASSWORD not in password_hash
+    assert not PasswordHasher().check_needs_rehash(password_hash)  # argon2-cffi's defaults
 
 
 def test_prompts_twice_for_a_hidden_password(clinic: int) -> None:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from dripcare.sending import quoted_printable
 from dripcare.sending.composing import Envelope, HeaderInjectionError, compose
+from tests.fast_loop import examples
 
 MESSAGE_ID = "5f0c2e8a9b1d4c7e@dripcare.example"
 DATE = datetime(2026, 11, 24, 14, 30, 5, tzinfo=UTC)
@@ -460,7 +461,7 @@ def test_boundary_never_appears_in_the_encoded_body() -> None:
     assert eol(html.get_content()) == hostile + "<p>html</p>"
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=examples(200), deadline=None, database=None)
 @given(BODY_TEXT, BODY_TEXT, st.integers(min_value=0, max_value=3))
 def test_boundary_never_appears_in_body_property(before: str, after: str, copies: int) -> None:
     boundary = boundary_of(compose(envelope(), "t", "h"))
@@ -489,7 +490,7 @@ def test_lone_carriage_return_never_reaches_the_wire(text: str, html: str) -> No
 
 
 @settings(
-    max_examples=300,
+    max_examples=examples(300),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],

@@ -368,6 +368,29 @@ def test_copy_of_default_campaign_loads(campaign: Path) -> None:
     assert [s.key for s in load_campaign_dir(campaign).steps] == STEP_KEYS
 
 
+def test_a_loaded_campaign_is_read_again_once_a_file_changes(campaign: Path) -> None:
+    first = load_campaign_dir(campaign)
+    edit_template(campaign, "day-07.mjml", "{{ care.actives_days }}", "{{ care.actives_days }}!")
+    edit_manifest(campaign, 'slug = "microneedling"', 'slug = "needling"')
+
+    again = load_campaign_dir(campaign)
+
+    assert again.slug == "needling" and first.slug == "microneedling"
+    assert again.sources["day-07.mjml"] != first.sources["day-07.mjml"]
+
+
+def test_each_load_of_an_unchanged_campaign_gets_its_own_containers(campaign: Path) -> None:
+    first = load_campaign_dir(campaign)
+    first.sources.clear()
+    first.variables.clear()
+    first.steps.clear()
+
+    again = load_campaign_dir(campaign)
+
+    assert [s.key for s in again.steps] == STEP_KEYS
+    assert again.sources and again.variables
+
+
 def test_directory_without_manifest(tmp_path: Path) -> None:
     (tmp_path / "day-00.mjml").write_text("<mjml></mjml>", encoding="utf-8")
     message = rejection(tmp_path)

@@ -50,6 +50,7 @@ def read_until(proc: subprocess.Popen[str], *wanted: str, limit: float = 120) ->
     return "".join(lines)
 
 
+@pytest.mark.slow  # starts `dripcare dev`
 def test_dev_reports_sent_and_skipped_emails_whose_links_use_its_port(tmp_path: Path) -> None:
     port = free_port()
     proc = start_dev(tmp_path, port)

@@ -62,6 +62,7 @@ def suppressions() -> list[tuple[str, str, str]]:
         return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
+@pytest.mark.slow  # `dripcare inbound` processes, several
 def test_a_dsn_for_a_verp_sent_email_suppresses_that_patient_only(
     verp_settings: Settings, smtp_server: SMTPServer
 ) -> None:
@@ -117,6 +118,7 @@ def test_the_envelope_recipient_names_the_message_when_the_report_does_not(
     assert [e for e, _, _ in suppressions()] == ["pat@example.com"]
 
 
+@pytest.mark.slow  # `dripcare inbound` processes, several
 def test_a_policy_bounce_or_a_report_about_no_message_of_ours_changes_nothing(
     verp_settings: Settings, smtp_server: SMTPServer
 ) -> None:

@@ -69,6 +69,7 @@ def test_memory_over_the_limit_is_a_render_error_and_the_pool_recovers() -> None
     assert isolation.run_limited("t.mjml", allocate, 1000) == 1000
 
 
+@pytest.mark.slow  # spends a renderer's CPU limit
 @pytest.mark.usefixtures("fresh_pool")
 def test_cpu_time_over_the_limit_kills_the_renderer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(isolation, "CHILD_CPU_SECONDS", 1)

@@ -102,6 +102,7 @@ def test_request_ids_are_kept_only_when_short_and_plain() -> None:
         assert request_id_from(unsafe) != unsafe
 
 
+@pytest.mark.slow  # starts `dripcare serve`
 def test_dripcare_serve_prints_json_lines_without_query_strings(tmp_path: Path) -> None:
     # Given the API served as in production, with JSON logs
     port = free_port()

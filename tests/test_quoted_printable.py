@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from dripcare.sending import quoted_printable
 from dripcare.sending.quoted_printable import encode
+from tests.fast_loop import examples
 
 
 def whole_text(text: str) -> bytes:
@@ -31,7 +32,7 @@ _NAME_CHARS = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"))
 BODY = st.lists(_PIECE | st.text(st.characters(codec="utf-8"), max_size=90)).map("".join)
 
 
-@settings(max_examples=1500, deadline=None, database=None)
+@settings(max_examples=examples(1500), deadline=None, database=None)
 @given(text=BODY)
 @example(text="x" * 75 + " \n.\n" + "x" * 74 + "=\n\t")
 @example(text="\n.")
@@ -45,7 +46,7 @@ def test_encoding_is_byte_identical_to_encoding_the_whole_text(text: str) -> Non
     assert encode(text) == whole_text(text)
 
 
-@settings(max_examples=100, deadline=None, database=None)
+@settings(max_examples=examples(100), deadline=None, database=None)
 @given(
     names=st.lists(st.text(_NAME_CHARS, max_size=40), min_size=2, max_size=6),
     filler=st.text(st.sampled_from("ab é=.<"), max_size=80),

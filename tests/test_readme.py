@@ -86,6 +86,7 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
     pytest.fail("dripcare serve did not listen")
 
 
+@pytest.mark.slow  # installs dripcare and starts a server (~30 s)
 def test_the_using_it_and_api_blocks_work_when_pasted(install: Path, api_port: int) -> None:
     api = readme_block("The REST API, for clinics' booking and EMR software")
     script = "set -euo pipefail\n" + readme_block("Using it") + api.replace(":8000", f":{api_port}")

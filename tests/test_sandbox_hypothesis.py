@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from jinja2 import StrictUndefined
 
 from dripcare.content.sandbox import MAX_OUTPUT_CHARS, BoundedSandbox, deadline
+from tests.fast_loop import examples
 from tests.test_rendering import make_context, simple_step
 
 MEMORY_BUDGET = 64 * 1024 * 1024
@@ -63,7 +64,7 @@ CONTEXT: dict[str, Any] = make_context(simple_step())
 
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")  # long reprs
 @settings(
-    max_examples=300,
+    max_examples=examples(300),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

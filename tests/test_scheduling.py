@@ -23,6 +23,7 @@ from dripcare.outbox.scheduling import (
     local_to_utc,
     parse_local_time,
 )
+from tests.fast_loop import examples
 
 # 2026 transitions, local wall clock:
 # New York    EST -5 / EDT -4        03-08 02:00->03:00   11-01 02:00->01:00
@@ -719,7 +720,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 
 
 PROPERTY_SETTINGS = settings(
-    max_examples=400,
+    max_examples=examples(400),
     deadline=None,
     database=None,  # never write .hypothesis/ into the repo
     suppress_health_check=[HealthCheck.too_slow],

@@ -33,6 +33,7 @@ def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
     )
 
 
+@pytest.mark.slow  # a `dripcare` process per case
 @pytest.mark.parametrize(
     ("command", "env"),
     [

@@ -46,6 +46,7 @@ def broker_down(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings
     return get_settings()
 
 
+@pytest.mark.slow  # each probe waits on a dead broker
 def test_healthz_says_only_error_to_strangers(broker_down: Settings, client: TestClient) -> None:
     for path in ("/healthz", "/readyz"):
         response = client.get(path)
@@ -53,6 +54,7 @@ def test_healthz_says_only_error_to_strangers(broker_down: Settings, client: Tes
         assert response.json() == {"status": "error", "database": "ok", "broker": "error"}
 
 
+@pytest.mark.slow  # each probe waits on a dead broker
 def test_healthz_names_the_reason_with_an_api_key_or_the_metrics_token(
     broker_down: Settings, client: TestClient
 ) -> None:

@@ -113,6 +113,7 @@ def listeners(supervisor: int, port: int) -> dict[int, int]:
     return per_worker(supervisor, port, LISTEN)
 
 
+@pytest.mark.slow  # starts `dripcare serve` with workers
 def test_each_worker_listens_on_its_own_socket_and_gets_connections(
     served: tuple[subprocess.Popen[bytes], int],
 ) -> None:

@@ -149,6 +149,7 @@ def test_tokens_name_no_patient_data(settings: Settings) -> None:
     assert links.unsubscribe != links_for(settings, 43, "care@riverside.example").unsubscribe
 
 
+@pytest.mark.slow  # `dripcare inbound` processes
 def test_mail_to_the_unsubscribe_mailbox_is_processed_by_dripcare_inbound(
     settings: Settings, smtp_server: SMTPServer
 ) -> None:

@@ -8,8 +8,11 @@ reads that format, so a clinic can add its own treatment types the way the defau
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import threading
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,11 +41,55 @@ def timing_of(step: Step) -> StepTiming:
     )
 
 
+_LOADED_MAX = 32
+_loaded: dict[Path, tuple[str, CampaignSpec]] = {}
+_loaded_lock = threading.Lock()
+
+
 def load_campaign_dir(directory: Path) -> CampaignSpec:
-    """Read and validate a campaign directory; every step must render with sample data."""
+    """Read and validate a campaign directory; every step must render with sample data.
+
+    Parsed once per process while its files say the same (keyed on their content, so an edit
+    is seen at once): every new clinic gets the shipped campaigns. Each caller gets its own
+    copy of the spec's dicts and lists.
+    """
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
         raise UserError(f"{directory} is not a campaign directory: it has no {MANIFEST}")
+    key, stamp = directory.resolve(), _content_stamp(directory)
+    with _loaded_lock:
+        known = _loaded.get(key)
+    if known is None or known[0] != stamp:
+        known = (stamp, _read_campaign_dir(directory, manifest_path))
+        with _loaded_lock:
+            _loaded.pop(key, None)
+            _loaded[key] = known
+            while len(_loaded) > _LOADED_MAX:
+                del _loaded[next(iter(_loaded))]
+    return _copy(known[1])
+
+
+def _content_stamp(directory: Path) -> str:
+    """A digest of the files a campaign is read from: reading them is cheap, parsing is not."""
+    digest = hashlib.sha256()
+    for path in [directory / MANIFEST, *sorted(directory.glob("*.mjml"))]:
+        digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _copy(spec: CampaignSpec) -> CampaignSpec:
+    """The spec with containers of its own (steps and clinical data are frozen already)."""
+    return replace(
+        spec,
+        variables=copy.deepcopy(spec.variables),
+        steps=list(spec.steps),
+        sources=dict(spec.sources),
+        requires={name: list(values) for name, values in spec.requires.items()},
+    )
+
+
+def _read_campaign_dir(directory: Path, manifest_path: Path) -> CampaignSpec:
     try:
         manifest = tomllib.loads(manifest_path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
