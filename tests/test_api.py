@@ -16,12 +16,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import time_machine
+from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 
 from dripcare.config import Settings, get_settings
 from dripcare.content.campaign_versions import import_campaign
 from dripcare.content.campaigns import load_campaign_dir
 from dripcare.db import get_engine, session_scope
+from dripcare.migrations import alembic_config, code_head
 from dripcare.models import Clinic as ClinicRow
 from dripcare.models import Enrollment, IdempotentRequest, Message, Patient
 from dripcare.people.apikeys import create_key, revoke_key
@@ -567,6 +569,27 @@ def test_health_and_readiness(client: TestClient) -> None:
         response = client.get(path)
         assert response.status_code == 200, (path, response.text)
         assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def test_readiness_names_the_schema_revision_the_code_expects(client: TestClient) -> None:
+    head = code_head()
+    older = ScriptDirectory.from_config(alembic_config()).get_revision(head).down_revision
+    key = new_key(make_clinic())
+    set_version = sa.text("UPDATE alembic_version SET version_num = :v")
+    with get_engine().begin() as conn:
+        conn.execute(set_version, {"v": older})
+    try:
+        behind = client.get("/readyz", headers={"Authorization": f"Bearer {key}"})
+        stranger = client.get("/readyz")
+    finally:
+        with get_engine().begin() as conn:
+            conn.execute(set_version, {"v": head})
+    again = client.get("/readyz")
+
+    assert behind.status_code == 503
+    assert behind.json()["database"] == f"error: schema at {older}, code expects {head}"
+    assert stranger.json()["database"] == "error"  # the revision only to an operator
+    assert again.status_code == 200
 
 
 def test_openapi_and_docs_are_served(client: TestClient) -> None:

@@ -7,8 +7,11 @@ who run `alembic revision` in the checkout.
 
 from __future__ import annotations
 
+from functools import cache
+
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from dripcare.shipped import migrations_dir
 
@@ -22,3 +25,10 @@ def alembic_config() -> Config:
 
 def upgrade(revision: str = "head") -> None:
     command.upgrade(alembic_config(), revision)
+
+
+@cache
+def code_head() -> str | None:
+    """The schema revision this code expects. Read once per process: the shipped scripts do not
+    change while it runs, and /readyz asks on every probe."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -10,7 +10,6 @@ import hmac
 from typing import Any
 
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from kombu.connection import Connection
@@ -18,7 +17,7 @@ from sqlalchemy import text
 
 from dripcare.config import get_settings
 from dripcare.db import get_engine, new_session
-from dripcare.migrations import alembic_config
+from dripcare.migrations import code_head
 from dripcare.people.apikeys import authenticate
 from dripcare.web.schemas import Health
 
@@ -52,7 +51,7 @@ def _schema() -> str:
             current = MigrationContext.configure(conn).get_current_revision()
     except Exception as exc:
         return f"error: {type(exc).__name__}"
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = code_head()
     return "ok" if current == head else f"error: schema at {current}, code expects {head}"
 
 
