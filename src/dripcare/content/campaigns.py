@@ -12,10 +12,11 @@ import copy
 import hashlib
 import threading
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
@@ -31,6 +32,8 @@ from dripcare.outbox.skip_conditions import parse_conditions
 from dripcare.sending.send_rules import parse_window
 
 MANIFEST = "campaign.toml"
+
+_T = TypeVar("_T")
 
 
 def timing_of(step: Step) -> StepTiming:
@@ -189,22 +192,13 @@ def _step_spec(raw: dict[str, Any], where: Path, number: int) -> StepSpec:
         name: _flag(raw, name, label)
         for name in ("checkin", "safety_only", "stop_now", "late_booking")
     }
-    try:
-        skip_if = parse_conditions(raw.get("skip_if", []))
-    except ValueError as exc:
-        raise UserError(f"{label}: {exc}") from exc
+    skip_if = _checked(label, parse_conditions, raw.get("skip_if", []))
     send_time = raw.get("send_time")
     if send_time is not None:
-        try:
-            parse_local_time(send_time)
-        except ValueError as exc:
-            raise UserError(f"{label}: {exc}") from exc
+        _checked(label, parse_local_time, send_time)
     send_until = raw.get("send_until")
     if send_until is not None:
-        try:
-            parse_window(send_until)
-        except ValueError as exc:
-            raise UserError(f"{label}: {exc}") from exc
+        _checked(label, parse_window, send_until)
     return StepSpec(
         key=_required(raw, "key", where),
         send_time=send_time,
@@ -396,3 +390,11 @@ def campaign_plan(
         )
         _plans[(key[0], campaign_id, campaign.version, campaign.updated_at)] = plan
     return plan
+
+
+def _checked(label: str, parse: Callable[[Any], _T], value: Any) -> _T:
+    """`parse(value)`, its ValueError said as the step's problem."""
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise UserError(f"{label}: {exc}") from exc
