@@ -8,6 +8,7 @@ clinic alerts and the publish safety gate read them from the campaign version in
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,12 +125,8 @@ def parse_clinical(raw: Any, variables: dict[str, Any], where: str) -> Clinical:
 
 
 def _red_flags(raw: Any, variables: dict[str, Any], label: str) -> tuple[RedFlag, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise UserError(f"{label}: add at least one [[clinical.red_flags]] entry")
     flags: list[RedFlag] = []
-    for number, entry in enumerate(raw, 1):
-        where = f"{label} red flag {number}"
-        _no_unknown(entry, _FLAG_FIELDS, where)
+    for _, where, entry in _entries(raw, label, "red_flags", "red flag", _FLAG_FIELDS):
         code, text = _text(entry, "code", where), _text(entry, "text", where)
         if not _CODE.fullmatch(code):
             raise UserError(f"{where}: code {code!r} may hold only a-z, 0-9 and '-'")
@@ -148,12 +145,10 @@ def _red_flags(raw: Any, variables: dict[str, Any], label: str) -> tuple[RedFlag
 
 
 def _course(raw: Any, label: str) -> tuple[CourseStage, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise UserError(f"{label}: add at least one [[clinical.expected_course]] entry")
     stages: list[CourseStage] = []
-    for number, entry in enumerate(raw, 1):
-        where = f"{label} expected course {number}"
-        _no_unknown(entry, _STAGE_FIELDS, where)
+    for number, where, entry in _entries(
+        raw, label, "expected_course", "expected course", _STAGE_FIELDS
+    ):
         before_day = entry.get("before_day")
         last = number == len(raw)
         if last and before_day is not None:
@@ -166,6 +161,20 @@ def _course(raw: Any, label: str) -> tuple[CourseStage, ...]:
             raise UserError(f"{where}: before_day must grow from one entry to the next")
         stages.append(CourseStage(_text(entry, "text", where), before_day))
     return tuple(stages)
+
+
+def _entries(
+    raw: Any, label: str, table: str, entry_name: str, allowed: set[str]
+) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """The entries of [[clinical.`table`]], numbered from 1, each with the `where` its errors
+    start with; each is checked for unknown fields as it comes, so that the first problem in
+    the file is still the one reported. There must be at least one."""
+    if not isinstance(raw, list) or not raw:
+        raise UserError(f"{label}: add at least one [[clinical.{table}]] entry")
+    for number, entry in enumerate(raw, 1):
+        where = f"{label} {entry_name} {number}"
+        _no_unknown(entry, allowed, where)
+        yield number, where, entry
 
 
 def _no_unknown(entry: Any, allowed: set[str], where: str) -> None:
