@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import dripcare.content.render_cache as render_cache
-from dripcare.content.campaigns import CampaignSpec
+from dripcare.content.campaigns import CampaignSpec, StepSpec
 from dripcare.content.email_context import SAMPLE_CLINIC, build_context
 from dripcare.content.render_cache import Renderer
 from dripcare.content.rendering import Rendered, RenderError, TemplateSet, render_full
@@ -82,6 +82,28 @@ def simple_step(subject: str = "Subject", preheader: str = "Preheader") -> Simpl
 
 def one_template(body: str) -> TemplateSet:
     return TemplateSet.from_sources({"t.mjml": BODY.format(body)})
+
+
+def render_plain(templates: TemplateSet) -> Rendered:
+    """`t.mjml` with subject "S", preheader "P" and a plain step: only the body is under test."""
+    return render_full(templates, "t.mjml", "S", "P", make_context(simple_step()))
+
+
+def render_step(
+    spec: CampaignSpec,
+    templates: TemplateSet,
+    step: StepSpec,
+    preheader: str | None = None,
+    first_name: str = "Alex",
+) -> Rendered:
+    """A step of the shipped campaign rendered in full, with its default care values."""
+    return render_full(
+        templates,
+        step.template,
+        step.subject,
+        step.preheader if preheader is None else preheader,
+        make_context(step, care=spec.variables, first_name=first_name),
+    )
 
 
 @pytest.fixture
@@ -187,13 +209,7 @@ def test_renderer_really_uses_the_prepared_render(
     assert len(full_render_calls) == after_first  # no more full renders
     for name, result in zip(names[1:], results, strict=True):
         assert f"Hi {name}," in result.text
-        assert result == render_full(
-            templates,
-            step.template,
-            step.subject,
-            step.preheader,
-            make_context(step, care=spec.variables, first_name=name),
-        )
+        assert result == render_step(spec, templates, step, first_name=name)
 
 
 def test_empty_first_name_takes_the_other_branch_through_the_cache(
@@ -486,7 +502,7 @@ def test_mutating_payloads_never_execute(payload: str, section: str, key: str) -
 )
 def test_undefined_variables_raise_render_error_naming_them(payload: str, fragment: str) -> None:
     with pytest.raises(RenderError) as info:
-        render_full(one_template(payload), "t.mjml", "S", "P", make_context(simple_step()))
+        render_plain(one_template(payload))
     assert "'t.mjml'" in str(info.value)
     assert "UndefinedError" in str(info.value)
     assert fragment in str(info.value)
@@ -501,7 +517,7 @@ def test_syntax_error_names_the_line() -> None:
     source = "<mjml>\n<mj-body>\n{{ }}\n</mj-body>\n</mjml>"
     templates = TemplateSet.from_sources({"t.mjml": source})
     with pytest.raises(RenderError) as info:
-        render_full(templates, "t.mjml", "S", "P", make_context(simple_step()))
+        render_plain(templates)
     assert "TemplateSyntaxError (line 3)" in str(info.value)
 
 
@@ -518,7 +534,7 @@ def test_syntax_error_names_the_line() -> None:
 def test_invalid_mjml_raises_render_error(source: str) -> None:
     templates = TemplateSet.from_sources({"t.mjml": source})
     with pytest.raises(RenderError) as info:
-        render_full(templates, "t.mjml", "S", "P", make_context(simple_step()))
+        render_plain(templates)
     assert str(info.value).startswith("template 't.mjml': invalid MJML:")
 
 
@@ -526,9 +542,7 @@ def test_huge_output_is_refused() -> None:
     with pytest.raises(
         RenderError, match=r"more than 1000000 characters|would build a value over 1000000"
     ):
-        render_full(
-            one_template("{{ 'a' * 1000001 }}"), "t.mjml", "S", "P", make_context(simple_step())
-        )
+        render_plain(one_template("{{ 'a' * 1000001 }}"))
 
 
 @pytest.mark.parametrize(
@@ -542,7 +556,7 @@ def test_huge_output_is_refused() -> None:
 )
 def test_runtime_errors_in_templates_are_render_errors(payload: str, fragment: str) -> None:
     with pytest.raises(RenderError) as info:
-        render_full(one_template(payload), "t.mjml", "S", "P", make_context(simple_step()))
+        render_plain(one_template(payload))
     assert str(info.value).startswith("template 't.mjml': ")
     assert fragment in str(info.value)
 
@@ -594,13 +608,7 @@ def test_ampersand_and_quotes_are_escaped_once(spec: CampaignSpec, templates: Te
 
 def test_text_part_is_real_plain_text(spec: CampaignSpec, templates: TemplateSet) -> None:
     step = step_named(spec, "day-1")
-    result = render_full(
-        templates,
-        step.template,
-        step.subject,
-        step.preheader,
-        make_context(step, care=spec.variables),
-    )
+    result = render_step(spec, templates, step)
     text = result.text
     lines = [line for line in text.splitlines() if line.strip()]
     for sentence in [
@@ -629,13 +637,7 @@ def test_preheader_is_not_the_first_line_of_any_default_step(
     spec: CampaignSpec, templates: TemplateSet, step_key: str
 ) -> None:
     step = step_named(spec, step_key)
-    result = render_full(
-        templates,
-        step.template,
-        step.subject,
-        step.preheader,
-        make_context(step, care=spec.variables),
-    )
+    result = render_step(spec, templates, step)
     first = next(line for line in result.text.splitlines() if line.strip())
     assert first == "Riverside Skin Clinic"
     assert step.preheader not in result.text
@@ -649,9 +651,7 @@ def test_markdown_looking_preheader_is_still_dropped(
     spec: CampaignSpec, templates: TemplateSet, preheader: str
 ) -> None:
     step = step_named(spec, "day-0")
-    result = render_full(
-        templates, step.template, step.subject, preheader, make_context(step, care=spec.variables)
-    )
+    result = render_step(spec, templates, step, preheader)
     first = next(line for line in result.text.splitlines() if line.strip())
     assert first == "Riverside Skin Clinic"
     assert result.preheader == preheader
@@ -679,7 +679,7 @@ def test_markdown_looking_preheader_is_still_dropped(
 def test_one_step_memory_bombs_are_refused_before_they_run(payload: str) -> None:
     """A single C call (join, replace, a format width) cannot be interrupted by the deadline."""
     with pytest.raises(RenderError, match=r"would build a value over 1000000 characters"):
-        render_full(one_template(payload), "t.mjml", "S", "P", make_context(simple_step()))
+        render_plain(one_template(payload))
 
 
 ORDINARY_OPERATIONS = {  # what each renders to, in the text part
@@ -694,7 +694,7 @@ ORDINARY_OPERATIONS = {  # what each renders to, in the text part
 
 @pytest.mark.parametrize("payload", list(ORDINARY_OPERATIONS))
 def test_ordinary_sized_operations_still_work(payload: str) -> None:
-    rendered = render_full(one_template(payload), "t.mjml", "S", "P", make_context(simple_step()))
+    rendered = render_plain(one_template(payload))
     assert rendered.text.strip() == ORDINARY_OPERATIONS[payload]
 
 
@@ -702,7 +702,7 @@ def test_a_loop_past_the_deadline_stops_with_a_clear_error(monkeypatch: pytest.M
     monkeypatch.setattr("dripcare.content.sandbox.MAX_RENDER_SECONDS", 0.0)
     payload = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
     with pytest.raises(RenderError) as info:
-        render_full(one_template(payload), "t.mjml", "S", "P", make_context(simple_step()))
+        render_plain(one_template(payload))
     assert "RenderTimeout" in str(info.value)
     assert "rendering took longer than 0 seconds" in str(info.value)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from dripcare.content.rendering import RenderError, render_full
-from tests.test_rendering import make_context, one_template, simple_step
+from dripcare.content.rendering import RenderError
+from tests.test_rendering import one_template, render_plain
 
 BIG = "{% set a = 'x' * 900000 %}"
 GROWING_PAYLOADS = [
@@ -52,7 +52,7 @@ GROWING_PAYLOADS = [
 @pytest.mark.parametrize("payload", GROWING_PAYLOADS)
 def test_a_value_growing_past_the_limit_is_refused(payload: str) -> None:
     with pytest.raises(RenderError) as info:
-        render_full(one_template(payload), "t.mjml", "S", "P", make_context(simple_step()))
+        render_plain(one_template(payload))
     message = str(info.value)
     assert "'t.mjml'" in message
     assert "LimitExceeded" in message
@@ -76,15 +76,13 @@ ORDINARY_VALUES = {  # what each renders to, in the text part (white space folde
 
 @pytest.mark.parametrize("payload", list(ORDINARY_VALUES))
 def test_ordinary_values_still_render(payload: str) -> None:
-    rendered = render_full(one_template(payload), "t.mjml", "S", "P", make_context(simple_step()))
+    rendered = render_plain(one_template(payload))
     assert rendered.text.strip() == ORDINARY_VALUES[payload]
 
 
 def test_the_limit_error_says_what_to_change() -> None:
     with pytest.raises(RenderError) as info:
-        render_full(
-            one_template(BIG + "{{ a ~ a }}"), "t.mjml", "S", "P", make_context(simple_step())
-        )
+        render_plain(one_template(BIG + "{{ a ~ a }}"))
     assert "the ~ operator would build a value over 1000000 characters" in str(info.value)
     assert "use smaller values" in str(info.value)
     assert info.value.line == 1
