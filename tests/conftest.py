@@ -41,6 +41,7 @@ REDIS_URL = os.environ.get("DRIPCARE_TEST_REDIS", f"redis://127.0.0.1:6379/{1 + 
 pytest_plugins = [
     "tests.campaign_fixtures",  # the shipped campaign, for rendering tests
     "tests.admin_fixtures",  # admin users and signed-in admin browsers
+    "tests.api_fixtures",  # the REST API at a fixed daytime, and a clinic with its key
     "tests.browser_fixtures",  # one headless Chromium per session
     "tests.markers",  # postgres, redis, browser and workers markers from the fixtures used
 ]

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import sqlalchemy as sa
-import time_machine
 from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 
@@ -29,8 +28,8 @@ from dripcare.models import Enrollment, IdempotentRequest, Message, Patient
 from dripcare.people.apikeys import create_key, revoke_key
 from dripcare.web.app import create_app
 from dripcare.web.schemas import PatientIn
+from tests.api_fixtures import Clinic, new_key
 from tests.conftest import configure
-from tests.factories import DAYTIME as NOW
 from tests.factories import make_clinic
 
 ENROLL = {
@@ -38,42 +37,6 @@ ENROLL = {
     "treated_at": "2026-11-24T14:30:00-05:00",
     "external_id": "bk-1",
 }
-
-
-def new_key(clinic_id: int) -> str:
-    with session_scope() as session:
-        return create_key(session, clinic_id, "test").plaintext
-
-
-class Clinic:
-    """A clinic's view of the API: a client that sends its key."""
-
-    def __init__(self, client: TestClient, name: str, sender: str) -> None:
-        self.id = make_clinic(name=name, sender=sender)
-        self.key = new_key(self.id)
-        self.client = client
-        self.headers = {"Authorization": f"Bearer {self.key}"}
-
-    def get(self, path: str, **kw: object) -> httpx.Response:
-        return self.client.get(f"/api/v1{path}", headers=self.headers, **kw)  # type: ignore[arg-type]
-
-    def post(self, path: str, json: object = None, **kw: object) -> httpx.Response:
-        headers = {**self.headers, **kw.pop("headers", {})}  # type: ignore[dict-item]
-        return self.client.post(f"/api/v1{path}", json=json, headers=headers, **kw)  # type: ignore[arg-type]
-
-    def patch(self, path: str, json: object) -> httpx.Response:
-        return self.client.patch(f"/api/v1{path}", json=json, headers=self.headers)
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with time_machine.travel(NOW, tick=True), TestClient(create_app()) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def clinic_a(client: TestClient) -> Clinic:
-    return Clinic(client, "Clinic A", "care@a.example")
 
 
 @pytest.fixture

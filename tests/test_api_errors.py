@@ -13,26 +13,30 @@ from typing import Any
 
 import httpx
 import pytest
-import time_machine
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from fastapi.utils import generate_unique_id
 
-from dripcare.config import Settings
 from dripcare.web.app import create_app
+from tests.api_fixtures import Clinic
 from tests.conftest import configure
-from tests.test_api import ENROLL, NOW, Clinic
+from tests.test_api import ENROLL
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with time_machine.travel(NOW, tick=True), TestClient(create_app()) as test_client:
-        yield test_client
+def clinic(clinic_a: Clinic) -> Clinic:
+    """Clinic A of api_fixtures.py, the only clinic here."""
+    return clinic_a
 
 
-@pytest.fixture
-def clinic(client: TestClient) -> Clinic:
-    return Clinic(client, "Clinic A", "care@a.example")
+def oversized_bulk() -> bytes:
+    """A bulk enrollment body of 20,000 items: over the 1 MB limit on a request body."""
+    return b'{"items": [' + b", ".join([json.dumps(ENROLL).encode()] * 20000) + b"]}"
+
+
+def in_chunks(body: bytes) -> Iterator[bytes]:
+    """The body sent chunked, with no Content-Length: the server learns its size by reading."""
+    yield from (body[i : i + 65536] for i in range(0, len(body), 65536))
 
 
 def post_raw(clinic: Clinic, path: str, body: bytes | str) -> httpx.Response:
@@ -177,14 +181,11 @@ def test_an_id_in_a_body_is_a_json_integer(clinic: Clinic, patient: object) -> N
 
 
 def test_the_key_is_checked_before_the_body_is_read(client: TestClient, clinic: Clinic) -> None:
-    big = b'{"items": [' + b", ".join([json.dumps(ENROLL).encode()] * 20000) + b"]}"
-
-    def streamed() -> Iterator[bytes]:
-        yield from (big[i : i + 65536] for i in range(0, len(big), 65536))
+    big = oversized_bulk()
 
     headers = {"Content-Type": "application/json"}
     broken = client.post("/api/v1/patients", content=b"{", headers=headers)
-    oversized = client.post("/api/v1/enrollments:bulk", content=streamed(), headers=headers)
+    oversized = client.post("/api/v1/enrollments:bulk", content=in_chunks(big), headers=headers)
 
     assert_problem(broken, 401, "missing_api_key")
     assert_problem(oversized, 401, "missing_api_key")
@@ -220,7 +221,7 @@ def test_a_body_announced_over_the_limit_is_our_413_problem_on_the_api_only(
     clinic: Clinic, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    big = b'{"items": [' + b", ".join([json.dumps(ENROLL).encode()] * 20000) + b"]}"
+    big = oversized_bulk()
     headers = {**clinic.headers, "Content-Type": "application/json"}
 
     announced = clinic.client.post("/api/v1/enrollments:bulk", content=big, headers=headers)
@@ -258,13 +259,12 @@ def test_a_body_over_the_limit_is_a_logged_413_however_it_is_sent(
     clinic: Clinic, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    big = b'{"items": [' + b", ".join([json.dumps(ENROLL).encode()] * 20000) + b"]}"
+    big = oversized_bulk()
     headers = {**clinic.headers, "Content-Type": "application/json"}
 
-    def streamed() -> Iterator[bytes]:
-        yield from (big[i : i + 65536] for i in range(0, len(big), 65536))
-
-    chunked = clinic.client.post("/api/v1/enrollments:bulk", content=streamed(), headers=headers)
+    chunked = clinic.client.post(
+        "/api/v1/enrollments:bulk", content=in_chunks(big), headers=headers
+    )
     lying = clinic.client.post(
         "/api/v1/enrollments:bulk", content=big, headers={**headers, "Content-Length": "10"}
     )

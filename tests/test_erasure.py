@@ -27,7 +27,7 @@ from dripcare.sending.delivery import send_due
 from dripcare.sending.transports import transport_from_url
 from dripcare.web.app import create_app
 from tests.admin_fixtures import AdminBrowser, ClinicWithHistory, make_admin
-from tests.test_api import Clinic
+from tests.api_fixtures import Clinic
 
 ENROLL = {
     "patient": {"email": "ana@example.com", "first_name": "Ana", "last_name": "Lopez"},

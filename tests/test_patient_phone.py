@@ -20,8 +20,8 @@ from dripcare.models import CheckIn, Patient
 from dripcare.validation import normalize_phone
 from dripcare.web.app import create_app
 from tests.admin_fixtures import ClinicWithHistory
+from tests.api_fixtures import Clinic
 from tests.factories import DAYTIME as NOW
-from tests.test_api import Clinic
 
 
 @pytest.fixture

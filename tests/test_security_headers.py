@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 
 from dripcare.config import Settings, get_settings
 from dripcare.web.app import create_app
+from tests.api_fixtures import new_key
 from tests.conftest import free_port
 from tests.factories import make_clinic
-from tests.test_api import new_key
 
 
 @pytest.fixture
