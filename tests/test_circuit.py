@@ -45,6 +45,13 @@ def state() -> TransportCircuit | None:
         return session.get(TransportCircuit, circuit.PLATFORM)
 
 
+def refuse_login() -> None:
+    """The platform's server has just refused its login: the circuit is open until its probe."""
+    failure = TransportFailure("535 5.7.8 Authentication credentials invalid", 535, Stage.AUTH)
+    with session_scope() as session:
+        circuit.record_failure(session, circuit.PLATFORM, failure, datetime.now(UTC))
+
+
 def due_now(settings: Settings, clinic: int, email: str) -> int:
     return make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3), email=email)
 
@@ -165,9 +172,7 @@ def test_the_dispatcher_claims_nothing_while_the_transport_waits_for_its_probe(
 ) -> None:
     clinic = make_clinic()
     enrollment = due_now(settings, clinic, "ann@example.com")
-    failure = TransportFailure("535 5.7.8 Authentication credentials invalid", 535, Stage.AUTH)
-    with session_scope() as session:
-        circuit.record_failure(session, circuit.PLATFORM, failure, datetime.now(UTC))
+    refuse_login()
 
     result = tasks.dispatch()
 
@@ -184,9 +189,7 @@ def test_a_probe_batch_that_reaches_no_server_leaves_the_probe_to_the_next_batch
 ) -> None:
     clinic = make_clinic()
     enrollment = due_now(settings, clinic, "ann@example.com")
-    failure = TransportFailure("535 5.7.8 Authentication credentials invalid", 535, Stage.AUTH)
-    with session_scope() as session:
-        circuit.record_failure(session, circuit.PLATFORM, failure, datetime.now(UTC))
+    refuse_login()
     opened = state()
     assert opened is not None and opened.probe_at is not None
     later = opened.probe_at + timedelta(minutes=1)

@@ -12,6 +12,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Self
 
 import pytest
 import sqlalchemy as sa
@@ -136,33 +137,42 @@ def test_a_database_that_stays_away_leaves_the_claim_to_lease_recovery(
     assert smtp_server.recorder.messages == []
 
 
-class Thief:
-    """A transport whose n-th send also sees the batch's lease recovered and claimed by another
-    worker, as a batch slower than its lease would."""
+def lease_runs_out(session: Session, limit: int) -> Claim | None:
+    """Every lease expires now and is recovered; another worker claims up to `limit` rows."""
+    session.execute(update(Message).values(lease_until=datetime.now(UTC)))
+    recover_expired(session, now=datetime.now(UTC) + timedelta(seconds=1), grace=timedelta(0))
+    return claim_due(
+        session, limit=limit, lease=LEASE, now=datetime.now(UTC) + timedelta(seconds=2)
+    )
+
+
+class AtNthSend:
+    """A transport that passes everything on to `inner` and counts the sends, for a subclass
+    that does something more at the `at`-th one."""
 
     def __init__(self, inner: Transport, at: int) -> None:
         self.inner, self.at, self.sent = inner, at, 0
-        self.claim: Claim | None = None
 
-    def __enter__(self) -> Thief:
+    def __enter__(self) -> Self:
         self.inner.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.inner.__exit__(*exc)  # type: ignore[arg-type]
 
+
+class Thief(AtNthSend):
+    """A transport whose n-th send also sees the batch's lease recovered and claimed by another
+    worker, as a batch slower than its lease would."""
+
+    claim: Claim | None = None
+
     def send(self, sender: str, to: str, data: bytes, message_id: str) -> None:
         self.inner.send(sender, to, data, message_id)
         self.sent += 1
         if self.sent == self.at:
             with session_scope() as session:
-                session.execute(update(Message).values(lease_until=datetime.now(UTC)))
-                recover_expired(
-                    session, now=datetime.now(UTC) + timedelta(seconds=1), grace=timedelta(0)
-                )
-                self.claim = claim_due(
-                    session, limit=10, lease=LEASE, now=datetime.now(UTC) + timedelta(seconds=2)
-                )
+                self.claim = lease_runs_out(session, limit=10)
 
 
 def test_a_batch_whose_lease_was_lost_stops_and_counts_only_what_it_recorded(
@@ -190,13 +200,7 @@ def test_only_answered_tries_count_and_a_message_that_kills_its_worker_fails_at_
             assert delivery._start(
                 session, claim.token, claim.message_ids, settings, datetime.now(UTC)
             )
-            session.execute(update(Message).values(lease_until=datetime.now(UTC)))
-            recover_expired(
-                session, now=datetime.now(UTC) + timedelta(seconds=1), grace=timedelta(0)
-            )
-            claim = claim_due(
-                session, limit=1, lease=LEASE, now=datetime.now(UTC) + timedelta(seconds=2)
-            )  # type: ignore[assignment]
+            claim = lease_runs_out(session, limit=1)  # type: ignore[assignment]
         assert claim is not None
     (row,) = rows(first)
     assert (row.attempts, row.starts) == (0, 3)  # no try the server answered
@@ -219,18 +223,8 @@ def test_an_outcome_clears_the_starts_and_counts_one_attempt(
     assert (row.status, row.attempts, row.starts) == (MessageStatus.SENT, 1, 0)
 
 
-class KilledAt:
+class KilledAt(AtNthSend):
     """A transport whose process is killed (SIGKILL) as it is about to send the n-th email."""
-
-    def __init__(self, inner: Transport, at: int) -> None:
-        self.inner, self.at, self.sent = inner, at, 0
-
-    def __enter__(self) -> KilledAt:
-        self.inner.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.inner.__exit__(*exc)  # type: ignore[arg-type]
 
     def send(self, sender: str, to: str, data: bytes, message_id: str) -> None:
         if self.sent + 1 == self.at:

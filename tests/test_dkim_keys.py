@@ -40,6 +40,14 @@ def dns_answering(record: dict[str, str]):  # type: ignore[no-untyped-def]
     return dnsfunc
 
 
+def signing_clinic_with_a_due_email(settings: Settings) -> dict[str, str]:
+    """A clinic with DKIM key s1 and a patient whose day-0 email is due; the key's DNS record."""
+    clinic = make_clinic()
+    record = make_key(clinic, "--selector", "s1")
+    make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3))
+    return record
+
+
 def test_cli_prints_the_record_to_publish_and_never_the_private_key(settings: Settings) -> None:
     clinic = make_clinic()
     result = CliRunner().invoke(
@@ -68,9 +76,7 @@ def test_a_taken_selector_is_refused_with_what_to_do(settings: Settings) -> None
 def test_a_sent_email_verifies_against_the_published_key(
     settings: Settings, smtp_server: SMTPServer
 ) -> None:
-    clinic = make_clinic()
-    record = make_key(clinic, "--selector", "s1")
-    make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3))
+    record = signing_clinic_with_a_due_email(settings)
 
     send_due(smtp_server)
 
@@ -86,9 +92,7 @@ def test_a_sent_email_verifies_against_the_published_key(
 def test_postmarks_metadata_header_leaves_the_signature_valid(
     settings: Settings, smtp_server: SMTPServer
 ) -> None:
-    clinic = make_clinic()
-    record = make_key(clinic, "--selector", "s1")
-    make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3))
+    record = signing_clinic_with_a_due_email(settings)
     postmark = SMTPTransport("127.0.0.1", smtp_server.port, postmark_metadata=True)
 
     delivery.send_due(session_scope, settings, postmark)
@@ -101,9 +105,7 @@ def test_postmarks_metadata_header_leaves_the_signature_valid(
 
 
 def test_a_changed_email_no_longer_verifies(settings: Settings, smtp_server: SMTPServer) -> None:
-    clinic = make_clinic()
-    record = make_key(clinic, "--selector", "s1")
-    make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3))
+    record = signing_clinic_with_a_due_email(settings)
 
     send_due(smtp_server)
 
@@ -131,9 +133,7 @@ def test_a_key_that_cannot_be_opened_defers_the_email_never_fails_it(
     from dripcare import db
     from dripcare.models import Message, MessageStatus
 
-    clinic = make_clinic()
-    make_key(clinic, "--selector", "s1")
-    make_enrollment(settings, clinic, datetime.now(UTC) - timedelta(hours=3))
+    signing_clinic_with_a_due_email(settings)
     monkeypatch.setenv("DRIPCARE_SECRET_KEY", "another-secret-key-than-the-one-that-sealed-it")
     db.reset()
 

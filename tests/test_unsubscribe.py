@@ -32,6 +32,12 @@ def daytime() -> Iterator[None]:
         yield
 
 
+def live_unsubscribe_url(settings: Settings, smtp_server: SMTPServer, live_server: str) -> str:
+    """Send the first email; its one-click link, pointed at the live server instead of care.test."""
+    https, _ = first_sent_links(settings, smtp_server)
+    return https.replace("https://care.test", live_server)
+
+
 def messages() -> list[Message]:
     with session_scope() as session:
         return list(session.scalars(select(Message).order_by(Message.due_at)))
@@ -40,8 +46,7 @@ def messages() -> list[Message]:
 def test_one_click_post_unsubscribes_and_the_next_email_is_not_sent(
     settings: Settings, smtp_server: SMTPServer, live_server: str
 ) -> None:
-    https, _ = first_sent_links(settings, smtp_server)
-    url = https.replace("https://care.test", live_server)
+    url = live_unsubscribe_url(settings, smtp_server, live_server)
 
     response = httpx.post(
         url,
@@ -69,7 +74,7 @@ def test_one_click_post_unsubscribes_and_the_next_email_is_not_sent(
 def test_a_message_queued_before_the_unsubscribe_is_cancelled_not_sent(
     settings: Settings, smtp_server: SMTPServer, live_server: str
 ) -> None:
-    https, _ = first_sent_links(settings, smtp_server)
+    url = live_unsubscribe_url(settings, smtp_server, live_server)
     with session_scope() as session:  # day-1 becomes due and is claimed, not yet sent
         day1 = session.scalars(
             select(Message).where(Message.status == "scheduled").order_by(Message.due_at)
@@ -80,9 +85,7 @@ def test_a_message_queued_before_the_unsubscribe_is_cancelled_not_sent(
         claim = claim_due(session, limit=10, lease=timedelta(minutes=5))
     assert claim is not None
 
-    httpx.post(
-        https.replace("https://care.test", live_server), content="List-Unsubscribe=One-Click"
-    )
+    httpx.post(url, content="List-Unsubscribe=One-Click")
     result = delivery.send_batch(
         session_scope,
         claim.token,
@@ -98,8 +101,7 @@ def test_a_message_queued_before_the_unsubscribe_is_cancelled_not_sent(
 def test_the_page_asks_first_and_its_button_unsubscribes(
     settings: Settings, smtp_server: SMTPServer, live_server: str
 ) -> None:
-    https, _ = first_sent_links(settings, smtp_server)
-    url = https.replace("https://care.test", live_server)
+    url = live_unsubscribe_url(settings, smtp_server, live_server)
 
     page = httpx.get(url)
     with session_scope() as session:
@@ -242,8 +244,7 @@ def test_preferences_cannot_resume_a_sequence_the_clinic_cancelled(
 def test_the_unsubscribed_page_leads_back_to_the_preferences(
     settings: Settings, smtp_server: SMTPServer, live_server: str
 ) -> None:
-    https, _ = first_sent_links(settings, smtp_server)
-    url = https.replace("https://care.test", live_server)
+    url = live_unsubscribe_url(settings, smtp_server, live_server)
 
     done = httpx.post(url, content="List-Unsubscribe=One-Click")
     back = re.search(r'<a href="([^"]+)">Get aftercare emails\s+again</a>', done.text)
@@ -317,8 +318,7 @@ def events() -> list[tuple[str, str]]:
 def test_a_one_click_post_replayed_after_resubscribing_leaves_the_patient_subscribed(
     settings: Settings, smtp_server: SMTPServer, live_server: str
 ) -> None:
-    https, _ = first_sent_links(settings, smtp_server)
-    url = https.replace("https://care.test", live_server)
+    url = live_unsubscribe_url(settings, smtp_server, live_server)
 
     with httpx.Client() as client:
         replay = unsubscribe_resubscribe_replay(client, url)
@@ -339,8 +339,7 @@ def test_a_one_click_post_replayed_after_resubscribing_leaves_the_patient_subscr
 def test_after_an_ignored_replay_the_pages_button_still_unsubscribes(
     settings: Settings, smtp_server: SMTPServer, live_server: str
 ) -> None:
-    https, _ = first_sent_links(settings, smtp_server)
-    url = https.replace("https://care.test", live_server)
+    url = live_unsubscribe_url(settings, smtp_server, live_server)
 
     with httpx.Client() as client:
         replay = unsubscribe_resubscribe_replay(client, url)
