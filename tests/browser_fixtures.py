@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from dripcare.models import Clinic
 from tests.conftest import IN_CI, service_down
+from tests.factories import uk_clinic
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -58,10 +60,9 @@ def shot(page: Any, name: str) -> None:
 PHONE_SCREEN = {"width": 375, "height": 667}  # the smaller phone screen of issue 13
 
 
-@pytest.fixture
-def phone_page(browser: Any) -> Iterator[Any]:
-    """A page on a 375 x 667 touch screen, in a context of its own."""
-    context = browser.new_context(viewport=PHONE_SCREEN, is_mobile=True, has_touch=True)
+def new_page(browser: Any, viewport: dict[str, int], phone: bool) -> Iterator[Any]:
+    """A page in a context of its own (a touch screen if `phone`), closed when the test is done."""
+    context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
     context.set_default_timeout(10_000)
     try:
         yield context.new_page()
@@ -69,19 +70,12 @@ def phone_page(browser: Any) -> Iterator[Any]:
         context.close()
 
 
-def long_named_clinic(settings: dict[str, Any]) -> Any:
-    """A UK clinic whose long name and logo push an email down as far as a real clinic's could."""
-    from dripcare.models import Clinic
+@pytest.fixture
+def phone_page(browser: Any) -> Iterator[Any]:
+    """A page on a 375 x 667 touch screen, in a context of its own."""
+    yield from new_page(browser, PHONE_SCREEN, phone=True)
 
-    return Clinic(
-        name="The Harbour Dermatology and Skin Health Clinic of North London",
-        phone="020 7946 0000",
-        timezone="Europe/London",
-        brand_color="#1e3a8a",
-        logo_url="https://harbour.example/logo.png",
-        opening_hours="Tuesday to Saturday, 10am to 6pm",
-        after_hours="call NHS 111 for advice",
-        country="GB",
-        emergency_override="",
-        settings=settings,
-    )
+
+def long_named_clinic(settings: dict[str, Any]) -> Clinic:
+    """A UK clinic whose long name and logo push an email down as far as a real clinic's could."""
+    return uk_clinic("The Harbour Dermatology and Skin Health Clinic of North London", settings)

@@ -7,9 +7,13 @@ from email.message import Message
 from typing import Any
 
 import time_machine
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from dripcare.config import Settings, get_settings
 from dripcare.db import session_scope
+from dripcare.models import Clinic, Step
+from dripcare.models import Message as MessageRow
 from dripcare.outbox.enrollment_input import EnrollRequest
 from dripcare.outbox.enrollments import EnrollResult, enroll
 from dripcare.people.clinic_setup import create_clinic
@@ -31,6 +35,22 @@ def make_clinic(**overrides: Any) -> int:
     } | overrides
     with session_scope() as session:
         return create_clinic(session, **fields).id
+
+
+def uk_clinic(name: str = "Harbour Dermatology", settings: dict[str, Any] | None = None) -> Clinic:
+    """A UK clinic as an unsaved row, for renders that need its number, NHS 111 and logo."""
+    return Clinic(
+        name=name,
+        phone="020 7946 0000",
+        timezone="Europe/London",
+        brand_color="#1e3a8a",
+        logo_url="https://harbour.example/logo.png",
+        opening_hours="Tuesday to Saturday, 10am to 6pm",
+        after_hours="call NHS 111 for advice",
+        country="GB",
+        emergency_override="",
+        settings=settings or {},
+    )
 
 
 def make_enrollment(
@@ -58,6 +78,15 @@ def enroll_result(
             settings,
             now,
         )
+
+
+def step_message(session: Session, enrollment_id: int, key: str) -> MessageRow:
+    """The outbox row of one step of an enrollment, e.g. its "day-1" email."""
+    return session.scalars(
+        select(MessageRow)
+        .join(Step)
+        .where(Step.key == key, MessageRow.enrollment_id == enrollment_id)
+    ).one()
 
 
 def first_sent_links(settings: Settings, smtp_server: SMTPServer) -> tuple[str, str]:

@@ -16,7 +16,7 @@ from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import Clinic
 from tests.admin_fixtures import PASSWORD, ClinicWithHistory, clinic_with_history
-from tests.browser_fixtures import shot
+from tests.browser_fixtures import new_page, shot
 
 try:
     from playwright.sync_api import Browser, Page, expect
@@ -33,15 +33,6 @@ pytestmark = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 @pytest.fixture
 def riverside(settings: Settings, admin_now: datetime) -> ClinicWithHistory:
     return clinic_with_history(settings, "Riverside Skin Clinic", "Ana", "riverside")
-
-
-def new_page(browser: Browser, viewport: dict[str, int], phone: bool) -> Iterator[Page]:
-    context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
-    context.set_default_timeout(10_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
 
 
 @pytest.fixture(params=["1280", "375"])

@@ -20,6 +20,7 @@ from dripcare.content.rendering import TemplateSet, render_full
 from dripcare.content.safety import check_publishable
 from dripcare.models import Clinic
 from tests.campaign_fixtures import step_named
+from tests.factories import uk_clinic
 from tests.test_content import (
     EMERGENCY_LINE,
     FORBIDDEN,
@@ -121,17 +122,8 @@ US_CLINIC = Clinic(
     emergency_override="",
     settings={},
 )
-UK_CLINIC = Clinic(
-    name="Harbour Dermatology",
-    phone="020 7946 0000",
-    timezone="Europe/London",
-    brand_color="#1e3a8a",
-    logo_url="https://harbour.example/logo.png",
-    opening_hours="Tuesday to Saturday, 10am to 6pm",
-    after_hours="call NHS 111 for advice",
-    country="GB",
-    emergency_override="",
-    settings={"care": {"peel_contains_salicylic_acid": True, "peel_first_wash": "tonight"}},
+UK_CLINIC = uk_clinic(
+    settings={"care": {"peel_contains_salicylic_acid": True, "peel_first_wash": "tonight"}}
 )
 
 

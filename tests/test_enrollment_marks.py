@@ -4,10 +4,8 @@ and the send path honouring a mark made after an email was scheduled."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 import time_machine
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
@@ -16,22 +14,15 @@ from sqlalchemy import select, update
 from dripcare.cli import main
 from dripcare.config import Settings
 from dripcare.db import session_scope
-from dripcare.models import Campaign, Enrollment, Message, MessageStatus, Step, StopCause
-from dripcare.web.app import create_app
-from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
+from dripcare.models import Campaign, Enrollment, Message, MessageStatus, StopCause
+from tests.api_fixtures import Clinic
+from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due, step_message
 from tests.smtp_server import SMTPServer
-from tests.test_api import Clinic
 
 ENROLL = {
     "patient": {"email": "ana@example.com", "first_name": "Ana"},
     "treated_at": "2026-11-24T14:30:00-05:00",
 }
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with time_machine.travel(DAYTIME, tick=True), TestClient(create_app()) as test_client:
-        yield test_client
 
 
 def rebook(body: dict) -> dict:
@@ -124,11 +115,7 @@ def test_a_mark_made_after_scheduling_still_stops_the_email_at_send_time(
         send_due(smtp_server)
 
     with session_scope() as session:
-        row = session.scalars(
-            select(Message)
-            .join(Step)
-            .where(Step.key == "day-42", Message.enrollment_id == enrollment)
-        ).one()
+        row = step_message(session, enrollment, "day-42")
         assert (row.status, row.stop_cause) == (MessageStatus.SKIPPED, StopCause.CONDITION)
         assert row.status_reason == "skipped: the next session is booked"
         sent = session.scalars(select(Message).where(Message.status == MessageStatus.SENT)).all()

@@ -12,12 +12,12 @@ from sqlalchemy import select
 from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.errors import UserError
-from dripcare.models import CheckIn, Clinic, ClinicAlert, Message, Step
+from dripcare.models import CheckIn, Clinic, ClinicAlert
 from dripcare.outbox import checkins, red_flags
 from dripcare.people import audit
 from dripcare.sending import alerts, escalation
 from dripcare.sending.transports import SMTPTransport
-from tests.factories import make_clinic, make_enrollment
+from tests.factories import make_clinic, make_enrollment, step_message
 from tests.smtp_server import SMTPServer
 
 OPEN = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # Wednesday 10:00 in New York
@@ -36,11 +36,7 @@ def red_flag_at(settings: Settings, at: datetime, **wanted: object) -> int:
         escalation.set_escalation(clinic, escalation.EscalationSettings(**fields))  # type: ignore[arg-type]
     enrollment = make_enrollment(settings, clinic_id, at - timedelta(days=1, hours=2), now=at)
     with time_machine.travel(at, tick=False), session_scope() as session:
-        day1 = session.scalars(
-            select(Message)
-            .join(Step)
-            .where(Step.key == "day-1", Message.enrollment_id == enrollment)
-        ).one()
+        day1 = step_message(session, enrollment, "day-1")
         return checkins.record(session, day1, worried=True, codes=["airway"]).id
 
 

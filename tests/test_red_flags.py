@@ -19,7 +19,7 @@ from dripcare.outbox.dispatch import claim_due
 from dripcare.people import audit
 from dripcare.sending import alerts
 from dripcare.sending.transports import SMTPTransport
-from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due
+from tests.factories import DAYTIME, make_clinic, make_enrollment, send_due, step_message
 from tests.smtp_server import SMTPServer
 
 HELD = "red flag reported on 2026-11-25: waiting for the clinic"
@@ -40,11 +40,7 @@ def report_red_flag(
     with session_scope() as session:
         if safety_step:
             session.execute(update(Step).where(Step.key == safety_step).values(safety_only=True))
-        day1 = session.scalars(
-            select(Message)
-            .join(Step)
-            .where(Step.key == "day-1", Message.enrollment_id == enrollment)
-        ).one()
+        day1 = step_message(session, enrollment, "day-1")
         check_in = checkins.record(session, day1, worried=True, codes=list(codes))
         return check_in.id, enrollment
 
@@ -173,11 +169,7 @@ def test_the_alert_quotes_what_the_patient_was_shown(
 
     _, enrollment = report_red_flag(settings, (), emergency_number="999")
     with session_scope() as session:
-        day3 = session.scalars(
-            select(Message)
-            .join(Step)
-            .where(Step.key == "day-3", Message.enrollment_id == enrollment)
-        ).one()
+        day3 = step_message(session, enrollment, "day-3")
         token = make_token(settings, day3.id)
     page = httpx.post(
         f"{live_server}/c/{token}/worried", data={"symptom": list(codes)}, follow_redirects=True
