@@ -60,9 +60,10 @@ def shot(page: Any, name: str) -> None:
 PHONE_SCREEN = {"width": 375, "height": 667}  # the smaller phone screen of issue 13
 
 
-def new_page(browser: Any, viewport: dict[str, int], phone: bool) -> Iterator[Any]:
-    """A page in a context of its own (a touch screen if `phone`), closed when the test is done."""
-    context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
+def new_page(browser: Any, viewport: dict[str, int], phone: bool, **options: Any) -> Iterator[Any]:
+    """A page in a context of its own (a touch screen if `phone`), closed when the test is done;
+    `options` go to the context (java_script_enabled=False, ...)."""
+    context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone, **options)
     context.set_default_timeout(10_000)
     try:
         yield context.new_page()

@@ -19,7 +19,7 @@ from dripcare.config import Settings
 from dripcare.db import session_scope
 from dripcare.models import CheckIn, Message, Suppression
 from dripcare.people.links import make_token
-from tests.browser_fixtures import shot
+from tests.browser_fixtures import new_page, shot
 from tests.conftest import IN_CI
 from tests.factories import make_clinic, make_enrollment
 
@@ -38,12 +38,7 @@ pytestmark = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 
 
 def phone_page(browser: Browser, **options: Any) -> Iterator[Page]:
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, **options)
-    context.set_default_timeout(10_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+    yield from new_page(browser, PHONE, phone=True, **options)
 
 
 @pytest.fixture
