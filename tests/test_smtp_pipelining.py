@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from dripcare.sending.smtp_pipelining import wire_body
+from dripcare.sending.smtp_pipelining import quoted, wire_body
 from dripcare.sending.smtp_replies import Stage
 from dripcare.sending.transports import (
     ConnectionFailure,
@@ -27,6 +29,7 @@ from dripcare.sending.transports import (
     TransientError,
     TransportFailure,
 )
+from tests.fast_loop import examples
 from tests.test_transports import SENDER, Handler, free_port, message
 
 
@@ -295,3 +298,24 @@ def test_a_hang_up_mid_body_twice_is_a_connection_failure(
         transport.send(SENDER, "b@example.com", message("b@x"), "b@x")
     assert raw.bodies == [message("b@x")]
     assert raw.connections == 3
+
+
+# ---- addresses --------------------------------------------------------------------------------
+
+_ADDRESS_CHARS = "aZ09.!#$%&'*+/=?^_`{|}~-@ <>()[]\\\",;:é"
+
+
+@settings(max_examples=examples(500), deadline=None, database=None)
+@given(
+    st.text(_ADDRESS_CHARS, max_size=12)
+    | st.builds("{}@{}".format, st.text(_ADDRESS_CHARS, max_size=8), st.text("aZ09.-", max_size=8))
+)
+def test_addresses_are_quoted_as_smtplib_quotes_them(address: str) -> None:
+    assert quoted(address) == smtplib.quoteaddr(address)
+
+
+@pytest.mark.parametrize(
+    "address", ["alex@example.com", "a.b+c@mail.example.co.uk", "o'neil@x-y.example"]
+)
+def test_plain_addresses_take_the_quick_path(address: str) -> None:
+    assert quoted(address) == f"<{address}>" == smtplib.quoteaddr(address)
