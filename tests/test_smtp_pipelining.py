@@ -218,6 +218,7 @@ class RawServer:
 
     drops: int = 1  # how many bodies to cut short
     drop_after: int = 200
+    rcpt_reply: bytes = b"250 OK\r\n"  # DATA gets 354 whatever RCPT got: a broken server
     bodies: list[bytes] = field(default_factory=list)
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -234,10 +235,12 @@ class RawServer:
                 wfile.write(b"354 go on\r\n")
                 if not self._body(rfile, wfile):
                     return
+            elif verb == b"RCPT":
+                wfile.write(self.rcpt_reply)
             elif verb == b"QUIT":
                 wfile.write(b"221 bye\r\n")
                 return
-            else:  # MAIL, RCPT, RSET, NOOP
+            else:  # MAIL, RSET, NOOP
                 wfile.write(b"250 OK\r\n")
 
     def _body(self, rfile: Any, wfile: Any) -> bool:
@@ -319,3 +322,20 @@ def test_addresses_are_quoted_as_smtplib_quotes_them(address: str) -> None:
 )
 def test_plain_addresses_take_the_quick_path(address: str) -> None:
     assert quoted(address) == f"<{address}>" == smtplib.quoteaddr(address)
+
+
+def test_a_354_after_a_refused_recipient_gets_an_empty_message_s_end(
+    raw_server: tuple[RawServer, int],
+) -> None:
+    """RFC 2920 3.1: a server that accepts DATA with no valid recipient gets a lone ".",
+    then RSET; the next message goes on the same connection."""
+    raw, port = raw_server
+    raw.drops = 0
+    raw.rcpt_reply = b"550 5.1.1 No such user\r\n"
+    with SMTPTransport("127.0.0.1", port, timeout=10) as transport:
+        with pytest.raises(RecipientRefused):
+            transport.send(SENDER, "gone@example.com", message("a@x"), "a@x")
+        raw.rcpt_reply = b"250 OK\r\n"
+        transport.send(SENDER, "b@example.com", message("b@x"), "b@x")
+    assert raw.bodies == [b"", message("b@x")]
+    assert raw.connections == 1
