@@ -203,10 +203,27 @@ def test_bare_line_feeds_go_as_crlf_when_pipelining() -> None:
         (b"a\nb\n.c\r.d", b"a\r\nb\r\n..c\r\n..d\r\n.\r\n"),
         (b"a\r\r\nb", b"a\r\n\r\nb\r\n.\r\n"),
         (b"", b"\r\n.\r\n"),
+        (b"a\n\rb", b"a\r\n\r\nb\r\n.\r\n"),  # as many CR as LF, none paired
+        (b"a\n.\r\nb", b"a\r\n..\r\nb\r\n.\r\n"),  # no early end of data (smuggling)
     ],
 )
 def test_wire_body(data: bytes, wire: bytes) -> None:
     assert wire_body(data) == wire
+
+
+@settings(max_examples=examples(500), deadline=None, database=None)
+@given(st.binary(max_size=40) | st.text("a.\r\n", max_size=40).map(str.encode))
+def test_wire_body_has_only_crlf_and_one_end(data: bytes) -> None:
+    wire = wire_body(data)
+    lines = wire.split(b"\r\n")
+    assert lines[-2:] == [b".", b""]
+    assert not any(b"\r" in line or b"\n" in line for line in lines)
+    assert all(not line.startswith(b".") or line.startswith(b"..") for line in lines[:-2])
+    unstuffed = [line[1:] if line.startswith(b".") else line for line in lines[:-2]]
+    expected = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    assert (
+        b"\n".join(unstuffed) == (expected if expected.endswith(b"\n") else expected + b"\n")[:-1]
+    )
 
 
 # ---- a server that hangs up in the middle of a body ---------------------------------------------

@@ -43,8 +43,10 @@ def sendmail(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> No
 
 def wire_body(data: bytes) -> bytes:
     """The message as it goes after DATA: CRLF line endings, dots stuffed, ending CRLF.CRLF."""
-    if not data.count(b"\n") == data.count(_CRLF) == data.count(b"\r"):
-        data = _ANY_EOL.sub(_CRLF, data)  # bare LF or CR: rare, so the regular expression
+    if len(data) - len(data.translate(None, _CRLF)) != 2 * data.count(_CRLF):
+        # A bare LF or CR (rare, so a regular expression): some servers end the message at
+        # "<LF>.<CR><LF>" and would read what follows as commands (SMTP smuggling).
+        data = _ANY_EOL.sub(_CRLF, data)
     data = data.replace(b"\r\n.", b"\r\n..")
     if data.startswith(b"."):
         data = b"." + data
