@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/send_path.py [--messages N] [--rounds R] [--profile FILE]
     .venv/bin/python bench/send_path.py --compare old=../old/src new=src --cycles 3
+    .venv/bin/python bench/send_path.py --sink [--compare ...]  # a real smtp-sink instead
 
 With --compare, each LABEL=SRC runs this script in a subprocess with PYTHONPATH=SRC (and the
 interpreter of SRC/../.venv when there is one: an old tree's dependencies), one after
@@ -15,6 +16,8 @@ rules and the outcome writes. Each round puts every row back to `scheduled` and 
 all again in batches of DRIPCARE_BATCH_SIZE (100), so rounds can alternate with another
 code tree (`other/.venv/bin/python bench/send_path.py`, see bench/README.md) and be compared
 in `time.process_time()` per email, which a busy machine disturbs far less than msg/s.
+With --sink the batches go to Postfix's smtp-sink through `SMTPTransport` (the SMTP leg's
+CPU included; the difference from a null-transport run is that leg's cost).
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ def compare(args: argparse.Namespace) -> int:
                     f"--database={args.database}_{label}",
                     "--keep-seed",
                     f"--json={out.name}",
+                    *([f"--smtp-port={args.smtp_port}"] if args.smtp_port else []),
                 ]
                 env = {**os.environ, "PYTHONPATH": str(Path(src).resolve())}
                 done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -109,6 +113,7 @@ def compare(args: argparse.Namespace) -> int:
                 f"{result['emails_per_s']:.0f} emails/s  ({result['code']})",
                 flush=True,
             )
+    print(f"CPUs: {os.cpu_count()}, load average: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print("label       median us/email of cycles (each cycle's median of rounds)   emails/s")
     for label, values in figures.items():
         cpu = [v[0] for v in values]
@@ -120,15 +125,18 @@ def compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def one_round(batch_size: int) -> tuple[int, float, float]:
+def one_round(batch_size: int, smtp_port: int | None) -> tuple[int, float, float]:
     """Send every due row; (emails sent, CPU seconds, wall seconds) inside send_batch."""
     from dripcare.config import get_settings
     from dripcare.db import session_scope
     from dripcare.outbox.dispatch import claim_due
     from dripcare.sending import delivery
+    from dripcare.sending.transports import SMTPTransport, Transport
 
     settings = get_settings()
-    transport = NullTransport()
+    transport: Transport = NullTransport()
+    if smtp_port is not None:
+        transport = SMTPTransport("127.0.0.1", smtp_port, timeout=30)
     sent, cpu, wall = 0, 0.0, 0.0
     while True:
         with session_scope() as session:
@@ -158,9 +166,22 @@ def main() -> int:
     p.add_argument("--cycles", type=int, default=3, help="with --compare: runs of each tree")
     p.add_argument("--keep-seed", action="store_true", help="reuse a database seeded with N")
     p.add_argument("--json", metavar="FILE", help="write the figures to FILE")
+    p.add_argument("--sink", action="store_true", help="send to a Postfix smtp-sink")
+    p.add_argument("--smtp-port", type=int, help="send to this SMTP server on 127.0.0.1")
     args = p.parse_args()
-    if args.compare:
-        return compare(args)
+    if args.sink and not args.smtp_port:
+        sink = throughput.Sink("send-path", Path(tempfile.mkdtemp(prefix="dripcare-sp-")), False)
+        sink.start()
+        args.smtp_port = sink.port
+        try:
+            return compare(args) if args.compare else measure(args)
+        finally:
+            sink.stop()
+    return compare(args) if args.compare else measure(args)
+
+
+def measure(args: argparse.Namespace) -> int:
+    """Seed (or reuse) the database, then time --rounds rounds of sending every row."""
     os.environ.update(
         {
             "DRIPCARE_ENV": "development",
@@ -189,10 +210,10 @@ def main() -> int:
             import cProfile
 
             profiler = cProfile.Profile(time.process_time)  # CPU, not waits
-            sent, cpu, wall = profiler.runcall(one_round, args.batch_size)
+            sent, cpu, wall = profiler.runcall(one_round, args.batch_size, args.smtp_port)
             profiler.dump_stats(args.profile)
         else:
-            sent, cpu, wall = one_round(args.batch_size)
+            sent, cpu, wall = one_round(args.batch_size, args.smtp_port)
         if sent != messages:
             print(f"round {number}: only {sent} of {messages} sent", file=sys.stderr)
             return 1

@@ -19,7 +19,8 @@ class Recorder:
     """aiosmtpd handler. `rcpt_replies` maps an address to the reply its RCPT TO gets;
     `replies` maps a stage ("connect", "ehlo", "starttls", "auth", "mail", "rcpt", "data") to
     the reply every client gets there, as a misconfigured or unforgiving server would answer.
-    With a "starttls" reply the server offers STARTTLS and answers it with that reply."""
+    With a "starttls" reply the server offers STARTTLS and answers it with that reply.
+    It advertises PIPELINING (RFC 2920) as Postfix does, unless `pipelining` is False."""
 
     messages: list[EmailMessage] = field(default_factory=list)
     senders: list[str] = field(default_factory=list)  # each message's MAIL FROM
@@ -28,6 +29,7 @@ class Recorder:
     replies: dict[str, str] = field(default_factory=dict)
     stall_at: int | None = None  # hold the n-th message until `release` (to kill a sender)
     delay: float = 0.0  # seconds each DATA takes, as a slow relay would (fault tests)
+    pipelining: bool = True
     stalled: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -42,9 +44,9 @@ class Recorder:
         if "ehlo" in self.replies:
             return [self.replies["ehlo"]]
         session.host_name = hostname
-        if "starttls" in self.replies:
-            return [responses[0], "250-STARTTLS", *responses[1:]]
-        return responses
+        extra = ["250-STARTTLS"] if "starttls" in self.replies else []
+        extra += ["250-PIPELINING"] if self.pipelining else []
+        return [responses[0], *extra, *responses[1:]]
 
     async def handle_HELO(self, server: Any, session: Any, envelope: Any, hostname: str) -> str:
         if "ehlo" in self.replies:
