@@ -47,8 +47,9 @@ DYNAMIC_FIELDS = (
 _NAMESPACES = {namespace for namespace, _ in DYNAMIC_FIELDS}
 
 
-# A prepared text: literal pieces alternating with indexes into the per-recipient values.
-_Pieces = tuple[str | int, ...]
+# A prepared text: a str.format template, "{i}" where per-recipient value i goes and the
+# literal text's braces doubled. Filling is then one call in C per text, not a Python loop.
+_Pieces = str
 
 
 @dataclass(frozen=True)
@@ -141,12 +142,12 @@ def _prepare(
     index_of = {token: index for index, token in tokens.items() if token}
 
     def pieces(text: str) -> _Pieces:
-        out: list[str | int] = []
+        out: list[str] = []
         start = 0
         for match in split.finditer(text):
-            out += [text[start : match.start()], index_of[match.group()]]
+            out += [_literal(text[start : match.start()]), f"{{{index_of[match.group()]}}}"]
             start = match.end()
-        return (*out, text[start:])
+        return "".join([*out, _literal(text[start:])])
 
     return _Prepared(
         (
@@ -158,15 +159,19 @@ def _prepare(
     )
 
 
+def _literal(text: str) -> str:
+    """Text that str.format gives back unchanged."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def _fill(parts: tuple[_Pieces, _Pieces, _Pieces, _Pieces], values: list[str]) -> Rendered:
     escaped = [str(escape(value)) for value in values]
-
-    def join(pieces: _Pieces, using: list[str]) -> str:
-        return "".join(using[p] if isinstance(p, int) else p for p in pieces)
-
     subject, preheader, html, text = parts
     return Rendered(
-        join(subject, values), join(preheader, values), join(html, escaped), join(text, values)
+        subject.format(*values),
+        preheader.format(*values),
+        html.format(*escaped),
+        text.format(*values),
     )
 
 
