@@ -94,6 +94,8 @@ def compare(args: argparse.Namespace) -> int:
                     f"--batch-size={args.batch_size}",
                     f"--clinics={args.clinics}",
                     f"--database={args.database}_{label}",
+                    f"--pg={args.pg}",
+                    f"--redis={args.redis}",
                     "--keep-seed",
                     f"--json={out.name}",
                 ]
