@@ -72,11 +72,15 @@ class Renderer:
         subject: str,
         preheader: str,
         context: Mapping[str, Any],
+        static_fingerprint: str | None = None,
     ) -> Rendered:
+        """`static_fingerprint`: `fingerprint(context)`, when the caller has it already (the
+        send path computes it once per step and clinic, not per email)."""
+        static_fingerprint = static_fingerprint or fingerprint(context)
         context = _tidy(context)
         values = [context[ns][attr] for ns, attr in DYNAMIC_FIELDS]
         empties = frozenset(i for i, value in enumerate(values) if not value)
-        key = (templates.key, template, subject, preheader, empties, _fingerprint(context))
+        key = (templates.key, template, subject, preheader, empties, static_fingerprint)
         prepared = self._lookup(key)
         if prepared is None:
             prepared = _prepare(templates, template, subject, preheader, context, empties)
@@ -101,9 +105,7 @@ class Renderer:
 
 def _tidy(context: Mapping[str, Any]) -> dict[str, Any]:
     """Per-recipient values as one line of text: a name never brings a newline or a NUL."""
-    tidy = {
-        key: dict(value) if isinstance(value, Mapping) else value for key, value in context.items()
-    }
+    tidy = {**context, **{namespace: dict(context[namespace]) for namespace in _NAMESPACES}}
     for namespace, attr in DYNAMIC_FIELDS:
         tidy[namespace][attr] = " ".join(str(tidy[namespace][attr]).replace("\x00", "").split())
     return tidy
@@ -175,7 +177,7 @@ def _fill(parts: tuple[_Pieces, _Pieces, _Pieces, _Pieces], values: list[str]) -
     )
 
 
-def _fingerprint(context: Mapping[str, Any]) -> str:
+def fingerprint(context: Mapping[str, Any]) -> str:
     """Everything that is the same for all recipients: clinic, care values, step."""
     static = {key: value for key, value in context.items() if key not in _NAMESPACES}
     static |= {

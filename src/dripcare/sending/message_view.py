@@ -8,7 +8,7 @@ Unsent messages use the campaign's live version; sent ones the version they were
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -26,7 +26,7 @@ from dripcare.content.email_context import (
     format_date,
     treatment_name,
 )
-from dripcare.content.render_cache import Renderer
+from dripcare.content.render_cache import Renderer, fingerprint
 from dripcare.content.rendering import Rendered, RenderError
 from dripcare.db import among
 from dripcare.models import (
@@ -82,6 +82,9 @@ class CampaignRef:
     treatment: str
 
 
+_Shared = dict[tuple[Any, ...], tuple[dict[str, Any], str]]
+
+
 @dataclass(frozen=True)
 class Job:
     """Everything needed to send one message, loaded in one query, free of the session.
@@ -100,6 +103,8 @@ class Job:
     patient: Recipient
     content: Compiled  # the campaign version this message is rendered from
     suppressed: str | None = None
+    # The context shared by recipients, per (clinic, version, step): one dict for a load's jobs.
+    shared: _Shared = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def version(self) -> int:
@@ -157,6 +162,7 @@ def load_jobs(session: Session, message_pks: list[int]) -> list[Job]:
     versions: dict[tuple[int, int], Compiled] = {}
     campaigns: dict[int, CampaignRef] = {}
     steps: dict[int, StepRef] = {}
+    shared: _Shared = {}
     jobs = []
     for row in rows:
         pk, mid, attempts, status, used, clinic_id, email, first, last, epoch = row[:10]
@@ -179,6 +185,7 @@ def load_jobs(session: Session, message_pks: list[int]) -> list[Job]:
                 _treatment(row[10:16]),
                 Recipient(email, first, last, epoch or 0),
                 versions[campaign_id, number],
+                shared=shared,
             )
         )
     return jobs
@@ -199,27 +206,48 @@ def _clinics(session: Session, ids: set[int]) -> dict[int, Clinic]:
 
 def render_job(job: Job, settings: Settings) -> tuple[Rendered, MessageLinks]:
     """The message as this patient gets it (also shown to clinics through the API)."""
-    clinic, campaign, step = job.clinic, job.campaign, job.content_step
+    step = job.content_step
     if step is None:
         raise RenderError(f"step {job.step.key!r} is not in version {job.version} of the campaign")
-    links = links_for(settings, job.pk, clinic.sender_email, job.patient.link_epoch)
-    context = build_context(
+    links = links_for(settings, job.pk, job.clinic.sender_email, job.patient.link_epoch)
+    static, fingerprint = _shared_context(job, step)
+    own = {
+        "patient": {"first_name": job.patient.first_name, "last_name": job.patient.last_name},
+        "treatment": {"date": format_date(job.enrollment.treated_at, job.enrollment.timezone)},
+        "links": links.as_context(),
+    }
+    context = static | {ns: static[ns] | values for ns, values in own.items()}
+    rendered = _renderer.render(
+        job.content.templates, step.template, step.subject, step.preheader, context, fingerprint
+    )
+    return rendered, links
+
+
+def _shared_context(job: Job, step: StepSpec) -> tuple[dict[str, Any], str]:
+    """The context the recipients of a step share (their own values blank), and its
+    fingerprint for the render cache: built and hashed once per (clinic, version, step) of a
+    load, not per email. A load reads its clinics afresh, so a changed clinic is seen by the
+    next batch, as before. Templates cannot change it: the sandbox refuses mutation."""
+    missed = job.enrollment.missed_steps if step.late_booking else ()
+    key = (job.clinic.id, job.campaign.id, job.version, step.key, missed)
+    if (found := job.shared.get(key)) is not None:
+        return found
+    clinic = job.clinic
+    static = build_context(
         clinic=clinic_context(clinic),
         emergency_number=clinic.emergency_number,
         care=care_values(job.content.spec.variables, clinic),
         step=step,
         pointer_days=job.content.spec.clinical.pointer_days,
-        first_name=job.patient.first_name,
-        last_name=job.patient.last_name,
-        treatment_name=treatment_name(campaign.treatment),
-        treatment_date=format_date(job.enrollment.treated_at, job.enrollment.timezone),
-        links=links.as_context(),
-        missed_steps=job.enrollment.missed_steps if step.late_booking else (),
+        first_name="",
+        last_name="",
+        treatment_name=treatment_name(job.campaign.treatment),
+        treatment_date="",
+        links={},
+        missed_steps=missed,
     )
-    rendered = _renderer.render(
-        job.content.templates, step.template, step.subject, step.preheader, context
-    )
-    return rendered, links
+    job.shared[key] = static, fingerprint(static)
+    return job.shared[key]
 
 
 def shown(session: Session, message_pk: int, settings: Settings) -> tuple[Rendered | None, str]:
