@@ -97,6 +97,8 @@ def compare(args: argparse.Namespace) -> int:
                     f"--batch-size={args.batch_size}",
                     f"--clinics={args.clinics}",
                     f"--database={args.database}_{label}",
+                    f"--pg={args.pg}",
+                    f"--redis={args.redis}",
                     "--keep-seed",
                     f"--json={out.name}",
                     *([f"--smtp-port={args.smtp_port}"] if args.smtp_port else []),

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import ColumnElement, Engine, any_, bindparam, create_engine, event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from dripcare.config import get_settings
 
@@ -106,6 +107,18 @@ def again_on_conflict(session: Session, attempt: Callable[[], T], attempts: int 
         except IntegrityError:
             session.rollback()
     return attempt()
+
+
+def among(
+    session: Session, column: InstrumentedAttribute[Any], values: Iterable[Any]
+) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `= ANY(array)`: one parameter and the same SQL text
+    whatever the number of values. An IN of a batch's 100-200 values is a new statement for
+    SQLAlchemy and psycopg each time (~7 ms of CPU a query under cProfile in the send path)."""
+    values = list(values)
+    if session.get_bind().dialect.name != "postgresql":
+        return column.in_(values)
+    return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
 
 
 def reset() -> None:

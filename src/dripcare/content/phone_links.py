@@ -7,6 +7,7 @@ message", "call NHS 111"), so the numbers in it are found and linked rather than
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 
@@ -26,8 +27,11 @@ _SHORT_NUMBERS = frozenset(
 _MIN_DIGITS = 6
 
 
+@lru_cache(maxsize=1024)
 def phone_uri(phone: str) -> str:
-    """The tel: URI of a number as people write it ("+1 (555) 010-0100" → tel:+15550100100)."""
+    """The tel: URI of a number as people write it ("+1 (555) 010-0100" → tel:+15550100100).
+
+    Cached: the send path asks it for the clinic's number in every email."""
     return "tel:" + "".join(ch for ch in phone if ch.isdigit() or ch == "+")
 
 

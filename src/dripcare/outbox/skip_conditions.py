@@ -12,8 +12,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-
-from dripcare.models import Enrollment
+from typing import Protocol
 
 
 class SkipCondition(enum.StrEnum):
@@ -41,7 +40,16 @@ class Marks:
         return self.one_off
 
 
-def marks_of(enrollment: Enrollment) -> Marks:
+class Marked(Protocol):
+    """An enrollment, or the send path's light copy of one (message_view.Treatment)."""
+
+    @property
+    def next_session_booked_at(self) -> datetime | None: ...
+    @property
+    def one_off(self) -> bool: ...
+
+
+def marks_of(enrollment: Marked) -> Marks:
     return Marks(enrollment.next_session_booked_at, bool(enrollment.one_off))
 
 

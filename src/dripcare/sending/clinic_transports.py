@@ -122,7 +122,8 @@ def circuit_key(clinic: Clinic) -> str:
 
 
 class _HasClinic(Protocol):
-    clinic: Clinic
+    @property
+    def clinic(self) -> Clinic: ...
 
 
 J = TypeVar("J", bound=_HasClinic)

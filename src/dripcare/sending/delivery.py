@@ -22,7 +22,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import cast
@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from dripcare import db_faults
 from dripcare.config import Settings
 from dripcare.content.rendering import RenderError
-from dripcare.db import SessionScope
+from dripcare.db import SessionScope, among
 from dripcare.models import (
     Clinic,
     DeliveryAttempt,
@@ -381,9 +381,7 @@ def _start(
     live = sorted(pk for pk, starts in owned if starts <= settings.max_starts)
     if not live:
         return []
-    jobs = load_jobs(session, live)
-    _mark_suppressed(session, jobs)
-    return jobs
+    return _mark_suppressed(session, load_jobs(session, live))
 
 
 def _fail_poison(
@@ -398,20 +396,26 @@ def _fail_poison(
     _finish(session, token, outcomes, [], now)
 
 
-def _mark_suppressed(session: Session, jobs: list[Job]) -> None:
+def _mark_suppressed(session: Session, jobs: list[Job]) -> list[Job]:
+    """The jobs, those whose address is on their clinic's suppression list marked so."""
     if not jobs:
-        return
+        return jobs
     keys = {job.to: suppression.keys(job.to) for job in jobs}  # a hash each: once per address
     found = session.execute(
         select(Suppression.clinic_id, Suppression.email, Suppression.reason).where(
-            Suppression.email.in_({key for pair in keys.values() for key in pair}),
-            Suppression.clinic_id.in_({job.clinic.id for job in jobs}),
+            among(session, Suppression.email, {key for pair in keys.values() for key in pair}),
+            among(session, Suppression.clinic_id, {job.clinic.id for job in jobs}),
         )
     ).all()
     reasons = {(clinic, email): reason for clinic, email, reason in found}
+    if not reasons:  # nearly always: every job stays as it was
+        return jobs
+    marked = []
     for job in jobs:
         plain, hashed = keys[job.to]
-        job.suppressed = reasons.get((job.clinic.id, plain)) or reasons.get((job.clinic.id, hashed))
+        why = reasons.get((job.clinic.id, plain)) or reasons.get((job.clinic.id, hashed))
+        marked.append(job if why is None else replace(job, suppressed=why))
+    return marked
 
 
 def build_email(job: Job, settings: Settings, when: datetime) -> bytes:

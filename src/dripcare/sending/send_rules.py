@@ -11,11 +11,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from dripcare.config import Settings
 from dripcare.content.campaign_spec import StepSpec
-from dripcare.models import Clinic, Enrollment, MessageStatus
+from dripcare.models import Clinic, MessageStatus
 from dripcare.outbox.scheduling import (
     QuietHours,
     StepTiming,
@@ -116,8 +117,17 @@ class Hold:
     due_at: datetime | None = None
 
 
+class Treated(Protocol):
+    """An enrollment, or the send path's light copy of one (message_view.Treatment)."""
+
+    @property
+    def treated_at(self) -> datetime: ...
+    @property
+    def timezone(self) -> str: ...
+
+
 def hold(
-    clinic: Clinic, enrollment: Enrollment, timing: StepTiming, settings: Settings, now: datetime
+    clinic: Clinic, enrollment: Treated, timing: StepTiming, settings: Settings, now: datetime
 ) -> Hold | None:
     """None when the message may be sent now; otherwise when to try again, or a skip.
 
