@@ -197,6 +197,16 @@ def _email(text: str) -> str:
     return normalize_email(text)
 
 
+def check_emails(requests: Sequence[EnrollRequest]) -> None:
+    """Check the requests' addresses ahead of `enroll_many`, which then finds each answer
+    cached: an import does this for the next chunk while the current one is being written."""
+    for req in requests:
+        try:
+            _email(req.email)
+        except UserError:
+            continue  # lru_cache keeps no exception: enroll_many checks it again and says why
+
+
 @lru_cache(maxsize=1024)
 def _zone(name: str) -> str:
     return check_timezone(name)
