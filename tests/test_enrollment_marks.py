@@ -126,7 +126,7 @@ def test_a_mark_made_after_scheduling_still_stops_the_email_at_send_time(
     with session_scope() as session:
         row = session.scalars(
             select(Message)
-            .join(Step)
+            .join(Message.step)
             .where(Step.key == "day-42", Message.enrollment_id == enrollment)
         ).one()
         assert (row.status, row.stop_cause) == (MessageStatus.SKIPPED, StopCause.CONDITION)

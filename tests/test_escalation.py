@@ -38,7 +38,7 @@ def red_flag_at(settings: Settings, at: datetime, **wanted: object) -> int:
     with time_machine.travel(at, tick=False), session_scope() as session:
         day1 = session.scalars(
             select(Message)
-            .join(Step)
+            .join(Message.step)
             .where(Step.key == "day-1", Message.enrollment_id == enrollment)
         ).one()
         return checkins.record(session, day1, worried=True, codes=["airway"]).id

@@ -42,7 +42,7 @@ def report_red_flag(
             session.execute(update(Step).where(Step.key == safety_step).values(safety_only=True))
         day1 = session.scalars(
             select(Message)
-            .join(Step)
+            .join(Message.step)
             .where(Step.key == "day-1", Message.enrollment_id == enrollment)
         ).one()
         check_in = checkins.record(session, day1, worried=True, codes=list(codes))
@@ -53,7 +53,7 @@ def statuses(enrollment: int) -> dict[str, tuple[str, str]]:
     with session_scope() as session:
         rows = session.execute(
             select(Step.key, Message.status, Message.status_reason)
-            .join(Step)
+            .join(Message.step)
             .where(Message.enrollment_id == enrollment)
         )
         return {key: (status.value, reason) for key, status, reason in rows}
@@ -95,7 +95,9 @@ def test_held_emails_are_never_claimed_but_safety_only_steps_still_go(
 
     after = statuses(enrollment)
     with session_scope() as session:
-        day14 = session.scalars(select(Message).join(Step).where(Step.key == "day-14")).one()
+        day14 = session.scalars(
+            select(Message).join(Message.step).where(Step.key == "day-14")
+        ).one()
         subject = day14.step.subject
     assert claim is not None and claim.message_ids == [day14.id]
     assert after["day-14"] == ("sent", "")
@@ -175,7 +177,7 @@ def test_the_alert_quotes_what_the_patient_was_shown(
     with session_scope() as session:
         day3 = session.scalars(
             select(Message)
-            .join(Step)
+            .join(Message.step)
             .where(Step.key == "day-3", Message.enrollment_id == enrollment)
         ).one()
         token = make_token(settings, day3.id)
