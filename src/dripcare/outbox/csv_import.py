@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dripcare.config import Settings
-from dripcare.db import session_scope
+from dripcare.db import get_engine, session_scope
 from dripcare.errors import UserError
 from dripcare.models import utcnow
 from dripcare.outbox.bulk_enroll import Outcome, Schedules, check_emails, enroll_many
@@ -90,23 +90,37 @@ def import_rows(
     """Every row as of the moment the import started: one `now` for all chunks, so each
     schedule (campaign, zone, treatment time) is computed once for the whole file.
 
-    Two stages overlap: while one thread writes chunk N (mostly waiting on the database, which
-    releases the GIL), this one reads and checks chunk N+1. Chunks are still written one at a
-    time and in order, one transaction each, so the answers are those of a serial import.
+    On PostgreSQL two stages overlap: while one thread writes chunk N (mostly waiting on the
+    server, which releases the GIL), this one reads and checks chunk N+1. Chunks are still
+    written one at a time and in order, one transaction each, so the answers are those of a
+    serial import. SQLite works in this process: a second thread only added GIL switching
+    (bench/README.md, "Issue 14, part 3b"), so there each chunk is written before the next
+    is read.
     """
     report = ImportReport()
     schedules = Schedules(utcnow())
+    overlap = get_engine().dialect.name == "postgresql"
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-import") as writer:
         pending: Future[_Written] | None = None
         for chunk in _chunks(rows):
             prepared = _prepare(chunk, clinic_id, report)
             if pending is not None:
                 _tally(pending.result(), report, progress)
-            pending = writer.submit(_write, prepared, settings, schedules)
+            if overlap:
+                pending = writer.submit(_write, prepared, settings, schedules)
+            else:
+                pending = _done(_write(prepared, settings, schedules))
         if pending is not None:
             _tally(pending.result(), report, progress)
     report.errors.sort(key=lambda error: error.line)
     return report
+
+
+def _done(written: _Written) -> Future[_Written]:
+    """A chunk written in this thread, as the writer thread's would be answered."""
+    future: Future[_Written] = Future()
+    future.set_result(written)
+    return future
 
 
 Lines = list[tuple[int, dict[str, str]]]  # (line number, cleaned row) of a CSV file
