@@ -84,7 +84,7 @@ def step_message(session: Session, enrollment_id: int, key: str) -> MessageRow:
     """The outbox row of one step of an enrollment, e.g. its "day-1" email."""
     return session.scalars(
         select(MessageRow)
-        .join(Step)
+        .join(MessageRow.step)
         .where(Step.key == key, MessageRow.enrollment_id == enrollment_id)
     ).one()
 

@@ -49,7 +49,7 @@ def statuses(enrollment: int) -> dict[str, tuple[str, str]]:
     with session_scope() as session:
         rows = session.execute(
             select(Step.key, Message.status, Message.status_reason)
-            .join(Step)
+            .join(Message.step)
             .where(Message.enrollment_id == enrollment)
         )
         return {key: (status.value, reason) for key, status, reason in rows}
@@ -91,7 +91,9 @@ def test_held_emails_are_never_claimed_but_safety_only_steps_still_go(
 
     after = statuses(enrollment)
     with session_scope() as session:
-        day14 = session.scalars(select(Message).join(Step).where(Step.key == "day-14")).one()
+        day14 = session.scalars(
+            select(Message).join(Message.step).where(Step.key == "day-14")
+        ).one()
         subject = day14.step.subject
     assert claim is not None and claim.message_ids == [day14.id]
     assert after["day-14"] == ("sent", "")

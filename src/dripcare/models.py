@@ -381,10 +381,13 @@ class Message(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    # No foreign keys to clinics and steps (migration f6a7b8c9d0e1): both are implied by the
+    # enrollment's (its clinic, its campaign's steps), written by code from it, and never
+    # deleted; each would cost every outbox row a trigger, a probe and a lock on insert.
+    clinic_id: Mapped[int] = mapped_column(Integer)
     # no index of its own: the unique index on (enrollment_id, step_id) serves it
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id"))
-    step_id: Mapped[int] = mapped_column(ForeignKey("steps.id"))
+    step_id: Mapped[int] = mapped_column(Integer)
     due_at: Mapped[datetime]
     status: Mapped[MessageStatus] = mapped_column(
         _enum(MessageStatus), default=MessageStatus.SCHEDULED
@@ -404,7 +407,7 @@ class Message(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     enrollment: Mapped[Enrollment] = relationship(back_populates="messages")
-    step: Mapped[Step] = relationship()
+    step: Mapped[Step] = relationship(primaryjoin="foreign(Message.step_id) == Step.id")
 
     @property
     def step_key(self) -> str:

@@ -75,6 +75,8 @@ class Schedules:
 
     now: datetime
     placed: dict[tuple[Any, ...], Placed] = field(default_factory=dict)
+    # each sequence's COPY text by id(placed), with the sequence so its id stays its own
+    copy_text: dict[int, tuple[Placed, list[tuple[str, str]]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,16 @@ def _one(session: Session, req: EnrollRequest, settings: Settings, now: datetime
 @lru_cache(maxsize=65536)
 def _email(text: str) -> str:
     return normalize_email(text)
+
+
+def check_emails(requests: Sequence[EnrollRequest]) -> None:
+    """Check the requests' addresses ahead of `enroll_many`, which then finds each answer
+    cached: an import does this for the next chunk while the current one is being written."""
+    for req in requests:
+        try:
+            _email(req.email)
+        except UserError:
+            continue  # lru_cache keeps no exception: enroll_many checks it again and says why
 
 
 @lru_cache(maxsize=1024)
@@ -424,7 +436,7 @@ def _create(
         schedules,
         quiet,
     )
-    ids = _insert_messages(connection, clinic_id, domain, placed_of, answer)
+    ids = _insert_messages(connection, clinic_id, domain, placed_of, answer, schedules.copy_text)
     for n in inserted:
         enrollment_id = enrollment_ids.get(patient_ids[n.row.email])
         if enrollment_id is None:
@@ -473,6 +485,7 @@ def _schedules(
     computed, now = schedules.placed, schedules.now
     if len(computed) > _KEPT_SCHEDULES:
         computed.clear()  # a file of many distinct times: start over rather than grow
+        schedules.copy_text.clear()
     placed_of: dict[int, Placed] = {}
     for n, enrollment_id in enrollments:
         if enrollment_id is None:
@@ -492,12 +505,13 @@ def _insert_messages(
     domain: str,
     placed_of: dict[int, Placed],
     answer: bool,
+    copy_text: dict[int, tuple[Placed, list[tuple[str, str]]]],
 ) -> dict[tuple[int, int], int]:
     """Every outbox row of the new enrollments; with `answer`, their ids by (enrollment, step)."""
     if not placed_of:
         return {}
     if connection.dialect.name == "postgresql":
-        _copy_messages(connection, clinic_id, domain, placed_of)
+        _copy_messages(connection, clinic_id, domain, placed_of, copy_text)
         enrollments = _MESSAGES.c.enrollment_id == any_(
             bindparam(None, list(placed_of), ARRAY(Integer))
         )
@@ -571,39 +585,48 @@ _MESSAGE_GIVEN = (
 
 
 def _copy_messages(
-    connection: Connection, clinic_id: int, domain: str, placed_of: dict[int, Placed]
+    connection: Connection,
+    clinic_id: int,
+    domain: str,
+    placed_of: dict[int, Placed],
+    copy_text: dict[int, tuple[Placed, list[tuple[str, str]]]],
 ) -> None:
     """PostgreSQL: every outbox row of the new enrollments in one COPY.
 
-    A distinct sequence's lines are formatted once and shared by the enrollments that follow
-    it; the Message-IDs are 32 random hex digits each (as uuid4().hex), drawn in one call.
+    A distinct sequence's lines are formatted once per import (`copy_text`, kept with the
+    schedules) and shared by the enrollments that follow it; the columns' defaults (the
+    chunk's created_at) once per chunk; the Message-IDs are 32 random hex digits each (as
+    uuid4().hex), drawn in one call.
     """
     defaults = _defaults(_MESSAGES, dict.fromkeys(_MESSAGE_GIVEN))
-    shared: dict[int, list[tuple[str, str]]] = {}
     for placed in placed_of.values():
-        if id(placed) not in shared:
-            shared[id(placed)] = [
-                (
-                    pg_copy.field(step.id),
-                    pg_copy.line((place.due_at, place.status, place.status_reason, place.cause))
-                    + "\t"
-                    + pg_copy.line(defaults.values()),
-                )
-                for step, place in placed
-            ]
+        if id(placed) not in copy_text:
+            copy_text[id(placed)] = (placed, _sequence_text(placed))
     count = sum(len(placed) for placed in placed_of.values())
     digits = os.urandom(16 * count).hex()
     head = f"{clinic_id}\t"
     tail = f"@{pg_copy.field(domain)}>\t"
+    end = f"\t{pg_copy.line(defaults.values())}\n"
     lines = (
-        f"{head}{enrollment}\t{step}\t<{digits[32 * n : 32 * n + 32]}{tail}{rest}\n"
+        f"{head}{enrollment}\t{step}\t<{digits[32 * n : 32 * n + 32]}{tail}{rest}{end}"
         for n, (enrollment, (step, rest)) in enumerate(
             (enrollment_id, values)
             for enrollment_id, placed in placed_of.items()
-            for values in shared[id(placed)]
+            for values in copy_text[id(placed)][1]
         )
     )
     pg_copy.copy_lines(connection, "messages", (*_MESSAGE_GIVEN, *defaults), lines)
+
+
+def _sequence_text(placed: Placed) -> list[tuple[str, str]]:
+    """A sequence's step ids and the COPY text of what its rows share (due time, status)."""
+    return [
+        (
+            pg_copy.field(step.id),
+            pg_copy.line((place.due_at, place.status, place.status_reason, place.cause)),
+        )
+        for step, place in placed
+    ]
 
 
 def _insert_json(

@@ -8,16 +8,17 @@ statements per chunk); re-running the same file is safe because enrolling is ide
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dripcare.config import Settings
-from dripcare.db import session_scope
+from dripcare.db import get_engine, session_scope
 from dripcare.errors import UserError
 from dripcare.models import utcnow
-from dripcare.outbox.bulk_enroll import Schedules, enroll_many
+from dripcare.outbox.bulk_enroll import Outcome, Schedules, check_emails, enroll_many
 from dripcare.outbox.enrollment_input import EnrollRequest
 
 CHUNK = 2000  # rows per transaction: large enough that a chunk costs a few statements per row
@@ -87,30 +88,73 @@ def import_rows(
     rows: Any, clinic_id: int, settings: Settings, progress: Callable[[int], Any]
 ) -> ImportReport:
     """Every row as of the moment the import started: one `now` for all chunks, so each
-    schedule (campaign, zone, treatment time) is computed once for the whole file."""
+    schedule (campaign, zone, treatment time) is computed once for the whole file.
+
+    On PostgreSQL two stages overlap: while one thread writes chunk N (mostly waiting on the
+    server, which releases the GIL), this one reads and checks chunk N+1. Chunks are still
+    written one at a time and in order, one transaction each, so the answers are those of a
+    serial import. SQLite works in this process: a second thread only added GIL switching
+    (bench/README.md, "Issue 14, part 3b"), so there each chunk is written before the next
+    is read.
+    """
     report = ImportReport()
     schedules = Schedules(utcnow())
-    chunk: list[tuple[int, dict[str, str]]] = []
-    for item in rows:
-        chunk.append(item)
-        if len(chunk) >= CHUNK:
-            _import_chunk(chunk, clinic_id, settings, report, schedules)
-            progress(len(chunk))
-            chunk = []
-    if chunk:
-        _import_chunk(chunk, clinic_id, settings, report, schedules)
-        progress(len(chunk))
+    overlap = get_engine().dialect.name == "postgresql"
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-import") as writer:
+        pending: Future[_Written] | None = None
+        for chunk in _chunks(rows):
+            prepared = _prepare(chunk, clinic_id, report)
+            if pending is not None:
+                _tally(pending.result(), report, progress)
+            if overlap:
+                pending = writer.submit(_write, prepared, settings, schedules)
+            else:
+                pending = _done(_write(prepared, settings, schedules))
+        if pending is not None:
+            _tally(pending.result(), report, progress)
+    report.errors.sort(key=lambda error: error.line)
     return report
 
 
-def _import_chunk(
-    chunk: list[tuple[int, dict[str, str]]],
-    clinic_id: int,
-    settings: Settings,
-    report: ImportReport,
-    schedules: Schedules,
-) -> None:
-    """One transaction: the chunk's rows that pass go in together, each bad one is reported."""
+def _done(written: _Written) -> Future[_Written]:
+    """A chunk written in this thread, as the writer thread's would be answered."""
+    future: Future[_Written] = Future()
+    future.set_result(written)
+    return future
+
+
+Lines = list[tuple[int, dict[str, str]]]  # (line number, cleaned row) of a CSV file
+
+
+def _chunks(rows: Iterable[tuple[int, dict[str, str]]]) -> Iterator[Lines]:
+    chunk: Lines = []
+    for item in rows:
+        chunk.append(item)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A chunk read and checked: its requests, their CSV lines, and its size for the bar."""
+
+    size: int
+    lines: list[int]
+    requests: list[EnrollRequest]
+
+
+@dataclass(frozen=True)
+class _Written:
+    prepared: _Prepared
+    outcomes: list[Outcome]
+
+
+def _prepare(chunk: Lines, clinic_id: int, report: ImportReport) -> _Prepared:
+    """The chunk's requests; a row missing a field is reported here. Addresses are checked
+    ahead (`check_emails`) so the writer thread finds them done."""
     lines, requests = [], []
     for line, row in chunk:
         try:
@@ -119,18 +163,29 @@ def _import_chunk(
             report.errors.append(RowError(line, str(exc)))
             continue
         lines.append(line)
+    check_emails(requests)
+    return _Prepared(len(chunk), lines, requests)
+
+
+def _write(prepared: _Prepared, settings: Settings, schedules: Schedules) -> _Written:
+    """One transaction: the chunk's rows that pass go in together."""
     with session_scope() as session:
         outcomes = enroll_many(
-            session, requests, settings, schedules.now, answer=False, schedules=schedules
+            session, prepared.requests, settings, schedules.now, answer=False, schedules=schedules
         )
-    for line, outcome in zip(lines, outcomes, strict=True):
+    return _Written(prepared, outcomes)
+
+
+def _tally(written: _Written, report: ImportReport, progress: Callable[[int], Any]) -> None:
+    """A written chunk's answers into the report (each bad row with its line), then the bar."""
+    for line, outcome in zip(written.prepared.lines, written.outcomes, strict=True):
         if isinstance(outcome, UserError):
             report.errors.append(RowError(line, str(outcome)))
         elif outcome.created:
             report.created += 1
         else:
             report.existing += 1
-    report.errors.sort(key=lambda error: error.line)
+    progress(written.prepared.size)
 
 
 def _request(row: dict[str, str], clinic_id: int) -> EnrollRequest:
