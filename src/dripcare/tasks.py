@@ -39,6 +39,7 @@ def dispatch() -> dict[str, int]:
         batch_size=settings.batch_size,
         max_per_tick=limit,
         lease=timedelta(seconds=settings.lease_seconds),
+        max_queued=settings.max_queued,
     )
     metrics.record_tick(get_store(), time.perf_counter() - start, result)
     if limit and result.claimed >= limit:

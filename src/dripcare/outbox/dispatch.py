@@ -294,6 +294,17 @@ class TickResult:
     batches: int
 
 
+def waiting_for_a_worker(session: Session) -> int:
+    """Claimed rows no worker has started yet: in the broker's queue or prefetched.
+    Counted on the small partial index ix_messages_lease_inflight."""
+    return (
+        session.scalar(
+            select(func.count()).select_from(Message).where(Message.status == MessageStatus.QUEUED)
+        )
+        or 0
+    )
+
+
 def dispatch_tick(
     session_scope: SessionScope,
     enqueue: Callable[[Claim], None],
@@ -302,6 +313,7 @@ def dispatch_tick(
     max_per_tick: int,
     lease: timedelta,
     grace: timedelta = RECORD_GRACE,
+    max_queued: int = 0,
 ) -> TickResult:
     """One dispatcher pass: recover leases, then claim batches and hand each to `enqueue`.
 
@@ -309,16 +321,24 @@ def dispatch_tick(
     (claim_fair), leaving out clinics whose transport is paused (sendable); messages of other
     clinics that fall due meanwhile wait for the next tick.
 
+    With `max_queued`, a tick only tops the claimed-but-unstarted rows up to it. The broker's
+    queue is first in, first out: a 09:00 burst claimed at once would put every other clinic's
+    emails of the next tick behind all of it. Capped, the burst waits in the database, where
+    each tick shares it out again between the clinics then due (bench/lateness.py).
+
     Each claim is committed before it is enqueued, so a worker never sees an uncommitted
     claim; if enqueueing fails the lease simply expires and the rows are claimed again.
     """
     with session_scope() as session:
         recovered = recover_expired(session, grace=grace)
         clinics = sendable(session, due_clinics(session), utcnow())
+        budget = max_per_tick
+        if max_queued and clinics:
+            budget = min(budget, max(0, max_queued - waiting_for_a_worker(session)))
     claimed = batches = 0
-    while claimed < max_per_tick:
+    while claimed < budget:
         with session_scope() as session:
-            limit = min(batch_size, max_per_tick - claimed)
+            limit = min(batch_size, budget - claimed)
             claim = claim_fair(session, clinics, limit=limit, lease=lease)
         if claim is None:
             break
