@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--clinics", type=int, default=5, help="clinics (5, at most 5)")
     p.add_argument("--lead", type=float, default=5.0, help="seconds from start-up to t0 (5)")
+    p.add_argument(
+        "--idle", type=float, default=0, help="first measure worker+beat CPU idle this long (0)"
+    )
     p.add_argument("--concurrency", "-c", type=int, help="worker -c (default: `dripcare worker`'s)")
     p.add_argument("--prefetch", type=int, help="--prefetch-multiplier (default: the app's)")
     p.add_argument("--interval", type=float, help="DRIPCARE_DISPATCH_INTERVAL (default: config)")
@@ -201,6 +204,8 @@ def run(args: argparse.Namespace, n: int, env: dict[str, str], rundir: Path) -> 
         procs.start("beat", [str(throughput.VENV_BIN / "dripcare"), "beat"])
         wait_for_beat(procs)
         groups = procs.groups()
+        if args.idle:
+            idle_cpu(args.idle, groups)
         load_before = os.getloadavg()
         cpu_before = throughput.cpu_snapshot()
         t0 = start_the_clock(args.lead)
@@ -257,6 +262,18 @@ def wait_for_beat(procs: throughput.Procs, timeout: float = 120) -> None:
             raise RuntimeError("beat wrote no heartbeat")
         time.sleep(0.1)
     time.sleep(0.5)  # its first ticks find nothing due
+
+
+def idle_cpu(seconds: float, groups: dict[int, str]) -> None:
+    """What the dispatcher costs with nothing due: ticks of dispatch and deliver_alerts."""
+    before = throughput.cpu_snapshot()
+    time.sleep(seconds)
+    cpu = throughput.cpu_by_group(before, throughput.cpu_snapshot(), groups)
+    mine = ", ".join(f"{k} {1000 * cpu.get(k, 0.0) / seconds:.1f}" for k in ("worker", "beat"))
+    print(
+        f"idle for {seconds:g} s, CPU ms per second: {mine} (postgresql, all: "
+        f"{1000 * cpu.get('postgresql', 0.0) / seconds:.1f})"
+    )
 
 
 # ---- figures

@@ -14,6 +14,7 @@ from dripcare.models import Enrollment, Message, MessageStatus, Patient, Step
 from dripcare.outbox.dispatch import (
     RECORD_GRACE,
     Claim,
+    TickResult,
     claim_due,
     claim_fair,
     dispatch_tick,
@@ -101,7 +102,7 @@ def test_a_capped_tick_leaves_a_burst_in_the_database_so_the_next_tick_serves_ot
     due_messages(a, 2000, now - timedelta(seconds=30))
     claims: list[Claim] = []
 
-    def tick() -> int:
+    def tick() -> TickResult:
         return dispatch_tick(
             session_scope,
             claims.append,
@@ -109,13 +110,15 @@ def test_a_capped_tick_leaves_a_burst_in_the_database_so_the_next_tick_serves_ot
             max_per_tick=5000,
             lease=LEASE,
             max_queued=300,
-        ).claimed
+        )
 
     # When a tick runs, then another before any worker started a batch
     first, idle = tick(), tick()
 
-    # Then the first claims only up to the cap and the second nothing: the rest stays unclaimed
-    assert (first, idle) == (300, 0)
+    # Then the first claims only up to the cap (and says it is full: the task runs the next
+    # tick at once) and the second nothing, without asking for another: the rest stays unclaimed
+    assert (first.claimed, first.full) == (300, True)
+    assert (idle.claimed, idle.full) == (0, False)
     # And once workers have started those batches, clinic B's emails due since then are all
     # claimed in the very next tick (the broker's queue holds at most 300 of A's before them)
     with session_scope() as session:
@@ -126,7 +129,7 @@ def test_a_capped_tick_leaves_a_burst_in_the_database_so_the_next_tick_serves_ot
         )
     b_ids = due_messages(b, 10, now - timedelta(seconds=1))
     claims.clear()
-    assert tick() == 300
+    assert tick().claimed == 300
     assert b_ids <= set(claims[0].message_ids)
 
 

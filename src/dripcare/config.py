@@ -85,11 +85,12 @@ class Settings(BaseSettings):
         "unset: alerts use a working one of the platform's and the clinic's own",
     )
 
-    dispatch_interval: float = 10.0
+    # 1 s: a tick every 10 s alone made p99 lateness ~10 s (bench/README.md, "Lateness").
+    dispatch_interval: float = 1.0
     batch_size: int = 100
     max_per_tick: int = 5000
     max_queued: int = Field(
-        0,
+        500,
         ge=0,
         description="claimed emails waiting for a worker, all workers together: a tick only "
         "tops them up to this, so a burst waits in the database, where every tick shares it "

@@ -292,6 +292,8 @@ class TickResult:
     recovered: int
     claimed: int
     batches: int
+    # It stopped at its cap (max_per_tick or max_queued) with rows claimed: more may be due.
+    full: bool = False
 
 
 def waiting_for_a_worker(session: Session) -> int:
@@ -324,7 +326,9 @@ def dispatch_tick(
     With `max_queued`, a tick only tops the claimed-but-unstarted rows up to it. The broker's
     queue is first in, first out: a 09:00 burst claimed at once would put every other clinic's
     emails of the next tick behind all of it. Capped, the burst waits in the database, where
-    each tick shares it out again between the clinics then due (bench/lateness.py).
+    each tick shares it out again between the clinics then due (bench/lateness.py). A tick
+    that fills its room says so (`full`), and the task runs the next one at once: it waits in
+    the dispatch queue for a free worker process, so ticks follow the workers' pace.
 
     Each claim is committed before it is enqueued, so a worker never sees an uncommitted
     claim; if enqueueing fails the lease simply expires and the rows are claimed again.
@@ -345,4 +349,4 @@ def dispatch_tick(
         enqueue(claim)
         claimed += len(claim.message_ids)
         batches += 1
-    return TickResult(recovered, claimed, batches)
+    return TickResult(recovered, claimed, batches, full=0 < budget <= claimed)
