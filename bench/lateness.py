@@ -394,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run(args, n, sub_env, rundir)
         (l1, l5, _), (e1, e5, _) = result["load"]
         print(
-            f"all {n} sent {result['seconds']:.1f} s after the clock started (t0 = +{args.lead:g} s); "
+            f"all {n} sent {result['seconds']:.1f} s after the clock started "
+            f"(t0 = +{args.lead:g} s); "
             f"load average {l1:.2f}/{l5:.2f} (1/5 min) before, {e1:.2f}/{e5:.2f} after; "
             f"{os.cpu_count()} cores"
         )
