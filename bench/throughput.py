@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -424,8 +425,11 @@ class Seeded:
     message_ids: set[str] = field(repr=False, default_factory=set)
 
 
-def seed(n: int, clinic_count: int) -> Seeded:
-    """Clinics through the product code; patients, enrollments and messages in bulk."""
+def seed(n: int, clinic_count: int, clinic_of: Callable[[int], int] | None = None) -> Seeded:
+    """Clinics through the product code; patients, enrollments and messages in bulk.
+
+    Row i goes to clinic `clinic_of(i)` (an index into the clinics), round robin by default
+    (bench/lateness.py gives one clinic a burst)."""
     from sqlalchemy import insert, select, text
 
     from dripcare.db import get_engine, session_scope
@@ -461,7 +465,7 @@ def seed(n: int, clinic_count: int) -> Seeded:
         domain = rng.choice(["gmail.com", "outlook.com", "yahoo.com", "icloud.com", "proton.me"])
         patients.append(
             {
-                "clinic_id": clinics[i % len(clinics)][0],
+                "clinic_id": clinics[clinic_of(i) if clinic_of else i % len(clinics)][0],
                 "email": f"{local}.{i}@{domain}",
                 "first_name": first,
                 "last_name": last,

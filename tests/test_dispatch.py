@@ -14,6 +14,7 @@ from dripcare.models import Enrollment, Message, MessageStatus, Patient, Step
 from dripcare.outbox.dispatch import (
     RECORD_GRACE,
     Claim,
+    TickResult,
     claim_due,
     claim_fair,
     dispatch_tick,
@@ -90,6 +91,46 @@ def test_a_big_import_does_not_push_another_clinics_emails_out_of_the_first_tick
     assert b_ids <= set(claims[0].message_ids)
     assert len(claims[0].message_ids) == settings.batch_size
     assert result.claimed == settings.max_per_tick
+
+
+def test_a_capped_tick_leaves_a_burst_in_the_database_so_the_next_tick_serves_other_clinics(
+    settings: Settings,
+) -> None:
+    # Given clinic A's 09:00 burst of 2,000 due emails and a cap of 300 waiting for a worker
+    now = datetime.now(UTC)
+    a, b = make_clinic(), make_clinic(name="Hillside", sender="care@hillside.example")
+    due_messages(a, 2000, now - timedelta(seconds=30))
+    claims: list[Claim] = []
+
+    def tick() -> TickResult:
+        return dispatch_tick(
+            session_scope,
+            claims.append,
+            batch_size=100,
+            max_per_tick=5000,
+            lease=LEASE,
+            max_queued=300,
+        )
+
+    # When a tick runs, then another before any worker started a batch
+    first, idle = tick(), tick()
+
+    # Then the first claims only up to the cap (and says it is full: the task runs the next
+    # tick at once) and the second nothing, without asking for another: the rest stays unclaimed
+    assert (first.claimed, first.full) == (300, True)
+    assert (idle.claimed, idle.full) == (0, False)
+    # And once workers have started those batches, clinic B's emails due since then are all
+    # claimed in the very next tick (the broker's queue holds at most 300 of A's before them)
+    with session_scope() as session:
+        session.execute(
+            update(Message)
+            .where(Message.status == MessageStatus.QUEUED)
+            .values(status=MessageStatus.SENDING)
+        )
+    b_ids = due_messages(b, 10, now - timedelta(seconds=1))
+    claims.clear()
+    assert tick().claimed == 300
+    assert b_ids <= set(claims[0].message_ids)
 
 
 def test_due_clinics_are_those_with_a_scheduled_email_due_now(settings: Settings) -> None:

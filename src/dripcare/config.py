@@ -85,9 +85,17 @@ class Settings(BaseSettings):
         "unset: alerts use a working one of the platform's and the clinic's own",
     )
 
-    dispatch_interval: float = 10.0
+    # 1 s: a tick every 10 s alone made p99 lateness ~10 s (bench/README.md, "Lateness").
+    dispatch_interval: float = 1.0
     batch_size: int = 100
     max_per_tick: int = 5000
+    max_queued: int = Field(
+        500,
+        ge=0,
+        description="claimed emails waiting for a worker, all workers together: a tick only "
+        "tops them up to this, so a burst waits in the database, where every tick shares it "
+        "between clinics, not in the broker's first-in first-out queue; 0: no limit",
+    )
     lease_seconds: int = 300
     result_flush: int = Field(10, ge=1, description="outcomes written per commit in a batch")
     late_grace_hours: float = 24.0

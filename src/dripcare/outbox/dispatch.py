@@ -292,6 +292,19 @@ class TickResult:
     recovered: int
     claimed: int
     batches: int
+    # It stopped at its cap (max_per_tick or max_queued) with rows claimed: more may be due.
+    full: bool = False
+
+
+def waiting_for_a_worker(session: Session) -> int:
+    """Claimed rows no worker has started yet: in the broker's queue or prefetched.
+    Counted on the small partial index ix_messages_lease_inflight."""
+    return (
+        session.scalar(
+            select(func.count()).select_from(Message).where(Message.status == MessageStatus.QUEUED)
+        )
+        or 0
+    )
 
 
 def dispatch_tick(
@@ -302,6 +315,7 @@ def dispatch_tick(
     max_per_tick: int,
     lease: timedelta,
     grace: timedelta = RECORD_GRACE,
+    max_queued: int = 0,
 ) -> TickResult:
     """One dispatcher pass: recover leases, then claim batches and hand each to `enqueue`.
 
@@ -309,20 +323,30 @@ def dispatch_tick(
     (claim_fair), leaving out clinics whose transport is paused (sendable); messages of other
     clinics that fall due meanwhile wait for the next tick.
 
+    With `max_queued`, a tick only tops the claimed-but-unstarted rows up to it. The broker's
+    queue is first in, first out: a 09:00 burst claimed at once would put every other clinic's
+    emails of the next tick behind all of it. Capped, the burst waits in the database, where
+    each tick shares it out again between the clinics then due (bench/lateness.py). A tick
+    that fills its room says so (`full`), and the task runs the next one at once: it waits in
+    the dispatch queue for a free worker process, so ticks follow the workers' pace.
+
     Each claim is committed before it is enqueued, so a worker never sees an uncommitted
     claim; if enqueueing fails the lease simply expires and the rows are claimed again.
     """
     with session_scope() as session:
         recovered = recover_expired(session, grace=grace)
         clinics = sendable(session, due_clinics(session), utcnow())
+        budget = max_per_tick
+        if max_queued and clinics:
+            budget = min(budget, max(0, max_queued - waiting_for_a_worker(session)))
     claimed = batches = 0
-    while claimed < max_per_tick:
+    while claimed < budget:
         with session_scope() as session:
-            limit = min(batch_size, max_per_tick - claimed)
+            limit = min(batch_size, budget - claimed)
             claim = claim_fair(session, clinics, limit=limit, lease=lease)
         if claim is None:
             break
         enqueue(claim)
         claimed += len(claim.message_ids)
         batches += 1
-    return TickResult(recovered, claimed, batches)
+    return TickResult(recovered, claimed, batches, full=0 < budget <= claimed)
