@@ -319,3 +319,46 @@ def test_a_worker_killed_mid_batch_loses_nothing(
     # one in flight at the kill can come again, with the same Message-ID.
     assert len(duplicates) <= 1 < get_settings().result_flush
     assert len(received) == 60 + len(duplicates)
+
+
+@postgres_only
+def test_a_host_lost_mid_batch_is_recovered_by_a_worker_on_another_host(
+    process_env: dict[str, str],
+    smtp_server: SMTPServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two hosts: the other worker is already running and never sees the lost host's journal.
+
+    Nothing is lost: the lost worker's leased rows expire and the other worker sends them. What
+    the lost one had sent but not yet recorded (at most DRIPCARE_RESULT_FLUSH per process) goes
+    again with the same Message-ID, because replaying a journal needs a process on that host.
+    """
+    recorder = smtp_server.recorder
+    recorder.stall_at = 15
+    expected = seed_due(60)
+    env = {**process_env, "DRIPCARE_LEASE_SECONDS": "2"}
+    lost_host, other_host = tmp_path / "host-a", tmp_path / "host-b"
+    lost = start_worker_process({**env, "DRIPCARE_STATE_DIR": str(lost_host)}, "solo", 1)
+    dispatcher = Dispatcher(lease_seconds=2, grace=timedelta(seconds=2))
+    monkeypatch.setenv("DRIPCARE_LEASE_SECONDS", "2")
+    get_settings.cache_clear()
+    try:
+        dispatcher.start()
+        assert recorder.stalled.wait(60), "the first host should reach the stalling message"
+        other = start_worker_process({**env, "DRIPCARE_STATE_DIR": str(other_host)}, "solo", 1)
+        stop(lost, signal.SIGKILL)  # the whole host at once: nothing there replays its journal
+        recorder.release.set()
+        try:
+            wait_until(lambda: sent_count() == 60, "every row sent by the other host", ticks=1200)
+        finally:
+            stop(other)
+    finally:
+        dispatcher.halt.set()
+
+    received = recorder.message_ids()
+    assert set(received) == set(expected)  # nothing lost
+    duplicates = {m for m in received if received.count(m) > 1}
+    assert len(duplicates) <= get_settings().result_flush
+    assert len(received) == 60 + len(duplicates)
+    assert [p.read_text() != "" for p in (lost_host / "journal").glob("*.journal")] == [True]
