@@ -15,8 +15,10 @@ In-process through ASGI (no server), on SQLite and PostgreSQL via the `database`
   unknown prefix and a revoked key; every operation answers 401 (with WWW-Authenticate),
   except the health endpoints.
 
-Bounded for CI (35-45 s on a 2-core machine): derandomized, 30 examples per operation in the
-fuzzing phase (+ examples and coverage phases), no example database, no stateful phase. Checks:
+The two fuzzing passes are marked `slow` (40-47 s, a fifth of the former quick loop): `make
+test` runs them, `make test-fast` only the edge inputs. Bounded for CI (35-45 s on a 2-core
+machine): derandomized, 30 examples per operation in the fuzzing phase (+ examples and
+coverage phases), no example database, no stateful phase. Checks:
 not_a_server_error, status_code_conformance, content_type_conformance,
 response_schema_conformance, response_headers_conformance.
 """
@@ -250,6 +252,7 @@ QUIET = hypothesis_settings(
 )
 
 
+@pytest.mark.slow  # the schema fuzzing: 40-47 s of `make test-fast` on its own
 @authed.parametrize()
 @QUIET
 def test_api_matches_its_schema(case: Any, app: Any, seeded: Seeded) -> None:
@@ -409,6 +412,7 @@ def _bad_credentials(seeded: Seeded) -> dict[str, dict[str, str]]:
     }
 
 
+@pytest.mark.slow  # six credentials for every case of every operation
 @unauthed.parametrize()
 @QUIET
 def test_api_refuses_requests_without_a_live_key(case: Any, bare_app: Any, keys: Seeded) -> None:
