@@ -41,40 +41,45 @@ TRIGGERS = (
     "messages_sent_count_delete",
 )
 
-# ---- PostgreSQL: one function, three row triggers whose WHEN skips rows with no change
+# ---- PostgreSQL: one function, three statement triggers over the rows a statement changed
+# (transition tables): one upsert per clinic and quarter hour a statement touches, not one
+# per row; row triggers made the send path's outcome write of 100 rows about twice as long.
+# An UPDATE takes away the old rows' counts and adds the new ones', so rows whose sent_at did
+# not change cancel out; a claim's rows (never sent) leave both sides empty.
 
 PG_QUARTER = "CAST(floor(extract(epoch from {}) / 900) AS BIGINT)"
 PG_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION dripcare_count_sent() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
-        IF OLD.sent_at IS NOT NULL THEN
-            UPDATE sent_counts SET sent = sent - 1
-            WHERE clinic_id = OLD.clinic_id AND quarter = {PG_QUARTER.format("OLD.sent_at")};
-        END IF;
+        UPDATE sent_counts SET sent = sent_counts.sent - gone.n
+        FROM (
+            SELECT {PG_QUARTER.format("sent_at")} AS quarter, clinic_id, count(*) AS n
+            FROM old_rows WHERE sent_at IS NOT NULL GROUP BY 1, 2
+        ) AS gone
+        WHERE sent_counts.quarter = gone.quarter AND sent_counts.clinic_id = gone.clinic_id;
     END IF;
     IF TG_OP <> 'DELETE' THEN
-        IF NEW.sent_at IS NOT NULL THEN
-            INSERT INTO sent_counts (clinic_id, quarter, sent)
-            VALUES (NEW.clinic_id, {PG_QUARTER.format("NEW.sent_at")}, 1)
-            ON CONFLICT (quarter, clinic_id) DO UPDATE SET sent = sent_counts.sent + 1;
-        END IF;
+        INSERT INTO sent_counts (quarter, clinic_id, sent)
+        SELECT {PG_QUARTER.format("sent_at")}, clinic_id, count(*)
+        FROM new_rows WHERE sent_at IS NOT NULL GROUP BY 1, 2
+        ON CONFLICT (quarter, clinic_id) DO UPDATE SET sent = sent_counts.sent + EXCLUDED.sent;
     END IF;
     RETURN NULL;
 END
 $$
 """
 PG_TRIGGERS = (
-    "CREATE TRIGGER messages_sent_count_insert AFTER INSERT ON messages FOR EACH ROW "
-    "WHEN (NEW.sent_at IS NOT NULL) EXECUTE FUNCTION dripcare_count_sent()",
-    "CREATE TRIGGER messages_sent_count_update AFTER UPDATE OF sent_at, clinic_id ON messages "
-    "FOR EACH ROW WHEN (OLD.sent_at IS DISTINCT FROM NEW.sent_at "
-    "OR OLD.clinic_id IS DISTINCT FROM NEW.clinic_id) EXECUTE FUNCTION dripcare_count_sent()",
-    "CREATE TRIGGER messages_sent_count_delete AFTER DELETE ON messages FOR EACH ROW "
-    "WHEN (OLD.sent_at IS NOT NULL) EXECUTE FUNCTION dripcare_count_sent()",
+    "CREATE TRIGGER messages_sent_count_insert AFTER INSERT ON messages "
+    "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dripcare_count_sent()",
+    "CREATE TRIGGER messages_sent_count_update AFTER UPDATE ON messages "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION dripcare_count_sent()",
+    "CREATE TRIGGER messages_sent_count_delete AFTER DELETE ON messages "
+    "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dripcare_count_sent()",
 )
 
-# ---- SQLite: the same as three triggers of plain statements
+# ---- SQLite (no statement triggers): three row triggers whose WHEN skips unchanged rows
 
 SQLITE_QUARTER = "(CAST(strftime('%s', {}) AS INTEGER) / 900)"
 SQLITE_ADD = f"""
