@@ -4,7 +4,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from dripcare.db import get_engine
-from dripcare.models import Base
+from dripcare.models import POSTGRESQL_ONLY_INDEXES, Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -39,9 +39,19 @@ def run_migrations_online() -> None:
                 _pragma(connection, "foreign_keys=ON")
 
 
+def _compared(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Leave PostgreSQL-only indexes (models.POSTGRESQL_ONLY_INDEXES) out of the drift check."""
+    return not (type_ == "index" and reflected and name in POSTGRESQL_ONLY_INDEXES)
+
+
 def _migrate(connection: Connection, sqlite: bool) -> None:
     context.configure(
-        connection=connection, target_metadata=target_metadata, render_as_batch=sqlite
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=sqlite,
+        include_object=_compared,
     )
     with context.begin_transaction():
         context.run_migrations()

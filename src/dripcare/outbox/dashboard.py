@@ -7,7 +7,8 @@ transition fall on a quarter hour, so no row lands on the wrong side of a local 
 at most 96 rows a day come back however many emails there were (bench/dashboard.py).
 
 What each series counts:
-- sent: emails by their `sent_at`;
+- sent: emails by their `sent_at`, read from `sent_counts` (per clinic and quarter hour, kept by
+  triggers on `messages`): the same numbers without counting every sent row of the window;
 - failed: emails that ended `failed`, by their last change (nothing changes them after);
 - bounced: addresses suppressed after a bounce, by when; a resubscribe deletes the
   suppression, and with it the bounce from this count;
@@ -17,12 +18,13 @@ What each series counts:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Select, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
@@ -37,6 +39,7 @@ from dripcare.models import (
     Message,
     MessageStatus,
     Patient,
+    SentCount,
     Step,
     SubscriptionChange,
     SubscriptionEvent,
@@ -119,7 +122,6 @@ def activity(session: Session, scope: Scope, days: int, now: datetime) -> Activi
     """Sent, failed, bounced, unsubscribed and check-ins per day over the last `days` days."""
     window = Window.ending(now, days, scope.zone)
     stamps: dict[str, tuple[Any, Any, list[ColumnElement[bool]]]] = {
-        "sent": (Message.sent_at, Message.clinic_id, []),
         "failed": (Message.updated_at, Message.clinic_id, [Message.status == MessageStatus.FAILED]),
         "bounced": (
             Suppression.created_at,
@@ -137,6 +139,7 @@ def activity(session: Session, scope: Scope, days: int, now: datetime) -> Activi
         name: _per_day(session, scope, window, stamp, clinic, where)
         for name, (stamp, clinic, where) in stamps.items()
     }
+    series = {"sent": _sent_per_day(session, scope, window), **series}
     return Activity(window, scope.zone, series)
 
 
@@ -152,10 +155,27 @@ def _per_day(
     query = select(bucket, func.count()).where(stamp >= window.start, stamp < window.end, *where)
     if scope.clinic_id is not None:
         query = query.where(clinic == scope.clinic_id)
+    return _by_day(session.execute(query.group_by(bucket)), scope, window)
+
+
+def _sent_per_day(session: Session, scope: Scope, window: Window) -> list[int]:
+    """From `sent_counts`: a window starts and ends on local midnights, which fall on quarter
+    hours, so its quarters are exactly the instants `start <= sent_at < end`."""
+    first, end = (int(at.timestamp()) // QUARTER for at in (window.start, window.end))
+    query = select(SentCount.quarter, func.sum(SentCount.sent)).where(
+        SentCount.quarter >= first, SentCount.quarter < end
+    )
+    if scope.clinic_id is not None:
+        query = query.where(SentCount.clinic_id == scope.clinic_id)
+    return _by_day(session.execute(query.group_by(SentCount.quarter)), scope, window)
+
+
+def _by_day(rows: Iterable[Any], scope: Scope, window: Window) -> list[int]:
+    """Counts per quarter hour added up per local day of the window."""
     index = {day: i for i, day in enumerate(window.days)}
     counts = [0] * len(window.days)
     zone = ZoneInfo(scope.zone)
-    for quarter, n in session.execute(query.group_by(bucket)):
+    for quarter, n in rows:
         day = datetime.fromtimestamp(quarter * QUARTER, UTC).astimezone(zone).date()
         if day in index:
             counts[index[day]] += n
@@ -204,12 +224,21 @@ def needs_attention(
 
 
 def _first_rows(
-    session: Session, query: Select[*tuple[Any, ...]], clinic: Any, scope: Scope, limit: int
+    session: Session,
+    query: Select[*tuple[Any, ...]],
+    clinic: Any,
+    scope: Scope,
+    limit: int,
+    counted: Select[int] | None = None,
 ) -> tuple[list[Any], int]:
-    """The first `limit` rows of `query` in `scope`, and how many there are in all."""
+    """The first `limit` rows of `query` in `scope`, and how many there are in all: counted by
+    `counted` when given (the same rows without the joins that only add columns)."""
     if scope.clinic_id is not None:
         query = query.where(clinic == scope.clinic_id)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+        counted = None if counted is None else counted.where(clinic == scope.clinic_id)
+    if counted is None:
+        counted = select(func.count()).select_from(query.order_by(None).subquery())
+    total = session.scalar(counted)
     return list(session.execute(query.limit(limit))), total or 0
 
 
@@ -298,30 +327,37 @@ def _alert_state(alerts: list[ClinicAlert]) -> str:
 def late_emails(
     session: Session, scope: Scope, now: datetime, limit: int = ATTENTION_LIMIT
 ) -> Listing:
-    """Emails due more than LATE_AFTER ago and still not sent, the longest waiting first."""
-    query = (
-        select(Message, Patient, Step.key)
-        .join(Enrollment, Message.enrollment_id == Enrollment.id)
-        .join(Patient, Enrollment.patient_id == Patient.id)
-        .join(Step, Message.step_id == Step.id)
-        .where(_late(now - LATE_AFTER))
-        .order_by(Message.due_at, Message.id)
-    )
-    rows, total = _first_rows(session, query, Message.clinic_id, scope, limit)
+    """Emails due more than LATE_AFTER ago and still not sent, the longest waiting first.
+
+    Asked once per partial index (scheduled; queued or sending), each in due order and counted
+    on `messages` alone (every message has its enrollment, patient and step, so the joins
+    change no count), then merged: each query reads one end of its index instead of every late
+    row joined to patients (seconds at 10 M rows; bench/README.md, "Issue 14, aim 5")."""
+    cutoff = now - LATE_AFTER
+    found: list[Any] = []
+    total = 0
+    for late in (
+        (Message.status == MessageStatus.SCHEDULED) & (Message.due_at < cutoff),
+        Message.status.in_(IN_FLIGHT) & (Message.due_at < cutoff),
+    ):
+        query = (
+            select(Message, Patient, Step.key)
+            .join(Enrollment, Message.enrollment_id == Enrollment.id)
+            .join(Patient, Enrollment.patient_id == Patient.id)
+            .join(Step, Message.step_id == Step.id)
+            .where(late)
+            .order_by(Message.due_at, Message.id)
+        )
+        counted = select(func.count()).select_from(Message).where(late)
+        rows, n = _first_rows(session, query, Message.clinic_id, scope, limit, counted)
+        found += rows
+        total += n
+    found.sort(key=lambda row: (row[0].due_at, row[0].id))
     entries = [
         Entry(m.clinic_id, p.id, _name(p), p.email, f"{key}: {_state(m)}", m.due_at, m.id)
-        for m, p, key in rows
+        for m, p, key in found[:limit]
     ]
     return Listing(entries, total)
-
-
-def _late(cutoff: datetime) -> ColumnElement[bool]:
-    """Not sent and due before `cutoff`, written as the two partial indexes' predicates
-    (scheduled; queued or sending) so PostgreSQL reads both instead of the whole table."""
-    return or_(
-        and_(Message.status == MessageStatus.SCHEDULED, Message.due_at < cutoff),
-        and_(Message.status.in_(IN_FLIGHT), Message.due_at < cutoff),
-    )
 
 
 def _state(message: Message) -> str:
