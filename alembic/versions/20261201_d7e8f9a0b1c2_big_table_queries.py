@@ -18,7 +18,7 @@ On a big outbox, create the indexes `CONCURRENTLY` by hand first (same names and
 then upgrade: each CREATE INDEX here blocks writes to its table while it builds.
 
 Revision ID: d7e8f9a0b1c2
-Revises: b1c2d3e4f5a6
+Revises: f6a7b8c9d0e1
 Create Date: 2026-12-01 19:30:00
 
 """
@@ -30,7 +30,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "d7e8f9a0b1c2"
-down_revision: str | Sequence[str] | None = "b1c2d3e4f5a6"
+down_revision: str | Sequence[str] | None = "f6a7b8c9d0e1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
